@@ -1,0 +1,59 @@
+# LabelOps: `make run` brings the platform up on embedded defaults; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV_LS := .venv-ls
+PY := $(VENV)/bin/python
+PIP_FLAGS ?= --disable-pip-version-check --quiet
+
+.PHONY: run up test test-fast venv browser lint lock bench clean help
+
+help:
+	@echo "make run    - start PostgreSQL, Label Studio, Airflow and the web app; run the demo loop"
+	@echo "make test   - run the test suite (real PostgreSQL, Label Studio, Airflow, Chromium)"
+	@echo "make bench  - run the benchmarks under bench/ (figures to bench/results/)"
+	@echo "make lint   - ruff and mypy"
+	@echo "make lock   - recompile requirements*.txt from requirements*.in"
+
+run up: venv
+	$(PY) -m include.runtime.stack $(ARGS)
+
+test: venv browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -m "not browser and not labelstudio and not airflow" $(PYTEST_ARGS)
+
+venv: $(VENV)/.installed $(VENV_LS)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt
+	touch $@
+
+$(VENV_LS)/.installed: requirements-labelstudio.txt
+	test -x $(VENV_LS)/bin/python || $(PYTHON) -m venv $(VENV_LS)
+	$(VENV_LS)/bin/python -m pip install $(PIP_FLAGS) -r requirements-labelstudio.txt
+	touch $@
+
+# Headless Chromium for the browser tests (Debian package; Playwright never downloads one).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)) >/dev/null; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+
+lint: venv
+	$(VENV)/bin/ruff check dags include webapp plugins tests bench
+	$(VENV)/bin/mypy include webapp dags
+
+lock:
+	$(PY) -m pip install $(PIP_FLAGS) pip-tools
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.txt
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-labelstudio.txt requirements-labelstudio.in
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf .labelops/logs .pytest_cache

@@ -1,0 +1,48 @@
+"""
+## ls_export
+
+Pull annotations that changed in Label Studio since the last watermark into the shadow index:
+store each annotation, set the task's label and status (`labeled`, or `conflict` when annotators
+disagree), reflect updated and deleted annotations and tasks deleted in Label Studio.
+Incremental: never the full export, never one request per task.
+
+* **Params**: `dataset_id` (empty = all datasets), `full` (re-read everything annotated).
+* **Reads/writes**: `tasks`, `annotations`, `ls_projects` (watermarks), `jobs`.
+* **Needs**: `labelops_db` connection or `DATABASE_URL`; `LS_URL`, `LS_API_TOKEN`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.pipelines import entrypoints
+
+
+@dag(
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["labelops", "labelstudio"],
+    doc_md=__doc__,
+    default_args={"owner": "labelops", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    params={
+        "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset to sync; empty for all"),
+        "full": Param(False, type="boolean", description="Ignore the watermark and re-read all annotated tasks"),
+    },
+)
+def ls_export():
+    @task(execution_timeout=timedelta(hours=1))
+    def export_annotations() -> dict:
+        return entrypoints.ls_export(get_current_context())
+
+    export_annotations()
+
+
+ls_export_dag = ls_export()
+
+if __name__ == "__main__":
+    ls_export_dag.test()

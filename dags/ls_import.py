@@ -1,0 +1,52 @@
+"""
+## ls_import
+
+Send a dataset's new items to Label Studio as tasks, in bulk batches, and record the Label Studio
+task ids in the platform's shadow index (`tasks`). Idempotent: a re-run imports nothing twice,
+also after a crash between the Label Studio call and the database write.
+
+* **Params**: `dataset_id` (empty = every dataset with new items), `limit`, `batch_size`.
+* **Reads/writes**: `items`, `tasks`, `jobs` ("imported 100 tasks"); Label Studio projects and tasks.
+* **Needs**: `labelops_db` connection or `DATABASE_URL`; `LS_URL`, `LS_API_TOKEN`, optional `LS_PROJECT_ID`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.pipelines import entrypoints
+
+
+@dag(
+    schedule="0 1 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["labelops", "labelstudio"],
+    doc_md=__doc__,
+    default_args={"owner": "labelops", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    params={
+        "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset to import; empty for all"),
+        "limit": Param(
+            None, type=["null", "integer"], minimum=1, maximum=1_000_000, description="Most tasks to import"
+        ),
+        "batch_size": Param(
+            5000, type="integer", minimum=100, maximum=20_000, description="Tasks per Label Studio request"
+        ),
+    },
+)
+def ls_import():
+    @task(execution_timeout=timedelta(hours=2))
+    def import_items() -> dict:
+        return entrypoints.ls_import(get_current_context())
+
+    import_items()
+
+
+ls_import_dag = ls_import()
+
+if __name__ == "__main__":
+    ls_import_dag.test()

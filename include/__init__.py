@@ -1,0 +1,1 @@
+"""Shared library code for LabelOps: used by the DAGs, the web app and the runtime."""

@@ -1,0 +1,190 @@
+"""Platform settings, read from environment variables.
+
+Nothing is read at import time: call :func:`load_settings` where settings are needed. Every
+variable is documented in ``.env.example``. A missing or malformed value raises
+:class:`SettingsError` naming the variable and what is expected, so a bad deployment fails
+at start instead of half-way through a pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LABELS: tuple[str, ...] = ("OK", "NG")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, expected: str, got: str | None = None) -> None:
+        self.variable = variable
+        shown = "" if got is None else f" (got {got!r})"
+        super().__init__(f"{variable}: expected {expected}{shown}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. ``None`` means "not configured" (embedded default or feature off)."""
+
+    home: Path
+    database_url: str | None
+    ls_url: str | None
+    ls_api_token: str | None
+    ls_project_id: int | None
+    labels: tuple[str, ...]
+    ls_timeout: float
+    ollama_base_url: str | None
+    ollama_model: str
+    ollama_timeout: float
+    openai_base_url: str | None
+    openai_api_key: str | None
+    openai_model: str
+    openai_embedding_model: str
+    secret_key: str | None
+    airflow_api_url: str
+    airflow_api_user: str
+    airflow_api_password: str | None
+    model_dir: Path
+
+    def require(self, name: str) -> str:
+        """Return a configured string setting or fail naming its variable."""
+        value = getattr(self, name)
+        if value in (None, ""):
+            variable = _VARIABLE_OF[name]
+            raise SettingsError(variable, f"{_EXPECTED_OF[name]}; it is not set")
+        return str(value)
+
+
+_VARIABLE_OF = {
+    "database_url": "DATABASE_URL",
+    "ls_url": "LS_URL",
+    "ls_api_token": "LS_API_TOKEN",
+    "secret_key": "SECRET_KEY",
+    "ollama_base_url": "OLLAMA_BASE_URL",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "airflow_api_password": "AIRFLOW_API_PASSWORD",
+}
+_EXPECTED_OF = {
+    "database_url": "a PostgreSQL URL such as postgresql+psycopg://user:pw@host:5432/labelops",
+    "ls_url": "the Label Studio base URL such as http://127.0.0.1:8081",
+    "ls_api_token": "a Label Studio Personal Access Token (JWT) or legacy token",
+    "secret_key": "a long random string (python -c 'import secrets; print(secrets.token_hex(32))')",
+    "ollama_base_url": "the Ollama server URL such as http://127.0.0.1:11434",
+    "openai_base_url": "an OpenAI-compatible base URL such as https://api.openai.com/v1",
+    "airflow_api_password": "the password of the Airflow API user the web app triggers DAGs as",
+}
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = _get(env, name) or default
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SettingsError(name, "an http:// or https:// URL", value)
+    return value.rstrip("/")
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(name, "a number of seconds greater than 0", raw) from None
+    if value <= 0:
+        raise SettingsError(name, "a number of seconds greater than 0", raw)
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = _get(env, name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(name, "a positive integer id", raw)
+    return int(raw)
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = _get(env, "DATABASE_URL")
+    if raw is None:
+        return None
+    scheme = urlparse(raw).scheme
+    if not scheme.startswith("postgresql"):
+        raise SettingsError("DATABASE_URL", _EXPECTED_OF["database_url"], raw.split("@")[-1])
+    return normalize_database_url(raw)
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for plain ``postgresql://`` URLs (what Airflow connections produce)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _labels(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _get(env, "LABELS")
+    if raw is None:
+        return DEFAULT_LABELS
+    labels = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise SettingsError("LABELS", "two or more distinct comma-separated labels, e.g. OK,NG", raw)
+    for label in labels:
+        if any(ch in label for ch in '<>"&'):
+            raise SettingsError("LABELS", 'labels without <, >, " or &', raw)
+    return labels
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate :class:`Settings` from ``env`` (default: ``os.environ``).
+
+    Raises:
+        SettingsError: a variable is malformed, or one that needs another is set alone.
+    """
+    env = os.environ if env is None else env
+    home = Path(_get(env, "LABELOPS_HOME") or REPO_ROOT / ".labelops").resolve()
+    ls_url = _http_url(env, "LS_URL")
+    ls_token = _get(env, "LS_API_TOKEN")
+    if ls_url and not ls_token:
+        raise SettingsError("LS_API_TOKEN", "a token for LS_URL (Personal Access Token or legacy token)")
+    secret_key = _get(env, "SECRET_KEY")
+    if secret_key is not None and len(secret_key) < 16:
+        raise SettingsError("SECRET_KEY", "at least 16 characters of random text", "<too short>")
+    openai_key = _get(env, "OPENAI_API_KEY")
+    return Settings(
+        home=home,
+        database_url=_database_url(env),
+        ls_url=ls_url,
+        ls_api_token=ls_token,
+        ls_project_id=_positive_int(env, "LS_PROJECT_ID"),
+        labels=_labels(env),
+        ls_timeout=_positive_float(env, "LS_TIMEOUT", 60.0),
+        ollama_base_url=_http_url(env, "OLLAMA_BASE_URL"),
+        ollama_model=_get(env, "OLLAMA_MODEL") or "llama3.2:1b",
+        ollama_timeout=_positive_float(env, "OLLAMA_TIMEOUT", 120.0),
+        openai_base_url=_http_url(env, "OPENAI_BASE_URL"),
+        openai_api_key=openai_key,
+        openai_model=_get(env, "OPENAI_MODEL") or "gpt-4o-mini",
+        openai_embedding_model=_get(env, "OPENAI_EMBEDDING_MODEL") or "text-embedding-3-small",
+        secret_key=secret_key,
+        airflow_api_url=_http_url(env, "AIRFLOW_API_URL", "http://127.0.0.1:8080") or "",
+        airflow_api_user=_get(env, "AIRFLOW_API_USER") or "webapp",
+        airflow_api_password=_get(env, "AIRFLOW_API_PASSWORD"),
+        model_dir=Path(_get(env, "MODEL_DIR") or home / "models").resolve(),
+    )

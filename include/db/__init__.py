@@ -1,0 +1,1 @@
+"""Platform database: models (one DeclarativeBase), sessions, Alembic migrations."""

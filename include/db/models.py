@@ -1,0 +1,381 @@
+"""Platform tables. Alembic (include/db/migrations) is the only thing that creates them.
+
+The ``tasks`` table is the shadow index of Label Studio tasks: Label Studio stays the source of
+truth for labels, the platform keeps assignment, status, predictions and priority next to it
+for permissions, statistics and ordering.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy import (
+    text as sql_text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from include.db.base import Base
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A VARCHAR + CHECK enum: easier to extend in a migration than a native PG enum."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    ANNOTATOR = "annotator"
+
+
+class TaskStatus(enum.StrEnum):
+    IMPORTED = "imported"
+    ASSIGNED = "assigned"
+    LABELED = "labeled"
+    CONFLICT = "conflict"
+    DELETED = "deleted"  # the task was deleted in Label Studio
+
+
+class AnnotationSource(enum.StrEnum):
+    LABELSTUDIO = "labelstudio"
+    WEBAPP = "webapp"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # nothing to do: the step ended cleanly without work
+
+
+class ModelStatus(enum.StrEnum):
+    CANDIDATE = "candidate"
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    RETIRED = "retired"  # was promoted, replaced by a better model
+
+
+class EmbeddingBackend(enum.StrEnum):
+    SENTENCE_TRANSFORMERS = "sentence_transformers"
+    OPENAI = "openai"
+    OLLAMA = "ollama"
+
+
+TSTZ = DateTime(timezone=True)
+
+
+class User(Base):
+    """A person who logs into the web app. Duck-types flask-login's user interface."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.ANNOTATOR)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sql_text("true"))
+    ls_user_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    last_login_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    # flask-login's interface, without importing flask-login into the library.
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def __repr__(self) -> str:
+        return f"<User {self.username} {self.role.value}>"
+
+
+class Dataset(Base):
+    """A named collection of texts to label with one label set."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    labels: Mapped[list[str]] = mapped_column(JSONB, default=lambda: ["OK", "NG"])
+    ls_project_id: Mapped[int | None] = mapped_column(Integer)
+    # Kept by add_items / delete_items so statistics never count millions of items.
+    item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class Item(Base):
+    """One text of a dataset; ``text_hash`` (sha256 hex) deduplicates texts within a dataset."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "text_hash", name="uq_items_dataset_text_hash"),
+        Index("ix_items_text_hash", "text_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class Task(Base):
+    """Shadow index row of one Label Studio task."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # An annotator's task list: WHERE assigned_to = ? [AND status = ?] ORDER BY priority DESC.
+        Index("ix_tasks_assignee_status_priority", "assigned_to", "status", sql_text("priority DESC"), "id"),
+        Index("ix_tasks_assignee_priority", "assigned_to", sql_text("priority DESC"), "id"),
+        # Auto-assign queue: a dataset's unassigned, unlabeled tasks by priority.
+        Index(
+            "ix_tasks_unassigned_queue",
+            "dataset_id",
+            sql_text("priority DESC"),
+            "id",
+            postgresql_where=sql_text("assigned_to IS NULL AND status = 'imported'"),
+        ),
+        Index("ix_tasks_dataset_status", "dataset_id", "status"),
+        Index("ix_tasks_ls_project_task", "ls_project_id", "ls_task_id"),
+        Index("ix_tasks_assignee_labeled_at", "assigned_to", "labeled_at"),
+        CheckConstraint("priority >= 0 AND priority <= 1000", name="priority_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), unique=True)
+    ls_project_id: Mapped[int] = mapped_column(Integer)
+    ls_task_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    status: Mapped[TaskStatus] = mapped_column(
+        _enum(TaskStatus, "task_status"), default=TaskStatus.IMPORTED, server_default=TaskStatus.IMPORTED.value
+    )
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    assigned_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    label: Mapped[str | None] = mapped_column(String(64))
+    labeled_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    prelabel_label: Mapped[str | None] = mapped_column(String(64))
+    prelabel_score: Mapped[float | None] = mapped_column(Float)
+    prelabel_json: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    model_prob: Mapped[float | None] = mapped_column(Float)
+    uncertainty_score: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ls_updated_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now(), onupdate=func.now())
+
+    item: Mapped[Item] = relationship(lazy="joined", innerjoin=True)
+    assignee: Mapped[User | None] = relationship(lazy="select")
+
+
+class Annotation(Base):
+    """One Label Studio annotation of a task, attributed to a platform user where the email maps."""
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    annotator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    ls_annotation_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    ls_user_email: Mapped[str | None] = mapped_column(String(255))
+    label: Mapped[str | None] = mapped_column(String(64))
+    was_cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    ground_truth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    source: Mapped[AnnotationSource] = mapped_column(_enum(AnnotationSource, "annotation_source"))
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    synced_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class LsProject(Base):
+    """Per Label Studio project sync state: the export watermark and the live model version."""
+
+    __tablename__ = "ls_projects"
+
+    ls_project_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    # Created by the platform for one dataset (deleted with it), or configured via LS_PROJECT_ID.
+    owned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    export_watermark: Mapped[datetime | None] = mapped_column(TSTZ)
+    last_export_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class Job(Base):
+    """One pipeline run (or one step of a multi-step run), shown on the jobs page."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id", "kind", name="uq_jobs_dag_run_kind"),
+        Index("ix_jobs_created_at", sql_text("created_at DESC")),
+        Index("ix_jobs_active", "status", postgresql_where=sql_text("status IN ('queued', 'running')")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
+    message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    triggered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    finished_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class EmbeddingModel(Base):
+    """An embedding model; its vectors live in ``embeddings`` with a per-model HNSW index."""
+
+    __tablename__ = "embedding_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    backend: Mapped[EmbeddingBackend] = mapped_column(_enum(EmbeddingBackend, "embedding_backend"))
+    model: Mapped[str] = mapped_column(String(255))
+    dimension: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+    __table_args__ = (CheckConstraint("dimension > 0 AND dimension <= 2000", name="dimension_range"),)
+
+
+class Embedding(Base):
+    """A text's vector for one model, keyed by text hash so a text is embedded once per model.
+
+    The column has no fixed dimension so models of different sizes share the table; each model
+    gets a partial HNSW index over ``embedding::vector(dim)`` (see include.ml.embeddings.store).
+    """
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("model_id", "text_hash", name="uq_embeddings_model_text_hash"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("embedding_models.id", ondelete="CASCADE"))
+    text_hash: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[Any] = mapped_column(Vector())
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class Experiment(Base):
+    """One training run: its hyperparameters, data sizes and final metrics."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    embedding_model_id: Mapped[int | None] = mapped_column(ForeignKey("embedding_models.id", ondelete="SET NULL"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    device: Mapped[str] = mapped_column(String(32), default="cpu")
+    n_train: Mapped[int] = mapped_column(Integer, default=0)
+    n_val: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    started_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+    epochs: Mapped[list[ExperimentEpoch]] = relationship(
+        order_by="ExperimentEpoch.epoch", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ExperimentEpoch(Base):
+    """Per-epoch metrics of an experiment, for learning curves."""
+
+    __tablename__ = "experiment_epochs"
+    __table_args__ = (UniqueConstraint("experiment_id", "epoch", name="uq_experiment_epochs_experiment_epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float] = mapped_column(Float)
+    val_loss: Mapped[float] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class ModelVersion(Base):
+    """Model registry entry: a trained classifier head and why it was promoted or rejected."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        # At most one promoted model per embedding model.
+        Index(
+            "uq_models_one_promoted",
+            "embedding_model_id",
+            unique=True,
+            postgresql_where=sql_text("status = 'promoted'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[ModelStatus] = mapped_column(_enum(ModelStatus, "model_status"), default=ModelStatus.CANDIDATE)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id", ondelete="SET NULL"))
+    embedding_model_id: Mapped[int] = mapped_column(ForeignKey("embedding_models.id", ondelete="CASCADE"))
+    labels: Mapped[list[str]] = mapped_column(JSONB)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    artifact_path: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    promoted_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class TaskCount(Base):
+    """Task counts per (dataset, assignee, status, label), kept exact by statement-level triggers
+    on ``tasks`` (migration 0002), so statistics pages read a few rows instead of counting
+    millions. ``assignee_id`` 0 and ``label`` '' stand for none."""
+
+    __tablename__ = "task_counts"
+
+    dataset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignee_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)

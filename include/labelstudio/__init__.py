@@ -1,0 +1,1 @@
+"""Label Studio: the REST client, the labeling config, and the result format."""

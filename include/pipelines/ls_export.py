@@ -1,0 +1,134 @@
+"""ls_export: pull what changed in Label Studio since the last watermark into the shadow index.
+
+Never the full ``/export`` and never one request per task: tasks come from the Data Manager
+list filtered on ``updated_at`` (which Label Studio bumps when an annotation is created,
+updated or deleted), a page of 1,000 at a time with their annotations. The first sync of a
+project only reads tasks that have annotations. Deleted tasks are detected by comparing task
+counts and, only when they differ, listing task ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from include.db.models import Dataset, LsProject
+from include.db.session import session_scope
+from include.labelstudio.client import LabelStudioClient, parse_ls_datetime
+from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
+from include.services.ls_export import (
+    ExportSummary,
+    apply_ls_tasks,
+    count_live_tasks,
+    mark_deleted_tasks,
+    platform_users_by_email,
+)
+
+log = logging.getLogger(__name__)
+
+# Re-read a short window before the watermark: a transaction in Label Studio may commit a task
+# whose updated_at is slightly older than one we already saw. Re-applying a task is harmless.
+WATERMARK_OVERLAP = timedelta(seconds=30)
+PAGE_SIZE = 1000
+
+
+ANNOTATED = {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}
+
+
+def export_project(
+    db_url: str, client: LabelStudioClient, project_id: int, *, job: JobHandle | None = None, full: bool = False
+) -> ExportSummary:
+    """Sync one Label Studio project; advances its watermark after each committed page."""
+    with session_scope(db_url) as session:
+        state = session.get(LsProject, project_id)
+        watermark = None if (full or state is None) else state.export_watermark
+        users_by_email = platform_users_by_email(session)
+    ls_users = {int(u["id"]): str(u.get("email") or "") for u in client.list_users()}
+    since = watermark - WATERMARK_OVERLAP if watermark else None
+    summary = ExportSummary()
+    page: list[dict[str, Any]] = []
+    newest = watermark
+
+    def flush() -> None:
+        nonlocal newest
+        if not page:
+            return
+        with session_scope(db_url) as session:
+            summary.add(apply_ls_tasks(session, page, ls_users=ls_users, users_by_email=users_by_email))
+            page_newest = max(parse_ls_datetime(t["updated_at"]) for t in page)
+            newest = max(newest, page_newest) if newest else page_newest
+            _save_watermark(session, project_id, newest)
+        page.clear()
+        if job is not None:
+            job.progress(f"project {project_id}: synced {summary.tasks_seen} changed tasks", **summary.as_dict())
+
+    # The first sync of a project reads only annotated tasks; later ones what changed.
+    filters = [] if since is not None else [ANNOTATED]
+    for ls_task in client.tasks_updated_since(project_id, since, filters=filters, page_size=PAGE_SIZE):
+        page.append(ls_task)
+        if len(page) >= PAGE_SIZE:
+            flush()
+    flush()
+    summary.tasks_deleted = _sync_deletions(db_url, client, project_id)
+    with session_scope(db_url) as session:
+        state = session.get(LsProject, project_id)
+        if state is not None:
+            state.last_export_at = datetime.now(UTC)
+    return summary
+
+
+def _save_watermark(session: Any, project_id: int, newest: datetime | None) -> None:
+    state = session.get(LsProject, project_id)
+    if state is None:
+        state = LsProject(ls_project_id=project_id, title="")
+        session.add(state)
+    if newest is not None and (state.export_watermark is None or newest > state.export_watermark):
+        state.export_watermark = newest
+
+
+def _sync_deletions(db_url: str, client: LabelStudioClient, project_id: int) -> int:
+    """Mark tasks deleted in Label Studio; lists ids only when the counts disagree."""
+    ls_count = int(client.get_project(project_id).get("task_number") or 0)
+    with session_scope(db_url) as session:
+        ours = count_live_tasks(session, project_id)
+    if ours <= ls_count:
+        return 0  # nothing of ours can be missing (extra tasks in LS are hand-made ones)
+    live = {int(t["id"]) for t in client.iter_tasks(project_id, fields="task_only", include=["id"], page_size=5000)}
+    with session_scope(db_url) as session:
+        return mark_deleted_tasks(session, project_id, live)
+
+
+def run_ls_export(
+    db_url: str, client: LabelStudioClient, run: RunRef, *, dataset_id: int | None = None, full: bool = False
+) -> dict[str, Any]:
+    """The ``ls_export`` job over the projects of one dataset, or of all datasets."""
+    with tracked_job(
+        db_url, "ls_export", run, dataset_id=dataset_id, params={"dataset_id": dataset_id, "full": full}
+    ) as job:
+        with session_scope(db_url) as session:
+            stmt = select(Dataset.ls_project_id).where(Dataset.ls_project_id.is_not(None)).distinct()
+            if dataset_id is not None:
+                stmt = stmt.where(Dataset.id == dataset_id)
+            projects = sorted(int(p) for p in session.scalars(stmt))
+        if not projects:
+            raise SkipStep("no dataset has been imported into Label Studio yet")
+        total = ExportSummary()
+        for project_id in projects:
+            total.add(export_project(db_url, client, project_id, job=job, full=full))
+        message = f"exported {total.labeled} labeled tasks"
+        extras = []
+        if total.conflicts:
+            extras.append(f"{total.conflicts} in conflict")
+        if total.unlabeled:
+            extras.append(f"{total.unlabeled} unlabeled again")
+        if total.tasks_deleted:
+            extras.append(f"{total.tasks_deleted} deleted in Label Studio")
+        if total.unmapped_annotations:
+            extras.append(f"{total.unmapped_annotations} annotations by users unknown to the platform")
+        if extras:
+            message += " (" + ", ".join(extras) + ")"
+        job.done(message, **total.as_dict(), projects=len(projects))
+        return {"projects": projects, **total.as_dict()}

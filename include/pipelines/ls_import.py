@@ -1,0 +1,147 @@
+"""ls_import: send a dataset's new items to Label Studio in bulk and record the task ids."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from include.db.models import Dataset
+from include.db.session import session_scope
+from include.labelstudio.client import LabelStudioClient, LabelStudioError
+from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
+from include.services.ls_import import (
+    count_pending_items,
+    pending_items,
+    reconcile_unrecorded,
+    record_imported,
+    task_payload,
+)
+from include.services.ls_projects import ensure_project
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 5000
+
+
+class DatasetNotFound(LookupError):
+    pass
+
+
+def import_dataset(
+    db_url: str,
+    client: LabelStudioClient,
+    dataset_id: int,
+    *,
+    limit: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    default_project_id: int | None = None,
+    job: JobHandle | None = None,
+) -> dict[str, Any]:
+    """Import up to ``limit`` not-yet-imported items of one dataset; commits after every batch.
+
+    A failure mid-run leaves every finished batch recorded; the next run first adopts tasks that
+    Label Studio created but the platform did not record, then continues where this one stopped.
+    """
+    with session_scope(db_url) as session:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            raise DatasetNotFound(f"dataset {dataset_id} does not exist")
+        project_id = ensure_project(session, client, dataset, default_project_id=default_project_id)
+    with session_scope(db_url) as session:
+        recovered = reconcile_unrecorded(session, client, dataset_id, project_id)
+    with session_scope(db_url) as session:
+        pending = count_pending_items(session, dataset_id)
+    total = pending if limit is None else min(limit, pending)
+    imported = 0
+    after = 0
+    while imported < total:
+        with session_scope(db_url) as session:
+            batch = pending_items(session, dataset_id, after_item_id=after, limit=min(batch_size, total - imported))
+        if not batch:
+            break
+        try:
+            ls_ids = client.import_tasks(project_id, [task_payload(i, text, dataset_id) for i, text in batch])
+        except LabelStudioError:
+            _try_reconcile(db_url, client, dataset_id, project_id)
+            raise
+        with session_scope(db_url) as session:
+            record_imported(
+                session, dataset_id, project_id, [(i, ls) for (i, _), ls in zip(batch, ls_ids, strict=True)]
+            )
+        imported += len(batch)
+        after = batch[-1][0]
+        if job is not None:
+            job.progress(
+                f"imported {imported} of {total} tasks into project {project_id}", imported=imported, total=total
+            )
+    return {
+        "dataset_id": dataset_id,
+        "ls_project_id": project_id,
+        "imported": imported,
+        "recovered": recovered.adopted,
+        "duplicates_deleted": recovered.duplicates_deleted,
+        "remaining": pending - imported,
+    }
+
+
+def _try_reconcile(db_url: str, client: LabelStudioClient, dataset_id: int, project_id: int) -> None:
+    """After a failed POST, adopt whatever Label Studio did create (if it still answers)."""
+    try:
+        with session_scope(db_url) as session:
+            reconcile_unrecorded(session, client, dataset_id, project_id)
+    except Exception as exc:  # the next run reconciles again
+        log.warning("could not reconcile after a failed import (the next run will): %s", exc)
+
+
+def run_ls_import(
+    db_url: str,
+    client: LabelStudioClient,
+    run: RunRef,
+    *,
+    dataset_id: int | None = None,
+    limit: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    default_project_id: int | None = None,
+) -> dict[str, Any]:
+    """The ``ls_import`` job: one dataset, or every dataset with new items when ``dataset_id`` is None."""
+    params = {"dataset_id": dataset_id, "limit": limit, "batch_size": batch_size}
+    with tracked_job(db_url, "ls_import", run, dataset_id=dataset_id, params=params) as job:
+        if dataset_id is not None:
+            dataset_ids = [dataset_id]
+        else:
+            with session_scope(db_url) as session:
+                dataset_ids = [
+                    d
+                    for d in session.scalars(select(Dataset.id).order_by(Dataset.id))
+                    if count_pending_items(session, d)
+                ]
+            if not dataset_ids:
+                raise SkipStep("no dataset has items to import")
+        results = []
+        remaining_limit = limit
+        for ds in dataset_ids:
+            result = import_dataset(
+                db_url,
+                client,
+                ds,
+                limit=remaining_limit,
+                batch_size=batch_size,
+                default_project_id=default_project_id,
+                job=job,
+            )
+            results.append(result)
+            if remaining_limit is not None:
+                remaining_limit -= result["imported"]
+                if remaining_limit <= 0:
+                    break
+        imported = sum(r["imported"] for r in results)
+        recovered = sum(r["recovered"] for r in results)
+        message = f"imported {imported} tasks"
+        if recovered:
+            message += f" (and recovered {recovered} from an interrupted run)"
+        if len(results) > 1:
+            message += f" across {len(results)} datasets"
+        job.done(message, imported=imported, recovered=recovered, datasets=len(results))
+        return {"imported": imported, "recovered": recovered, "datasets": results}

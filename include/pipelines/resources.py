@@ -1,0 +1,35 @@
+"""Resolve the platform database and Label Studio for a pipeline run.
+
+In Airflow the platform database comes from the ``labelops_db`` connection (through the
+Postgres provider, so a secrets backend works too); elsewhere from DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from include.config import Settings, load_settings, normalize_database_url
+from include.labelstudio.client import LabelStudioClient
+
+log = logging.getLogger(__name__)
+
+PLATFORM_CONN_ID = "labelops_db"
+
+
+def platform_db_url(settings: Settings | None = None) -> str:
+    """The platform database URL: Airflow connection ``labelops_db`` first, then DATABASE_URL."""
+    if os.environ.get(f"AIRFLOW_CONN_{PLATFORM_CONN_ID.upper()}") or os.environ.get("AIRFLOW_HOME"):
+        try:
+            from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+            return normalize_database_url(PostgresHook(postgres_conn_id=PLATFORM_CONN_ID).get_uri())
+        except Exception as exc:  # the connection is optional: fall back to DATABASE_URL
+            log.debug("no Airflow connection %s (%s); using DATABASE_URL", PLATFORM_CONN_ID, exc)
+    return (settings or load_settings()).require("database_url")
+
+
+def ls_client(settings: Settings | None = None) -> LabelStudioClient:
+    """A Label Studio client from LS_URL / LS_API_TOKEN / LS_TIMEOUT."""
+    settings = settings or load_settings()
+    return LabelStudioClient(settings.require("ls_url"), settings.require("ls_api_token"), timeout=settings.ls_timeout)

@@ -1,0 +1,86 @@
+"""Job tracking around a pipeline step: running -> success | skipped | failed, with progress.
+
+Progress and status are committed in their own short transactions so the web app sees them
+while the work runs; the work itself commits batch by batch so a crash loses at most one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from include.db.models import JobStatus
+from include.db.session import session_scope
+from include.services.jobs import start_job, update_job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Which orchestrator run a step belongs to (Airflow dag_id/run_id, or None outside Airflow)."""
+
+    dag_id: str | None = None
+    run_id: str | None = None
+
+
+class SkipStep(Exception):
+    """Raised by a step with nothing to do; the job ends as ``skipped`` with this message."""
+
+
+@dataclass
+class JobHandle:
+    db_url: str
+    job_id: int
+    counts: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    def progress(self, message: str, **counts: Any) -> None:
+        """Record progress (committed at once) and log it."""
+        self.counts.update(counts)
+        self.message = message
+        log.info("%s", message)
+        with session_scope(self.db_url) as session:
+            update_job(session, self.job_id, message=message, counts=counts)
+
+    def done(self, message: str, **counts: Any) -> None:
+        """Set the final message and counts; committed when the step ends."""
+        self.counts.update(counts)
+        self.message = message
+
+
+@contextmanager
+def tracked_job(
+    db_url: str,
+    kind: str,
+    run: RunRef,
+    *,
+    dataset_id: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> Iterator[JobHandle]:
+    """Run a step as a job. Exceptions mark it failed with their message and propagate."""
+    with session_scope(db_url) as session:
+        job_id = start_job(
+            session, kind=kind, dag_id=run.dag_id, run_id=run.run_id, dataset_id=dataset_id, params=params
+        )
+    handle = JobHandle(db_url, job_id)
+    try:
+        yield handle
+    except SkipStep as skip:
+        log.info("%s skipped: %s", kind, skip)
+        with session_scope(db_url) as session:
+            update_job(session, job_id, status=JobStatus.SKIPPED, message=str(skip), counts=handle.counts)
+    except BaseException as exc:
+        message = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+        log.error("%s failed: %s", kind, message)
+        with session_scope(db_url) as session:
+            update_job(session, job_id, status=JobStatus.FAILED, message=message, counts=handle.counts)
+        raise
+    else:
+        with session_scope(db_url) as session:
+            update_job(
+                session, job_id, status=JobStatus.SUCCESS, message=handle.message or "done", counts=handle.counts
+            )

@@ -1,0 +1,182 @@
+"""A local Label Studio server run from its own virtualenv (``.venv-ls``).
+
+Used by ``make run`` when LS_URL is not set, and by the test session. Label Studio pins its own
+Django stack, so it never shares the platform's environment: this module only starts its
+executables and talks to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from include.config import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VENV = REPO_ROOT / ".venv-ls"
+
+_MINT_PAT = (
+    "from users.models import User; from jwt_auth.models import LSAPIToken; "
+    "print('PAT=' + LSAPIToken.for_user(User.objects.get(email={email!r})).get_full_jwt())"
+)
+
+
+class LabelStudioServer:
+    """Initialise (once), start, mint a Personal Access Token for, and stop a Label Studio."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        admin_email: str = "admin@labelops.local",
+        admin_password: str = "labelops-admin",
+        venv: Path = DEFAULT_VENV,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.host = host
+        self.admin_email = admin_email
+        self.admin_password = admin_password
+        self.venv = Path(venv)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "label-studio.log"
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "LABEL_STUDIO", "VIRTUAL_ENV"))}
+        env.update(
+            LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
+            # The platform's own variables must not leak into Label Studio's settings.
+            PYTHONPATH="",
+            LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
+        )
+        env.pop("DATABASE_URL", None)
+        return env
+
+    def _exe(self, name: str) -> str:
+        path = self.venv / "bin" / name
+        if not path.exists():
+            raise RuntimeError(
+                f"Label Studio is not installed in {self.venv}: run `make venv` "
+                "(it creates .venv-ls from requirements-labelstudio.txt) or set LS_URL to an existing server"
+            )
+        return str(path)
+
+    def is_initialized(self) -> bool:
+        return (self.data_dir / "label_studio.sqlite3").exists()
+
+    def ensure_initialized(self) -> None:
+        """Create the database and the admin user the first time (about 45 s)."""
+        if self.is_initialized():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log.info("initialising Label Studio in %s (first run only, about a minute)", self.data_dir)
+        result = subprocess.run(
+            [
+                self._exe("label-studio"),
+                "init",
+                "--username",
+                self.admin_email,
+                "--password",
+                self.admin_password,
+                "--no-browser",
+            ],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0 or not self.is_initialized():
+            raise RuntimeError(f"label-studio init failed: {result.stderr[-2000:] or result.stdout[-2000:]}")
+
+    def health(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/health", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    def start(self, timeout: float = 120) -> None:
+        """Start the server in its own process group and wait for ``/health``."""
+        self.ensure_initialized()
+        if self.health():
+            raise RuntimeError(
+                f"something already answers on {self.url}; set LS_PORT to a free port or LS_URL to use it"
+            )
+        out = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            [
+                self._exe("label-studio"),
+                "start",
+                "--no-browser",
+                "--internal-host",
+                self.host,
+                "--port",
+                str(self.port),
+            ],
+            env=self._env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.health():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Label Studio exited with {self.process.returncode}; see {self.log_file}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Label Studio did not become healthy in {timeout:.0f} s; see {self.log_file}")
+            time.sleep(0.5)
+        log.info("Label Studio is up at %s", self.url)
+
+    def mint_token(self) -> str:
+        """A Personal Access Token for the admin, from Label Studio's own Django shell (about 4 s)."""
+        python = self._exe("python")
+        site = subprocess.run(
+            [python, "-c", "import label_studio, os; print(os.path.dirname(label_studio.__file__))"],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        env = self._env() | {"DJANGO_SETTINGS_MODULE": "core.settings.label_studio"}
+        result = subprocess.run(
+            [python, "manage.py", "shell", "-c", _MINT_PAT.format(email=self.admin_email)],
+            cwd=site,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        for line in result.stdout.splitlines():
+            if line.startswith("PAT="):
+                return line[4:].strip()
+        raise RuntimeError(f"could not mint a Label Studio token: {result.stderr[-2000:]}")
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop the whole process group (Label Studio starts worker children)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,349 @@
+"""``make run``: the whole platform on one machine, on embedded defaults.
+
+Starts PostgreSQL + pgvector (unless DATABASE_URL), Label Studio (unless LS_URL), Airflow
+(LocalExecutor on PostgreSQL) and the web app; seeds the demo accounts and dataset; runs the demo
+dataset through the labeling loop via the Airflow REST API; prints every URL and login; and stops
+everything it started on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from include.config import REPO_ROOT, Settings, SettingsError, load_settings
+
+log = logging.getLogger("labelops")
+
+DEMO_PIPELINE: tuple[tuple[str, str], ...] = (
+    ("ls_import", "import the demo dataset into Label Studio"),
+    ("active_learning_nightly", "export -> embed -> train -> gate -> pre-label -> score"),
+)
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SettingsError(name, "a TCP port number", raw)
+    return int(raw)
+
+
+class Launcher:
+    """Starts the services in order and stops them in reverse on exit."""
+
+    def __init__(self, settings: Settings, stack: ExitStack) -> None:
+        from include.runtime.local_secrets import LocalSecrets
+
+        self.settings = settings
+        self.stack = stack
+        self.home = settings.home
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs = self.home / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self.secrets = LocalSecrets(self.home / "secrets.json")
+        self.ports = {
+            "pg": _port("PG_PORT", 54329),
+            "ls": _port("LS_PORT", 8081),
+            "airflow": _port("AIRFLOW_PORT", 8080),
+            "webapp": _port("WEBAPP_PORT", 5000),
+        }
+        self.env: dict[str, str] = {
+            "LABELOPS_HOME": str(self.home),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        self.urls: dict[str, str] = {}
+        self.logins: list[tuple[str, str, str]] = []
+        self.children: dict[str, Any] = {}
+
+    # -- database ----------------------------------------------------------------------
+    def start_database(self) -> None:
+        from include.db.migrate import upgrade
+
+        if self.settings.database_url:
+            platform_url = self.settings.database_url
+            airflow_url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+            if not airflow_url:
+                raise SettingsError(
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                    "Airflow's metadata database URL (a separate database) when DATABASE_URL is set",
+                )
+            log.info("using the platform database from DATABASE_URL")
+        else:
+            from include.runtime.embedded_pg import EmbeddedPostgres
+
+            pg = EmbeddedPostgres(self.home / "postgres", self.ports["pg"])
+            pg.start()
+            self.stack.callback(self._stop, "PostgreSQL", pg.stop)
+            platform_url = pg.ensure_database("labelops")
+            airflow_url = pg.ensure_database("airflow")
+            self.urls["PostgreSQL (platform)"] = platform_url
+            log.info("embedded PostgreSQL 16 + pgvector on 127.0.0.1:%s (data in %s)", pg.port, pg.data_dir)
+        upgrade(platform_url)
+        self.platform_url = platform_url
+        self.airflow_metadata_url = airflow_url
+        self.env["DATABASE_URL"] = platform_url
+
+    # -- Label Studio ------------------------------------------------------------------
+    def start_label_studio(self) -> None:
+        from include.labelstudio.client import LabelStudioClient, LabelStudioError
+
+        if self.settings.ls_url:
+            client = LabelStudioClient(self.settings.ls_url, self.settings.require("ls_api_token"))
+            client.check_access()
+            self.env.update(LS_URL=self.settings.ls_url, LS_API_TOKEN=self.settings.require("ls_api_token"))
+            self.urls["Label Studio"] = self.settings.ls_url
+            log.info("using Label Studio at %s", self.settings.ls_url)
+            return
+        from include.runtime.labelstudio_server import LabelStudioServer
+
+        password = self.secrets.get("ls_admin_password")
+        server = LabelStudioServer(self.home / "label-studio", self.ports["ls"], admin_password=password)
+        log.info("starting Label Studio (the first start initialises it: about a minute)")
+        server.start()
+        self.stack.callback(self._stop, "Label Studio", server.stop)
+        token = self.secrets.get("ls_token", lambda: "")
+        try:
+            if not token:
+                raise LabelStudioError("no token yet")
+            LabelStudioClient(server.url, token).check_access()
+        except LabelStudioError:
+            token = server.mint_token()
+            self.secrets.set("ls_token", token)
+        self.env.update(LS_URL=server.url, LS_API_TOKEN=token)
+        self.urls["Label Studio"] = server.url
+        self.logins.append(("Label Studio", server.admin_email, password))
+
+    # -- Airflow -----------------------------------------------------------------------
+    def start_airflow(self) -> None:
+        from include.runtime.airflow_runtime import AirflowProcesses, airflow_cli, airflow_env, write_passwords
+
+        af_home = self.home / "airflow"
+        af_home.mkdir(exist_ok=True)
+        passwords = {
+            "admin": self.secrets.get("airflow_admin_password"),
+            "webapp": self.secrets.get("airflow_webapp_password"),
+        }
+        passwords_file = af_home / "passwords.json"
+        write_passwords(passwords_file, passwords)
+        env = airflow_env(
+            home=af_home,
+            metadata_url=self.airflow_metadata_url,
+            platform_db_url=self.platform_url,
+            port=self.ports["airflow"],
+            jwt_secret=self.secrets.get("airflow_jwt_secret", lambda: __import__("secrets").token_urlsafe(64)),
+            passwords_file=passwords_file,
+        )
+        env = {**self.env, **env}
+        log.info("migrating Airflow's metadata database")
+        airflow_cli(env, "db", "migrate")
+        airflow_cli(env, "pools", "set", "gpu", "1", "GPU slots (one per GPU on the worker)")
+        procs = AirflowProcesses(env, self.logs / "airflow")
+        procs.start()
+        self.stack.callback(self._stop, "Airflow", procs.stop)
+        base = f"http://127.0.0.1:{self.ports['airflow']}"
+        procs.wait_healthy(base)
+        self.children["airflow"] = procs
+        self.urls["Airflow"] = base
+        self.logins.append(("Airflow", "admin", passwords["admin"]))
+        self.env.update(AIRFLOW_API_URL=base, AIRFLOW_API_USER="webapp", AIRFLOW_API_PASSWORD=passwords["webapp"])
+
+    # -- web app -----------------------------------------------------------------------
+    def start_webapp(self) -> None:
+        secret = self.settings.secret_key or self.secrets.get("secret_key")
+        self.env["SECRET_KEY"] = secret
+        port = self.ports["webapp"]
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        out = (self.logs / "webapp.log").open("ab")
+        proc = subprocess.Popen(
+            [
+                str(gunicorn),
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "120",
+                "webapp.wsgi:app",
+            ],
+            cwd=str(REPO_ROOT),
+            env={**os.environ, **self.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.stack.callback(self._stop, "web app", lambda: _terminate(proc))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the web app exited ({proc.returncode}); see {self.logs / 'webapp.log'}")
+            try:
+                if requests.get(f"{url}/healthz", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the web app did not answer on {url}; see {self.logs / 'webapp.log'}")
+            time.sleep(0.5)
+        self.children["webapp"] = proc
+        self.urls["LabelOps web app"] = url
+
+    # -- demo --------------------------------------------------------------------------
+    def seed(self) -> int:
+        from include.db.session import session_scope
+        from include.demo.seed import seed_demo
+
+        with session_scope(self.platform_url) as session:
+            result = seed_demo(session)
+        known = self.secrets.get("demo_passwords", dict)
+        known.update(result.created_users)
+        self.secrets.set("demo_passwords", known)
+        for username, password in known.items():
+            self.logins.append(("LabelOps web app", username, password))
+        log.info("demo dataset %s: %s new items", result.dataset_id, result.items_added)
+        return result.dataset_id
+
+    def run_demo(self, dataset_id: int) -> bool:
+        """Run the demo dataset through the pipeline via Airflow's REST API, as the web app does."""
+        from include.airflow_client import AirflowClient, new_run_id
+        from include.db.models import Job
+        from include.db.session import session_scope
+        from include.services.jobs import queue_job
+
+        client = AirflowClient(self.urls["Airflow"], "webapp", self.env["AIRFLOW_API_PASSWORD"], timeout=30)
+        wanted = [dag_id for dag_id, _ in DEMO_PIPELINE]
+        deadline = time.monotonic() + 180
+        while not set(wanted) <= set(client.dag_ids()):
+            if time.monotonic() > deadline:
+                available = client.dag_ids()
+                wanted = [d for d in wanted if d in available]
+                break
+            time.sleep(2)
+        ok = True
+        for dag_id, what in DEMO_PIPELINE:
+            if dag_id not in wanted:
+                continue
+            run_id = new_run_id("demo")
+            conf: dict[str, Any] = {"dataset_id": dataset_id}
+            with session_scope(self.platform_url) as session:
+                queue_job(session, kind=dag_id, dag_id=dag_id, run_id=run_id, dataset_id=dataset_id, params=conf)
+            log.info("running %s: %s", dag_id, what)
+            client.trigger(dag_id, conf, run_id=run_id, note="make run demo")
+            state = client.wait(dag_id, run_id, timeout=1800)
+            with session_scope(self.platform_url) as session:
+                from sqlalchemy import select
+
+                for job in session.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id)):
+                    log.info("  %-22s %-8s %s", job.kind, job.status.value, job.message)
+            if state != "success":
+                log.error("%s ended %s; see the jobs page or the Airflow UI", dag_id, state)
+                ok = False
+                break
+        return ok
+
+    def print_summary(self) -> None:
+        lines = ["", "LabelOps is running. Press Ctrl-C to stop everything.", ""]
+        for name, url in self.urls.items():
+            lines.append(f"  {name:<24} {url}")
+        lines.append("")
+        lines.append("  Logins:")
+        for service, user, password in self.logins:
+            lines.append(f"    {service:<22} {user:<26} {password}")
+        lines.append(f"\n  Logs: {self.logs}    Secrets: {self.home / 'secrets.json'}\n")
+        print("\n".join(lines), flush=True)
+
+    def watch(self) -> None:
+        while True:
+            time.sleep(2)
+            airflow = self.children.get("airflow")
+            if airflow and airflow.dead():
+                raise RuntimeError(f"Airflow component(s) {airflow.dead()} stopped; see {self.logs / 'airflow'}")
+            webapp = self.children.get("webapp")
+            if webapp and webapp.poll() is not None:
+                raise RuntimeError(f"the web app stopped; see {self.logs / 'webapp.log'}")
+
+    @staticmethod
+    def _stop(name: str, fn: Any) -> None:
+        log.info("stopping %s", name)
+        try:
+            fn()
+        except Exception as exc:  # keep stopping the rest
+            log.warning("could not stop %s cleanly: %s", name, exc)
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-demo", action="store_true", help="start the services without running the demo pipeline")
+    parser.add_argument("--once", action="store_true", help="run the demo pipeline, then stop everything (smoke test)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("alembic", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        from dotenv import load_dotenv
+
+        load_dotenv(REPO_ROOT / ".env", override=False)
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        launcher = Launcher(settings, stack)
+        try:
+            launcher.start_database()
+            launcher.start_label_studio()
+            launcher.start_airflow()
+            launcher.start_webapp()
+            dataset_id = launcher.seed()
+            log.info("platform up in %.0f s", time.monotonic() - started)
+            launcher.print_summary()
+            ok = True
+            if not args.no_demo:
+                ok = launcher.run_demo(dataset_id)
+                log.info("demo pipeline %s after %.0f s", "finished" if ok else "FAILED", time.monotonic() - started)
+                if not args.once:
+                    launcher.print_summary()
+            if args.once:
+                return 0 if ok else 1
+            launcher.watch()
+        except KeyboardInterrupt:
+            print("\nstopping...", flush=True)
+            return 0
+        except (SettingsError, RuntimeError) as exc:
+            log.error("%s", exc)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Job rows: one per pipeline run (or step), with status, message and progress counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, Job, JobStatus
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def queue_job(
+    session: Session,
+    *,
+    kind: str,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    dataset_id: int | None = None,
+    params: dict[str, Any] | None = None,
+    triggered_by: int | None = None,
+) -> Job:
+    """Record a run that was asked for but has not started (the web app's trigger)."""
+    job = Job(
+        kind=kind,
+        dag_id=dag_id,
+        run_id=run_id,
+        dataset_id=dataset_id,
+        params=params or {},
+        triggered_by=triggered_by,
+        status=JobStatus.QUEUED,
+        message="queued",
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def start_job(
+    session: Session,
+    *,
+    kind: str,
+    dag_id: str | None,
+    run_id: str | None,
+    dataset_id: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> int:
+    """Mark the job of (dag_id, run_id, kind) running, creating it if the run came from elsewhere
+    (schedule, Airflow UI). A retry of the same task reuses the row. Returns the job id."""
+    # A job for a dataset id that does not exist is still recorded (it will fail, visibly).
+    existing_dataset = select(Dataset.id).where(Dataset.id == dataset_id).scalar_subquery() if dataset_id else None
+    values = {
+        "kind": kind,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "dataset_id": existing_dataset,
+        "params": params or {},
+        "status": JobStatus.RUNNING.value,
+        "message": "running",
+        "started_at": _now(),
+        "finished_at": None,
+    }
+    if dag_id is None or run_id is None:
+        return int(session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one())
+    stmt = insert(Job).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        constraint="uq_jobs_dag_run_kind",
+        set_={
+            "status": stmt.excluded.status,
+            "message": stmt.excluded.message,
+            "started_at": stmt.excluded.started_at,
+            "finished_at": None,
+            "dataset_id": stmt.excluded.dataset_id,
+        },
+    ).returning(Job.id)
+    return int(session.execute(stmt).scalar_one())
+
+
+def update_job(
+    session: Session,
+    job_id: int,
+    *,
+    status: JobStatus | None = None,
+    message: str | None = None,
+    counts: dict[str, Any] | None = None,
+) -> None:
+    job = session.get(Job, job_id)
+    if job is None:
+        return
+    if status is not None:
+        job.status = status
+        if status not in ACTIVE:
+            job.finished_at = _now()
+    if message is not None:
+        job.message = message[:4000]
+    if counts is not None:
+        job.counts = {**(job.counts or {}), **counts}
+
+
+def recent_jobs(
+    session: Session, limit: int = 50, *, kind: str | None = None, dataset_id: int | None = None
+) -> list[Job]:
+    """Newest jobs first, optionally of one kind or dataset."""
+    stmt = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    if dataset_id is not None:
+        stmt = stmt.where(Job.dataset_id == dataset_id)
+    return list(session.scalars(stmt))

@@ -1,0 +1,199 @@
+"""Apply Label Studio tasks (with their annotations) to the shadow index.
+
+Label Studio is the source of truth: for every task it returns, the platform's annotation rows
+are made equal to Label Studio's (upserted by annotation id, removed when deleted there) and the
+task's label and status are recomputed:
+
+* no usable annotation            -> back to ``assigned`` / ``imported``
+* one label among all annotations -> ``labeled``
+* a ground-truth annotation       -> ``labeled`` with that label (how conflicts are resolved)
+* different labels                -> ``conflict`` (kept out of training until resolved)
+
+Each page of tasks costs a constant number of statements, whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, not_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from include.db.models import Annotation, AnnotationSource, Task, TaskStatus, User
+from include.labelstudio.client import parse_ls_datetime
+from include.labelstudio.label_config import label_of
+from include.services.consensus import Vote, decide
+
+
+@dataclass
+class ExportSummary:
+    tasks_seen: int = 0
+    # Changes made by this sync: newly labeled (or relabeled), newly in conflict, unlabeled again.
+    annotations_upserted: int = 0
+    annotations_deleted: int = 0
+    labeled: int = 0
+    conflicts: int = 0
+    unlabeled: int = 0
+    unknown_tasks: int = 0
+    unmapped_annotations: int = 0
+    tasks_deleted: int = 0
+
+    def add(self, other: ExportSummary) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def platform_users_by_email(session: Session) -> dict[str, int]:
+    return {email.lower(): uid for uid, email in session.execute(select(User.id, User.email)).tuples()}
+
+
+def _completed_by_email(annotation: Mapping[str, Any], ls_users: Mapping[int, str]) -> str | None:
+    who = annotation.get("completed_by")
+    if isinstance(who, dict):
+        email = who.get("email")
+        return str(email).lower() if email else None
+    if isinstance(who, int):
+        email = ls_users.get(who)
+        return email.lower() if email else None
+    return None
+
+
+def apply_ls_tasks(
+    session: Session,
+    ls_tasks: Sequence[Mapping[str, Any]],
+    *,
+    ls_users: Mapping[int, str],
+    users_by_email: Mapping[str, int],
+) -> ExportSummary:
+    """Make the shadow index match these Label Studio tasks (one page of them)."""
+    summary = ExportSummary(tasks_seen=len(ls_tasks))
+    if not ls_tasks:
+        return summary
+    by_ls_id = {int(t["id"]): t for t in ls_tasks}
+    rows = (
+        session.execute(
+            select(Task.id, Task.ls_task_id, Task.assigned_to, Task.status, Task.label, Task.labeled_at).where(
+                Task.ls_task_id.in_(list(by_ls_id))
+            )
+        )
+        .tuples()
+        .all()
+    )
+    summary.unknown_tasks = len(by_ls_id) - len(rows)
+    now = datetime.now(UTC)
+    annotation_rows: list[dict[str, Any]] = []
+    task_updates: list[dict[str, Any]] = []
+    keep_pairs: list[tuple[int, int]] = []
+    for task_id, ls_task_id, assigned_to, old_status, old_label, old_labeled_at in rows:
+        ls_task = by_ls_id[int(ls_task_id)]
+        votes = []
+        for ann in ls_task.get("annotations") or []:
+            email = _completed_by_email(ann, ls_users)
+            annotator_id = users_by_email.get(email) if email else None
+            if annotator_id is None:
+                summary.unmapped_annotations += 1
+            vote = Vote(
+                label=label_of(ann.get("result")),
+                cancelled=bool(ann.get("was_cancelled")),
+                ground_truth=bool(ann.get("ground_truth")),
+                updated_at=parse_ls_datetime(ann["updated_at"]) if ann.get("updated_at") else now,
+            )
+            votes.append((vote, ann))
+            annotation_rows.append(
+                {
+                    "task_id": task_id,
+                    "ls_annotation_id": int(ann["id"]),
+                    "annotator_id": annotator_id,
+                    "ls_user_email": email,
+                    "label": vote.label,
+                    "was_cancelled": vote.cancelled,
+                    "ground_truth": vote.ground_truth,
+                    "source": AnnotationSource.LABELSTUDIO.value,
+                    "created_at": parse_ls_datetime(ann["created_at"]) if ann.get("created_at") else now,
+                    "updated_at": vote.updated_at,
+                    "synced_at": now,
+                }
+            )
+            keep_pairs.append((task_id, int(ann["id"])))
+        status, label = decide([vote for vote, _ in votes])
+        labeled_at = max((vote.updated_at for vote, _ in votes if vote.updated_at), default=None)
+        if status is None:
+            status = TaskStatus.ASSIGNED if assigned_to is not None else TaskStatus.IMPORTED
+            labeled_at = None
+        if (status, label, labeled_at) == (old_status, old_label, old_labeled_at):
+            continue  # unchanged (re-read inside the watermark overlap)
+        if status == TaskStatus.LABELED:
+            summary.labeled += 1
+        elif status == TaskStatus.CONFLICT:
+            summary.conflicts += 1
+        elif old_status in (TaskStatus.LABELED, TaskStatus.CONFLICT):
+            summary.unlabeled += 1
+        task_updates.append(
+            {
+                "id": task_id,
+                "status": status,
+                "label": label,
+                "labeled_at": labeled_at,
+                "ls_updated_at": parse_ls_datetime(ls_task["updated_at"]) if ls_task.get("updated_at") else now,
+            }
+        )
+    task_ids = [r[0] for r in rows]
+    if task_ids:
+        # Annotations deleted in Label Studio: rows of these tasks whose id Label Studio no longer lists.
+        present = [ann_id for _, ann_id in keep_pairs]
+        result = session.execute(
+            delete(Annotation).where(
+                Annotation.task_id.in_(task_ids),
+                or_(Annotation.ls_annotation_id.is_(None), not_(Annotation.ls_annotation_id.in_(present)))
+                if present
+                else Annotation.task_id.in_(task_ids),
+            )
+        )
+        summary.annotations_deleted = int(result.rowcount or 0)
+    if annotation_rows:
+        stmt = insert(Annotation).values(annotation_rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["ls_annotation_id"],
+            set_={
+                "task_id": stmt.excluded.task_id,
+                "annotator_id": func.coalesce(stmt.excluded.annotator_id, Annotation.annotator_id),
+                "ls_user_email": stmt.excluded.ls_user_email,
+                "label": stmt.excluded.label,
+                "was_cancelled": stmt.excluded.was_cancelled,
+                "ground_truth": stmt.excluded.ground_truth,
+                "updated_at": stmt.excluded.updated_at,
+                "synced_at": stmt.excluded.synced_at,
+            },
+        )
+        session.execute(stmt)
+        summary.annotations_upserted = len(annotation_rows)
+    if task_updates:
+        session.execute(update(Task), task_updates)
+    return summary
+
+
+def mark_deleted_tasks(session: Session, project_id: int, live_ls_ids: set[int]) -> int:
+    """Mark tasks of the project that Label Studio no longer has as ``deleted``."""
+    known = session.execute(
+        select(Task.id, Task.ls_task_id).where(Task.ls_project_id == project_id, Task.status != TaskStatus.DELETED)
+    ).tuples()
+    gone = [task_id for task_id, ls_id in known if int(ls_id) not in live_ls_ids]
+    if gone:
+        session.execute(update(Task).where(Task.id.in_(gone)).values(status=TaskStatus.DELETED, assigned_to=None))
+    return len(gone)
+
+
+def count_live_tasks(session: Session, project_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count(Task.id)).where(and_(Task.ls_project_id == project_id, Task.status != TaskStatus.DELETED))
+        )
+        or 0
+    )

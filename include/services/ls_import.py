@@ -1,0 +1,129 @@
+"""Import bookkeeping: which items still need a Label Studio task, and recovery after a crash.
+
+Every task sent to Label Studio carries the platform's ``item_id`` in its data. Label Studio
+does not deduplicate imports, so the platform makes imports idempotent itself: task rows are
+written right after Label Studio returns their ids, and a run first looks for tasks Label Studio
+created that the platform never recorded (a crash between the POST and the DB write) and
+adopts them, deleting any second copy of the same item.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from include.db.models import Item, Task, TaskStatus
+from include.labelstudio.client import LabelStudioClient, id_greater_than
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    adopted: int = 0
+    duplicates_deleted: int = 0
+    foreign: int = 0  # tasks without a platform item id (created in Label Studio by hand)
+
+
+def task_payload(item_id: int, text: str, dataset_id: int) -> dict[str, Any]:
+    """The Label Studio task for an item; ``item_id`` makes re-imports detectable."""
+    return {"data": {"text": text, "item_id": item_id, "dataset_id": dataset_id}}
+
+
+def count_pending_items(session: Session, dataset_id: int) -> int:
+    """Items of the dataset that have no Label Studio task yet."""
+    return int(
+        session.scalar(
+            select(func.count(Item.id))
+            .outerjoin(Task, Task.item_id == Item.id)
+            .where(Item.dataset_id == dataset_id, Task.id.is_(None))
+        )
+        or 0
+    )
+
+
+def pending_items(session: Session, dataset_id: int, *, after_item_id: int, limit: int) -> list[tuple[int, str]]:
+    """The next ``limit`` items without a task, by id (keyset: each call starts after the last)."""
+    rows = session.execute(
+        select(Item.id, Item.text)
+        .outerjoin(Task, Task.item_id == Item.id)
+        .where(Item.dataset_id == dataset_id, Task.id.is_(None), Item.id > after_item_id)
+        .order_by(Item.id)
+        .limit(limit)
+    ).tuples()
+    return [(int(i), str(t)) for i, t in rows]
+
+
+def record_imported(session: Session, dataset_id: int, project_id: int, pairs: Sequence[tuple[int, int]]) -> int:
+    """Write task rows for (item_id, ls_task_id) pairs in one statement; returns rows written."""
+    if not pairs:
+        return 0
+    stmt = (
+        insert(Task)
+        .values(
+            [
+                {
+                    "dataset_id": dataset_id,
+                    "item_id": item_id,
+                    "ls_project_id": project_id,
+                    "ls_task_id": ls_id,
+                    "status": TaskStatus.IMPORTED.value,
+                }
+                for item_id, ls_id in pairs
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(Task.id)
+    )
+    return len(session.scalars(stmt).all())
+
+
+def reconcile_unrecorded(
+    session: Session, client: LabelStudioClient, dataset_id: int, project_id: int
+) -> ReconcileReport:
+    """Adopt Label Studio tasks newer than the newest recorded one whose item has no task row.
+
+    Label Studio task ids only grow, so anything above the highest id the platform recorded for
+    the project is either from an interrupted import or made by hand. A second task for an item
+    that already has one is deleted from Label Studio, so an item is never labeled twice.
+    """
+    report = ReconcileReport()
+    newest = session.scalar(select(func.max(Task.ls_task_id)).where(Task.ls_project_id == project_id)) or 0
+    found: dict[int, list[int]] = {}
+    for ls_task in client.iter_tasks(
+        project_id, filters=[id_greater_than(newest)], fields="task_only", include=["id", "data"]
+    ):
+        data = ls_task.get("data") or {}
+        item_id = data.get("item_id")
+        if not isinstance(item_id, int) or data.get("dataset_id") != dataset_id:
+            report.foreign += 1
+            continue
+        found.setdefault(item_id, []).append(int(ls_task["id"]))
+    if not found:
+        return report
+    has_task = set(session.scalars(select(Task.item_id).where(Task.item_id.in_(list(found)))))
+    existing_items = set(
+        session.scalars(select(Item.id).where(Item.id.in_(list(found)), Item.dataset_id == dataset_id))
+    )
+    adopt: list[tuple[int, int]] = []
+    extra: list[int] = []
+    for item_id, ls_ids in found.items():
+        ls_ids.sort()
+        if item_id in has_task or item_id not in existing_items:
+            extra.extend(ls_ids)
+            continue
+        adopt.append((item_id, ls_ids[0]))
+        extra.extend(ls_ids[1:])
+    if extra:
+        report.duplicates_deleted = client.delete_tasks(project_id, extra)
+        log.warning("deleted %d duplicate or orphaned Label Studio tasks in project %s", len(extra), project_id)
+    report.adopted = record_imported(session, dataset_id, project_id, adopt)
+    if report.adopted:
+        log.warning("adopted %d Label Studio tasks from an interrupted import", report.adopted)
+    return report

@@ -1,0 +1,72 @@
+"""Which Label Studio project a dataset lives in: create it, or validate LS_PROJECT_ID."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, LsProject
+from include.labelstudio.client import LabelStudioClient
+from include.labelstudio.label_config import build_label_config, validate_project_config
+
+log = logging.getLogger(__name__)
+
+
+def project_title(dataset: Dataset) -> str:
+    return f"{dataset.name} (LabelOps dataset {dataset.id})"
+
+
+def _remember(session: Session, project_id: int, title: str, owned: bool) -> None:
+    stmt = insert(LsProject).values(ls_project_id=project_id, title=title, owned=owned)
+    session.execute(stmt.on_conflict_do_update(index_elements=["ls_project_id"], set_={"title": stmt.excluded.title}))
+
+
+def ensure_project(
+    session: Session, client: LabelStudioClient, dataset: Dataset, *, default_project_id: int | None = None
+) -> int:
+    """Return the dataset's Label Studio project id, creating or validating it first.
+
+    A dataset keeps the project it was first imported into. Otherwise, with ``default_project_id``
+    (LS_PROJECT_ID) set, that project is validated against the dataset's labels and used; without
+    it, a project with the platform's labeling config is created (or found again by title after a
+    crash, so a re-run never creates a second one).
+
+    Raises:
+        LabelStudioConfigError: the project's labeling config cannot hold the dataset's labels.
+        LabelStudioNotFound: the configured project does not exist.
+    """
+    labels = list(dataset.labels)
+    if dataset.ls_project_id is not None:
+        project = client.get_project(dataset.ls_project_id)
+        validate_project_config(project, labels, client.base_url)
+        _remember(session, dataset.ls_project_id, str(project.get("title", "")), owned=False)
+        return dataset.ls_project_id
+    if default_project_id is not None:
+        project = client.get_project(default_project_id)
+        validate_project_config(project, labels, client.base_url)
+        dataset.ls_project_id = default_project_id
+        _remember(session, default_project_id, str(project.get("title", "")), owned=False)
+        return default_project_id
+    title = project_title(dataset)
+    existing = _find_by_title(client, title)
+    if existing is not None:
+        validate_project_config(existing, labels, client.base_url)
+        project = existing
+    else:
+        project = client.create_project(title, build_label_config(labels), description=dataset.description)
+        log.info("created Label Studio project %s for dataset %s", project["id"], dataset.id)
+    dataset.ls_project_id = int(project["id"])
+    _remember(session, dataset.ls_project_id, title, owned=True)
+    session.flush()
+    return dataset.ls_project_id
+
+
+def _find_by_title(client: LabelStudioClient, title: str) -> dict | None:
+    body = client.request("GET", "/api/projects", params={"title": title, "page_size": 100})
+    results = body.get("results", []) if isinstance(body, dict) else body
+    for project in results or []:
+        if project.get("title") == title:
+            return client.get_project(int(project["id"]))
+    return None

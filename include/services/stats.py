@@ -1,0 +1,106 @@
+"""Statistics from the ``task_counts`` counters: a few rows per dataset, whatever its size."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, time
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, Task, TaskCount, TaskStatus, User
+
+LIVE = ("imported", "assigned", "labeled", "conflict")
+
+
+def _rows(session: Session, *where: Any) -> list[tuple[int, int, str, str, int]]:
+    return [
+        (int(d), int(a), s, lbl, int(n))
+        for d, a, s, lbl, n in session.execute(
+            select(TaskCount.dataset_id, TaskCount.assignee_id, TaskCount.status, TaskCount.label, TaskCount.n).where(
+                TaskCount.n != 0, *where
+            )
+        ).tuples()
+    ]
+
+
+def dataset_stats(session: Session, dataset: Dataset) -> dict[str, Any]:
+    """Totals for one dataset: items, imported, assigned, labeled, per label, conflicts."""
+    totals: dict[str, int] = defaultdict(int)
+    labels: dict[str, int] = {label: 0 for label in dataset.labels}
+    for _, assignee, status, label, n in _rows(session, TaskCount.dataset_id == dataset.id):
+        totals[status] += n
+        if status in LIVE and assignee:
+            totals["assigned_any"] += n
+        if status == "labeled" and label:
+            labels[label] = labels.get(label, 0) + n
+    imported = sum(totals[s] for s in LIVE)
+    return {
+        "items": dataset.item_count,
+        "imported": imported,
+        "not_imported": max(0, dataset.item_count - imported - totals["deleted"]),
+        "assigned": totals["assigned_any"],
+        "unassigned": imported - totals["assigned_any"],
+        "pending": totals["imported"] + totals["assigned"],
+        "labeled": totals["labeled"],
+        "conflicts": totals["conflict"],
+        "deleted_in_ls": totals["deleted"],
+        "labels": labels,
+    }
+
+
+def per_annotator_stats(session: Session, dataset_id: int | None = None) -> list[dict[str, Any]]:
+    """Assigned / labeled / pending / conflicts / per-label counts for each annotator with tasks."""
+    where = [TaskCount.assignee_id != 0]
+    if dataset_id is not None:
+        where.append(TaskCount.dataset_id == dataset_id)
+    stats: dict[int, dict[str, Any]] = {}
+    for _, assignee, status, label, n in _rows(session, *where):
+        if status not in LIVE:
+            continue
+        entry = stats.setdefault(
+            assignee, {"user_id": assignee, "assigned": 0, "labeled": 0, "pending": 0, "conflicts": 0, "labels": {}}
+        )
+        entry["assigned"] += n
+        if status == "labeled":
+            entry["labeled"] += n
+            if label:
+                entry["labels"][label] = entry["labels"].get(label, 0) + n
+        elif status == "conflict":
+            entry["conflicts"] += n
+        else:
+            entry["pending"] += n
+    names = (
+        dict(session.execute(select(User.id, User.username).where(User.id.in_(list(stats)))).tuples().all())
+        if stats
+        else {}
+    )
+    out = [entry | {"username": names.get(uid, f"user {uid}")} for uid, entry in stats.items()]
+    return sorted(out, key=lambda e: e["username"])
+
+
+def annotator_stats(session: Session, user: User, dataset_id: int | None = None) -> dict[str, Any]:
+    """An annotator's own figures: assigned, labeled, pending, per label, and labeled today (UTC)."""
+    rows = per_annotator_stats(session, dataset_id)
+    mine = next((r for r in rows if r["user_id"] == user.id), None) or {
+        "assigned": 0,
+        "labeled": 0,
+        "pending": 0,
+        "conflicts": 0,
+        "labels": {},
+    }
+    start_of_day = datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
+    today_q = select(func.count(Task.id)).where(
+        Task.assigned_to == user.id, Task.labeled_at >= start_of_day, Task.status == TaskStatus.LABELED
+    )
+    if dataset_id is not None:
+        today_q = today_q.where(Task.dataset_id == dataset_id)
+    return {
+        "assigned": mine["assigned"],
+        "labeled": mine["labeled"],
+        "pending": mine["pending"],
+        "conflicts": mine["conflicts"],
+        "labels": mine["labels"],
+        "today": int(session.scalar(today_q) or 0),
+    }

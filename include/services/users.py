@@ -1,0 +1,75 @@
+"""Platform users: creation, passwords (scrypt via werkzeug), authentication."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from include.db.models import Role, User
+
+USERNAME_RE = re.compile(r"^[a-zA-Z0-9_.\-]{2,64}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 10
+# Compared against when the user does not exist, so both paths take the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+class UserError(ValueError):
+    """Invalid user input; the message is safe to show."""
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"a password needs at least {MIN_PASSWORD} characters")
+
+
+def create_user(session: Session, username: str, email: str, password: str, role: Role = Role.ANNOTATOR) -> User:
+    """Create a user; raises UserError for bad or taken names and weak passwords."""
+    username = username.strip()
+    email = email.strip().lower()
+    if not USERNAME_RE.match(username):
+        raise UserError("a username is 2-64 letters, digits, dots, dashes or underscores")
+    if not EMAIL_RE.match(email):
+        raise UserError("enter a valid email address")
+    validate_password(password)
+    taken = session.scalar(
+        select(User.id).where(or_(func.lower(User.username) == username.lower(), User.email == email))
+    )
+    if taken is not None:
+        raise UserError("that username or email is already in use")
+    user = User(username=username, email=email, password_hash=generate_password_hash(password), role=Role(role))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    validate_password(password)
+    user.password_hash = generate_password_hash(password)
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with these credentials, or None (same work either way)."""
+    user = find_user(session, username)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.active:
+        return None
+    return user
+
+
+def annotators(session: Session) -> list[User]:
+    return list(session.scalars(select(User).where(User.role == Role.ANNOTATOR, User.active).order_by(User.username)))

@@ -1,0 +1,111 @@
+"""LabelOps web app: admins assign and monitor, annotators label their own tasks.
+
+Application factory (flaskr / microblog style): extensions are created unbound in
+``extensions.py`` and bound here; one blueprint per audience.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from webapp.config import Config, load_config
+from webapp.extensions import csrf, db, limiter, login_manager
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` overrides (tests); otherwise everything comes from the environment."""
+    app = Flask(__name__)
+    app.config.from_object(Config)
+    app.config.update(config if config is not None else load_config())
+
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    from webapp.admin import bp as admin_bp
+    from webapp.annotator import bp as annotator_bp
+    from webapp.api import bp as api_bp
+    from webapp.auth import bp as auth_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(annotator_bp, url_prefix="/me")
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    csrf.exempt(api_bp)  # bearer-token API: no cookies, so no CSRF
+
+    from webapp.cli import register_cli
+
+    register_cli(app)
+    _register_error_handlers(app)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        """Liveness and database check for load balancers and the launcher."""
+        db.session.execute(db.text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
+        )
+        return response
+
+    return app
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> Any:
+    from include.db.models import User
+
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _register_error_handlers(app: Flask) -> None:
+    messages = {
+        400: "The request was not valid.",
+        403: "You do not have access to this page.",
+        404: "Nothing here.",
+        405: "That action is not allowed here.",
+        413: "The upload is too large.",
+        429: "Too many attempts. Wait a minute and try again.",
+        500: "Something went wrong on our side. It has been logged.",
+    }
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        message = messages.get(code, exc.description or "Error")
+        if code == 400 and exc.description and "CSRF" in exc.description:
+            message = "Your form expired. Reload the page and try again."
+        if _wants_json():
+            return jsonify({"error": message, "status": code}), code
+        return render_template("errors/error.html", code=code, message=message), code
+
+    @app.errorhandler(Exception)
+    def unhandled(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if _wants_json():
+            return jsonify({"error": messages[500], "status": 500}), 500
+        return render_template("errors/error.html", code=500, message=messages[500]), 500

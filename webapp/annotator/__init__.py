@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("annotator", __name__)
+
+from webapp.annotator import routes  # noqa: E402, F401

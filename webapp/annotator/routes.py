@@ -1,0 +1,107 @@
+"""Annotator pages: my tasks, my stats, and labeling one task at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from include.db.models import Dataset, Task, TaskStatus
+from include.labelstudio.client import LabelStudioError
+from include.services.labeling import LabelingError, submit_label
+from include.services.stats import annotator_stats
+from include.services.task_queries import annotator_tasks, next_task, parse_status
+from webapp.admin.forms import CsrfForm
+from webapp.annotator import bp
+from webapp.extensions import db
+from webapp.security import annotator_required
+from webapp.services import NotConfigured, ls_client
+
+
+def own_task_or_404(task_id: int) -> Task:
+    """The task if it is assigned to the current user; 404 otherwise (existence is not revealed)."""
+    task = db.session.get(Task, task_id)
+    if task is None or task.assigned_to != current_user.id or task.status == TaskStatus.DELETED:
+        abort(404)
+    return task
+
+
+@bp.get("/tasks")
+@annotator_required
+def tasks() -> Any:
+    """My tasks, highest priority first, with my statistics."""
+    try:
+        status = parse_status(request.args.get("status"))
+    except ValueError as exc:
+        flash(str(exc), "error")
+        status = None
+    page_no = request.args.get("page", "1")
+    page = annotator_tasks(db.session, current_user, status=status, page=int(page_no) if page_no.isdigit() else 1)
+    return render_template(
+        "annotator/tasks.html",
+        page=page,
+        stats=annotator_stats(db.session, current_user),
+        status=status.value if status else "",
+        statuses=["assigned", "labeled", "conflict"],
+    )
+
+
+@bp.get("/next")
+@annotator_required
+def next_() -> Any:
+    """Open my highest-priority task still to label."""
+    task = next_task(db.session, current_user)
+    if task is None:
+        flash("You have no tasks left to label. Nice work!", "success")
+        return redirect(url_for("annotator.tasks"))
+    return redirect(url_for("annotator.label", task_id=task.id))
+
+
+@bp.get("/tasks/<int:task_id>")
+@annotator_required
+def label(task_id: int) -> Any:
+    """Label one task: the text, the model's suggestion, one button (or key) per label."""
+    task = own_task_or_404(task_id)
+    dataset = db.session.get(Dataset, task.dataset_id)
+    ls_url = current_app.config.get("LS_PUBLIC_URL")
+    ls_link = f"{ls_url}/projects/{task.ls_project_id}/data?task={task.ls_task_id}" if ls_url else None
+    return render_template(
+        "annotator/label.html",
+        task=task,
+        dataset=dataset,
+        form=CsrfForm(),
+        ls_link=ls_link,
+        stats=annotator_stats(db.session, current_user),
+    )
+
+
+@bp.post("/tasks/<int:task_id>/label")
+@annotator_required
+def submit(task_id: int) -> Any:
+    """Record my label in Label Studio and here, then go straight to my next task."""
+    own_task_or_404(task_id)
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    choice = request.form.get("label", "")
+    try:
+        task = submit_label(db.session, ls_client(), task_id, current_user, choice)
+        db.session.commit()
+    except LabelingError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("annotator.label", task_id=task_id))
+    except (LabelStudioError, NotConfigured) as exc:
+        db.session.rollback()
+        current_app.logger.warning("label not saved for task %s: %s", task_id, exc)
+        flash("Label Studio is not answering, so your label was not saved. Please try again in a moment.", "error")
+        return redirect(url_for("annotator.label", task_id=task_id))
+    if task.status == TaskStatus.CONFLICT:
+        flash(f"Saved “{choice}”. Another annotator chose differently; an admin will resolve it.", "info")
+    else:
+        flash(f"Saved “{choice}”.", "success")
+    following = next_task(db.session, current_user, exclude_id=task_id)
+    if following is None:
+        flash("That was your last task. Nice work!", "success")
+        return redirect(url_for("annotator.tasks"))
+    return redirect(url_for("annotator.label", task_id=following.id))

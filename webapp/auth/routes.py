@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from include.db.models import Role
+from include.services.users import authenticate
+from webapp.auth import bp
+from webapp.auth.forms import LoginForm
+from webapp.extensions import db, limiter
+from webapp.security import is_safe_next
+
+
+def home_for(user: Any) -> str:
+    return url_for("admin.dashboard") if user.role == Role.ADMIN else url_for("annotator.tasks")
+
+
+def _login_limit() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def _username_key() -> str:
+    return "login-user:" + (request.form.get("username") or "").strip().lower()
+
+
+@bp.route("/")
+def index() -> Any:
+    """Send people to their home page."""
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_username_key)
+def login() -> Any:
+    """Log in with username and password."""
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    if form.validate_on_submit():
+        user = authenticate(db.session, form.username.data or "", form.password.data or "")
+        if user is None:
+            flash("Wrong username or password.", "error")
+            return render_template("auth/login.html", form=form), 401
+        user.last_login_at = datetime.now(UTC)
+        db.session.commit()
+        login_user(user, remember=bool(form.remember.data))
+        target = form.next.data
+        return redirect(target if is_safe_next(target) else home_for(user))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout() -> Any:
+    """Log out (POST, so a link elsewhere cannot log you out)."""
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,57 @@
+"""Account commands: ``flask --app webapp create-user|reset-password|seed-demo``."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from include.db.models import Role
+from include.services.users import UserError, create_user, find_user, generate_password, set_password
+from webapp.extensions import db
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("create-user")
+    @click.argument("username")
+    @click.argument("email")
+    @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.ANNOTATOR.value)
+    @click.option("--password", help="default: a generated one, printed once")
+    def create_user_command(username: str, email: str, role: str, password: str | None) -> None:
+        """Create a user (admin or annotator)."""
+        password = password or generate_password()
+        try:
+            create_user(db.session, username, email, password, Role(role))
+            db.session.commit()
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"created {role} {username}; password: {password}")
+
+    @app.cli.command("reset-password")
+    @click.argument("username")
+    @click.option("--password", help="default: a generated one, printed once")
+    def reset_password_command(username: str, password: str | None) -> None:
+        """Set a new password for a user."""
+        user = find_user(db.session, username)
+        if user is None:
+            raise click.ClickException(f"no user named {username!r}")
+        password = password or generate_password()
+        try:
+            set_password(user, password)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from exc
+        db.session.commit()
+        click.echo(f"new password for {username}: {password}")
+
+    @app.cli.command("seed-demo")
+    @click.option("--texts", default=100, show_default=True, help="demo texts in the demo dataset")
+    def seed_demo_command(texts: int) -> None:
+        """Create the demo users (passwords printed once) and the demo dataset."""
+        from include.demo.seed import seed_demo
+
+        result = seed_demo(db.session, n_texts=texts)
+        db.session.commit()
+        for username, password in result.created_users.items():
+            click.echo(f"created {username}; password: {password}")
+        if not result.created_users:
+            click.echo("demo users already exist (use reset-password to set new passwords)")
+        click.echo(f"demo dataset {result.dataset_id}: {result.items_added} new items")

@@ -1,0 +1,39 @@
+"""Per-process clients for Label Studio and Airflow, built from the app's config."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from include.airflow_client import AirflowClient
+from include.labelstudio.client import LabelStudioClient
+
+
+class NotConfigured(RuntimeError):
+    """A service the action needs is not configured; the message names the variable."""
+
+
+def ls_client() -> LabelStudioClient:
+    """A Label Studio client for this request (access tokens are cached per process)."""
+    cfg = current_app.config
+    if not cfg.get("LS_URL") or not cfg.get("LS_API_TOKEN"):
+        raise NotConfigured("Label Studio is not configured: set LS_URL and LS_API_TOKEN")
+    cache = current_app.extensions.setdefault("labelops.ls", {})
+    key = (cfg["LS_URL"], cfg["LS_API_TOKEN"])
+    if key not in cache:
+        cache.clear()
+        cache[key] = LabelStudioClient(cfg["LS_URL"], cfg["LS_API_TOKEN"], timeout=cfg.get("LS_TIMEOUT", 30), retries=1)
+    return cache[key]
+
+
+def airflow_client() -> AirflowClient:
+    cfg = current_app.config
+    if not cfg.get("AIRFLOW_API_URL") or not cfg.get("AIRFLOW_API_PASSWORD"):
+        raise NotConfigured("Airflow is not configured: set AIRFLOW_API_URL, AIRFLOW_API_USER and AIRFLOW_API_PASSWORD")
+    cache = current_app.extensions.setdefault("labelops.airflow", {})
+    key = (cfg["AIRFLOW_API_URL"], cfg.get("AIRFLOW_API_USER"), cfg["AIRFLOW_API_PASSWORD"])
+    if key not in cache:
+        cache.clear()
+        cache[key] = AirflowClient(
+            cfg["AIRFLOW_API_URL"], cfg.get("AIRFLOW_API_USER") or "webapp", cfg["AIRFLOW_API_PASSWORD"]
+        )
+    return cache[key]

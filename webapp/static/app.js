@@ -1,0 +1,71 @@
+// LabelOps: keyboard labeling and self-refreshing jobs. No inline scripts (CSP: script-src 'self').
+(function () {
+  "use strict";
+
+  function setupLabeling() {
+    var form = document.getElementById("label-form");
+    if (!form) return;
+    var buttons = Array.prototype.slice.call(form.querySelectorAll("button.choice"));
+    var byKey = {};
+    var letters = {};
+    buttons.forEach(function (b) {
+      byKey[b.dataset.key] = b;
+      var first = b.value.charAt(0).toLowerCase();
+      letters[first] = letters[first] ? null : b; // only unambiguous first letters
+    });
+    var sent = false;
+    form.addEventListener("submit", function (e) {
+      if (sent) { e.preventDefault(); return; }
+      sent = true;
+      form.classList.add("sending");
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      var tag = (e.target && e.target.tagName) || "";
+      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+      var button = byKey[e.key] || letters[e.key.toLowerCase()];
+      if (!button || sent) return;
+      e.preventDefault();
+      button.classList.add("pressed");
+      if (form.requestSubmit) { form.requestSubmit(button); } else { button.click(); }
+    });
+  }
+
+  function setupJobs() {
+    var table = document.getElementById("jobs-table");
+    if (!table || table.dataset.active !== "1") return;
+    var note = document.getElementById("jobs-refresh-note");
+    var every = Math.max(1, parseInt(table.dataset.refresh || "3", 10)) * 1000;
+    function fmt(iso) {
+      if (!iso) return "";
+      var d = new Date(iso);
+      return d.toTimeString().slice(0, 8);
+    }
+    function tick() {
+      fetch(table.dataset.source, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (data) {
+          var known = {};
+          data.jobs.forEach(function (job) {
+            var row = table.querySelector('tr[data-job="' + job.id + '"]');
+            if (!row) { known.missing = true; return; }
+            row.querySelector('[data-col="status"]').innerHTML =
+              '<span class="badge badge-' + job.status + '">' + job.status + "</span>";
+            row.querySelector('[data-col="message"]').textContent = job.message;
+            row.querySelector('[data-col="started"]').textContent = fmt(job.started_at);
+            row.querySelector('[data-col="finished"]').textContent = fmt(job.finished_at);
+          });
+          if (known.missing) { window.location.reload(); return; }
+          if (data.active) { setTimeout(tick, every); }
+          else if (note) { note.textContent = "All runs finished."; }
+        })
+        .catch(function () { setTimeout(tick, every * 3); });
+    }
+    setTimeout(tick, every);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setupLabeling();
+    setupJobs();
+  });
+})();
