@@ -1,0 +1,375 @@
+"""Import, export, predictions and deletion against the real Label Studio and PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+
+import pytest
+from sqlalchemy import event, func, select
+
+from include.db.models import Annotation, Dataset, Job, JobStatus, LsProject, Role, Task, TaskStatus
+from include.db.session import get_engine, session_scope
+from include.labelstudio.client import LabelStudioClient, LabelStudioConfigError, LabelStudioError
+from include.labelstudio.label_config import build_label_config, choice_result
+from include.pipelines import ls_import as ls_import_pipeline
+from include.pipelines.ls_export import run_ls_export
+from include.pipelines.ls_import import run_ls_import
+from include.pipelines.runner import RunRef
+from include.services.datasets import add_items, create_dataset
+from include.services.deletion import delete_dataset, delete_items
+from include.services.predictions import Prediction, push_predictions
+from include.services.users import create_user
+from tests.helpers.proxy import FaultyProxy
+
+pytestmark = pytest.mark.labelstudio
+
+
+def make_dataset(db: str, n: int, name: str | None = None) -> int:
+    with session_scope(db) as s:
+        dataset = create_dataset(s, name or f"ds-{uuid.uuid4().hex[:8]}")
+        add_items(s, dataset, [(f"{dataset.name} item {i}", {"i": i}) for i in range(n)])
+        return dataset.id
+
+
+def ls_task_count(client: LabelStudioClient, project_id: int) -> int:
+    return int(client.get_project(project_id)["task_number"])
+
+
+def db_tasks(db: str, dataset_id: int) -> list[Task]:
+    with session_scope(db) as s:
+        return list(s.scalars(select(Task).where(Task.dataset_id == dataset_id).order_by(Task.item_id)))
+
+
+def project_of(db: str, dataset_id: int) -> int:
+    with session_scope(db) as s:
+        return int(s.get(Dataset, dataset_id).ls_project_id)
+
+
+def ls_user(client: LabelStudioClient, email: str) -> int:
+    for user in client.list_users():
+        if user["email"] == email:
+            return int(user["id"])
+    return int(client.create_user(email, email.split("@")[0])["id"])
+
+
+# -- import ----------------------------------------------------------------------------------
+def test_import_1000_then_rerun_imports_nothing_twice(db, ls) -> None:  # noqa: ANN001
+    dataset_id = make_dataset(db, 1000)
+    client = ls.client()
+    result = run_ls_import(db, client, RunRef("ls_import", "run-1"), dataset_id=dataset_id, batch_size=300)
+    assert result["imported"] == 1000
+    project_id = project_of(db, dataset_id)
+    assert ls_task_count(client, project_id) == 1000
+
+    again = run_ls_import(db, client, RunRef("ls_import", "run-2"), dataset_id=dataset_id)
+    assert again["imported"] == 0 and again["recovered"] == 0
+    assert ls_task_count(client, project_id) == 1000
+    tasks = db_tasks(db, dataset_id)
+    assert len(tasks) == 1000 and len({t.ls_task_id for t in tasks}) == 1000
+    # The item id in each Label Studio task points back at the right item.
+    by_ls = {t["id"]: t["data"]["item_id"] for t in client.iter_tasks(project_id, fields="task_only", include=["id", "data"])}
+    assert all(by_ls[t.ls_task_id] == t.item_id for t in tasks)
+    with session_scope(db) as s:
+        messages = [j.message for j in s.scalars(select(Job).order_by(Job.id))]
+    assert messages == ["imported 1000 tasks", "imported 0 tasks"]
+
+
+def test_limit_and_progress(db, ls) -> None:  # noqa: ANN001
+    dataset_id = make_dataset(db, 250)
+    result = run_ls_import(db, ls.client(), RunRef("ls_import", "lim"), dataset_id=dataset_id, limit=120, batch_size=50)
+    assert result["imported"] == 120 and result["datasets"][0]["remaining"] == 130
+    with session_scope(db) as s:
+        job = s.scalar(select(Job))
+        assert job.counts["imported"] == 120 and job.counts["total"] == 120
+
+
+def test_crash_between_label_studio_and_db_write_then_rerun(db, ls, monkeypatch) -> None:  # noqa: ANN001
+    dataset_id = make_dataset(db, 500)
+    client = ls.client()
+    real_record = ls_import_pipeline.record_imported
+    calls = {"n": 0}
+
+    def crash_on_second_batch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")  # after Label Studio created batch 2
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(ls_import_pipeline, "record_imported", crash_on_second_batch)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        run_ls_import(db, client, RunRef("ls_import", "crash"), dataset_id=dataset_id, batch_size=200)
+    project_id = project_of(db, dataset_id)
+    assert ls_task_count(client, project_id) == 400  # two batches reached Label Studio
+    assert len(db_tasks(db, dataset_id)) == 200  # only one was recorded
+    with session_scope(db) as s:
+        assert s.scalar(select(Job.status).where(Job.run_id == "crash")) == JobStatus.FAILED
+
+    monkeypatch.setattr(ls_import_pipeline, "record_imported", real_record)
+    result = run_ls_import(db, client, RunRef("ls_import", "rerun"), dataset_id=dataset_id, batch_size=200)
+    assert result["recovered"] == 200 and result["imported"] == 100
+    assert ls_task_count(client, project_id) == 500
+    tasks = db_tasks(db, dataset_id)
+    assert len(tasks) == 500 and len({t.ls_task_id for t in tasks}) == 500
+
+
+def test_lost_response_after_label_studio_accepted_the_batch(db, ls) -> None:  # noqa: ANN001
+    """The import POST reaches Label Studio but its answer never comes back."""
+    dataset_id = make_dataset(db, 300)
+    with FaultyProxy(ls.url) as proxy:
+        client = LabelStudioClient(proxy.url, ls.token, retries=1, backoff=0.01)
+        posts = {"n": 0}
+
+        def drop_second_import(method: str, path: str) -> bool:
+            if method == "POST" and path.endswith("/import?return_task_ids=true"):
+                posts["n"] += 1
+                return posts["n"] == 2
+            return False
+
+        proxy.drop_after_forward = drop_second_import
+        with pytest.raises(LabelStudioError):
+            run_ls_import(db, client, RunRef("ls_import", "lost"), dataset_id=dataset_id, batch_size=100)
+        project_id = project_of(db, dataset_id)
+        # The failed run already adopted the batch Label Studio created.
+        assert len(db_tasks(db, dataset_id)) == 200
+        proxy.drop_after_forward = lambda method, path: False
+        result = run_ls_import(db, client, RunRef("ls_import", "after-lost"), dataset_id=dataset_id, batch_size=100)
+    assert result["imported"] == 100
+    assert ls_task_count(ls.client(), project_id) == 300
+    assert len({t.ls_task_id for t in db_tasks(db, dataset_id)}) == 300
+
+
+@pytest.fixture
+def private_ls(label_studio, tmp_path):  # noqa: ANN001, ANN201
+    """A second, throwaway Label Studio server this test may stop and start."""
+    from include.runtime.embedded_pg import free_port
+    from include.runtime.labelstudio_server import LabelStudioServer
+
+    shutil.copytree(label_studio.server.data_dir, tmp_path / "ls", ignore=shutil.ignore_patterns("*.log", "media"))
+    server = LabelStudioServer(tmp_path / "ls", free_port(), admin_email="admin@example.com")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_label_studio_stopped_mid_run(db, private_ls, monkeypatch) -> None:  # noqa: ANN001
+    dataset_id = make_dataset(db, 600)
+    token = private_ls.mint_token()
+    client = LabelStudioClient(private_ls.url, token, retries=1, backoff=0.01, timeout=20)
+    real_record = ls_import_pipeline.record_imported
+
+    def stop_after_first_batch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        written = real_record(*args, **kwargs)
+        private_ls.stop()
+        return written
+
+    monkeypatch.setattr(ls_import_pipeline, "record_imported", stop_after_first_batch)
+    with pytest.raises(LabelStudioError) as err:
+        run_ls_import(db, client, RunRef("ls_import", "ls-down"), dataset_id=dataset_id, batch_size=200)
+    assert private_ls.url in str(err.value)
+    with session_scope(db) as s:
+        job = s.scalar(select(Job).where(Job.run_id == "ls-down"))
+        assert job.status == JobStatus.FAILED
+        assert private_ls.url in job.message
+    assert len(db_tasks(db, dataset_id)) == 200
+
+    monkeypatch.setattr(ls_import_pipeline, "record_imported", real_record)
+    private_ls.start()
+    client = LabelStudioClient(private_ls.url, token)
+    result = run_ls_import(db, client, RunRef("ls_import", "ls-up"), dataset_id=dataset_id, batch_size=200)
+    assert result["imported"] == 400
+    project_id = project_of(db, dataset_id)
+    assert ls_task_count(client, project_id) == 600
+    assert len({t.ls_task_id for t in db_tasks(db, dataset_id)}) == 600
+
+
+def test_bad_token_fails_the_job_with_a_clear_message(db, ls) -> None:  # noqa: ANN001
+    dataset_id = make_dataset(db, 5)
+    client = LabelStudioClient(ls.url, "not-a-valid-token-0000", retries=0)
+    with pytest.raises(LabelStudioError):
+        run_ls_import(db, client, RunRef("ls_import", "bad-token"), dataset_id=dataset_id)
+    with session_scope(db) as s:
+        job = s.scalar(select(Job))
+        assert job.status == JobStatus.FAILED
+        assert "LS_API_TOKEN" in job.message and ls.url in job.message
+        assert s.scalar(select(func.count(Task.id))) == 0
+
+
+def test_existing_project_is_validated(db, ls) -> None:  # noqa: ANN001
+    client = ls.client()
+    wrong = client.create_project("wrong labels", build_label_config(["Yes", "No"]))
+    right = client.create_project("right labels", build_label_config(["OK", "NG"]))
+    dataset_id = make_dataset(db, 10)
+    with pytest.raises(LabelStudioConfigError, match=r"lacks the labels"):
+        run_ls_import(db, client, RunRef("ls_import", "wrong"), dataset_id=dataset_id, default_project_id=wrong["id"])
+    run_ls_import(db, client, RunRef("ls_import", "right"), dataset_id=dataset_id, default_project_id=right["id"])
+    assert project_of(db, dataset_id) == right["id"]
+    assert ls_task_count(client, right["id"]) == 10
+
+
+def test_statements_per_batch_are_constant(db, ls) -> None:  # noqa: ANN001
+    """SQL round trips grow with batches, not with rows."""
+    client = ls.client()
+    counts = []
+    for n in (200, 1000):
+        dataset_id = make_dataset(db, n)
+        statements = {"n": 0}
+
+        def count(*args: object) -> None:
+            statements["n"] += 1
+
+        engine = get_engine(db)
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            run_ls_import(db, client, RunRef("ls_import", f"count-{n}"), dataset_id=dataset_id, batch_size=n)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        counts.append(statements["n"])
+    assert counts[0] == counts[1], counts  # one batch each: same statements for 200 and 1000 rows
+
+
+# -- export ----------------------------------------------------------------------------------
+@pytest.fixture
+def labeled_setup(db, ls):  # noqa: ANN001, ANN201
+    """A dataset of 6 imported tasks and two annotators known to both sides by email."""
+    suffix = uuid.uuid4().hex[:6]
+    emails = [f"ann1-{suffix}@example.com", f"ann2-{suffix}@example.com"]
+    with session_scope(db) as s:
+        users = [create_user(s, f"ann{i}-{suffix}", e, "password-123", Role.ANNOTATOR) for i, e in enumerate(emails, 1)]
+        user_ids = [u.id for u in users]
+    dataset_id = make_dataset(db, 6)
+    client = ls.client()
+    run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+    ls_ids = [t.ls_task_id for t in db_tasks(db, dataset_id)]
+    ls_users = [ls_user(client, e) for e in emails]
+    return {"client": client, "dataset_id": dataset_id, "ls_ids": ls_ids, "ls_users": ls_users, "user_ids": user_ids}
+
+
+def test_export_agreement_conflict_and_attribution(db, labeled_setup) -> None:  # noqa: ANN001
+    c, ls_ids, (u1, u2) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
+    c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
+    c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u2)  # agree
+    c.create_annotation(ls_ids[1], choice_result("OK"), completed_by=u1)
+    c.create_annotation(ls_ids[1], choice_result("NG"), completed_by=u2)  # disagree
+    c.create_annotation(ls_ids[2], choice_result("NG"), completed_by=u2)  # single
+    result = run_ls_export(db, c, RunRef("ls_export", "e1"), dataset_id=labeled_setup["dataset_id"])
+    assert (result["labeled"], result["conflicts"]) == (2, 1)
+    tasks = {t.ls_task_id: t for t in db_tasks(db, labeled_setup["dataset_id"])}
+    assert (tasks[ls_ids[0]].status, tasks[ls_ids[0]].label) == (TaskStatus.LABELED, "OK")
+    assert (tasks[ls_ids[1]].status, tasks[ls_ids[1]].label) == (TaskStatus.CONFLICT, None)
+    assert (tasks[ls_ids[2]].status, tasks[ls_ids[2]].label) == (TaskStatus.LABELED, "NG")
+    assert tasks[ls_ids[3]].status == TaskStatus.IMPORTED
+    with session_scope(db) as s:
+        rows = s.execute(select(Annotation.annotator_id, Annotation.label).order_by(Annotation.ls_annotation_id)).all()
+        job = s.scalar(select(Job).where(Job.run_id == "e1"))
+    assert [r.annotator_id for r in rows] == [labeled_setup["user_ids"][i] for i in (0, 1, 0, 1, 1)]
+    assert job.message == "exported 2 labeled tasks (1 in conflict)"
+
+
+def test_export_reflects_updated_and_deleted_annotations(db, labeled_setup) -> None:  # noqa: ANN001
+    c, ls_ids, (u1, u2) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
+    a = c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
+    b = c.create_annotation(ls_ids[1], choice_result("OK"), completed_by=u1)
+    conflict_a = c.create_annotation(ls_ids[2], choice_result("OK"), completed_by=u1)
+    c.create_annotation(ls_ids[2], choice_result("NG"), completed_by=u2)
+    run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+
+    c.update_annotation(a["id"], choice_result("NG"))  # relabel
+    c.delete_annotation(b["id"])  # unlabel
+    c.update_annotation(conflict_a["id"], choice_result("NG"))  # conflict settled by agreement
+    result = run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    assert result["annotations_deleted"] == 1 and result["unlabeled"] == 1
+    tasks = {t.ls_task_id: t for t in db_tasks(db, labeled_setup["dataset_id"])}
+    assert (tasks[ls_ids[0]].status, tasks[ls_ids[0]].label) == (TaskStatus.LABELED, "NG")
+    assert (tasks[ls_ids[1]].status, tasks[ls_ids[1]].label) == (TaskStatus.IMPORTED, None)
+    assert (tasks[ls_ids[2]].status, tasks[ls_ids[2]].label) == (TaskStatus.LABELED, "NG")
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count()).where(Annotation.ls_annotation_id == b["id"])) == 0
+
+
+def test_ground_truth_resolves_a_conflict(db, labeled_setup) -> None:  # noqa: ANN001
+    c, ls_ids, (u1, u2) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
+    c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
+    c.create_annotation(ls_ids[0], choice_result("NG"), completed_by=u2)
+    c.create_annotation(ls_ids[0], choice_result("NG"), ground_truth=True)
+    run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    task = next(t for t in db_tasks(db, labeled_setup["dataset_id"]) if t.ls_task_id == ls_ids[0])
+    assert (task.status, task.label) == (TaskStatus.LABELED, "NG")
+
+
+def test_tasks_deleted_in_label_studio_are_marked(db, labeled_setup) -> None:  # noqa: ANN001
+    c, ls_ids = labeled_setup["client"], labeled_setup["ls_ids"]
+    project_id = project_of(db, labeled_setup["dataset_id"])
+    c.delete_tasks(project_id, ls_ids[:2])
+    result = run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    assert result["tasks_deleted"] == 2
+    statuses = {t.ls_task_id: t.status for t in db_tasks(db, labeled_setup["dataset_id"])}
+    assert [statuses[i] for i in ls_ids] == [TaskStatus.DELETED] * 2 + [TaskStatus.IMPORTED] * 4
+
+
+def test_export_is_incremental(db, labeled_setup, ls) -> None:  # noqa: ANN001
+    """After the first sync, a run reads only changed tasks: no full export, no per-task GETs."""
+    c, ls_ids, (u1, _) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
+    c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
+    run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    with session_scope(db) as s:
+        watermark = s.get(LsProject, project_of(db, labeled_setup["dataset_id"])).export_watermark
+    assert watermark is not None
+    c.create_annotation(ls_ids[5], choice_result("NG"), completed_by=u1)
+    with FaultyProxy(ls.url) as proxy:
+        client = LabelStudioClient(proxy.url, ls.token)
+        result = run_ls_export(db, client, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    assert result["labeled"] == 1
+    paths = [p for _, p in proxy.requests]
+    assert not any("/export" in p for p in paths)
+    assert not any(p.startswith("/api/tasks/") for p in paths)  # never one request per task
+    assert sum(p.startswith("/api/tasks?") for p in paths) <= 2
+
+
+# -- predictions and deletion ----------------------------------------------------------------
+def test_predictions_bulk_score_is_confidence_and_model_version_set(db, labeled_setup) -> None:  # noqa: ANN001
+    c, ls_ids = labeled_setup["client"], labeled_setup["ls_ids"]
+    project_id = project_of(db, labeled_setup["dataset_id"])
+    preds = [Prediction(i, "OK" if n % 2 else "NG", 0.5 + n / 20) for n, i in enumerate(ls_ids)]
+    assert push_predictions(c, project_id, preds, "clf-v1") == len(ls_ids)
+    assert push_predictions(c, project_id, preds, "clf-v2") == len(ls_ids)  # replaces, not appends
+    assert c.get_project(project_id)["model_version"] == "clf-v2"
+    tasks = {t["id"]: t for t in c.iter_tasks(project_id, fields="all")}
+    for n, ls_id in enumerate(ls_ids):
+        (pred,) = tasks[ls_id]["predictions"]
+        assert pred["model_version"] == "clf-v2"
+        assert pred["score"] == pytest.approx(0.5 + n / 20)
+
+
+def test_delete_dataset_removes_its_label_studio_project(db, labeled_setup) -> None:  # noqa: ANN001
+    c = labeled_setup["client"]
+    project_id = project_of(db, labeled_setup["dataset_id"])
+    with session_scope(db) as s:
+        removed = delete_dataset(s, c, s.get(Dataset, labeled_setup["dataset_id"]))
+    assert removed == 6
+    from include.labelstudio.client import LabelStudioNotFound
+
+    with pytest.raises(LabelStudioNotFound):
+        c.get_project(project_id)
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count(Task.id))) == 0
+
+
+def test_delete_in_a_shared_project_removes_only_that_datasets_tasks(db, ls) -> None:  # noqa: ANN001
+    client = ls.client()
+    shared = client.create_project("shared project", build_label_config(["OK", "NG"]))
+    keep = make_dataset(db, 4)
+    drop = make_dataset(db, 3)
+    for ds in (keep, drop):
+        run_ls_import(db, client, RunRef(), dataset_id=ds, default_project_id=shared["id"])
+    assert ls_task_count(client, shared["id"]) == 7
+    with session_scope(db) as s:
+        delete_dataset(s, client, s.get(Dataset, drop))
+    assert ls_task_count(client, shared["id"]) == 4
+    with session_scope(db) as s:
+        dataset = s.get(Dataset, keep)
+        one_item = db_tasks(db, keep)[0].item_id
+        assert delete_items(s, client, dataset, [one_item]) == 1
+    assert ls_task_count(client, shared["id"]) == 3
+    with session_scope(db) as s:
+        assert s.get(Dataset, keep).item_count == 3
