@@ -177,3 +177,23 @@ def run_dag(dagbag):
         return dag.test(run_conf=conf or {})
 
     return _run
+
+
+# -- ML ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def minilm():
+    """The offline all-MiniLM-L6-v2 backend (loaded once per session, about 5 s)."""
+    from include.ml.embeddings.backends import SentenceTransformerBackend
+
+    backend = SentenceTransformerBackend()
+    backend.embed(["warm up"])
+    return backend
+
+
+@pytest.fixture
+def llm_server():
+    """A local server speaking the Ollama and OpenAI HTTP contracts."""
+    from tests.helpers.llm_server import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        yield server

@@ -309,6 +309,7 @@ class Experiment(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     embedding_model_id: Mapped[int | None] = mapped_column(ForeignKey("embedding_models.id", ondelete="SET NULL"))
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="running")
@@ -344,9 +345,10 @@ class ModelVersion(Base):
 
     __tablename__ = "models"
     __table_args__ = (
-        # At most one promoted model per embedding model.
+        # At most one promoted model per dataset and embedding model.
         Index(
             "uq_models_one_promoted",
+            "dataset_id",
             "embedding_model_id",
             unique=True,
             postgresql_where=sql_text("status = 'promoted'"),
@@ -358,6 +360,7 @@ class ModelVersion(Base):
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[ModelStatus] = mapped_column(_enum(ModelStatus, "model_status"), default=ModelStatus.CANDIDATE)
     experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id", ondelete="SET NULL"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     embedding_model_id: Mapped[int] = mapped_column(ForeignKey("embedding_models.id", ondelete="CASCADE"))
     labels: Mapped[list[str]] = mapped_column(JSONB)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

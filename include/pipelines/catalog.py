@@ -68,7 +68,7 @@ PIPELINES: dict[str, PipelineSpec] = {
             "Train a classifier head on labeled embeddings; promote it only if it beats the current one.",
             (
                 ParamSpec("model_kind", "Model", "choice", "mlp", choices=("logistic", "mlp")),
-                ParamSpec("epochs", "Max epochs", "int", 100, 1, 1000),
+                ParamSpec("epochs", "Max epochs", "int", 200, 1, 1000),
             ),
         ),
         PipelineSpec(

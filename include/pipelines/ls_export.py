@@ -131,4 +131,5 @@ def run_ls_export(
         if extras:
             message += " (" + ", ".join(extras) + ")"
         job.done(message, **total.as_dict(), projects=len(projects))
-        return {"projects": projects, **total.as_dict()}
+        job.result = {"projects": projects, **total.as_dict()}
+    return job.result

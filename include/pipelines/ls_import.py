@@ -144,4 +144,5 @@ def run_ls_import(
         if len(results) > 1:
             message += f" across {len(results)} datasets"
         job.done(message, imported=imported, recovered=recovered, datasets=len(results))
-        return {"imported": imported, "recovered": recovered, "datasets": results}
+        job.result = {"imported": imported, "recovered": recovered, "datasets": results}
+    return job.result

@@ -28,7 +28,8 @@ class RunRef:
 
 
 class SkipStep(Exception):
-    """Raised by a step with nothing to do; the job ends as ``skipped`` with this message."""
+    """Raised by a step with nothing to do; the job ends as ``skipped`` with this message and the
+    step returns ``{"skipped": True, "reason": ...}`` (see ``JobHandle.result``)."""
 
 
 @dataclass
@@ -37,6 +38,8 @@ class JobHandle:
     job_id: int
     counts: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    # What the step returns to its caller (a DAG task's XCom): set by the step, or on skip.
+    result: dict[str, Any] = field(default_factory=dict)
 
     def progress(self, message: str, **counts: Any) -> None:
         """Record progress (committed at once) and log it."""
@@ -71,6 +74,8 @@ def tracked_job(
         yield handle
     except SkipStep as skip:
         log.info("%s skipped: %s", kind, skip)
+        handle.message = str(skip)
+        handle.result = {"skipped": True, "reason": str(skip), **handle.result}
         with session_scope(db_url) as session:
             update_job(session, job_id, status=JobStatus.SKIPPED, message=str(skip), counts=handle.counts)
     except BaseException as exc:

@@ -20,7 +20,7 @@ from tests.helpers.proxy import FaultyProxy
 pytestmark = pytest.mark.labelstudio
 
 
-def test_pat_is_exchanged_and_refreshed_on_401(ls) -> None:  # noqa: ANN001
+def test_pat_is_exchanged_and_refreshed_on_401(ls) -> None:
     client = ls.client()
     client.check_access()
     assert client._access is not None
@@ -29,7 +29,7 @@ def test_pat_is_exchanged_and_refreshed_on_401(ls) -> None:  # noqa: ANN001
     assert client._access != "expired.access.token"
 
 
-def test_bad_legacy_token_names_url_and_variable(ls) -> None:  # noqa: ANN001
+def test_bad_legacy_token_names_url_and_variable(ls) -> None:
     client = LabelStudioClient(ls.url, "0123456789abcdef0123456789abcdef", retries=0)
     with pytest.raises(LabelStudioAuthError) as err:
         client.check_access()
@@ -37,24 +37,24 @@ def test_bad_legacy_token_names_url_and_variable(ls) -> None:  # noqa: ANN001
     assert ls.url in message and "LS_API_TOKEN" in message and "401" in message
 
 
-def test_bad_pat_is_rejected_clearly(ls) -> None:  # noqa: ANN001
+def test_bad_pat_is_rejected_clearly(ls) -> None:
     client = LabelStudioClient(ls.url, "aaa.bbb.ccc", retries=0)
     with pytest.raises(LabelStudioAuthError, match="Personal Access Token"):
         client.check_access()
 
 
-def test_missing_project_is_a_clear_404(ls) -> None:  # noqa: ANN001
+def test_missing_project_is_a_clear_404(ls) -> None:
     with pytest.raises(LabelStudioNotFound) as err:
         ls.client().get_project(987654)
     assert "project 987654" in str(err.value) and "LS_PROJECT_ID" in str(err.value)
 
 
-def test_invalid_label_config_is_rejected(ls) -> None:  # noqa: ANN001
+def test_invalid_label_config_is_rejected(ls) -> None:
     with pytest.raises(LabelStudioConfigError, match="label_config"):
         ls.client().create_project("broken config", "<View><Text name='t' value='$text'/>")
 
 
-def test_project_config_round_trip_and_validation(ls) -> None:  # noqa: ANN001
+def test_project_config_round_trip_and_validation(ls) -> None:
     client = ls.client()
     project = client.create_project("config check", build_label_config(["OK", "NG", "Unsure"]))
     project = client.get_project(project["id"])
@@ -68,7 +68,7 @@ def test_project_config_round_trip_and_validation(ls) -> None:  # noqa: ANN001
         validate_project_config(client.get_project(other["id"]), ["OK", "NG"])
 
 
-def test_import_returns_ids_in_order_and_lists_by_keyset(ls) -> None:  # noqa: ANN001
+def test_import_returns_ids_in_order_and_lists_by_keyset(ls) -> None:
     client = ls.client()
     project = client.create_project("keyset paging", build_label_config(["OK", "NG"]))
     ids = client.import_tasks(project["id"], [{"data": {"text": f"t{i}", "item_id": i}} for i in range(25)])
@@ -78,7 +78,7 @@ def test_import_returns_ids_in_order_and_lists_by_keyset(ls) -> None:  # noqa: A
     assert [t["data"]["item_id"] for t in listed] == list(range(25))
 
 
-def test_annotation_result_round_trip(ls) -> None:  # noqa: ANN001
+def test_annotation_result_round_trip(ls) -> None:
     client = ls.client()
     project = client.create_project("annotation shape", build_label_config(["OK", "NG"]))
     (task_id,) = client.import_tasks(project["id"], [{"data": {"text": "x"}}])
@@ -86,7 +86,7 @@ def test_annotation_result_round_trip(ls) -> None:  # noqa: ANN001
     assert label_of(created["result"]) == "NG"
 
 
-def test_connection_refused_is_retried_then_reported(ls) -> None:  # noqa: ANN001
+def test_connection_refused_is_retried_then_reported(ls) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     client = LabelStudioClient(dead, ls.token, retries=2, backoff=0.05)
     started = time.monotonic()
@@ -95,7 +95,7 @@ def test_connection_refused_is_retried_then_reported(ls) -> None:  # noqa: ANN00
     assert time.monotonic() - started < 10
 
 
-def test_5xx_on_reads_is_retried(ls) -> None:  # noqa: ANN001
+def test_5xx_on_reads_is_retried(ls) -> None:
     with FaultyProxy(ls.url) as proxy:
         client = LabelStudioClient(proxy.url, ls.token, retries=3, backoff=0.01)
         client.check_access()
@@ -104,7 +104,7 @@ def test_5xx_on_reads_is_retried(ls) -> None:  # noqa: ANN001
         assert proxy.fail_next_status == []
 
 
-def test_5xx_on_import_is_not_retried(ls) -> None:  # noqa: ANN001
+def test_5xx_on_import_is_not_retried(ls) -> None:
     """A retried bulk POST could create the tasks twice: the client reports instead."""
     client_direct = ls.client()
     project = client_direct.create_project("no blind retries", build_label_config(["OK", "NG"]))

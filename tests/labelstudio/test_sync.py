@@ -54,7 +54,7 @@ def ls_user(client: LabelStudioClient, email: str) -> int:
 
 
 # -- import ----------------------------------------------------------------------------------
-def test_import_1000_then_rerun_imports_nothing_twice(db, ls) -> None:  # noqa: ANN001
+def test_import_1000_then_rerun_imports_nothing_twice(db, ls) -> None:
     dataset_id = make_dataset(db, 1000)
     client = ls.client()
     result = run_ls_import(db, client, RunRef("ls_import", "run-1"), dataset_id=dataset_id, batch_size=300)
@@ -75,7 +75,7 @@ def test_import_1000_then_rerun_imports_nothing_twice(db, ls) -> None:  # noqa: 
     assert messages == ["imported 1000 tasks", "imported 0 tasks"]
 
 
-def test_limit_and_progress(db, ls) -> None:  # noqa: ANN001
+def test_limit_and_progress(db, ls) -> None:
     dataset_id = make_dataset(db, 250)
     result = run_ls_import(db, ls.client(), RunRef("ls_import", "lim"), dataset_id=dataset_id, limit=120, batch_size=50)
     assert result["imported"] == 120 and result["datasets"][0]["remaining"] == 130
@@ -84,13 +84,13 @@ def test_limit_and_progress(db, ls) -> None:  # noqa: ANN001
         assert job.counts["imported"] == 120 and job.counts["total"] == 120
 
 
-def test_crash_between_label_studio_and_db_write_then_rerun(db, ls, monkeypatch) -> None:  # noqa: ANN001
+def test_crash_between_label_studio_and_db_write_then_rerun(db, ls, monkeypatch) -> None:
     dataset_id = make_dataset(db, 500)
     client = ls.client()
     real_record = ls_import_pipeline.record_imported
     calls = {"n": 0}
 
-    def crash_on_second_batch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def crash_on_second_batch(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("worker killed")  # after Label Studio created batch 2
@@ -113,7 +113,7 @@ def test_crash_between_label_studio_and_db_write_then_rerun(db, ls, monkeypatch)
     assert len(tasks) == 500 and len({t.ls_task_id for t in tasks}) == 500
 
 
-def test_lost_response_after_label_studio_accepted_the_batch(db, ls) -> None:  # noqa: ANN001
+def test_lost_response_after_label_studio_accepted_the_batch(db, ls) -> None:
     """The import POST reaches Label Studio but its answer never comes back."""
     dataset_id = make_dataset(db, 300)
     with FaultyProxy(ls.url) as proxy:
@@ -140,7 +140,7 @@ def test_lost_response_after_label_studio_accepted_the_batch(db, ls) -> None:  #
 
 
 @pytest.fixture
-def private_ls(label_studio, tmp_path):  # noqa: ANN001, ANN201
+def private_ls(label_studio, tmp_path):
     """A second, throwaway Label Studio server this test may stop and start."""
     from include.runtime.embedded_pg import free_port
     from include.runtime.labelstudio_server import LabelStudioServer
@@ -152,13 +152,13 @@ def private_ls(label_studio, tmp_path):  # noqa: ANN001, ANN201
     server.stop()
 
 
-def test_label_studio_stopped_mid_run(db, private_ls, monkeypatch) -> None:  # noqa: ANN001
+def test_label_studio_stopped_mid_run(db, private_ls, monkeypatch) -> None:
     dataset_id = make_dataset(db, 600)
     token = private_ls.mint_token()
     client = LabelStudioClient(private_ls.url, token, retries=1, backoff=0.01, timeout=20)
     real_record = ls_import_pipeline.record_imported
 
-    def stop_after_first_batch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def stop_after_first_batch(*args, **kwargs):
         written = real_record(*args, **kwargs)
         private_ls.stop()
         return written
@@ -183,7 +183,7 @@ def test_label_studio_stopped_mid_run(db, private_ls, monkeypatch) -> None:  # n
     assert len({t.ls_task_id for t in db_tasks(db, dataset_id)}) == 600
 
 
-def test_bad_token_fails_the_job_with_a_clear_message(db, ls) -> None:  # noqa: ANN001
+def test_bad_token_fails_the_job_with_a_clear_message(db, ls) -> None:
     dataset_id = make_dataset(db, 5)
     client = LabelStudioClient(ls.url, "not-a-valid-token-0000", retries=0)
     with pytest.raises(LabelStudioError):
@@ -195,7 +195,7 @@ def test_bad_token_fails_the_job_with_a_clear_message(db, ls) -> None:  # noqa: 
         assert s.scalar(select(func.count(Task.id))) == 0
 
 
-def test_existing_project_is_validated(db, ls) -> None:  # noqa: ANN001
+def test_existing_project_is_validated(db, ls) -> None:
     client = ls.client()
     wrong = client.create_project("wrong labels", build_label_config(["Yes", "No"]))
     right = client.create_project("right labels", build_label_config(["OK", "NG"]))
@@ -207,7 +207,7 @@ def test_existing_project_is_validated(db, ls) -> None:  # noqa: ANN001
     assert ls_task_count(client, right["id"]) == 10
 
 
-def test_statements_per_batch_are_constant(db, ls) -> None:  # noqa: ANN001
+def test_statements_per_batch_are_constant(db, ls) -> None:
     """SQL round trips grow with batches, not with rows."""
     client = ls.client()
     counts = []
@@ -230,7 +230,7 @@ def test_statements_per_batch_are_constant(db, ls) -> None:  # noqa: ANN001
 
 # -- export ----------------------------------------------------------------------------------
 @pytest.fixture
-def labeled_setup(db, ls):  # noqa: ANN001, ANN201
+def labeled_setup(db, ls):
     """A dataset of 6 imported tasks and two annotators known to both sides by email."""
     suffix = uuid.uuid4().hex[:6]
     emails = [f"ann1-{suffix}@example.com", f"ann2-{suffix}@example.com"]
@@ -245,7 +245,7 @@ def labeled_setup(db, ls):  # noqa: ANN001, ANN201
     return {"client": client, "dataset_id": dataset_id, "ls_ids": ls_ids, "ls_users": ls_users, "user_ids": user_ids}
 
 
-def test_export_agreement_conflict_and_attribution(db, labeled_setup) -> None:  # noqa: ANN001
+def test_export_agreement_conflict_and_attribution(db, labeled_setup) -> None:
     c, ls_ids, (u1, u2) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
     c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
     c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u2)  # agree
@@ -266,7 +266,7 @@ def test_export_agreement_conflict_and_attribution(db, labeled_setup) -> None:  
     assert job.message == "exported 2 labeled tasks (1 in conflict)"
 
 
-def test_export_reflects_updated_and_deleted_annotations(db, labeled_setup) -> None:  # noqa: ANN001
+def test_export_reflects_updated_and_deleted_annotations(db, labeled_setup) -> None:
     c, ls_ids, (u1, u2) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
     a = c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
     b = c.create_annotation(ls_ids[1], choice_result("OK"), completed_by=u1)
@@ -287,7 +287,7 @@ def test_export_reflects_updated_and_deleted_annotations(db, labeled_setup) -> N
         assert s.scalar(select(func.count()).where(Annotation.ls_annotation_id == b["id"])) == 0
 
 
-def test_ground_truth_resolves_a_conflict(db, labeled_setup) -> None:  # noqa: ANN001
+def test_ground_truth_resolves_a_conflict(db, labeled_setup) -> None:
     c, ls_ids, (u1, u2) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
     c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
     c.create_annotation(ls_ids[0], choice_result("NG"), completed_by=u2)
@@ -297,7 +297,7 @@ def test_ground_truth_resolves_a_conflict(db, labeled_setup) -> None:  # noqa: A
     assert (task.status, task.label) == (TaskStatus.LABELED, "NG")
 
 
-def test_tasks_deleted_in_label_studio_are_marked(db, labeled_setup) -> None:  # noqa: ANN001
+def test_tasks_deleted_in_label_studio_are_marked(db, labeled_setup) -> None:
     c, ls_ids = labeled_setup["client"], labeled_setup["ls_ids"]
     project_id = project_of(db, labeled_setup["dataset_id"])
     c.delete_tasks(project_id, ls_ids[:2])
@@ -307,7 +307,7 @@ def test_tasks_deleted_in_label_studio_are_marked(db, labeled_setup) -> None:  #
     assert [statuses[i] for i in ls_ids] == [TaskStatus.DELETED] * 2 + [TaskStatus.IMPORTED] * 4
 
 
-def test_export_is_incremental(db, labeled_setup, ls) -> None:  # noqa: ANN001
+def test_export_is_incremental(db, labeled_setup, ls) -> None:
     """After the first sync, a run reads only changed tasks: no full export, no per-task GETs."""
     c, ls_ids, (u1, _) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
     c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
@@ -327,7 +327,7 @@ def test_export_is_incremental(db, labeled_setup, ls) -> None:  # noqa: ANN001
 
 
 # -- predictions and deletion ----------------------------------------------------------------
-def test_predictions_bulk_score_is_confidence_and_model_version_set(db, labeled_setup) -> None:  # noqa: ANN001
+def test_predictions_bulk_score_is_confidence_and_model_version_set(db, labeled_setup) -> None:
     c, ls_ids = labeled_setup["client"], labeled_setup["ls_ids"]
     project_id = project_of(db, labeled_setup["dataset_id"])
     preds = [Prediction(i, "OK" if n % 2 else "NG", 0.5 + n / 20) for n, i in enumerate(ls_ids)]
@@ -341,7 +341,7 @@ def test_predictions_bulk_score_is_confidence_and_model_version_set(db, labeled_
         assert pred["score"] == pytest.approx(0.5 + n / 20)
 
 
-def test_delete_dataset_removes_its_label_studio_project(db, labeled_setup) -> None:  # noqa: ANN001
+def test_delete_dataset_removes_its_label_studio_project(db, labeled_setup) -> None:
     c = labeled_setup["client"]
     project_id = project_of(db, labeled_setup["dataset_id"])
     with session_scope(db) as s:
@@ -355,7 +355,7 @@ def test_delete_dataset_removes_its_label_studio_project(db, labeled_setup) -> N
         assert s.scalar(select(func.count(Task.id))) == 0
 
 
-def test_delete_in_a_shared_project_removes_only_that_datasets_tasks(db, ls) -> None:  # noqa: ANN001
+def test_delete_in_a_shared_project_removes_only_that_datasets_tasks(db, ls) -> None:
     client = ls.client()
     shared = client.create_project("shared project", build_label_config(["OK", "NG"]))
     keep = make_dataset(db, 4)

@@ -112,6 +112,7 @@ def upgrade() -> None:
         "experiments",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("dataset_id", sa.Integer(), nullable=True),
         sa.Column("embedding_model_id", sa.Integer(), nullable=True),
         sa.Column("params", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -128,8 +129,12 @@ def upgrade() -> None:
             name=op.f("fk_experiments_embedding_model_id_embedding_models"),
             ondelete="SET NULL",
         ),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name=op.f("fk_experiments_dataset_id_datasets"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_experiments")),
     )
+    op.create_index(op.f("ix_experiments_dataset_id"), "experiments", ["dataset_id"], unique=False)
     op.create_table(
         "experiment_epochs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -224,6 +229,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("experiment_id", sa.Integer(), nullable=True),
+        sa.Column("dataset_id", sa.Integer(), nullable=False),
         sa.Column("embedding_model_id", sa.Integer(), nullable=False),
         sa.Column("labels", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("metrics", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
@@ -238,6 +244,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name=op.f("fk_models_dataset_id_datasets"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
             ["experiment_id"], ["experiments.id"], name=op.f("fk_models_experiment_id_experiments"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_models")),
@@ -246,7 +255,7 @@ def upgrade() -> None:
     op.create_index(
         "uq_models_one_promoted",
         "models",
-        ["embedding_model_id"],
+        ["dataset_id", "embedding_model_id"],
         unique=True,
         postgresql_where=sa.text("status = 'promoted'"),
     )
@@ -372,6 +381,7 @@ def downgrade() -> None:
     op.drop_index("ix_items_text_hash", table_name="items")
     op.drop_table("items")
     op.drop_table("experiment_epochs")
+    op.drop_index(op.f("ix_experiments_dataset_id"), table_name="experiments")
     op.drop_table("experiments")
     op.drop_table("embeddings")
     op.drop_table("datasets")

@@ -1,0 +1,48 @@
+"""
+## embed_items
+
+Embed dataset texts into PostgreSQL + pgvector: each text once per embedding model (keyed by its
+sha256), in batches, written with binary COPY; every model has its own HNSW index.
+
+* **Params**: `dataset_id` (empty = all datasets), `embedding_model` (`all-MiniLM-L6-v2`, the offline
+  default, or `openai:<model>` / `ollama:<model>`), `batch_size`.
+* **Routing**: `queue="gpu"`, `pool="gpu"` (the GPU Celery worker; CUDA when present, else CPU).
+* **Reads/writes**: `items`, `embedding_models`, `embeddings`, `jobs`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.pipelines import entrypoints
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["labelops", "ml"],
+    doc_md=__doc__,
+    default_args={"owner": "labelops", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    params={
+        "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset; empty for all"),
+        "embedding_model": Param("all-MiniLM-L6-v2", type="string", minLength=1, maxLength=200),
+        "batch_size": Param(512, type="integer", minimum=1, maximum=8192),
+    },
+)
+def embed_items():
+    @task(queue="gpu", pool="gpu", execution_timeout=timedelta(hours=4))
+    def embed() -> dict:
+        return entrypoints.embed_items(get_current_context())
+
+    embed()
+
+
+embed_items_dag = embed_items()
+
+if __name__ == "__main__":
+    embed_items_dag.test()

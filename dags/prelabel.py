@@ -1,0 +1,52 @@
+"""
+## prelabel
+
+Suggest labels for a dataset's unlabeled tasks and write them to the shadow index
+(`prelabel_label`, `prelabel_score`, `prelabel_json`, `model_version`) and to Label Studio as bulk
+predictions (`score` = confidence, `model_version` on predictions and on the project).
+
+* **Params**: `dataset_id`, `backend` (`auto` = the promoted classifier, else embedding similarity;
+  `classifier`, `similarity`, `ollama`, `openai`), `limit`, `only_new` (skip tasks this model
+  version already pre-labeled).
+* **Needs**: `LS_URL`, `LS_API_TOKEN`; `OLLAMA_BASE_URL`/`OLLAMA_MODEL`/`OLLAMA_TIMEOUT` or
+  `OPENAI_BASE_URL`/`OPENAI_API_KEY`/`OPENAI_MODEL` for the LLM backends.
+* **Reads/writes**: `tasks`, `embeddings`, `models`, `jobs`; Label Studio predictions.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.pipelines import entrypoints
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["labelops", "ml", "labelstudio"],
+    doc_md=__doc__,
+    default_args={"owner": "labelops", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    params={
+        "dataset_id": Param(1, type="integer", minimum=1),
+        "backend": Param("auto", enum=["auto", "classifier", "similarity", "ollama", "openai"]),
+        "limit": Param(None, type=["null", "integer"], minimum=1),
+        "only_new": Param(True, type="boolean"),
+    },
+)
+def prelabel():
+    @task(execution_timeout=timedelta(hours=6))
+    def prelabel_tasks() -> dict:
+        return entrypoints.prelabel(get_current_context())
+
+    prelabel_tasks()
+
+
+prelabel_dag = prelabel()
+
+if __name__ == "__main__":
+    prelabel_dag.test()

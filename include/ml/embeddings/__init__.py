@@ -1,0 +1,1 @@
+"""Embedding backends (local sentence-transformers, OpenAI-compatible, Ollama) and the pgvector store."""

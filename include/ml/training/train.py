@@ -1,0 +1,177 @@
+"""Train a classifier head: stratified split (fixed seed), class weights, early stopping.
+
+Runs on CUDA when available (GPU workers), on the CPU otherwise. Data for a head is small
+(labeled items x embedding size), so it lives on the device for the whole run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from include.ml.training.metrics import classification_metrics
+from include.ml.training.model import KINDS, HeadConfig, TrainedHead, build_head
+
+log = logging.getLogger(__name__)
+
+
+# Unit-length embeddings give small logits: a linear head needs a larger step than an MLP.
+DEFAULT_LR = {"logistic": 0.05, "mlp": 0.003}
+
+
+class TrainingDataError(ValueError):
+    """Not enough (or unusable) labeled data; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    kind: str = "mlp"
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float | None = None  # None: a default that suits the kind (see DEFAULT_LR)
+    weight_decay: float = 1e-4
+    patience: int = 8
+    val_fraction: float = 0.2
+    seed: int = 0
+    hidden_dim: int = 256
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"model kind must be one of {KINDS}")
+        if self.lr is None:
+            object.__setattr__(self, "lr", DEFAULT_LR[self.kind])
+        if not 0.05 <= self.val_fraction <= 0.5:
+            raise ValueError("val_fraction must be between 0.05 and 0.5")
+        if self.epochs < 1 or self.batch_size < 1 or (self.lr or 0) <= 0:
+            raise ValueError("epochs, batch_size and lr must be positive")
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    metrics: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    head: TrainedHead
+    metrics: dict[str, float]
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    device: str = "cpu"
+    train_idx: np.ndarray | None = None
+    val_idx: np.ndarray | None = None
+
+
+def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train/validation indices with every class in both (fixed seed: reproducible)."""
+    counts = np.bincount(y)
+    present = counts[counts > 0]
+    if len(present) < 2:
+        raise TrainingDataError("training needs labeled examples of at least two classes")
+    if present.min() < 2:
+        raise TrainingDataError("every class needs at least 2 labeled examples to be split for validation")
+    n_val = max(len(present), int(round(len(y) * val_fraction)))
+    idx = np.arange(len(y))
+    train_idx, val_idx = train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Inverse-frequency weights (n / (k * count)), so a rare class counts as much as a common one."""
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
+
+
+def train_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: list[str],
+    embedding_model: str,
+    params: TrainParams,
+    *,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+    device: str | None = None,
+    on_epoch: Callable[[EpochRecord], Any] | None = None,
+) -> TrainResult:
+    """Train on ``x`` (n, d) / ``y`` (n,) and return the best epoch's head with its validation metrics.
+
+    ``val`` gives a fixed validation set; otherwise a stratified split of ``x`` is held out.
+    """
+    import torch
+    from torch import nn
+
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    num_classes = len(labels)
+    if val is None:
+        train_idx, val_idx = stratified_split(y, params.val_fraction, params.seed)
+        x_tr, y_tr, x_va, y_va = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+    else:
+        train_idx, val_idx = np.arange(len(y)), None
+        x_tr, y_tr = x, y
+        x_va, y_va = np.asarray(val[0], dtype=np.float32), np.asarray(val[1], dtype=np.int64)
+    if len(np.unique(y_tr)) < 2:
+        raise TrainingDataError("the training split needs labeled examples of at least two classes")
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(params.seed)
+    generator = torch.Generator(device="cpu").manual_seed(params.seed)
+    config = HeadConfig(params.kind, x.shape[1], num_classes, params.hidden_dim, params.dropout)
+    module = build_head(config).to(dev)
+    loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(y_tr, num_classes)).to(dev))
+    optimizer = torch.optim.AdamW(module.parameters(), lr=float(params.lr or DEFAULT_LR[params.kind]), weight_decay=params.weight_decay)
+    xt, yt = torch.from_numpy(x_tr).to(dev), torch.from_numpy(y_tr).to(dev)
+    xv, yv = torch.from_numpy(x_va).to(dev), torch.from_numpy(y_va).to(dev)
+
+    best_loss, best_state, best_epoch, waited = float("inf"), copy.deepcopy(module.state_dict()), 0, 0
+    history: list[EpochRecord] = []
+    for epoch in range(1, params.epochs + 1):
+        started = time.perf_counter()
+        module.train()
+        order = torch.randperm(len(yt), generator=generator).to(dev)
+        total = 0.0
+        for start in range(0, len(order), params.batch_size):
+            batch = order[start : start + params.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(module(xt[batch]), yt[batch])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        module.eval()
+        with torch.inference_mode():
+            logits = module(xv)
+            val_loss = float(loss_fn(logits, yv))
+            probs = torch.softmax(logits, dim=1).float().cpu().numpy()
+        record = EpochRecord(epoch, total / len(yt), val_loss, classification_metrics(probs, y_va), time.perf_counter() - started)
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if val_loss < best_loss - 1e-5:
+            best_loss, best_state, best_epoch, waited = val_loss, copy.deepcopy(module.state_dict()), epoch, 0
+        else:
+            waited += 1
+            if waited >= params.patience:
+                log.info("early stop at epoch %d (best %d)", epoch, best_epoch)
+                break
+    module.load_state_dict(best_state)
+    module.eval()
+    head = TrainedHead(config=config, labels=list(labels), embedding_model=embedding_model, module=module.cpu())
+    metrics = classification_metrics(head.predict_proba(x_va, device="cpu"), y_va)
+    metrics["val_loss"] = best_loss
+    return TrainResult(
+        head=head, metrics=metrics, history=history, best_epoch=best_epoch, device=str(dev), train_idx=train_idx,
+        val_idx=val_idx,
+    )

@@ -1,0 +1,192 @@
+"""Pre-labeling, scoring, training and the promotion gate against real Label Studio and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from include.config import load_settings
+from include.db.models import Item, Job, ModelStatus, ModelVersion, Role, Task, TaskStatus
+from include.db.session import session_scope
+from include.demo.texts import generate_demo_texts
+from include.labelstudio.client import LabelStudioClient, LabelStudioError
+from include.labelstudio.label_config import choice_result
+from include.ml.training.train import TrainParams
+from include.pipelines.ls_export import run_ls_export
+from include.pipelines.ls_import import run_ls_import
+from include.pipelines.prelabel import run_prelabel
+from include.pipelines.runner import RunRef
+from include.pipelines.score_uncertainty import run_score_uncertainty
+from include.pipelines.train_classifier import labeled_examples, run_gate, run_train
+from include.services.assignment import auto_assign
+from include.services.datasets import add_items, create_dataset
+from include.services.task_queries import priority_tasks
+from include.services.users import create_user
+from tests.helpers.proxy import FaultyProxy
+
+pytestmark = pytest.mark.labelstudio
+
+
+def demo_dataset(db: str, client: LabelStudioClient, n: int, seed: int = 3) -> int:
+    texts = generate_demo_texts(n, seed=seed)
+    with session_scope(db) as s:
+        ds = create_dataset(s, f"loop-{uuid.uuid4().hex[:8]}")
+        add_items(s, ds, [(t.text, {"truth": t.true_label}) for t in texts])
+        dataset_id = ds.id
+    run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+    return dataset_id
+
+
+def tasks_of(db: str, dataset_id: int) -> list[tuple[Task, dict]]:
+    with session_scope(db) as s:
+        rows = s.execute(
+            select(Task, Item.source).join(Item, Item.id == Task.item_id).where(Task.dataset_id == dataset_id).order_by(Task.id)
+        ).all()
+        return [(t, src) for t, src in rows]
+
+
+def label_in_ls(db: str, client: LabelStudioClient, dataset_id: int, n: int) -> None:
+    """Annotate the first n tasks in Label Studio with their true label, then export."""
+    for task, source in tasks_of(db, dataset_id)[:n]:
+        client.create_annotation(task.ls_task_id, choice_result(source["truth"]))
+    run_ls_export(db, client, RunRef(), dataset_id=dataset_id)
+
+
+def test_cold_start_similarity_prelabel_reaches_label_studio(db, ls, minilm) -> None:
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 80)
+    result = run_prelabel(db, client, RunRef("prelabel", "p1"), load_settings(), dataset_id=dataset_id, embedder=minilm)
+    assert result["prelabeled"] == 80 and result["model_version"] == "similarity-all-MiniLM-L6-v2"
+    rows = tasks_of(db, dataset_id)
+    correct = sum(t.prelabel_label == src["truth"] for t, src in rows)
+    assert correct / len(rows) > 0.7  # label descriptions alone beat chance clearly on the demo data
+    project_id = rows[0][0].ls_project_id
+    ls_tasks = {t["id"]: t for t in client.iter_tasks(project_id, fields="all")}
+    for task, _ in rows:
+        (prediction,) = ls_tasks[task.ls_task_id]["predictions"]
+        assert prediction["score"] == pytest.approx(task.prelabel_score, abs=1e-5)  # score = confidence
+        assert prediction["model_version"] == task.model_version == "similarity-all-MiniLM-L6-v2"
+        assert task.prelabel_json["probs"][task.prelabel_label] == pytest.approx(task.prelabel_score, abs=1e-5)
+    assert client.get_project(project_id)["model_version"] == "similarity-all-MiniLM-L6-v2"
+    again = run_prelabel(db, client, RunRef("prelabel", "p2"), load_settings(), dataset_id=dataset_id, embedder=minilm)
+    assert again["skipped"] is True  # nothing new for this model version
+
+
+def test_llm_prelabel_counts_malformed_answers(db, ls, llm_server, monkeypatch) -> None:
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 30)
+    monkeypatch.setenv("OLLAMA_BASE_URL", llm_server.url)
+    monkeypatch.setenv("OLLAMA_MODEL", "llama3.2:1b")
+    llm_server.malformed_every = 5
+    result = run_prelabel(db, client, RunRef("prelabel", "llm"), load_settings(), dataset_id=dataset_id, backend="ollama")
+    assert (result["prelabeled"], result["malformed"]) == (24, 6)
+    with session_scope(db) as s:
+        job = s.scalar(select(Job).where(Job.run_id == "llm"))
+        assert job.message == "pre-labeled 24 tasks with ollama-llama3.2:1b (6 malformed answers)"
+        assert job.counts["malformed"] == 6
+    rows = tasks_of(db, dataset_id)
+    assert sum(t.prelabel_label is not None for t, _ in rows) == 24
+
+
+def test_llm_not_configured_fails_clearly(db, ls) -> None:
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 3)
+    with pytest.raises(ValueError, match="OPENAI_BASE_URL"):
+        run_prelabel(db, client, RunRef(), load_settings({}), dataset_id=dataset_id, backend="openai")
+
+
+def test_scores_order_auto_assign_hardest_first(db, ls, minilm) -> None:
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 60)
+    run_prelabel(db, client, RunRef(), load_settings(), dataset_id=dataset_id, embedder=minilm)
+    result = run_score_uncertainty(db, RunRef("score_uncertainty", "s1"), dataset_id=dataset_id)
+    assert result["scored"] == 60 and result["source"] == "pre-labels"
+    rows = tasks_of(db, dataset_id)
+    for task, _ in rows:
+        assert task.model_prob == pytest.approx(task.prelabel_score, abs=1e-6)
+        assert task.uncertainty_score == pytest.approx(1 - task.prelabel_score, abs=1e-6)
+        assert task.priority == int(task.uncertainty_score * 1000 + 1e-6)
+    with session_scope(db) as s:
+        annotator = create_user(s, f"a-{uuid.uuid4().hex[:6]}", f"{uuid.uuid4().hex[:6]}@x.io", "password-123", Role.ANNOTATOR)
+        picked = auto_assign(s, dataset_id, annotator, 10)
+        top = priority_tasks(s, dataset_id, limit=60, only_unlabeled=False)
+    expected = [t.id for t in sorted((t for t, _ in rows), key=lambda t: (-t.priority, t.id))[:10]]
+    assert sorted(picked) == sorted(expected)
+    assert [t.priority for t in top] == sorted((t.priority for t in top), reverse=True)
+
+
+def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path: Path) -> None:
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 160, seed=11)
+    skipped = run_train(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, backend=minilm)
+    assert skipped["skipped"] and "training needs at least 20" in skipped["reason"]
+
+    label_in_ls(db, client, dataset_id, 120)
+    trained = run_train(db, RunRef("train_classifier", "t1"), dataset_id=dataset_id,
+                        params=TrainParams(kind="mlp", lr=3e-3), model_dir=tmp_path, backend=minilm)
+    assert trained["metrics"]["f1"] > 0.75
+    gate = run_gate(db, RunRef("train_classifier", "t1"), dataset_id=dataset_id, model_id=trained["model_id"])
+    assert gate["promoted"] and "first model" in gate["reason"]
+
+    again = run_train(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, backend=minilm)
+    assert again["skipped"] and "no new labels" in again["reason"]
+
+    weak = run_train(db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic", epochs=1, lr=1e-5),
+                     model_dir=tmp_path, backend=minilm, force=True)
+    verdict = run_gate(db, RunRef(), dataset_id=dataset_id, model_id=weak["model_id"])
+    assert not verdict["promoted"] and "does not beat" in verdict["reason"]
+    with session_scope(db) as s:
+        statuses = dict(s.execute(select(ModelVersion.version, ModelVersion.status)).tuples().all())
+        experiment_epochs = s.scalar(select(Job.counts).where(Job.run_id == "t1", Job.kind == "train_classifier"))
+    assert statuses == {trained["version"]: ModelStatus.PROMOTED, weak["version"]: ModelStatus.REJECTED}
+    assert experiment_epochs["labels"] == 120
+
+    # The promoted classifier now drives pre-labeling and scoring.
+    result = run_prelabel(db, client, RunRef(), load_settings(), dataset_id=dataset_id, embedder=minilm)
+    assert result["model_version"] == trained["version"] and result["prelabeled"] == 40
+    scored = run_score_uncertainty(db, RunRef(), dataset_id=dataset_id)
+    assert scored["source"] == trained["version"] and scored["scored"] == 40
+    unlabeled = [(t, src) for t, src in tasks_of(db, dataset_id) if t.status == TaskStatus.IMPORTED]
+    accuracy = sum(t.prelabel_label == src["truth"] for t, src in unlabeled) / len(unlabeled)
+    assert accuracy > 0.75
+
+
+def test_conflicts_stay_out_of_training(db, ls) -> None:
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 6)
+    rows = tasks_of(db, dataset_id)
+    client.create_annotation(rows[0][0].ls_task_id, choice_result("OK"))
+    client.create_annotation(rows[0][0].ls_task_id, choice_result("NG"))
+    client.create_annotation(rows[1][0].ls_task_id, choice_result("NG"))
+    run_ls_export(db, client, RunRef(), dataset_id=dataset_id)
+    with session_scope(db) as s:
+        examples = labeled_examples(s, dataset_id)
+    assert [label for _, label in examples] == ["NG"]
+
+
+def test_a_failed_prelabel_keeps_finished_batches_and_the_next_run_completes(db, ls, minilm) -> None:
+    dataset_id = demo_dataset(db, ls.client(), 50)
+    with FaultyProxy(ls.url) as proxy:
+        client = LabelStudioClient(proxy.url, ls.token, retries=0)
+        calls = {"n": 0}
+        real = client.import_predictions
+
+        def failing_second_batch(project_id, predictions):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                proxy.fail_next_status = [500]
+            return real(project_id, predictions)
+
+        client.import_predictions = failing_second_batch  # type: ignore[method-assign]
+        with pytest.raises(LabelStudioError):
+            run_prelabel(db, client, RunRef("prelabel", "half"), load_settings(), dataset_id=dataset_id, batch_size=20,
+                         embedder=minilm)
+    rows = tasks_of(db, dataset_id)
+    assert sum(t.prelabel_label is not None for t, _ in rows) == 20  # batch 1 complete, batch 2 not claimed
+    result = run_prelabel(db, ls.client(), RunRef(), load_settings(), dataset_id=dataset_id, batch_size=20, embedder=minilm)
+    assert result["prelabeled"] == 30
+    ls_tasks = {t["id"]: t for t in ls.client().iter_tasks(rows[0][0].ls_project_id, fields="all")}
+    assert all(len(ls_tasks[t.ls_task_id]["predictions"]) == 1 for t, _ in rows)
