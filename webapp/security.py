@@ -77,3 +77,26 @@ def user_from_api_token(token: str) -> User | None:
     if user is None or not user.active or data.get("pw") != _password_stamp(user):
         return None
     return user
+
+
+# -- login rate limits (shared by the login page and the API) -------------------------------
+def _login_limit() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def _username_key() -> str:
+    from flask import request
+
+    name = request.form.get("username")
+    if name is None:
+        body = request.get_json(silent=True)
+        name = body.get("username") if isinstance(body, dict) else None
+    return "login-user:" + str(name or "").strip().lower()
+
+
+def login_rate_limits(view: F) -> F:
+    """Per client address and per username, across the page and the API (a shared budget)."""
+    from webapp.extensions import limiter
+
+    view = limiter.shared_limit(_login_limit, scope="login-ip", methods=["POST"])(view)
+    return limiter.shared_limit(_login_limit, scope="login-user", key_func=_username_key, methods=["POST"])(view)  # type: ignore[no-any-return]

@@ -18,6 +18,11 @@ def project_title(dataset: Dataset) -> str:
     return f"{dataset.name} (LabelOps dataset {dataset.id})"
 
 
+def project_marker(dataset: Dataset) -> str:
+    """Identifies the dataset row for good (ids restart when a database is recreated; this does not)."""
+    return f"[labelops dataset {dataset.id} created {dataset.created_at.isoformat()}]"
+
+
 def _remember(session: Session, project_id: int, title: str, owned: bool) -> None:
     stmt = insert(LsProject).values(ls_project_id=project_id, title=title, owned=owned)
     session.execute(stmt.on_conflict_do_update(index_elements=["ls_project_id"], set_={"title": stmt.excluded.title}))
@@ -50,12 +55,14 @@ def ensure_project(
         _remember(session, default_project_id, str(project.get("title", "")), owned=False)
         return default_project_id
     title = project_title(dataset)
-    existing = _find_by_title(client, title)
+    marker = project_marker(dataset)
+    existing = _find_by_title(client, title, marker)
     if existing is not None:
         validate_project_config(existing, labels, client.base_url)
         project = existing
     else:
-        project = client.create_project(title, build_label_config(labels), description=dataset.description)
+        description = f"{dataset.description}\n\n{marker}".strip()
+        project = client.create_project(title, build_label_config(labels), description=description)
         log.info("created Label Studio project %s for dataset %s", project["id"], dataset.id)
     dataset.ls_project_id = int(project["id"])
     _remember(session, dataset.ls_project_id, title, owned=True)
@@ -63,10 +70,11 @@ def ensure_project(
     return dataset.ls_project_id
 
 
-def _find_by_title(client: LabelStudioClient, title: str) -> dict | None:
+def _find_by_title(client: LabelStudioClient, title: str, marker: str) -> dict | None:
+    """The project an interrupted run created for this very dataset row, if any."""
     body = client.request("GET", "/api/projects", params={"title": title, "page_size": 100})
     results = body.get("results", []) if isinstance(body, dict) else body
     for project in results or []:
-        if project.get("title") == title:
+        if project.get("title") == title and marker in (project.get("description") or ""):
             return client.get_project(int(project["id"]))
     return None

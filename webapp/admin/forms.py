@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
 from wtforms import EmailField, IntegerField, RadioField, SelectField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
 
 class CsrfForm(FlaskForm):
@@ -40,7 +40,7 @@ class DeleteDatasetForm(FlaskForm):
 
 class AutoAssignForm(FlaskForm):
     username = SelectField("Annotator", validators=[DataRequired()], choices=[])
-    count = IntegerField("Tasks", default=20, validators=[DataRequired(), NumberRange(min=1, max=50_000)])
+    count = IntegerField("Tasks", default=20, validators=[InputRequired(), NumberRange(min=1, max=50_000)])
     submit = SubmitField("Auto-assign")
 
 

@@ -168,7 +168,7 @@ def delete(dataset_id: int) -> Any:
     ds = _dataset_or_404(dataset_id)
     form = DeleteDatasetForm()
     if not form.validate_on_submit() or (form.confirm_name.data or "").strip() != ds.name:
-        flash("Type the dataset's exact name to delete it.", "error")
+        flash("Type the exact name of the dataset to delete it.", "error")
         return redirect(url_for("admin.dataset", dataset_id=ds.id))
     try:
         client = ls_client() if ds.ls_project_id is not None else None

@@ -21,9 +21,9 @@ from include.services.task_queries import annotator_tasks, parse_status, priorit
 from include.services.users import authenticate
 from webapp.admin.routes import job_json
 from webapp.api import api_error, api_user, bp, int_param, json_body, token_required
-from webapp.extensions import db, limiter
+from webapp.extensions import db
 from webapp.pipelines import refresh_active_jobs, trigger_pipeline
-from webapp.security import make_api_token
+from webapp.security import login_rate_limits, make_api_token
 from webapp.services import NotConfigured, ls_client
 
 
@@ -66,13 +66,9 @@ def _dataset_or_error(dataset_id: int) -> Dataset | Any:
     return dataset if dataset is not None else api_error(404, f"dataset {dataset_id} not found")
 
 
-def _login_limit() -> str:
-    return str(current_app.config["LOGIN_RATE_LIMIT"])
-
-
 # -- auth ------------------------------------------------------------------------------------
 @bp.post("/auth/login")
-@limiter.limit(_login_limit)
+@login_rate_limits
 def login() -> Any:
     """Exchange username and password for a bearer token."""
     body = json_body()
@@ -174,11 +170,12 @@ def auto_assign_api(dataset_id: int) -> Any:
     body = json_body()
     username = request.args.get("username") or body.get("username") or ""
     raw_count = request.args.get("count") or body.get("count") or 0
+    if not str(raw_count).isdigit():
+        return api_error(400, "count must be a whole number")
     try:
-        count = int(raw_count)
-        ids = auto_assign(db.session, dataset_id, user_by_name(db.session, str(username)), count)
+        ids = auto_assign(db.session, dataset_id, user_by_name(db.session, str(username)), int(raw_count))
         db.session.commit()
-    except (AssignmentError, ValueError) as exc:
+    except AssignmentError as exc:
         db.session.rollback()
         return api_error(400, str(exc))
     return jsonify({"assigned": len(ids), "task_ids": ids, "username": username})

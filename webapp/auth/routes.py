@@ -3,27 +3,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from include.db.models import Role
 from include.services.users import authenticate
 from webapp.auth import bp
 from webapp.auth.forms import LoginForm
-from webapp.extensions import db, limiter
-from webapp.security import is_safe_next
+from webapp.extensions import db
+from webapp.security import is_safe_next, login_rate_limits
 
 
 def home_for(user: Any) -> str:
     return url_for("admin.dashboard") if user.role == Role.ADMIN else url_for("annotator.tasks")
-
-
-def _login_limit() -> str:
-    return str(current_app.config["LOGIN_RATE_LIMIT"])
-
-
-def _username_key() -> str:
-    return "login-user:" + (request.form.get("username") or "").strip().lower()
 
 
 @bp.route("/")
@@ -35,8 +27,7 @@ def index() -> Any:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(_login_limit, methods=["POST"], key_func=_username_key)
+@login_rate_limits
 def login() -> Any:
     """Log in with username and password."""
     if current_user.is_authenticated:

@@ -1,0 +1,79 @@
+"""Flask app fixtures (flaskr style): app, client, users and a login helper."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from include.db.models import Role
+from include.db.session import session_scope
+from include.services.users import create_user
+
+PASSWORD = "correct-horse-battery"
+
+
+def make_app(db_url: str, **overrides: Any):  # noqa: ANN201
+    from webapp import create_app
+
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-0123456789",
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "LS_URL": None,
+        "LS_API_TOKEN": None,
+        "AIRFLOW_API_URL": "http://127.0.0.1:9",  # nothing listens there
+        "AIRFLOW_API_USER": "webapp",
+        "AIRFLOW_API_PASSWORD": "unused",
+        "JOBS_REFRESH_SECONDS": 1,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture
+def users(db: str) -> dict[str, int]:
+    with session_scope(db) as s:
+        return {
+            name: create_user(s, name, f"{name}@labelops.test", PASSWORD, role).id
+            for name, role in (("admin", Role.ADMIN), ("alice", Role.ANNOTATOR), ("bob", Role.ANNOTATOR))
+        }
+
+
+@pytest.fixture
+def app(db: str, users: dict[str, int]):  # noqa: ANN201
+    app = make_app(db)
+    yield app
+
+
+@pytest.fixture
+def ls_app(db: str, users: dict[str, int], ls):  # noqa: ANN001, ANN201
+    """The app wired to the real Label Studio."""
+    return make_app(db, LS_URL=ls.url, LS_API_TOKEN=ls.token, LS_PUBLIC_URL=ls.url)
+
+
+@pytest.fixture
+def client(app) -> Iterator[Any]:  # noqa: ANN001
+    with app.test_client() as c:
+        yield c
+
+
+def login(client: Any, username: str, password: str = PASSWORD) -> Any:
+    client.post("/logout")
+    return client.post("/login", data={"username": username, "password": password})
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def api_token(client: Any, username: str, password: str = PASSWORD) -> dict[str, str]:
+    response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.json
+    return {"Authorization": f"Bearer {response.json['access_token']}"}

@@ -1,0 +1,97 @@
+"""Pipeline buttons against a real Airflow 3 api-server (SimpleAuthManager, REST v2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from include.airflow_client import AirflowClient, AirflowError
+from include.db.models import Job, JobStatus
+from include.db.session import session_scope
+from include.runtime.embedded_pg import free_port
+from tests.webapp.conftest import login, make_app
+from tests.webapp.factories import dataset_with_tasks
+
+pytestmark = pytest.mark.airflow
+
+PASSWORDS = {"admin": "admin-pass-123", "webapp": "webapp-pass-123"}
+
+
+@pytest.fixture(scope="module")
+def airflow_api(airflow_db, tmp_path_factory):  # noqa: ANN001, ANN201
+    """`airflow api-server` on the test metadata DB, with the DAGs serialized."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    passwords = tmp_path_factory.mktemp("af") / "passwords.json"
+    passwords.write_text(json.dumps(PASSWORDS))
+    port = free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,webapp:user",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-that-is-long-enough-for-hmac-sha512-0123456789",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=300)
+    log = (home / "api-server.log").open("wb")
+    proc = subprocess.Popen([airflow, "api-server"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        assert proc.poll() is None, (home / "api-server.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "api-server did not start"
+        time.sleep(1)
+    yield url
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+
+
+def test_button_triggers_a_real_dag_run(db, users, airflow_api) -> None:  # noqa: ANN001
+    ds, _ = dataset_with_tasks(db, "rest", 2)
+    app = make_app(db, AIRFLOW_API_URL=airflow_api, AIRFLOW_API_PASSWORD=PASSWORDS["webapp"])
+    with app.test_client() as client:
+        login(client, "admin")
+        page = client.post("/admin/pipelines/ls_import/run", data={"dataset_id": str(ds), "limit": "10"},
+                           follow_redirects=True).get_data(as_text=True)
+        assert "Import to Label Studio started" in page
+    with session_scope(db) as s:
+        job = s.scalar(select(Job))
+        assert (job.status, job.dag_id, job.params) == (JobStatus.QUEUED, "ls_import", {"dataset_id": ds, "limit": 10})
+        run_id = job.run_id
+    admin = AirflowClient(airflow_api, "admin", PASSWORDS["admin"])
+    run = admin.get_run("ls_import", run_id)
+    assert run["conf"] == {"dataset_id": ds, "limit": 10} and run["state"] == "queued"
+    assert run["triggering_user_name"] == "webapp"
+
+    # The run fails before its task starts (e.g. an operator kills it): the jobs page catches up.
+    admin._request("PATCH", f"/dags/ls_import/dagRuns/{run_id}", json={"state": "failed"})
+    with session_scope(db) as s:
+        s.get(Job, job.id).created_at = s.get(Job, job.id).created_at.replace(year=2025)  # older than the grace period
+    with app.test_client() as client:
+        login(client, "admin")
+        data = client.get("/admin/jobs.json").json
+    assert data["jobs"][0]["status"] == "failed" and "the Airflow run failed" in data["jobs"][0]["message"]
+
+
+def test_airflow_rejects_bad_params_and_bad_passwords(airflow_api) -> None:  # noqa: ANN001
+    client = AirflowClient(airflow_api, "webapp", PASSWORDS["webapp"])
+    with pytest.raises(AirflowError, match="400"):
+        client.trigger("ls_import", {"limit": 0})
+    with pytest.raises(AirflowError, match="rejected user 'webapp'"):
+        AirflowClient(airflow_api, "webapp", "wrong").trigger("ls_import", {})

@@ -1,0 +1,158 @@
+"""End to end in headless Chromium (Debian's package, driven by Playwright) against the real
+Label Studio: an admin creates a dataset and auto-assigns; an annotator sees only their tasks and
+labels two with the keyboard; the admin sees the statistics change."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from include.db.models import Dataset, Job, JobStatus, Task, TaskStatus, User
+from include.db.session import session_scope
+from include.pipelines.ls_import import run_ls_import
+from include.pipelines.runner import RunRef
+from include.services.assignment import auto_assign
+from include.services.jobs import queue_job
+from tests.webapp.conftest import PASSWORD, make_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.labelstudio]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture
+def live_url(db, users, ls) -> Iterator[str]:  # noqa: ANN001
+    app = make_app(db, WTF_CSRF_ENABLED=True, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="100 per minute",
+                   LS_URL=ls.url, LS_API_TOKEN=ls.token, LS_PUBLIC_URL=ls.url)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def page(tmp_path) -> Iterator[Any]:  # noqa: ANN001
+    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):  # type: ignore[attr-defined]
+        pytest.fail("Debian's chromium is missing: apt-get install chromium (make test does this as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.set_default_timeout(20_000)
+        yield tab
+        shots = os.environ.get("LABELOPS_SCREENSHOTS")
+        if shots:
+            tab.screenshot(path=str(Path(shots) / f"{os.environ.get('PYTEST_CURRENT_TEST', 'page').split(':')[-1].split(' ')[0]}.png"),
+                           full_page=True)
+        browser.close()
+
+
+def log_in(page: Any, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Log in')")
+    page.wait_for_selector(f"[data-testid=current-user]:has-text('{username}')")
+
+
+def log_out(page: Any) -> None:
+    page.click("button:has-text('Log out')")
+    page.wait_for_url("**/login")
+
+
+def stat(page: Any, name: str) -> str:
+    return page.inner_text(f"[data-stat='{name}'] .stat-value")
+
+
+def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:  # noqa: ANN001
+    log_in(page, live_url, "admin")
+    page.click("text=+ New dataset")
+    page.fill("input[name=name]", "browser-demo")
+    page.check("input[name=source][value=demo]")
+    page.fill("input[name=demo_count]", "100")
+    page.click("button:has-text('Create dataset')")
+    page.wait_for_selector("text=added 100 items.")
+    assert stat(page, "items") == "100" and stat(page, "imported") == "0"
+
+    with session_scope(db) as s:
+        dataset_id = s.scalar(select(Dataset.id).where(Dataset.name == "browser-demo"))
+    run_ls_import(db, ls.client(), RunRef(), dataset_id=dataset_id)  # what the Import button's DAG runs
+    with session_scope(db) as s:
+        auto_assign(s, dataset_id, s.get(User, users["bob"]), 1)  # bob's task must stay invisible to alice
+
+    page.reload()
+    assert stat(page, "imported") == "100"
+    page.select_option("select[name=username]", "alice")
+    page.fill("input[name=count]", "5")
+    page.click("button:has-text('Auto-assign')")
+    page.wait_for_selector("text=Assigned 5 tasks to alice, highest priority first.")
+    assert stat(page, "assigned") == "6"
+    log_out(page)
+
+    log_in(page, live_url, "alice")
+    rows = page.locator("[data-testid=my-task-table] tbody tr")
+    assert rows.count() == 5
+    with session_scope(db) as s:
+        bobs = s.scalar(select(Task.id).where(Task.assigned_to == users["bob"]))
+        alices = set(s.scalars(select(Task.id).where(Task.assigned_to == users["alice"])))
+    shown = {int(rows.nth(i).get_attribute("data-task")) for i in range(5)}
+    assert shown == alices and bobs not in shown
+    page.goto(f"{live_url}/me/tasks/{bobs}")
+    assert "Nothing here." in page.content()
+
+    page.goto(f"{live_url}/me/tasks")
+    page.click("[data-testid=start-labeling]")
+    first_url = page.url
+    text = page.inner_text("[data-testid=task-text]")
+    assert text
+    page.keyboard.press("1")  # OK
+    page.wait_for_selector("text=Saved “OK”.")
+    assert page.url != first_url
+    second_url = page.url
+    page.keyboard.press("2")  # NG
+    page.wait_for_selector("text=Saved “NG”.")
+    assert page.url != second_url
+    page.goto(f"{live_url}/me/tasks")
+    assert stat(page, "labeled") == "2" and stat(page, "pending") == "3" and stat(page, "today") == "2"
+    log_out(page)
+
+    log_in(page, live_url, "admin")
+    page.goto(f"{live_url}/admin/datasets/{dataset_id}")
+    assert stat(page, "labeled") == "2" and stat(page, "label-OK") == "1" and stat(page, "label-NG") == "1"
+    assert page.inner_text("tr[data-annotator=alice] [data-col=labeled]") == "2"
+    with session_scope(db) as s:
+        labeled = s.scalars(select(Task.ls_task_id).where(Task.status == TaskStatus.LABELED)).all()
+    emails = {u["id"]: u["email"] for u in ls.client().list_users()}
+    for ls_id in labeled:  # and Label Studio has them, attributed to alice
+        (annotation,) = ls.client().request("GET", f"/api/tasks/{ls_id}")["annotations"]
+        who = annotation["completed_by"]
+        assert emails[who["id"] if isinstance(who, dict) else who] == "alice@labelops.test"
+
+
+def test_jobs_page_refreshes_itself(db, live_url, page) -> None:  # noqa: ANN001
+    with session_scope(db) as s:
+        job_id = queue_job(s, kind="ls_import", dag_id="ls_import", run_id="live-1").id
+        s.get(Job, job_id).status = JobStatus.RUNNING
+        s.get(Job, job_id).message = "imported 5000 of 20000 tasks"
+    log_in(page, live_url, "admin")
+    page.goto(f"{live_url}/admin/jobs")
+    page.wait_for_selector("text=imported 5000 of 20000 tasks")
+    with session_scope(db) as s:
+        s.get(Job, job_id).status = JobStatus.SUCCESS
+        s.get(Job, job_id).message = "imported 20000 tasks"
+    page.wait_for_selector(f"tr[data-job='{job_id}'] .badge-success", timeout=15_000)  # no reload
+    assert page.inner_text(f"tr[data-job='{job_id}'] [data-col=message]") == "imported 20000 tasks"
+    page.wait_for_selector("text=All runs finished.")
