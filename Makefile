@@ -44,7 +44,7 @@ browser:
 
 lint: venv
 	$(VENV)/bin/ruff check dags include webapp plugins tests bench
-	$(VENV)/bin/mypy include webapp dags
+	$(VENV)/bin/mypy include webapp
 
 lock:
 	$(PY) -m pip install $(PIP_FLAGS) pip-tools

@@ -40,8 +40,13 @@ GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
         "dataset_id": Param(1, type="integer", minimum=1),
         "model_kind": Param("mlp", enum=["logistic", "mlp"]),
         "epochs": Param(200, type="integer", minimum=1, maximum=1000),
-        "lr": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=1,
-                    description="Learning rate; empty: 0.05 for logistic, 0.003 for MLP"),
+        "lr": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=1,
+            description="Learning rate; empty: 0.05 for logistic, 0.003 for MLP",
+        ),
         "batch_size": Param(64, type="integer", minimum=1, maximum=8192),
         "patience": Param(8, type="integer", minimum=1, maximum=100),
         "val_fraction": Param(0.2, type="number", minimum=0.05, maximum=0.5),
@@ -53,8 +58,9 @@ GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
     },
 )
 def train_classifier():
-    @task(queue="gpu", pool="gpu", executor=GPU_EXECUTOR, max_active_tis_per_dag=1,
-          execution_timeout=timedelta(hours=4))
+    @task(
+        queue="gpu", pool="gpu", executor=GPU_EXECUTOR, max_active_tis_per_dag=1, execution_timeout=timedelta(hours=4)
+    )
     def train() -> dict:
         return entrypoints.train(get_current_context())
 

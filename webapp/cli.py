@@ -20,7 +20,7 @@ def register_cli(app: Flask) -> None:
         """Create a user (admin or annotator)."""
         password = password or generate_password()
         try:
-            create_user(db.session, username, email, password, Role(role))
+            create_user(db.session(), username, email, password, Role(role))
             db.session.commit()
         except UserError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -31,7 +31,7 @@ def register_cli(app: Flask) -> None:
     @click.option("--password", help="default: a generated one, printed once")
     def reset_password_command(username: str, password: str | None) -> None:
         """Set a new password for a user."""
-        user = find_user(db.session, username)
+        user = find_user(db.session(), username)
         if user is None:
             raise click.ClickException(f"no user named {username!r}")
         password = password or generate_password()
@@ -48,7 +48,7 @@ def register_cli(app: Flask) -> None:
         """Create the demo users (passwords printed once) and the demo dataset."""
         from include.demo.seed import seed_demo
 
-        result = seed_demo(db.session, n_texts=texts)
+        result = seed_demo(db.session(), n_texts=texts)
         db.session.commit()
         for username, password in result.created_users.items():
             click.echo(f"created {username}; password: {password}")

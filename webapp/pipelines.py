@@ -29,7 +29,7 @@ def trigger_pipeline(kind: str, dataset_id: int | None, raw_params: dict[str, An
     client = airflow_client()
     run_id = new_run_id()
     job = queue_job(
-        db.session,
+        db.session(),
         kind=kind,
         dag_id=spec.dag_id,
         run_id=run_id,
@@ -64,13 +64,13 @@ def refresh_active_jobs(limit: int = 20) -> None:
             state = client.get_run(job.dag_id or job.kind, job.run_id or "").get("state")
             if state == "failed":
                 update_job(
-                    db.session,
+                    db.session(),
                     job.id,
                     status=JobStatus.FAILED,
                     message="the Airflow run failed before this step started; see the Airflow UI",
                 )
             elif state == "success":
-                update_job(db.session, job.id, status=JobStatus.SUCCESS, message="done")
+                update_job(db.session(), job.id, status=JobStatus.SUCCESS, message="done")
         db.session.commit()
     except Exception as exc:  # the page still shows what the database knows
         db.session.rollback()

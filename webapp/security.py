@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import abort, current_app
@@ -98,5 +98,6 @@ def login_rate_limits(view: F) -> F:
     """Per client address and per username, across the page and the API (a shared budget)."""
     from webapp.extensions import limiter
 
-    view = limiter.shared_limit(_login_limit, scope="login-ip", methods=["POST"])(view)
-    return limiter.shared_limit(_login_limit, scope="login-user", key_func=_username_key, methods=["POST"])(view)  # type: ignore[no-any-return]
+    limited = limiter.shared_limit(_login_limit, scope="login-ip", methods=["POST"])(view)
+    limited = limiter.shared_limit(_login_limit, scope="login-user", key_func=_username_key, methods=["POST"])(limited)
+    return cast(F, limited)

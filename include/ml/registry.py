@@ -32,7 +32,9 @@ class GateDecision:
 
 
 def promoted_model(session: Session, dataset_id: int, embedding_model_id: int | None = None) -> ModelVersion | None:
-    stmt = select(ModelVersion).where(ModelVersion.dataset_id == dataset_id, ModelVersion.status == ModelStatus.PROMOTED)
+    stmt = select(ModelVersion).where(
+        ModelVersion.dataset_id == dataset_id, ModelVersion.status == ModelStatus.PROMOTED
+    )
     if embedding_model_id is not None:
         stmt = stmt.where(ModelVersion.embedding_model_id == embedding_model_id)
     return session.scalar(stmt.order_by(ModelVersion.promoted_at.desc()).limit(1))
@@ -71,14 +73,22 @@ def decide(
         return GateDecision(True, "label set changed since the promoted model: replacing it", cand, None)
     inc = classification_metrics(incumbent.predict_proba(x_val, device="cpu"), y_val)["f1"]
     if cand > inc + min_gain:
-        return GateDecision(True, f"F1 {cand:.3f} beats the promoted model's {inc:.3f} on the same held-out set", cand, inc)
-    return GateDecision(False, f"F1 {cand:.3f} does not beat the promoted model's {inc:.3f} on the same held-out set", cand, inc)
+        return GateDecision(
+            True, f"F1 {cand:.3f} beats the promoted model's {inc:.3f} on the same held-out set", cand, inc
+        )
+    return GateDecision(
+        False, f"F1 {cand:.3f} does not beat the promoted model's {inc:.3f} on the same held-out set", cand, inc
+    )
 
 
 def apply_decision(session: Session, candidate: ModelVersion, decision: GateDecision) -> None:
     """Promote (retiring the incumbent) or reject the candidate, recording why."""
     now = datetime.now(UTC)
-    candidate.metrics = {**(candidate.metrics or {}), "gate_f1": decision.candidate_f1, "incumbent_f1": decision.incumbent_f1}
+    candidate.metrics = {
+        **(candidate.metrics or {}),
+        "gate_f1": decision.candidate_f1,
+        "incumbent_f1": decision.incumbent_f1,
+    }
     candidate.reason = decision.reason
     if not decision.promoted:
         candidate.status = ModelStatus.REJECTED

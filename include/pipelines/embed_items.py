@@ -72,11 +72,17 @@ def embed_dataset(
         if bulk:
             started = time.perf_counter()
             with session_scope(db_url) as session:
-                ensure_index(session, session.get(EmbeddingModel, model_id))
+                ensure_index(session, session.get_one(EmbeddingModel, model_id))
             log.info("rebuilt the HNSW index of %s in %.1f s", backend.name, time.perf_counter() - started)
-    return {"dataset_id": dataset_id, "model": backend.name, "model_id": model_id, "embedded": stats["done"],
-            "encode_seconds": round(stats["encode_s"], 3), "write_seconds": round(stats["write_s"], 3),
-            "bulk_load": bulk}
+    return {
+        "dataset_id": dataset_id,
+        "model": backend.name,
+        "model_id": model_id,
+        "embedded": stats["done"],
+        "encode_seconds": round(stats["encode_s"], 3),
+        "write_seconds": round(stats["write_s"], 3),
+        "bulk_load": bulk,
+    }
 
 
 def _load(
@@ -104,7 +110,9 @@ def _load(
         vectors = backend.embed([t for _, t in batch])
         encode_s += time.perf_counter() - started
         if vectors.shape != (len(batch), dimension):
-            raise ValueError(f"{backend.name} returned vectors of shape {vectors.shape}, expected ({len(batch)}, {dimension})")
+            raise ValueError(
+                f"{backend.name} returned vectors of shape {vectors.shape}, expected ({len(batch)}, {dimension})"
+            )
         started = time.perf_counter()
         with session_scope(db_url) as session:
             write_embeddings(session, model_id, [h for h, _ in batch], vectors)
@@ -133,7 +141,11 @@ def run_embed_items(
     with tracked_job(db_url, "embed_items", run, dataset_id=dataset_id, params=params) as job:
         backend = backend or backend_for(model_name)
         with session_scope(db_url) as session:
-            ids = [dataset_id] if dataset_id is not None else list(session.scalars(select(Dataset.id).order_by(Dataset.id)))
+            ids = (
+                [dataset_id]
+                if dataset_id is not None
+                else list(session.scalars(select(Dataset.id).order_by(Dataset.id)))
+            )
         if not ids:
             raise SkipStep("no datasets")
         results = [embed_dataset(db_url, backend, ds, batch_size=batch_size, job=job) for ds in ids]

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Re-read a short window before the watermark: a transaction in Label Studio may commit a task
 # whose updated_at is slightly older than one we already saw. Re-applying a task is harmless.
-WATERMARK_OVERLAP = timedelta(seconds=30)
+WATERMARK_OVERLAP = timedelta(seconds=5)
 PAGE_SIZE = 1000
 
 
@@ -112,7 +112,7 @@ def run_ls_export(
             stmt = select(Dataset.ls_project_id).where(Dataset.ls_project_id.is_not(None)).distinct()
             if dataset_id is not None:
                 stmt = stmt.where(Dataset.id == dataset_id)
-            projects = sorted(int(p) for p in session.scalars(stmt))
+            projects = sorted(int(p) for p in session.scalars(stmt) if p is not None)
         if not projects:
             raise SkipStep("no dataset has been imported into Label Studio yet")
         total = ExportSummary()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
@@ -56,26 +57,39 @@ def import_dataset(
     total = pending if limit is None else min(limit, pending)
     imported = 0
     after = 0
-    while imported < total:
+
+    def write(pairs: list[tuple[int, int]]) -> None:
         with session_scope(db_url) as session:
-            batch = pending_items(session, dataset_id, after_item_id=after, limit=min(batch_size, total - imported))
-        if not batch:
-            break
-        try:
-            ls_ids = client.import_tasks(project_id, [task_payload(i, text, dataset_id) for i, text in batch])
-        except LabelStudioError:
-            _try_reconcile(db_url, client, dataset_id, project_id)
-            raise
-        with session_scope(db_url) as session:
-            record_imported(
-                session, dataset_id, project_id, [(i, ls) for (i, _), ls in zip(batch, ls_ids, strict=True)]
-            )
-        imported += len(batch)
-        after = batch[-1][0]
-        if job is not None:
-            job.progress(
-                f"imported {imported} of {total} tasks into project {project_id}", imported=imported, total=total
-            )
+            record_imported(session, dataset_id, project_id, pairs)
+
+    # Batch N's task rows are written while Label Studio ingests batch N+1 (the next batch is
+    # chosen by item-id keyset, so it does not wait for those rows). Every write is awaited
+    # before the run ends or fails; a crash in between is what reconciliation repairs.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-import-db") as writer:
+        in_flight: Future[None] | None = None
+        while imported < total:
+            with session_scope(db_url) as session:
+                batch = pending_items(session, dataset_id, after_item_id=after, limit=min(batch_size, total - imported))
+            if not batch:
+                break
+            try:
+                ls_ids = client.import_tasks(project_id, [task_payload(i, text, dataset_id) for i, text in batch])
+            except LabelStudioError:
+                if in_flight is not None:
+                    in_flight.result()
+                _try_reconcile(db_url, client, dataset_id, project_id)
+                raise
+            if in_flight is not None:
+                in_flight.result()  # surfaces the previous batch's write error
+            in_flight = writer.submit(write, [(i, ls) for (i, _), ls in zip(batch, ls_ids, strict=True)])
+            imported += len(batch)
+            after = batch[-1][0]
+            if job is not None:
+                job.progress(
+                    f"imported {imported} of {total} tasks into project {project_id}", imported=imported, total=total
+                )
+        if in_flight is not None:
+            in_flight.result()
     return {
         "dataset_id": dataset_id,
         "ls_project_id": project_id,

@@ -77,13 +77,20 @@ def _choose_backend(
         return SimilarityPrelabeler.build(labels, embedder.embed, embedder.name, descriptions)
     if name == "ollama":
         return ollama_prelabeler(
-            settings.require("ollama_base_url"), settings.ollama_model, labels, timeout=settings.ollama_timeout,
+            settings.require("ollama_base_url"),
+            settings.ollama_model,
+            labels,
+            timeout=settings.ollama_timeout,
             descriptions=descriptions,
         )
     if name == "openai":
         return openai_prelabeler(
-            settings.require("openai_base_url"), settings.openai_model, labels, api_key=settings.openai_api_key,
-            timeout=settings.ollama_timeout, descriptions=descriptions,
+            settings.require("openai_base_url"),
+            settings.openai_model,
+            labels,
+            api_key=settings.openai_api_key,
+            timeout=settings.ollama_timeout,
+            descriptions=descriptions,
         )
     raise ValueError(f"backend must be one of {BACKENDS}")
 
@@ -129,7 +136,11 @@ def run_prelabel(
             size = batch_size if total is None else min(batch_size, total - done)
             with session_scope(db_url) as session:
                 batch = unlabeled_tasks(
-                    session, dataset_id, after_id=after, limit=size, skip_version=model.model_version if only_new else None
+                    session,
+                    dataset_id,
+                    after_id=after,
+                    limit=size,
+                    skip_version=model.model_version if only_new else None,
                 )
                 vectors = None
                 if model.needs_vectors and batch:
@@ -147,10 +158,17 @@ def run_prelabel(
                 if s is None:
                     continue
                 rows.append(
-                    {"id": task_id, "prelabel_label": s.label, "prelabel_score": s.confidence,
-                     "prelabel_json": {"probs": s.probs, "backend": model.model_version, "raw": s.raw
-                                       if isinstance(s.raw, dict | str | None) else str(s.raw)},
-                     "model_version": model.model_version}
+                    {
+                        "id": task_id,
+                        "prelabel_label": s.label,
+                        "prelabel_score": s.confidence,
+                        "prelabel_json": {
+                            "probs": s.probs,
+                            "backend": model.model_version,
+                            "raw": s.raw if isinstance(s.raw, dict | str | None) else str(s.raw),
+                        },
+                        "model_version": model.model_version,
+                    }
                 )
                 predictions.append(Prediction(ls_id, s.label, s.confidence))
             # Label Studio first: if it fails, the shadow index does not claim predictions it lacks.
@@ -161,8 +179,10 @@ def run_prelabel(
             done += len(batch)
             after = batch[-1][0]
             job.progress(
-                f"pre-labeled {done} tasks with {model.model_version}", prelabeled=done,
-                malformed=stats.malformed, failed=stats.failed,
+                f"pre-labeled {done} tasks with {model.model_version}",
+                prelabeled=done,
+                malformed=stats.malformed,
+                failed=stats.failed,
             )
         if done == 0:
             raise SkipStep(f"no unlabeled tasks without a {model.model_version} pre-label")
@@ -174,8 +194,19 @@ def run_prelabel(
             problems.append(f"{stats.failed} failed requests")
         if problems:
             message += " (" + ", ".join(problems) + ")"
-        job.done(message, prelabeled=stats.predicted, malformed=stats.malformed, failed=stats.failed,
-                 ls_predictions=written, problem_examples=stats.examples)
-        job.result = {"prelabeled": stats.predicted, "malformed": stats.malformed, "failed": stats.failed,
-                      "model_version": model.model_version, "ls_predictions": written}
+        job.done(
+            message,
+            prelabeled=stats.predicted,
+            malformed=stats.malformed,
+            failed=stats.failed,
+            ls_predictions=written,
+            problem_examples=stats.examples,
+        )
+        job.result = {
+            "prelabeled": stats.predicted,
+            "malformed": stats.malformed,
+            "failed": stats.failed,
+            "model_version": model.model_version,
+            "ls_predictions": written,
+        }
     return job.result

@@ -43,13 +43,19 @@ def write_scores(session: Session, ids: list[int], probs: np.ndarray, strategy: 
     unc = uncertainty(probs, strategy)
     session.execute(
         _WRITE,
-        {"ids": ids, "p": probs.max(axis=1).astype(float).tolist(), "u": unc.astype(float).tolist(),
-         "pr": priority(unc).astype(int).tolist()},
+        {
+            "ids": ids,
+            "p": probs.max(axis=1).astype(float).tolist(),
+            "u": unc.astype(float).tolist(),
+            "pr": priority(unc).astype(int).tolist(),
+        },
     )
     return unc
 
 
-def _tasks(session: Session, dataset_id: int, only_unlabeled: bool, after: int, limit: int) -> list[tuple[int, str, Any]]:
+def _tasks(
+    session: Session, dataset_id: int, only_unlabeled: bool, after: int, limit: int
+) -> list[tuple[int, str, Any]]:
     stmt = (
         select(Task.id, Item.text_hash, Task.prelabel_json)
         .join(Item, Item.id == Task.item_id)

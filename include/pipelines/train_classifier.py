@@ -74,7 +74,12 @@ def run_train(
     force: bool = False,
 ) -> dict[str, Any]:
     """Train one candidate; returns ``{"model_id", "version", "metrics", ...}`` or a skip."""
-    job_params = {"dataset_id": dataset_id, **asdict(params), "embedding_model": embedding_model, "min_labels": min_labels}
+    job_params = {
+        "dataset_id": dataset_id,
+        **asdict(params),
+        "embedding_model": embedding_model,
+        "min_labels": min_labels,
+    }
     with tracked_job(db_url, "train_classifier", run, dataset_id=dataset_id, params=job_params) as job:
         with session_scope(db_url) as session:
             dataset = session.get(Dataset, dataset_id)
@@ -108,8 +113,13 @@ def run_train(
                 name=f"{dataset.name}-{params.kind}-{now:%Y%m%d-%H%M%S}",
                 dataset_id=dataset_id,
                 embedding_model_id=emb_model_id,
-                params={**asdict(params), "embedding_model": embedding_model, "n_labeled": len(hashes),
-                        "data_snapshot": snapshot, "labels": labels},
+                params={
+                    **asdict(params),
+                    "embedding_model": embedding_model,
+                    "n_labeled": len(hashes),
+                    "data_snapshot": snapshot,
+                    "labels": labels,
+                },
                 status="running",
                 run_id=run.run_id,
             )
@@ -121,21 +131,25 @@ def run_train(
             with session_scope(db_url) as session:
                 session.add(
                     ExperimentEpoch(
-                        experiment_id=experiment_id, epoch=record.epoch, train_loss=record.train_loss,
-                        val_loss=record.val_loss, metrics={**record.metrics, "seconds": record.seconds},
+                        experiment_id=experiment_id,
+                        epoch=record.epoch,
+                        train_loss=record.train_loss,
+                        val_loss=record.val_loss,
+                        metrics={**record.metrics, "seconds": record.seconds},
                     )
                 )
             if record.epoch % 10 == 0 or record.epoch == 1:
                 job.progress(
                     f"epoch {record.epoch}: train loss {record.train_loss:.4f}, val loss {record.val_loss:.4f}, "
-                    f"val F1 {record.metrics['f1']:.3f}", epoch=record.epoch,
+                    f"val F1 {record.metrics['f1']:.3f}",
+                    epoch=record.epoch,
                 )
 
         try:
             result = train_head(x, y, labels, backend.name, params, on_epoch=record_epoch)
         except Exception:
             with session_scope(db_url) as session:
-                failed = session.get(Experiment, experiment_id)
+                failed = session.get_one(Experiment, experiment_id)
                 failed.status, failed.finished_at = "failed", datetime.now(UTC)
             raise
         version = f"{params.kind}-ds{dataset_id}-e{experiment_id}"
@@ -143,15 +157,21 @@ def run_train(
         assert result.val_idx is not None
         save_holdout(artifact, [hashes[i] for i in result.val_idx], [int(y[i]) for i in result.val_idx])
         with session_scope(db_url) as session:
-            experiment = session.get(Experiment, experiment_id)
+            experiment = session.get_one(Experiment, experiment_id)
             experiment.status, experiment.finished_at = "finished", datetime.now(UTC)
             experiment.metrics = {**result.metrics, "best_epoch": result.best_epoch, "epochs": len(result.history)}
             experiment.device = result.device
             experiment.n_train = len(result.train_idx) if result.train_idx is not None else len(hashes)
             experiment.n_val = len(result.val_idx)
             model = ModelVersion(
-                version=version, kind=params.kind, status=ModelStatus.CANDIDATE, experiment_id=experiment_id,
-                dataset_id=dataset_id, embedding_model_id=emb_model_id, labels=labels, metrics=result.metrics,
+                version=version,
+                kind=params.kind,
+                status=ModelStatus.CANDIDATE,
+                experiment_id=experiment_id,
+                dataset_id=dataset_id,
+                embedding_model_id=emb_model_id,
+                labels=labels,
+                metrics=result.metrics,
                 artifact_path=str(artifact),
             )
             session.add(model)
@@ -159,11 +179,17 @@ def run_train(
             model_id = model.id
         job.done(
             f"trained {version} on {len(hashes)} labels ({result.device}, {len(result.history)} epochs): "
-            f"val F1 {result.metrics['f1']:.3f}, ROC-AUC {result.metrics['roc_auc']:.3f}, ECE {result.metrics['ece']:.3f}",
+            f"val F1 {result.metrics['f1']:.3f}, ROC-AUC {result.metrics['roc_auc']:.3f}, "
+            f"ECE {result.metrics['ece']:.3f}",
             labels=len(hashes),
         )
-        job.result = {"model_id": model_id, "version": version, "metrics": result.metrics, "device": result.device,
-                      "experiment_id": experiment_id}
+        job.result = {
+            "model_id": model_id,
+            "version": version,
+            "metrics": result.metrics,
+            "device": result.device,
+            "experiment_id": experiment_id,
+        }
     return job.result
 
 
@@ -171,7 +197,9 @@ def run_gate(
     db_url: str, run: RunRef, *, dataset_id: int, model_id: int | None, min_f1: float = DEFAULT_MIN_F1
 ) -> dict[str, Any]:
     """Promote the candidate if it beats the promoted model on its held-out set, else reject it."""
-    with tracked_job(db_url, "gate", run, dataset_id=dataset_id, params={"model_id": model_id, "min_f1": min_f1}) as job:
+    with tracked_job(
+        db_url, "gate", run, dataset_id=dataset_id, params={"model_id": model_id, "min_f1": min_f1}
+    ) as job:
         if model_id is None:
             raise SkipStep("no new candidate model to evaluate")
         with session_scope(db_url) as session:
@@ -188,8 +216,13 @@ def run_gate(
         incumbent = TrainedHead.load(Path(incumbent_path)) if incumbent_path and Path(incumbent_path).exists() else None
         decision = decide(candidate, incumbent, x_val, y_val, min_f1=min_f1)
         with session_scope(db_url) as session:
-            apply_decision(session, session.get(ModelVersion, model_id), decision)
+            apply_decision(session, session.get_one(ModelVersion, model_id), decision)
         verb = "promoted" if decision.promoted else "rejected"
         job.done(f"{verb} {version}: {decision.reason}", promoted=decision.promoted)
-        job.result = {"model_id": model_id, "version": version, "promoted": decision.promoted, "reason": decision.reason}
+        job.result = {
+            "model_id": model_id,
+            "version": version,
+            "promoted": decision.promoted,
+            "reason": decision.reason,
+        }
     return job.result

@@ -94,7 +94,7 @@ def unassign_all(session: Session, dataset_id: int, user_id: int) -> int:
         .where(Task.dataset_id == dataset_id, Task.assigned_to == user_id, Task.status == TaskStatus.ASSIGNED)
         .values(assigned_to=None, assigned_at=None, status=TaskStatus.IMPORTED)
     )
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def user_by_name(session: Session, username: str) -> User | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from include.config import DEFAULT_LABELS
@@ -94,6 +94,18 @@ def create_dataset(
     return dataset
 
 
+# Arrays instead of a multi-row VALUES list: compiles once, whatever the batch size.
+_INSERT_ITEMS = sql_text(
+    """
+    INSERT INTO items (dataset_id, text, text_hash, source)
+    SELECT :dataset_id, u.text, u.text_hash, u.source::jsonb
+    FROM unnest(CAST(:texts AS text[]), CAST(:hashes AS varchar[]), CAST(:sources AS text[])) AS u(text, text_hash, source)
+    ON CONFLICT ON CONSTRAINT uq_items_dataset_text_hash DO NOTHING
+    RETURNING text_hash
+    """
+)
+
+
 def add_items(
     session: Session,
     dataset: Dataset,
@@ -113,13 +125,17 @@ def add_items(
     def flush() -> None:
         if not batch:
             return
-        stmt = (
-            insert(Item)
-            .values(batch)
-            .on_conflict_do_nothing(constraint="uq_items_dataset_text_hash")
-            .returning(Item.text_hash)
+        inserted = set(
+            session.scalars(
+                _INSERT_ITEMS,
+                {
+                    "dataset_id": dataset.id,
+                    "texts": [row["text"] for row in batch],
+                    "hashes": [row["text_hash"] for row in batch],
+                    "sources": [json.dumps(row["source"], default=str) for row in batch],
+                },
+            )
         )
-        inserted = set(session.scalars(stmt))
         report.added += len(inserted)
         session.execute(
             update(Dataset).where(Dataset.id == dataset.id).values(item_count=Dataset.item_count + len(inserted))

@@ -70,15 +70,15 @@ def start_job(
     }
     if dag_id is None or run_id is None:
         return int(session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one())
-    stmt = insert(Job).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    base = insert(Job).values(**values)
+    stmt = base.on_conflict_do_update(
         constraint="uq_jobs_dag_run_kind",
         set_={
-            "status": stmt.excluded.status,
-            "message": stmt.excluded.message,
-            "started_at": stmt.excluded.started_at,
+            "status": base.excluded.status,
+            "message": base.excluded.message,
+            "started_at": base.excluded.started_at,
             "finished_at": None,
-            "dataset_id": stmt.excluded.dataset_id,
+            "dataset_id": base.excluded.dataset_id,
         },
     ).returning(Job.id)
     return int(session.execute(stmt).scalar_one())

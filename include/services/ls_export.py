@@ -156,23 +156,23 @@ def apply_ls_tasks(
                 else Annotation.task_id.in_(task_ids),
             )
         )
-        summary.annotations_deleted = int(result.rowcount or 0)
+        summary.annotations_deleted = int(getattr(result, "rowcount", 0) or 0)
     if annotation_rows:
-        stmt = insert(Annotation).values(annotation_rows)
-        stmt = stmt.on_conflict_do_update(
+        base = insert(Annotation)
+        upsert = base.on_conflict_do_update(
             index_elements=["ls_annotation_id"],
             set_={
-                "task_id": stmt.excluded.task_id,
-                "annotator_id": func.coalesce(stmt.excluded.annotator_id, Annotation.annotator_id),
-                "ls_user_email": stmt.excluded.ls_user_email,
-                "label": stmt.excluded.label,
-                "was_cancelled": stmt.excluded.was_cancelled,
-                "ground_truth": stmt.excluded.ground_truth,
-                "updated_at": stmt.excluded.updated_at,
-                "synced_at": stmt.excluded.synced_at,
+                "task_id": base.excluded.task_id,
+                "annotator_id": func.coalesce(base.excluded.annotator_id, Annotation.annotator_id),
+                "ls_user_email": base.excluded.ls_user_email,
+                "label": base.excluded.label,
+                "was_cancelled": base.excluded.was_cancelled,
+                "ground_truth": base.excluded.ground_truth,
+                "updated_at": base.excluded.updated_at,
+                "synced_at": base.excluded.synced_at,
             },
         )
-        session.execute(stmt)
+        session.execute(upsert, annotation_rows)  # executemany: compiled once, pipelined by psycopg
         summary.annotations_upserted = len(annotation_rows)
     if task_updates:
         session.execute(update(Task), task_updates)

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from include.db.models import Item, Task, TaskStatus
+from include.db.models import Item, Task
 from include.labelstudio.client import LabelStudioClient, id_greater_than
 
 log = logging.getLogger(__name__)
@@ -60,28 +59,31 @@ def pending_items(session: Session, dataset_id: int, *, after_item_id: int, limi
     return [(int(i), str(t)) for i, t in rows]
 
 
+# Arrays instead of a 5,000-row VALUES list: one small statement that compiles once and is cached.
+_RECORD = text(
+    """
+    INSERT INTO tasks (dataset_id, item_id, ls_project_id, ls_task_id, status)
+    SELECT :dataset_id, u.item_id, :project_id, u.ls_task_id, 'imported'
+    FROM unnest(CAST(:items AS bigint[]), CAST(:ls_ids AS bigint[])) AS u(item_id, ls_task_id)
+    ON CONFLICT DO NOTHING
+    """
+)
+
+
 def record_imported(session: Session, dataset_id: int, project_id: int, pairs: Sequence[tuple[int, int]]) -> int:
     """Write task rows for (item_id, ls_task_id) pairs in one statement; returns rows written."""
     if not pairs:
         return 0
-    stmt = (
-        insert(Task)
-        .values(
-            [
-                {
-                    "dataset_id": dataset_id,
-                    "item_id": item_id,
-                    "ls_project_id": project_id,
-                    "ls_task_id": ls_id,
-                    "status": TaskStatus.IMPORTED.value,
-                }
-                for item_id, ls_id in pairs
-            ]
-        )
-        .on_conflict_do_nothing()
-        .returning(Task.id)
+    result = session.execute(
+        _RECORD,
+        {
+            "dataset_id": dataset_id,
+            "project_id": project_id,
+            "items": [int(i) for i, _ in pairs],
+            "ls_ids": [int(ls) for _, ls in pairs],
+        },
     )
-    return len(session.scalars(stmt).all())
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def reconcile_unrecorded(

@@ -28,8 +28,11 @@ def annotate(db: str, ls, dataset_id: int, n: int) -> None:
     client = ls.client()
     with session_scope(db) as s:
         rows = s.execute(
-            select(Task.ls_task_id, Item.source).join(Item, Item.id == Task.item_id)
-            .where(Task.dataset_id == dataset_id, Task.label.is_(None)).order_by(Task.id).limit(n)
+            select(Task.ls_task_id, Item.source)
+            .join(Item, Item.id == Task.item_id)
+            .where(Task.dataset_id == dataset_id, Task.label.is_(None))
+            .order_by(Task.id)
+            .limit(n)
         ).all()
     for ls_id, source in rows:
         client.create_annotation(ls_id, choice_result(source["truth"]))
@@ -37,7 +40,9 @@ def annotate(db: str, ls, dataset_id: int, n: int) -> None:
 
 def jobs_of(db: str, run_id: str) -> dict[str, tuple[JobStatus, str]]:
     with session_scope(db) as s:
-        return {j.kind: (j.status, j.message) for j in s.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id))}
+        return {
+            j.kind: (j.status, j.message) for j in s.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id))
+        }
 
 
 def test_each_ml_dag(db, ls, minilm, run_dag) -> None:

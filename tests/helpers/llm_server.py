@@ -16,8 +16,23 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-DEFECT_WORDS = ("broken", "crack", "defect", "fail", "not power", "leak", "overheat", "spark", "dead", "stuck",
-                "burnt", "missing", "loose", "swell", "drops")
+DEFECT_WORDS = (
+    "broken",
+    "crack",
+    "defect",
+    "fail",
+    "not power",
+    "leak",
+    "overheat",
+    "spark",
+    "dead",
+    "stuck",
+    "burnt",
+    "missing",
+    "loose",
+    "swell",
+    "drops",
+)
 
 
 def verdict(text: str) -> tuple[str, float]:
@@ -98,14 +113,23 @@ class FakeLLMServer:
             self._count += 1
             n = self._count
         if self.malformed_every and n % self.malformed_every == 0:
-            return ["I think this one is fine.", '{"label": "MAYBE", "confidence": 0.5}', '{"label": "OK", "confidence": "high"}'][n % 3]
+            return [
+                "I think this one is fine.",
+                '{"label": "MAYBE", "confidence": 0.5}',
+                '{"label": "OK", "confidence": "high"}',
+            ][n % 3]
         match = re.search(r'Text: """(.*)"""', prompt, re.S)
         label, confidence = verdict(match.group(1) if match else prompt)
         return json.dumps({"label": label, "confidence": confidence})
 
     def _ollama_generate(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"model": body.get("model"), "created_at": "2026-11-22T00:00:00Z", "response": self._answer(body.get("prompt", "")),
-                "done": True, "done_reason": "stop"}
+        return {
+            "model": body.get("model"),
+            "created_at": "2026-11-22T00:00:00Z",
+            "response": self._answer(body.get("prompt", "")),
+            "done": True,
+            "done_reason": "stop",
+        }
 
     def _ollama_embed(self, body: dict[str, Any]) -> dict[str, Any]:
         inputs = body.get("input")
@@ -115,14 +139,25 @@ class FakeLLMServer:
     def _openai_chat(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = body["messages"][-1]["content"]
         return {
-            "id": "chatcmpl-test", "object": "chat.completion", "model": body.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self._answer(prompt)}, "finish_reason": "stop"}],
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "model": body.get("model"),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": self._answer(prompt)}, "finish_reason": "stop"}
+            ],
         }
 
     def _openai_embed(self, body: dict[str, Any]) -> dict[str, Any]:
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": fake_vector(t, self.openai_dim)} for i, t in enumerate(texts)]
-        return {"object": "list", "model": body.get("model"), "data": list(reversed(data))}  # any order: clients sort by index
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_vector(t, self.openai_dim)}
+            for i, t in enumerate(texts)
+        ]
+        return {
+            "object": "list",
+            "model": body.get("model"),
+            "data": list(reversed(data)),
+        }  # any order: clients sort by index
 
     def __enter__(self) -> FakeLLMServer:
         self._thread.start()

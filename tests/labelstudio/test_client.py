@@ -62,9 +62,10 @@ def test_project_config_round_trip_and_validation(ls) -> None:
     with pytest.raises(LabelStudioConfigError, match=r"lacks the labels \['Spam'\]"):
         validate_project_config(project, ["OK", "Spam"])
     other = client.create_project(
-        "wrong shape", '<View><Text name="t" value="$body"/><Choices name="c" toName="t"><Choice value="A"/></Choices></View>'
+        "wrong shape",
+        '<View><Text name="t" value="$body"/><Choices name="c" toName="t"><Choice value="A"/></Choices></View>',
     )
-    with pytest.raises(LabelStudioConfigError, match="no <Choices name=\"label\">"):
+    with pytest.raises(LabelStudioConfigError, match='no <Choices name="label">'):
         validate_project_config(client.get_project(other["id"]), ["OK", "NG"])
 
 

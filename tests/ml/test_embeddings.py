@@ -44,8 +44,9 @@ def test_local_model_embeds_each_text_once(db, minilm) -> None:
         model = s.scalar(select(EmbeddingModel))
         assert (model.name, model.dimension, model.backend.value) == ("all-MiniLM-L6-v2", 384, "sentence_transformers")
         vec = load_vectors(s, model.id, [text_hash("The kettle leaks when filled.")])
-        assert list(vec.values())[0].shape == (384,)
-        assert np.linalg.norm(list(vec.values())[0]) == pytest.approx(1.0, abs=1e-4)
+        (vector,) = vec.values()
+        assert vector.shape == (384,)
+        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-4)
         statuses = [j.status for j in s.scalars(select(Job).order_by(Job.id))]
     assert statuses == [JobStatus.SUCCESS, JobStatus.SUCCESS, JobStatus.SKIPPED]
 
@@ -59,7 +60,9 @@ def test_models_of_different_dimensions_coexist(db, minilm, llm_server) -> None:
     with session_scope(db) as s:
         dims = dict(s.execute(select(EmbeddingModel.name, EmbeddingModel.dimension)).tuples().all())
         assert dims == {"all-MiniLM-L6-v2": 384, "ollama:nomic-embed-text": 768, "openai:text-embedding-3-small": 256}
-        per_model = dict(s.execute(select(Embedding.model_id, func.count()).group_by(Embedding.model_id)).tuples().all())
+        per_model = dict(
+            s.execute(select(Embedding.model_id, func.count()).group_by(Embedding.model_id)).tuples().all()
+        )
         assert sorted(per_model.values()) == [20, 20, 20]
         indexes = {r[0] for r in s.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings'"))}
         for model in s.scalars(select(EmbeddingModel)):
@@ -84,7 +87,9 @@ def test_nearest_neighbours_use_the_models_hnsw_index(db, minilm) -> None:
         # With a realistic number of rows the planner picks the model's HNSW index by itself.
         rng = np.random.default_rng(0)
         noise = rng.normal(size=(5000, 384)).astype(np.float32)
-        write_embeddings(s, model.id, [f"{i:064d}" for i in range(5000)], noise / np.linalg.norm(noise, axis=1, keepdims=True))
+        write_embeddings(
+            s, model.id, [f"{i:064d}" for i in range(5000)], noise / np.linalg.norm(noise, axis=1, keepdims=True)
+        )
         s.execute(text("ANALYZE embeddings"))
         plan = "\n".join(
             r[0]

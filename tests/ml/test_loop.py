@@ -43,7 +43,10 @@ def demo_dataset(db: str, client: LabelStudioClient, n: int, seed: int = 3) -> i
 def tasks_of(db: str, dataset_id: int) -> list[tuple[Task, dict]]:
     with session_scope(db) as s:
         rows = s.execute(
-            select(Task, Item.source).join(Item, Item.id == Task.item_id).where(Task.dataset_id == dataset_id).order_by(Task.id)
+            select(Task, Item.source)
+            .join(Item, Item.id == Task.item_id)
+            .where(Task.dataset_id == dataset_id)
+            .order_by(Task.id)
         ).all()
         return [(t, src) for t, src in rows]
 
@@ -81,7 +84,9 @@ def test_llm_prelabel_counts_malformed_answers(db, ls, llm_server, monkeypatch) 
     monkeypatch.setenv("OLLAMA_BASE_URL", llm_server.url)
     monkeypatch.setenv("OLLAMA_MODEL", "llama3.2:1b")
     llm_server.malformed_every = 5
-    result = run_prelabel(db, client, RunRef("prelabel", "llm"), load_settings(), dataset_id=dataset_id, backend="ollama")
+    result = run_prelabel(
+        db, client, RunRef("prelabel", "llm"), load_settings(), dataset_id=dataset_id, backend="ollama"
+    )
     assert (result["prelabeled"], result["malformed"]) == (24, 6)
     with session_scope(db) as s:
         job = s.scalar(select(Job).where(Job.run_id == "llm"))
@@ -110,7 +115,9 @@ def test_scores_order_auto_assign_hardest_first(db, ls, minilm) -> None:
         assert task.uncertainty_score == pytest.approx(1 - task.prelabel_score, abs=1e-6)
         assert task.priority == int(task.uncertainty_score * 1000 + 1e-6)
     with session_scope(db) as s:
-        annotator = create_user(s, f"a-{uuid.uuid4().hex[:6]}", f"{uuid.uuid4().hex[:6]}@x.io", "password-123", Role.ANNOTATOR)
+        annotator = create_user(
+            s, f"a-{uuid.uuid4().hex[:6]}", f"{uuid.uuid4().hex[:6]}@x.io", "password-123", Role.ANNOTATOR
+        )
         picked = auto_assign(s, dataset_id, annotator, 10)
         top = priority_tasks(s, dataset_id, limit=60, only_unlabeled=False)
     expected = [t.id for t in sorted((t for t, _ in rows), key=lambda t: (-t.priority, t.id))[:10]]
@@ -125,8 +132,14 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
     assert skipped["skipped"] and "training needs at least 20" in skipped["reason"]
 
     label_in_ls(db, client, dataset_id, 120)
-    trained = run_train(db, RunRef("train_classifier", "t1"), dataset_id=dataset_id,
-                        params=TrainParams(kind="mlp", lr=3e-3), model_dir=tmp_path, backend=minilm)
+    trained = run_train(
+        db,
+        RunRef("train_classifier", "t1"),
+        dataset_id=dataset_id,
+        params=TrainParams(kind="mlp", lr=3e-3),
+        model_dir=tmp_path,
+        backend=minilm,
+    )
     assert trained["metrics"]["f1"] > 0.75
     gate = run_gate(db, RunRef("train_classifier", "t1"), dataset_id=dataset_id, model_id=trained["model_id"])
     assert gate["promoted"] and "first model" in gate["reason"]
@@ -134,8 +147,15 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
     again = run_train(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, backend=minilm)
     assert again["skipped"] and "no new labels" in again["reason"]
 
-    weak = run_train(db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic", epochs=1, lr=1e-5),
-                     model_dir=tmp_path, backend=minilm, force=True)
+    weak = run_train(
+        db,
+        RunRef(),
+        dataset_id=dataset_id,
+        params=TrainParams(kind="logistic", epochs=1, lr=1e-5),
+        model_dir=tmp_path,
+        backend=minilm,
+        force=True,
+    )
     verdict = run_gate(db, RunRef(), dataset_id=dataset_id, model_id=weak["model_id"])
     assert not verdict["promoted"] and "does not beat" in verdict["reason"]
     with session_scope(db) as s:
@@ -182,11 +202,20 @@ def test_a_failed_prelabel_keeps_finished_batches_and_the_next_run_completes(db,
 
         client.import_predictions = failing_second_batch  # type: ignore[method-assign]
         with pytest.raises(LabelStudioError):
-            run_prelabel(db, client, RunRef("prelabel", "half"), load_settings(), dataset_id=dataset_id, batch_size=20,
-                         embedder=minilm)
+            run_prelabel(
+                db,
+                client,
+                RunRef("prelabel", "half"),
+                load_settings(),
+                dataset_id=dataset_id,
+                batch_size=20,
+                embedder=minilm,
+            )
     rows = tasks_of(db, dataset_id)
     assert sum(t.prelabel_label is not None for t, _ in rows) == 20  # batch 1 complete, batch 2 not claimed
-    result = run_prelabel(db, ls.client(), RunRef(), load_settings(), dataset_id=dataset_id, batch_size=20, embedder=minilm)
+    result = run_prelabel(
+        db, ls.client(), RunRef(), load_settings(), dataset_id=dataset_id, batch_size=20, embedder=minilm
+    )
     assert result["prelabeled"] == 30
     ls_tasks = {t["id"]: t for t in ls.client().iter_tasks(rows[0][0].ls_project_id, fields="all")}
     assert all(len(ls_tasks[t.ls_task_id]["predictions"]) == 1 for t, _ in rows)

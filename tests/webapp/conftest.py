@@ -15,7 +15,7 @@ from include.services.users import create_user
 PASSWORD = "correct-horse-battery"
 
 
-def make_app(db_url: str, **overrides: Any):  # noqa: ANN201
+def make_app(db_url: str, **overrides: Any):
     from webapp import create_app
 
     config = {
@@ -45,19 +45,19 @@ def users(db: str) -> dict[str, int]:
 
 
 @pytest.fixture
-def app(db: str, users: dict[str, int]):  # noqa: ANN201
+def app(db: str, users: dict[str, int]):
     app = make_app(db)
     yield app
 
 
 @pytest.fixture
-def ls_app(db: str, users: dict[str, int], ls):  # noqa: ANN001, ANN201
+def ls_app(db: str, users: dict[str, int], ls):
     """The app wired to the real Label Studio."""
     return make_app(db, LS_URL=ls.url, LS_API_TOKEN=ls.token, LS_PUBLIC_URL=ls.url)
 
 
 @pytest.fixture
-def client(app) -> Iterator[Any]:  # noqa: ANN001
+def client(app) -> Iterator[Any]:
     with app.test_client() as c:
         yield c
 

@@ -21,8 +21,14 @@ def dataset_with_tasks(db: str, name: str, n: int, *, priorities: list[int] | No
         item_ids = s.scalars(select(Item.id).where(Item.dataset_id == ds.id).order_by(Item.id)).all()
         ds.ls_project_id = 999_999
         tasks = [
-            Task(dataset_id=ds.id, item_id=i, ls_project_id=999_999, ls_task_id=next(_ls_ids),
-                 status=TaskStatus.IMPORTED, priority=(priorities[k] if priorities else 0))
+            Task(
+                dataset_id=ds.id,
+                item_id=i,
+                ls_project_id=999_999,
+                ls_task_id=next(_ls_ids),
+                status=TaskStatus.IMPORTED,
+                priority=(priorities[k] if priorities else 0),
+            )
             for k, i in enumerate(item_ids)
         ]
         s.add_all(tasks)

@@ -13,16 +13,17 @@ from tests.webapp.conftest import login
 from tests.webapp.factories import dataset_with_tasks
 
 
-def upload(client, path: str, content: str, filename: str, **fields: str):  # noqa: ANN001, ANN201
+def upload(client, path: str, content: str, filename: str, **fields: str):
     data = {"file": (io.BytesIO(content.encode()), filename), **fields}
     return client.post(path, data=data, content_type="multipart/form-data", follow_redirects=True)
 
 
-def test_create_demo_dataset(db, client) -> None:  # noqa: ANN001
+def test_create_demo_dataset(db, client) -> None:
     login(client, "admin")
     response = client.post(
-        "/admin/datasets/new", data={"name": "demo-a", "labels": "OK, NG", "source": "demo", "demo_count": "100",
-                                     "text_column": "text"}, follow_redirects=True,
+        "/admin/datasets/new",
+        data={"name": "demo-a", "labels": "OK, NG", "source": "demo", "demo_count": "100", "text_column": "text"},
+        follow_redirects=True,
     )
     assert response.status_code == 200
     page = response.get_data(as_text=True)
@@ -32,11 +33,19 @@ def test_create_demo_dataset(db, client) -> None:  # noqa: ANN001
         assert ds.item_count == 100 and ds.labels == ["OK", "NG"]
 
 
-def test_upload_csv_reports_duplicates_and_empty_rows(db, client) -> None:  # noqa: ANN001
+def test_upload_csv_reports_duplicates_and_empty_rows(db, client) -> None:
     login(client, "admin")
     csv = "id,text\n1,The kettle leaks\n2,The lamp works\n3,The kettle leaks\n4,\n"
-    response = upload(client, "/admin/datasets/new", csv, "notes.csv", name="csv-set", labels="OK,NG", source="upload",
-                      text_column="text")
+    response = upload(
+        client,
+        "/admin/datasets/new",
+        csv,
+        "notes.csv",
+        name="csv-set",
+        labels="OK,NG",
+        source="upload",
+        text_column="text",
+    )
     page = response.get_data(as_text=True)
     assert "added 2 items, 1 duplicate texts skipped, 1 empty rows skipped." in page
     assert "Duplicates skipped, e.g.: “The kettle leaks”" in page
@@ -45,15 +54,20 @@ def test_upload_csv_reports_duplicates_and_empty_rows(db, client) -> None:  # no
     assert items[0].source == {"file": "notes.csv", "line": 2, "id": "1"}
 
 
-def test_upload_jsonl_to_an_existing_dataset(db, client) -> None:  # noqa: ANN001
+def test_upload_jsonl_to_an_existing_dataset(db, client) -> None:
     ds, _ = dataset_with_tasks(db, "jsonl-set", 1)
     login(client, "admin")
-    response = upload(client, f"/admin/datasets/{ds}/upload", '{"text": "new one"}\n{"text": "jsonl-set text 0"}\n',
-                      "more.jsonl", text_column="text")
+    response = upload(
+        client,
+        f"/admin/datasets/{ds}/upload",
+        '{"text": "new one"}\n{"text": "jsonl-set text 0"}\n',
+        "more.jsonl",
+        text_column="text",
+    )
     assert "added 1 items, 1 duplicate texts skipped." in response.get_data(as_text=True)
 
 
-def test_bad_uploads_get_clear_messages(db, client) -> None:  # noqa: ANN001
+def test_bad_uploads_get_clear_messages(db, client) -> None:
     login(client, "admin")
     cases = [
         ("body\nhello\n", "a.csv", "has no &#39;text&#39; column"),
@@ -63,43 +77,73 @@ def test_bad_uploads_get_clear_messages(db, client) -> None:  # noqa: ANN001
     ]
     client.application.config["UPLOAD_MAX_ROWS"] = 10
     for content, filename, message in cases:
-        response = upload(client, "/admin/datasets/new", content, filename, name=f"bad-{filename[0]}", labels="OK,NG",
-                          source="upload", text_column="text")
+        response = upload(
+            client,
+            "/admin/datasets/new",
+            content,
+            filename,
+            name=f"bad-{filename[0]}",
+            labels="OK,NG",
+            source="upload",
+            text_column="text",
+        )
         assert response.status_code == 400 and message in response.get_data(as_text=True), filename
-    response = upload(client, "/admin/datasets/new", "x", "e.xlsx", name="bad-e", labels="OK,NG", source="upload",
-                      text_column="text")
+    response = upload(
+        client, "/admin/datasets/new", "x", "e.xlsx", name="bad-e", labels="OK,NG", source="upload", text_column="text"
+    )
     assert "Upload a .csv or .jsonl file" in response.get_data(as_text=True)
-    bad_bytes = client.post("/admin/datasets/new", data={"file": (io.BytesIO(b"\xff\xfe\x00bad"), "f.csv"), "name": "bad-f",
-                            "labels": "OK,NG", "source": "upload", "text_column": "text"}, content_type="multipart/form-data")
+    bad_bytes = client.post(
+        "/admin/datasets/new",
+        data={
+            "file": (io.BytesIO(b"\xff\xfe\x00bad"), "f.csv"),
+            "name": "bad-f",
+            "labels": "OK,NG",
+            "source": "upload",
+            "text_column": "text",
+        },
+        content_type="multipart/form-data",
+    )
     assert "is not UTF-8 text" in bad_bytes.get_data(as_text=True)
     with session_scope(db) as s:
         assert s.scalar(select(Dataset.id)) is None  # nothing half-created
 
 
-def test_form_validation_messages(client) -> None:  # noqa: ANN001
+def test_form_validation_messages(client) -> None:
     login(client, "admin")
-    response = client.post("/admin/datasets/new", data={"name": "", "labels": "OK", "source": "empty", "text_column": "text"})
+    response = client.post(
+        "/admin/datasets/new", data={"name": "", "labels": "OK", "source": "empty", "text_column": "text"}
+    )
     assert response.status_code == 400 and b"This field is required." in response.data
-    response = client.post("/admin/datasets/new", data={"name": "one-label", "labels": "OK", "source": "empty",
-                                                         "text_column": "text"})
+    response = client.post(
+        "/admin/datasets/new", data={"name": "one-label", "labels": "OK", "source": "empty", "text_column": "text"}
+    )
     assert b"a dataset needs at least two labels" in response.data
 
 
-def test_dataset_page_shows_stats_and_per_annotator_progress(db, client, users) -> None:  # noqa: ANN001
+def test_dataset_page_shows_stats_and_per_annotator_progress(db, client, users) -> None:
     ds, tasks = dataset_with_tasks(db, "stats", 5)
     with session_scope(db) as s:
-        s.query(Task).filter(Task.id.in_(tasks[:3])).update({"assigned_to": users["alice"], "status": TaskStatus.ASSIGNED})
+        s.query(Task).filter(Task.id.in_(tasks[:3])).update(
+            {"assigned_to": users["alice"], "status": TaskStatus.ASSIGNED}
+        )
         s.query(Task).filter(Task.id == tasks[0]).update({"status": TaskStatus.LABELED, "label": "OK"})
         s.query(Task).filter(Task.id == tasks[1]).update({"status": TaskStatus.CONFLICT})
     login(client, "admin")
     page = client.get(f"/admin/datasets/{ds}").get_data(as_text=True)
-    for stat, value in (("items", 5), ("imported", 5), ("assigned", 3), ("labeled", 1), ("conflicts", 1), ("unassigned", 2)):
+    for stat, value in (
+        ("items", 5),
+        ("imported", 5),
+        ("assigned", 3),
+        ("labeled", 1),
+        ("conflicts", 1),
+        ("unassigned", 2),
+    ):
         assert f'data-stat="{stat}"><span class="stat-value">{value}<' in page, stat
     assert 'data-stat="label-OK"><span class="stat-value">1<' in page
     assert '<tr data-annotator="alice"><td>alice</td><td>3</td><td>1</td><td data-col="labeled">1</td>' in page
 
 
-def test_task_table_filters_and_orders_by_priority(db, client, users) -> None:  # noqa: ANN001
+def test_task_table_filters_and_orders_by_priority(db, client, users) -> None:
     ds, tasks = dataset_with_tasks(db, "table", 4, priorities=[10, 500, 250, 0])
     with session_scope(db) as s:
         s.query(Task).filter(Task.id == tasks[1]).update({"assigned_to": users["bob"], "status": TaskStatus.ASSIGNED})
@@ -114,7 +158,7 @@ def test_task_table_filters_and_orders_by_priority(db, client, users) -> None:  
     assert "status must be one of" in client.get("/admin/tasks?status=bogus").get_data(as_text=True)
 
 
-def test_task_table_paginates(db, client) -> None:  # noqa: ANN001
+def test_task_table_paginates(db, client) -> None:
     dataset_with_tasks(db, "pages", 60)
     login(client, "admin")
     first = client.get("/admin/tasks").get_data(as_text=True)
@@ -123,7 +167,7 @@ def test_task_table_paginates(db, client) -> None:  # noqa: ANN001
     assert second.count('data-task="') == 10 and "← Previous" in second and "Next →" not in second
 
 
-def test_assign_unassign_and_refusals(db, client, users) -> None:  # noqa: ANN001
+def test_assign_unassign_and_refusals(db, client, users) -> None:
     _, tasks = dataset_with_tasks(db, "assign", 2)
     login(client, "admin")
     page = client.post(f"/admin/tasks/{tasks[0]}/assign", data={"username": "alice"}, follow_redirects=True)
@@ -138,31 +182,47 @@ def test_assign_unassign_and_refusals(db, client, users) -> None:  # noqa: ANN00
     assert "is labeled; only unlabeled tasks can be assigned" in page.get_data(as_text=True)
 
 
-def test_auto_assign_takes_highest_priority_first(db, client, users) -> None:  # noqa: ANN001
+def test_auto_assign_takes_highest_priority_first(db, client, users) -> None:
     ds, tasks = dataset_with_tasks(db, "auto", 6, priorities=[5, 900, 300, 900, 0, 700])
     login(client, "admin")
-    page = client.post(f"/admin/datasets/{ds}/auto-assign", data={"username": "alice", "count": "3"}, follow_redirects=True)
+    page = client.post(
+        f"/admin/datasets/{ds}/auto-assign", data={"username": "alice", "count": "3"}, follow_redirects=True
+    )
     assert "Assigned 3 tasks to alice, highest priority first." in page.get_data(as_text=True)
     with session_scope(db) as s:
         mine = set(s.scalars(select(Task.id).where(Task.assigned_to == users["alice"])))
     assert mine == {tasks[1], tasks[3], tasks[5]}
-    page = client.post(f"/admin/datasets/{ds}/auto-assign", data={"username": "bob", "count": "10"}, follow_redirects=True)
+    page = client.post(
+        f"/admin/datasets/{ds}/auto-assign", data={"username": "bob", "count": "10"}, follow_redirects=True
+    )
     assert "Assigned 3 tasks to bob" in page.get_data(as_text=True)
-    page = client.post(f"/admin/datasets/{ds}/auto-assign", data={"username": "bob", "count": "10"}, follow_redirects=True)
+    page = client.post(
+        f"/admin/datasets/{ds}/auto-assign", data={"username": "bob", "count": "10"}, follow_redirects=True
+    )
     assert "No unassigned, unlabeled tasks left in this dataset." in page.get_data(as_text=True)
-    page = client.post(f"/admin/datasets/{ds}/auto-assign", data={"username": "bob", "count": "0"}, follow_redirects=True)
+    page = client.post(
+        f"/admin/datasets/{ds}/auto-assign", data={"username": "bob", "count": "0"}, follow_redirects=True
+    )
     assert "Number must be between 1 and 50000." in page.get_data(as_text=True)
 
 
-def test_users_page_creates_resets_and_deactivates(db, client, users) -> None:  # noqa: ANN001
+def test_users_page_creates_resets_and_deactivates(db, client, users) -> None:
     login(client, "admin")
-    page = client.post("/admin/users", data={"username": "carol", "email": "Carol@Example.com", "role": "annotator"},
-                       follow_redirects=True).get_data(as_text=True)
+    page = client.post(
+        "/admin/users",
+        data={"username": "carol", "email": "Carol@Example.com", "role": "annotator"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "Created carol. Their password (shown once):" in page
-    page = client.post("/admin/users", data={"username": "carol2", "email": "carol@example.com", "role": "annotator"},
-                       follow_redirects=True).get_data(as_text=True)
+    page = client.post(
+        "/admin/users",
+        data={"username": "carol2", "email": "carol@example.com", "role": "annotator"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "that username or email is already in use" in page
-    page = client.post("/admin/users", data={"username": "x", "email": "not-an-email", "role": "annotator"}).get_data(as_text=True)
+    page = client.post("/admin/users", data={"username": "x", "email": "not-an-email", "role": "annotator"}).get_data(
+        as_text=True
+    )
     assert "Invalid email address." in page
     page = client.post(f"/admin/users/{users['bob']}/reset-password", follow_redirects=True).get_data(as_text=True)
     assert "New password for bob (shown once):" in page
@@ -174,7 +234,7 @@ def test_users_page_creates_resets_and_deactivates(db, client, users) -> None:  
         assert s.scalar(select(User.email).where(User.username == "carol")) == "carol@example.com"
 
 
-def test_pipeline_button_with_airflow_down_explains_and_leaves_nothing(db, client) -> None:  # noqa: ANN001
+def test_pipeline_button_with_airflow_down_explains_and_leaves_nothing(db, client) -> None:
     ds, _ = dataset_with_tasks(db, "pipe", 1)
     login(client, "admin")
     page = client.post("/admin/pipelines/ls_import/run", data={"dataset_id": str(ds)}, follow_redirects=True)
@@ -183,13 +243,15 @@ def test_pipeline_button_with_airflow_down_explains_and_leaves_nothing(db, clien
     assert "Could not start Import to Label Studio: Airflow at http://127.0.0.1:9 is not reachable" in text
     with session_scope(db) as s:
         assert s.scalar(select(Job.id)) is None
-    bad = client.post("/admin/pipelines/ls_import/run", data={"dataset_id": str(ds), "limit": "-4"}, follow_redirects=True)
+    bad = client.post(
+        "/admin/pipelines/ls_import/run", data={"dataset_id": str(ds), "limit": "-4"}, follow_redirects=True
+    )
     assert "Most tasks must be between 1 and 1000000" in bad.get_data(as_text=True)
     assert client.post("/admin/pipelines/nope/run").status_code == 404
     assert client.get("/admin/pipelines").status_code == 200
 
 
-def test_jobs_page_refreshes_only_while_runs_are_active(db, client) -> None:  # noqa: ANN001
+def test_jobs_page_refreshes_only_while_runs_are_active(db, client) -> None:
     login(client, "admin")
     with session_scope(db) as s:
         job = queue_job(s, kind="ls_import", dag_id="ls_import", run_id="r-1")
@@ -206,5 +268,5 @@ def test_jobs_page_refreshes_only_while_runs_are_active(db, client) -> None:  # 
     assert 'data-active="0"' in client.get("/admin/jobs").get_data(as_text=True)
 
 
-def test_healthz(client) -> None:  # noqa: ANN001
+def test_healthz(client) -> None:
     assert client.get("/healthz").json == {"status": "ok"}

@@ -26,7 +26,7 @@ PASSWORDS = {"admin": "admin-pass-123", "webapp": "webapp-pass-123"}
 
 
 @pytest.fixture(scope="module")
-def airflow_api(airflow_db, tmp_path_factory):  # noqa: ANN001, ANN201
+def airflow_api(airflow_db, tmp_path_factory):
     """`airflow api-server` on the test metadata DB, with the DAGs serialized."""
     home = Path(os.environ["AIRFLOW_HOME"])
     passwords = tmp_path_factory.mktemp("af") / "passwords.json"
@@ -45,7 +45,9 @@ def airflow_api(airflow_db, tmp_path_factory):  # noqa: ANN001, ANN201
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=300)
     log = (home / "api-server.log").open("wb")
-    proc = subprocess.Popen([airflow, "api-server"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [airflow, "api-server"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -62,13 +64,14 @@ def airflow_api(airflow_db, tmp_path_factory):  # noqa: ANN001, ANN201
     proc.wait(timeout=30)
 
 
-def test_button_triggers_a_real_dag_run(db, users, airflow_api) -> None:  # noqa: ANN001
+def test_button_triggers_a_real_dag_run(db, users, airflow_api) -> None:
     ds, _ = dataset_with_tasks(db, "rest", 2)
     app = make_app(db, AIRFLOW_API_URL=airflow_api, AIRFLOW_API_PASSWORD=PASSWORDS["webapp"])
     with app.test_client() as client:
         login(client, "admin")
-        page = client.post("/admin/pipelines/ls_import/run", data={"dataset_id": str(ds), "limit": "10"},
-                           follow_redirects=True).get_data(as_text=True)
+        page = client.post(
+            "/admin/pipelines/ls_import/run", data={"dataset_id": str(ds), "limit": "10"}, follow_redirects=True
+        ).get_data(as_text=True)
         assert "Import to Label Studio started" in page
     with session_scope(db) as s:
         job = s.scalar(select(Job))
@@ -89,7 +92,7 @@ def test_button_triggers_a_real_dag_run(db, users, airflow_api) -> None:  # noqa
     assert data["jobs"][0]["status"] == "failed" and "the Airflow run failed" in data["jobs"][0]["message"]
 
 
-def test_airflow_rejects_bad_params_and_bad_passwords(airflow_api) -> None:  # noqa: ANN001
+def test_airflow_rejects_bad_params_and_bad_passwords(airflow_api) -> None:
     client = AirflowClient(airflow_api, "webapp", PASSWORDS["webapp"])
     with pytest.raises(AirflowError, match="400"):
         client.trigger("ls_import", {"limit": 0})

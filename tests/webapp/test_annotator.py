@@ -19,7 +19,7 @@ pytestmark = pytest.mark.labelstudio
 
 
 @pytest.fixture
-def imported(db, ls, users):  # noqa: ANN001, ANN201
+def imported(db, ls, users):
     """Six tasks in Label Studio: three assigned to alice (priority 300, 200, 100), one to bob."""
     with session_scope(db) as s:
         ds = create_dataset(s, "annotate")
@@ -37,7 +37,7 @@ def imported(db, ls, users):  # noqa: ANN001, ANN201
     return {"dataset_id": dataset_id, "tasks": ids}
 
 
-def test_my_tasks_shows_only_mine_in_priority_order(client, imported) -> None:  # noqa: ANN001
+def test_my_tasks_shows_only_mine_in_priority_order(client, imported) -> None:
     login(client, "alice")
     page = client.get("/me/tasks").get_data(as_text=True)
     mine = imported["tasks"][:3]
@@ -47,7 +47,7 @@ def test_my_tasks_shows_only_mine_in_priority_order(client, imported) -> None:  
     assert 'data-stat="pending"><span class="stat-value">3<' in page
 
 
-def test_labeling_goes_to_label_studio_attributed_and_to_the_shadow_index(db, ls, ls_app, imported, users) -> None:  # noqa: ANN001
+def test_labeling_goes_to_label_studio_attributed_and_to_the_shadow_index(db, ls, ls_app, imported, users) -> None:
     with ls_app.test_client() as client:
         login(client, "alice")
         first, second = imported["tasks"][0], imported["tasks"][1]
@@ -75,7 +75,7 @@ def test_labeling_goes_to_label_studio_attributed_and_to_the_shadow_index(db, ls
     assert users_in_ls[alice_ls_id] == "alice@labelops.test"
 
 
-def test_relabeling_updates_the_same_annotation(db, ls, ls_app, imported) -> None:  # noqa: ANN001
+def test_relabeling_updates_the_same_annotation(db, ls, ls_app, imported) -> None:
     task_id = imported["tasks"][0]
     with ls_app.test_client() as client:
         login(client, "alice")
@@ -88,7 +88,7 @@ def test_relabeling_updates_the_same_annotation(db, ls, ls_app, imported) -> Non
     assert len(ls.client().request("GET", f"/api/tasks/{task.ls_task_id}")["annotations"]) == 1
 
 
-def test_label_studio_down_records_nothing(db, ls, imported, users) -> None:  # noqa: ANN001
+def test_label_studio_down_records_nothing(db, ls, imported, users) -> None:
     from include.runtime.embedded_pg import free_port
     from tests.webapp.conftest import make_app
 
@@ -96,7 +96,9 @@ def test_label_studio_down_records_nothing(db, ls, imported, users) -> None:  # 
     task_id = imported["tasks"][0]
     with app.test_client() as client:
         login(client, "alice")
-        page = client.post(f"/me/tasks/{task_id}/label", data={"label": "OK"}, follow_redirects=True).get_data(as_text=True)
+        page = client.post(f"/me/tasks/{task_id}/label", data={"label": "OK"}, follow_redirects=True).get_data(
+            as_text=True
+        )
     assert "Label Studio is not answering, so your label was not saved." in page
     with session_scope(db) as s:
         task = s.get(Task, task_id)
@@ -105,14 +107,14 @@ def test_label_studio_down_records_nothing(db, ls, imported, users) -> None:  # 
     assert ls.client().request("GET", f"/api/tasks/{task.ls_task_id}")["annotations"] == []
 
 
-def test_a_label_outside_the_set_is_refused(ls_app, imported) -> None:  # noqa: ANN001
+def test_a_label_outside_the_set_is_refused(ls_app, imported) -> None:
     with ls_app.test_client() as client:
         login(client, "alice")
         page = client.post(f"/me/tasks/{imported['tasks'][0]}/label", data={"label": "MAYBE"}, follow_redirects=True)
     assert "choose one of: OK, NG" in page.get_data(as_text=True)
 
 
-def test_disagreement_becomes_a_conflict_the_admin_resolves(db, ls, ls_app, imported, users) -> None:  # noqa: ANN001
+def test_disagreement_becomes_a_conflict_the_admin_resolves(db, ls, ls_app, imported, users) -> None:
     task_id = imported["tasks"][0]
     with session_scope(db) as s:
         ls_task_id = s.get(Task, task_id).ls_task_id
@@ -125,7 +127,9 @@ def test_disagreement_becomes_a_conflict_the_admin_resolves(db, ls, ls_app, impo
     client_ls.create_annotation(ls_task_id, choice_result("OK"), completed_by=bob_ls)
     with ls_app.test_client() as client:
         login(client, "alice")
-        page = client.post(f"/me/tasks/{task_id}/label", data={"label": "NG"}, follow_redirects=True).get_data(as_text=True)
+        page = client.post(f"/me/tasks/{task_id}/label", data={"label": "NG"}, follow_redirects=True).get_data(
+            as_text=True
+        )
         assert "Saved “NG”." in page
         run_ls_export(db, client_ls, RunRef(), dataset_id=imported["dataset_id"])
         with session_scope(db) as s:
@@ -133,7 +137,9 @@ def test_disagreement_becomes_a_conflict_the_admin_resolves(db, ls, ls_app, impo
         login(client, "admin")
         page = client.get(f"/admin/tasks/{task_id}/resolve").get_data(as_text=True)
         assert "NG</strong> by alice" in page and "OK</strong> by bob" in page
-        page = client.post(f"/admin/tasks/{task_id}/resolve", data={"label": "NG"}, follow_redirects=True).get_data(as_text=True)
+        page = client.post(f"/admin/tasks/{task_id}/resolve", data={"label": "NG"}, follow_redirects=True).get_data(
+            as_text=True
+        )
         assert f"Task {task_id} resolved as NG." in page
     run_ls_export(db, client_ls, RunRef(), dataset_id=imported["dataset_id"])  # Label Studio agrees
     with session_scope(db) as s:
@@ -141,18 +147,20 @@ def test_disagreement_becomes_a_conflict_the_admin_resolves(db, ls, ls_app, impo
         assert (task.status, task.label) == (TaskStatus.LABELED, "NG")
 
 
-def test_admin_deletes_a_dataset_with_its_label_studio_tasks(db, ls, ls_app, imported) -> None:  # noqa: ANN001
+def test_admin_deletes_a_dataset_with_its_label_studio_tasks(db, ls, ls_app, imported) -> None:
     from include.db.models import Dataset
 
     with session_scope(db) as s:
         project_id = s.get(Dataset, imported["dataset_id"]).ls_project_id
     with ls_app.test_client() as client:
         login(client, "admin")
-        page = client.post(f"/admin/datasets/{imported['dataset_id']}/delete", data={"confirm_name": "wrong"},
-                           follow_redirects=True).get_data(as_text=True)
+        page = client.post(
+            f"/admin/datasets/{imported['dataset_id']}/delete", data={"confirm_name": "wrong"}, follow_redirects=True
+        ).get_data(as_text=True)
         assert "Type the exact name of the dataset to delete it." in page
-        page = client.post(f"/admin/datasets/{imported['dataset_id']}/delete", data={"confirm_name": "annotate"},
-                           follow_redirects=True).get_data(as_text=True)
+        page = client.post(
+            f"/admin/datasets/{imported['dataset_id']}/delete", data={"confirm_name": "annotate"}, follow_redirects=True
+        ).get_data(as_text=True)
         assert "Deleted dataset “annotate” and 6 Label Studio tasks." in page
     from include.labelstudio.client import LabelStudioNotFound
 

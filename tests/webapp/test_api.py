@@ -12,7 +12,7 @@ from tests.webapp.conftest import api_token
 from tests.webapp.factories import dataset_with_tasks
 
 
-def test_seed_flow(db, client, users) -> None:  # noqa: ANN001
+def test_seed_flow(db, client, users) -> None:
     admin = api_token(client, "admin")
     me = client.get("/api/v1/me", headers=admin).json
     assert me["role"] == "admin" and me["username"] == "admin"
@@ -37,29 +37,42 @@ def test_seed_flow(db, client, users) -> None:  # noqa: ANN001
     assert client.get("/api/v1/annotator/stats", headers=annotator).json["assigned"] == 21
     bob = api_token(client, "bob")
     assert client.get("/api/v1/annotator/tasks", headers=bob).json["tasks"] == []
-    assert client.post(f"/api/v1/annotator/tasks/{tasks[0]}/label", json={"label": "OK"}, headers=bob).status_code == 404
+    assert (
+        client.post(f"/api/v1/annotator/tasks/{tasks[0]}/label", json={"label": "OK"}, headers=bob).status_code == 404
+    )
 
     top = client.get(f"/api/v1/datasets/{other}/priority_tasks?limit=5", headers=admin).json["tasks"]
     assert [t["priority"] for t in top] == [29, 28, 27, 26, 25]
 
 
-def test_validation_errors_are_clear(db, client, users) -> None:  # noqa: ANN001
+def test_validation_errors_are_clear(db, client, users) -> None:
     admin = api_token(client, "admin")
-    ds, tasks = dataset_with_tasks(db, "api-bad", 2)
+    ds, _ = dataset_with_tasks(db, "api-bad", 2)
     cases = [
         (client.post("/api/v1/auth/login", json={"username": "admin"}), 400, "send JSON"),
         (client.post("/api/v1/auth/login", json={"username": "admin", "password": "nope-nope"}), 401, "wrong username"),
         (client.post("/api/v1/datasets", json={"name": "x!"}, headers=admin), 400, "a dataset name is"),
         (client.post("/api/v1/datasets", json={"name": "ok-name", "demo": -1}, headers=admin), 400, "demo must be"),
-        (client.post(f"/api/v1/datasets/{ds}/auto_assign?username=alice&count=abc", headers=admin), 400, "count must be a whole number"),
+        (
+            client.post(f"/api/v1/datasets/{ds}/auto_assign?username=alice&count=abc", headers=admin),
+            400,
+            "count must be a whole number",
+        ),
         (client.post(f"/api/v1/datasets/{ds}/auto_assign?username=ghost&count=3", headers=admin), 400, "no such user"),
-        (client.post(f"/api/v1/datasets/{ds}/auto_assign?username=admin&count=3", headers=admin), 400, "not an annotator"),
+        (
+            client.post(f"/api/v1/datasets/{ds}/auto_assign?username=admin&count=3", headers=admin),
+            400,
+            "not an annotator",
+        ),
         (client.post("/api/v1/tasks/999999/assign/alice", headers=admin), 404, "does not exist"),
         (client.get("/api/v1/datasets/999/stats", headers=admin), 404, "dataset 999 not found"),
         (client.get(f"/api/v1/datasets/{ds}/priority_tasks?limit=0", headers=admin), 400, "limit must be"),
         (client.post("/api/v1/pipelines/nope", json={}, headers=admin), 404, "unknown pipeline"),
-        (client.post("/api/v1/pipelines/ls_import", json={"dataset_id": ds, "limit": "many"}, headers=admin), 400,
-         "whole number"),
+        (
+            client.post("/api/v1/pipelines/ls_import", json={"dataset_id": ds, "limit": "many"}, headers=admin),
+            400,
+            "whole number",
+        ),
         (client.post("/api/v1/pipelines/ls_import", json={"dataset_id": ds}, headers=admin), 503, "not reachable"),
         (client.get("/api/v1/jobs/12345", headers=admin), 404, "job 12345 not found"),
     ]
@@ -68,7 +81,7 @@ def test_validation_errors_are_clear(db, client, users) -> None:  # noqa: ANN001
         assert message in response.json["error"], response.json
 
 
-def test_jobs_api(db, client, users) -> None:  # noqa: ANN001
+def test_jobs_api(db, client, users) -> None:
     admin = api_token(client, "admin")
     with session_scope(db) as s:
         job = queue_job(s, kind="ls_export", dag_id="ls_export", run_id="api-run")
@@ -79,7 +92,7 @@ def test_jobs_api(db, client, users) -> None:  # noqa: ANN001
 
 
 @pytest.mark.labelstudio
-def test_annotator_labels_through_the_api(db, ls, ls_app, users) -> None:  # noqa: ANN001
+def test_annotator_labels_through_the_api(db, ls, ls_app, users) -> None:
     from include.pipelines.ls_import import run_ls_import
     from include.pipelines.runner import RunRef
     from include.services.datasets import add_items, create_dataset

@@ -7,12 +7,12 @@ import pytest
 from tests.webapp.conftest import PASSWORD, csrf_token, login, make_app
 
 
-def test_login_sends_each_role_home(client) -> None:  # noqa: ANN001
+def test_login_sends_each_role_home(client) -> None:
     assert login(client, "admin").headers["Location"] == "/admin/"
     assert login(client, "alice").headers["Location"] == "/me/tasks"
 
 
-def test_wrong_password_is_refused_without_saying_which_part(client) -> None:  # noqa: ANN001
+def test_wrong_password_is_refused_without_saying_which_part(client) -> None:
     response = login(client, "admin", "wrong-password-here")
     assert response.status_code == 401
     assert b"Wrong username or password." in response.data
@@ -31,31 +31,31 @@ def test_wrong_password_is_refused_without_saying_which_part(client) -> None:  #
         ("", "/admin/"),
     ],
 )
-def test_next_only_redirects_within_the_site(client, target: str, expected: str) -> None:  # noqa: ANN001
+def test_next_only_redirects_within_the_site(client, target: str, expected: str) -> None:
     response = client.post("/login", data={"username": "admin", "password": PASSWORD, "next": target})
     assert response.status_code == 302
     assert response.headers["Location"] == expected
 
 
-def test_login_required_keeps_the_page_asked_for(client) -> None:  # noqa: ANN001
+def test_login_required_keeps_the_page_asked_for(client) -> None:
     response = client.get("/admin/tasks")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
 
 
-def test_session_cookie_is_httponly_and_samesite(client) -> None:  # noqa: ANN001
+def test_session_cookie_is_httponly_and_samesite(client) -> None:
     response = login(client, "admin")
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def test_logout_is_a_post(client) -> None:  # noqa: ANN001
+def test_logout_is_a_post(client) -> None:
     login(client, "admin")
     assert client.get("/logout").status_code == 405
     assert client.post("/logout").headers["Location"] == "/login"
     assert client.get("/admin/").status_code == 302
 
 
-def test_deactivated_users_cannot_log_in(db, client) -> None:  # noqa: ANN001
+def test_deactivated_users_cannot_log_in(db, client) -> None:
     from include.db.models import User
     from include.db.session import session_scope
 
@@ -64,7 +64,7 @@ def test_deactivated_users_cannot_log_in(db, client) -> None:  # noqa: ANN001
     assert login(client, "bob").status_code == 401
 
 
-def test_forms_need_a_csrf_token(db, users) -> None:  # noqa: ANN001
+def test_forms_need_a_csrf_token(db, users) -> None:
     app = make_app(db, WTF_CSRF_ENABLED=True)
     with app.test_client() as c:
         assert c.post("/login", data={"username": "admin", "password": PASSWORD}).status_code == 400
@@ -74,10 +74,12 @@ def test_forms_need_a_csrf_token(db, users) -> None:  # noqa: ANN001
         assert c.post("/admin/datasets/new", data={"name": "no-token", "source": "empty"}).status_code == 400
 
 
-def test_login_attempts_are_rate_limited(db, users) -> None:  # noqa: ANN001
+def test_login_attempts_are_rate_limited(db, users) -> None:
     app = make_app(db, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="5 per minute")
     with app.test_client() as c:
-        codes = [c.post("/login", data={"username": "admin", "password": "guess-number-x"}).status_code for _ in range(6)]
+        codes = [
+            c.post("/login", data={"username": "admin", "password": "guess-number-x"}).status_code for _ in range(6)
+        ]
         assert codes == [401] * 5 + [429]
         blocked = c.post("/login", data={"username": "admin", "password": PASSWORD})
         assert blocked.status_code == 429 and b"Too many attempts" in blocked.data

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,14 +26,28 @@ from tests.webapp.conftest import PASSWORD, make_app
 pytestmark = [pytest.mark.browser, pytest.mark.labelstudio]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture
-def live_url(db, users, ls) -> Iterator[str]:  # noqa: ANN001
-    app = make_app(db, WTF_CSRF_ENABLED=True, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="100 per minute",
-                   LS_URL=ls.url, LS_API_TOKEN=ls.token, LS_PUBLIC_URL=ls.url)
+def live_url(db, users, ls) -> Iterator[str]:
+    app = make_app(
+        db,
+        WTF_CSRF_ENABLED=True,
+        RATELIMIT_ENABLED=True,
+        LOGIN_RATE_LIMIT="100 per minute",
+        LS_URL=ls.url,
+        LS_API_TOKEN=ls.token,
+        LS_PUBLIC_URL=ls.url,
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -42,7 +56,7 @@ def live_url(db, users, ls) -> Iterator[str]:  # noqa: ANN001
 
 
 @pytest.fixture
-def page(tmp_path) -> Iterator[Any]:  # noqa: ANN001
+def page(tmp_path) -> Iterator[Any]:
     if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):  # type: ignore[attr-defined]
         pytest.fail("Debian's chromium is missing: apt-get install chromium (make test does this as root)")
     from playwright.sync_api import sync_playwright
@@ -55,8 +69,12 @@ def page(tmp_path) -> Iterator[Any]:  # noqa: ANN001
         yield tab
         shots = os.environ.get("LABELOPS_SCREENSHOTS")
         if shots:
-            tab.screenshot(path=str(Path(shots) / f"{os.environ.get('PYTEST_CURRENT_TEST', 'page').split(':')[-1].split(' ')[0]}.png"),
-                           full_page=True)
+            tab.screenshot(
+                path=str(
+                    Path(shots) / f"{os.environ.get('PYTEST_CURRENT_TEST', 'page').split(':')[-1].split(' ')[0]}.png"
+                ),
+                full_page=True,
+            )
         browser.close()
 
 
@@ -77,7 +95,7 @@ def stat(page: Any, name: str) -> str:
     return page.inner_text(f"[data-stat='{name}'] .stat-value")
 
 
-def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:  # noqa: ANN001
+def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
     log_in(page, live_url, "admin")
     page.click("text=+ New dataset")
     page.fill("input[name=name]", "browser-demo")
@@ -142,7 +160,7 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:  # noq
         assert emails[who["id"] if isinstance(who, dict) else who] == "alice@labelops.test"
 
 
-def test_jobs_page_refreshes_itself(db, live_url, page) -> None:  # noqa: ANN001
+def test_jobs_page_refreshes_itself(db, live_url, page) -> None:
     with session_scope(db) as s:
         job_id = queue_job(s, kind="ls_import", dag_id="ls_import", run_id="live-1").id
         s.get(Job, job_id).status = JobStatus.RUNNING

@@ -11,7 +11,7 @@ from include.db.session import session_scope
 from include.services.users import authenticate
 
 
-def test_create_user_and_reset_password(db, app) -> None:  # noqa: ANN001
+def test_create_user_and_reset_password(db, app) -> None:
     runner = app.test_cli_runner()
     result = runner.invoke(args=["create-user", "dave", "dave@example.com", "--role", "admin"])
     assert result.exit_code == 0
@@ -28,7 +28,7 @@ def test_create_user_and_reset_password(db, app) -> None:  # noqa: ANN001
     assert "at least 10 characters" in runner.invoke(args=["reset-password", "dave", "--password", "short"]).output
 
 
-def test_seed_demo_prints_passwords_once(db) -> None:  # noqa: ANN001
+def test_seed_demo_prints_passwords_once(db) -> None:
     from tests.webapp.conftest import make_app
 
     runner = make_app(db).test_cli_runner()

@@ -12,7 +12,7 @@ from include.services.assignment import auto_assign
 from tests.webapp.factories import dataset_with_tasks
 
 
-def test_concurrent_auto_assign_gives_disjoint_tasks(db, users) -> None:  # noqa: ANN001
+def test_concurrent_auto_assign_gives_disjoint_tasks(db, users) -> None:
     dataset_id, _ = dataset_with_tasks(db, "race", 500, priorities=[i % 1000 for i in range(500)])
     barrier = threading.Barrier(4)
     results: dict[str, list[int]] = {}
@@ -27,7 +27,7 @@ def test_concurrent_auto_assign_gives_disjoint_tasks(db, users) -> None:  # noqa
                     user = s.scalar(select(User).where(User.username == username))
                     got += auto_assign(s, dataset_id, user, 40)
             results[username + str(threading.get_ident())] = got
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=admin_assigns, args=(name, 3)) for name in ("alice", "bob", "alice", "bob")]
@@ -48,7 +48,7 @@ def test_concurrent_auto_assign_gives_disjoint_tasks(db, users) -> None:  # noqa
     assert lowest_taken >= highest_left
 
 
-def test_task_counters_stay_exact(db, users) -> None:  # noqa: ANN001
+def test_task_counters_stay_exact(db, users) -> None:
     """The trigger-maintained counters equal a fresh GROUP BY after mixed changes."""
     from sqlalchemy import text
 
@@ -58,16 +58,19 @@ def test_task_counters_stay_exact(db, users) -> None:  # noqa: ANN001
     dataset_id, tasks = dataset_with_tasks(db, "counters", 50)
     with session_scope(db) as s:
         auto_assign(s, dataset_id, s.get(User, users["alice"]), 20)
-        s.query(Task).filter(Task.id.in_(tasks[:5])).update({"status": TaskStatus.LABELED, "label": "OK"},
-                                                             synchronize_session=False)
+        s.query(Task).filter(Task.id.in_(tasks[:5])).update(
+            {"status": TaskStatus.LABELED, "label": "OK"}, synchronize_session=False
+        )
         unassign_task(s, s.scalar(select(Task.id).where(Task.status == TaskStatus.ASSIGNED).limit(1)))
         s.query(Task).filter(Task.id.in_(tasks[40:])).delete(synchronize_session=False)
     with session_scope(db) as s:
-        counters = s.execute(text(
-            "SELECT dataset_id, assignee_id, status, label, n FROM task_counts WHERE n <> 0 ORDER BY 1, 2, 3, 4"
-        )).all()
-        truth = s.execute(text(
-            "SELECT dataset_id, coalesce(assigned_to, 0), status, coalesce(label, ''), count(*) FROM tasks "
-            "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
-        )).all()
+        counters = s.execute(
+            text("SELECT dataset_id, assignee_id, status, label, n FROM task_counts WHERE n <> 0 ORDER BY 1, 2, 3, 4")
+        ).all()
+        truth = s.execute(
+            text(
+                "SELECT dataset_id, coalesce(assigned_to, 0), status, coalesce(label, ''), count(*) FROM tasks "
+                "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            )
+        ).all()
     assert counters == truth

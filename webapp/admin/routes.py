@@ -49,7 +49,7 @@ def _dataset_or_404(dataset_id: int) -> Dataset:
 
 
 def _annotator_choices() -> list[tuple[str, str]]:
-    return [(u.username, u.username) for u in annotators(db.session)]
+    return [(u.username, u.username) for u in annotators(db.session())]
 
 
 def _int_arg(name: str) -> int | None:
@@ -69,8 +69,8 @@ def _flash_report(report: ItemsReport) -> None:
 def dashboard() -> Any:
     """Datasets with their progress, and the latest jobs."""
     datasets = db.session.scalars(select(Dataset).order_by(Dataset.created_at.desc())).all()
-    rows = [(d, dataset_stats(db.session, d)) for d in datasets]
-    return render_template("admin/dashboard.html", rows=rows, jobs=recent_jobs(db.session, 8))
+    rows = [(d, dataset_stats(db.session(), d)) for d in datasets]
+    return render_template("admin/dashboard.html", rows=rows, jobs=recent_jobs(db.session(), 8))
 
 
 @bp.route("/datasets/new", methods=["GET", "POST"])
@@ -94,13 +94,13 @@ def new_dataset() -> Any:
             elif form.source.data == "demo":
                 rows = [(t.text, {"demo": True}) for t in generate_demo_texts(form.demo_count.data or 100)]
             dataset = create_dataset(
-                db.session,
+                db.session(),
                 form.name.data or "",
                 description=form.description.data or "",
                 labels=labels,
                 created_by=current_user,
             )
-            report = add_items(db.session, dataset, rows)
+            report = add_items(db.session(), dataset, rows)
             db.session.commit()
         except DatasetError as exc:
             db.session.rollback()
@@ -123,13 +123,13 @@ def dataset(dataset_id: int) -> Any:
     return render_template(
         "admin/dataset.html",
         dataset=ds,
-        stats=dataset_stats(db.session, ds),
-        annotators=per_annotator_stats(db.session, ds.id),
+        stats=dataset_stats(db.session(), ds),
+        annotators=per_annotator_stats(db.session(), ds.id),
         auto_form=auto_form,
         upload_form=UploadForm(),
         delete_form=DeleteDatasetForm(),
         csrf_form=CsrfForm(),
-        jobs=recent_jobs(db.session, 5, dataset_id=ds.id),
+        jobs=recent_jobs(db.session(), 5, dataset_id=ds.id),
         pipelines=PIPELINES,
         ls_public_url=current_app.config.get("LS_PUBLIC_URL"),
     )
@@ -151,7 +151,7 @@ def upload(dataset_id: int) -> Any:
             text_column=form.text_column.data or "text",
             max_rows=current_app.config["UPLOAD_MAX_ROWS"],
         )
-        report = add_items(db.session, ds, rows)
+        report = add_items(db.session(), ds, rows)
         db.session.commit()
     except DatasetError as exc:
         db.session.rollback()
@@ -172,7 +172,7 @@ def delete(dataset_id: int) -> Any:
         return redirect(url_for("admin.dataset", dataset_id=ds.id))
     try:
         client = ls_client() if ds.ls_project_id is not None else None
-        removed = delete_dataset(db.session, client, ds)
+        removed = delete_dataset(db.session(), client, ds)
         db.session.commit()
     except (LabelStudioError, NotConfigured, RuntimeError) as exc:
         db.session.rollback()
@@ -193,7 +193,8 @@ def auto_assign_view(dataset_id: int) -> Any:
         flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
         return redirect(url_for("admin.dataset", dataset_id=ds.id))
     try:
-        ids = auto_assign(db.session, ds.id, user_by_name(db.session, form.username.data or ""), form.count.data or 0)
+        annotator = user_by_name(db.session(), form.username.data or "")
+        ids = auto_assign(db.session(), ds.id, annotator, form.count.data or 0)
         db.session.commit()
     except AssignmentError as exc:
         db.session.rollback()
@@ -217,11 +218,11 @@ def tasks() -> Any:
         flash(str(exc), "error")
         status = None
     assignee = request.args.get("assignee", "")
-    assignee_user = user_by_name(db.session, assignee) if assignee and assignee != "none" else None
+    assignee_user = user_by_name(db.session(), assignee) if assignee and assignee != "none" else None
     if assignee and assignee != "none" and assignee_user is None:
         flash(f"No user named {assignee!r}.", "error")
     page = admin_tasks(
-        db.session,
+        db.session(),
         dataset_id=_int_arg("dataset_id"),
         status=status,
         assignee_id=assignee_user.id if assignee_user else None,
@@ -262,7 +263,7 @@ def assign(task_id: int) -> Any:
         flash("Choose an annotator.", "error")
         return _back_to_tasks()
     try:
-        assign_task(db.session, task_id, user_by_name(db.session, form.username.data or ""))
+        assign_task(db.session(), task_id, user_by_name(db.session(), form.username.data or ""))
         db.session.commit()
         flash(f"Task {task_id} assigned to {form.username.data}.", "success")
     except AssignmentError as exc:
@@ -278,7 +279,7 @@ def unassign(task_id: int) -> Any:
     if not CsrfForm().validate_on_submit():
         abort(400)
     try:
-        unassign_task(db.session, task_id)
+        unassign_task(db.session(), task_id)
         db.session.commit()
         flash(f"Task {task_id} is unassigned.", "success")
     except AssignmentError as exc:
@@ -299,7 +300,7 @@ def resolve(task_id: int) -> Any:
     form.label.choices = [(label, label) for label in (dataset.labels if dataset else [])]
     if form.validate_on_submit():
         try:
-            resolve_conflict(db.session, ls_client(), task_id, current_user, form.label.data or "")
+            resolve_conflict(db.session(), ls_client(), task_id, current_user, form.label.data or "")
             db.session.commit()
             flash(f"Task {task_id} resolved as {form.label.data}.", "success")
             return redirect(url_for("admin.tasks", status="conflict", dataset_id=task.dataset_id))
@@ -325,7 +326,7 @@ def users() -> Any:
         password = generate_password()
         try:
             user = create_user(
-                db.session, form.username.data or "", form.email.data or "", password, Role(form.role.data)
+                db.session(), form.username.data or "", form.email.data or "", password, Role(form.role.data)
             )
             db.session.commit()
         except UserError as exc:
@@ -423,7 +424,7 @@ def run_pipeline(kind: str) -> Any:
 def jobs() -> Any:
     """Pipeline runs with state and message; refreshes itself while any is active."""
     refresh_active_jobs()
-    rows = recent_jobs(db.session, 100, dataset_id=_int_arg("dataset_id"))
+    rows = recent_jobs(db.session(), 100, dataset_id=_int_arg("dataset_id"))
     active = any(j.status in ACTIVE for j in rows)
     return render_template(
         "admin/jobs.html", jobs=rows, active=active, refresh=current_app.config["JOBS_REFRESH_SECONDS"]
@@ -435,7 +436,7 @@ def jobs() -> Any:
 def jobs_json() -> Any:
     """The jobs page's data, polled by its script while runs are active."""
     refresh_active_jobs()
-    rows = recent_jobs(db.session, 100, dataset_id=_int_arg("dataset_id"))
+    rows = recent_jobs(db.session(), 100, dataset_id=_int_arg("dataset_id"))
     return jsonify(
         {
             "active": any(j.status in ACTIVE for j in rows),

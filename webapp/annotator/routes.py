@@ -37,11 +37,11 @@ def tasks() -> Any:
         flash(str(exc), "error")
         status = None
     page_no = request.args.get("page", "1")
-    page = annotator_tasks(db.session, current_user, status=status, page=int(page_no) if page_no.isdigit() else 1)
+    page = annotator_tasks(db.session(), current_user, status=status, page=int(page_no) if page_no.isdigit() else 1)
     return render_template(
         "annotator/tasks.html",
         page=page,
-        stats=annotator_stats(db.session, current_user),
+        stats=annotator_stats(db.session(), current_user),
         status=status.value if status else "",
         statuses=["assigned", "labeled", "conflict"],
     )
@@ -51,7 +51,7 @@ def tasks() -> Any:
 @annotator_required
 def next_() -> Any:
     """Open my highest-priority task still to label."""
-    task = next_task(db.session, current_user)
+    task = next_task(db.session(), current_user)
     if task is None:
         flash("You have no tasks left to label. Nice work!", "success")
         return redirect(url_for("annotator.tasks"))
@@ -72,7 +72,7 @@ def label(task_id: int) -> Any:
         dataset=dataset,
         form=CsrfForm(),
         ls_link=ls_link,
-        stats=annotator_stats(db.session, current_user),
+        stats=annotator_stats(db.session(), current_user),
     )
 
 
@@ -85,7 +85,7 @@ def submit(task_id: int) -> Any:
         abort(400)
     choice = request.form.get("label", "")
     try:
-        task = submit_label(db.session, ls_client(), task_id, current_user, choice)
+        task = submit_label(db.session(), ls_client(), task_id, current_user, choice)
         db.session.commit()
     except LabelingError as exc:
         db.session.rollback()
@@ -100,7 +100,7 @@ def submit(task_id: int) -> Any:
         flash(f"Saved “{choice}”. Another annotator chose differently; an admin will resolve it.", "info")
     else:
         flash(f"Saved “{choice}”.", "success")
-    following = next_task(db.session, current_user, exclude_id=task_id)
+    following = next_task(db.session(), current_user, exclude_id=task_id)
     if following is None:
         flash("That was your last task. Nice work!", "success")
         return redirect(url_for("annotator.tasks"))

@@ -49,7 +49,7 @@ def api_user() -> User:
     user = g.get("api_user")
     if user is None:
         abort(401)
-    return user  # type: ignore[no-any-return]
+    return user
 
 
 def json_body() -> dict[str, Any]:

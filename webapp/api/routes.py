@@ -75,7 +75,7 @@ def login() -> Any:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         return api_error(400, 'send JSON {"username": ..., "password": ...}')
-    user = authenticate(db.session, username, password)
+    user = authenticate(db.session(), username, password)
     if user is None:
         return api_error(401, "wrong username or password")
     return jsonify(
@@ -113,14 +113,14 @@ def create() -> Any:
         return api_error(400, "demo must be a number of texts between 0 and 5000")
     try:
         dataset = create_dataset(
-            db.session,
+            db.session(),
             str(body.get("name", "")),
             description=str(body.get("description", "")),
             labels=body.get("labels") or ["OK", "NG"],
             created_by=api_user(),
         )
         report = (
-            add_items(db.session, dataset, [(t.text, {"demo": True}) for t in generate_demo_texts(demo)])
+            add_items(db.session(), dataset, [(t.text, {"demo": True}) for t in generate_demo_texts(demo)])
             if demo
             else None
         )
@@ -140,8 +140,8 @@ def stats(dataset_id: int) -> Any:
     return jsonify(
         {
             "dataset_id": dataset_id,
-            **dataset_stats(db.session, dataset),
-            "annotators": per_annotator_stats(db.session, dataset_id),
+            **dataset_stats(db.session(), dataset),
+            "annotators": per_annotator_stats(db.session(), dataset_id),
         }
     )
 
@@ -155,7 +155,7 @@ def priority(dataset_id: int) -> Any:
         return dataset
     only_unlabeled = request.args.get("only_unlabeled", "true").lower() not in ("0", "false", "no")
     rows = priority_tasks(
-        db.session, dataset_id, limit=int_param("limit", 50, maximum=1000) or 50, only_unlabeled=only_unlabeled
+        db.session(), dataset_id, limit=int_param("limit", 50, maximum=1000) or 50, only_unlabeled=only_unlabeled
     )
     return jsonify({"tasks": [task_json(t) for t in rows]})
 
@@ -173,7 +173,7 @@ def auto_assign_api(dataset_id: int) -> Any:
     if not str(raw_count).isdigit():
         return api_error(400, "count must be a whole number")
     try:
-        ids = auto_assign(db.session, dataset_id, user_by_name(db.session, str(username)), int(raw_count))
+        ids = auto_assign(db.session(), dataset_id, user_by_name(db.session(), str(username)), int(raw_count))
         db.session.commit()
     except AssignmentError as exc:
         db.session.rollback()
@@ -186,7 +186,7 @@ def auto_assign_api(dataset_id: int) -> Any:
 @token_required(Role.ADMIN)
 def assign(task_id: int, username: str) -> Any:
     try:
-        task = assign_task(db.session, task_id, user_by_name(db.session, username))
+        task = assign_task(db.session(), task_id, user_by_name(db.session(), username))
         db.session.commit()
     except AssignmentError as exc:
         db.session.rollback()
@@ -198,7 +198,7 @@ def assign(task_id: int, username: str) -> Any:
 @token_required(Role.ADMIN)
 def unassign(task_id: int) -> Any:
     try:
-        task = unassign_task(db.session, task_id)
+        task = unassign_task(db.session(), task_id)
         db.session.commit()
     except AssignmentError as exc:
         db.session.rollback()
@@ -216,7 +216,7 @@ def my_tasks() -> Any:
     except ValueError as exc:
         return api_error(400, str(exc))
     page = annotator_tasks(
-        db.session,
+        db.session(),
         api_user(),
         status=status,
         dataset_id=int_param("dataset_id"),
@@ -229,7 +229,7 @@ def my_tasks() -> Any:
 @bp.get("/annotator/stats")
 @token_required(Role.ANNOTATOR)
 def my_stats() -> Any:
-    return jsonify(annotator_stats(db.session, api_user(), int_param("dataset_id")))
+    return jsonify(annotator_stats(db.session(), api_user(), int_param("dataset_id")))
 
 
 @bp.post("/annotator/tasks/<int:task_id>/label")
@@ -243,7 +243,7 @@ def label(task_id: int) -> Any:
     if not isinstance(choice, str):
         return api_error(400, 'send JSON {"label": ...}')
     try:
-        task = submit_label(db.session, ls_client(), task_id, api_user(), choice)
+        task = submit_label(db.session(), ls_client(), task_id, api_user(), choice)
         db.session.commit()
     except LabelingError as exc:
         db.session.rollback()
@@ -304,7 +304,7 @@ def _trigger_for_dataset(kind: str, dataset_id: int) -> Any:
 @token_required(Role.ADMIN)
 def jobs() -> Any:
     refresh_active_jobs()
-    rows = recent_jobs(db.session, int_param("limit", 50, maximum=500) or 50, dataset_id=int_param("dataset_id"))
+    rows = recent_jobs(db.session(), int_param("limit", 50, maximum=500) or 50, dataset_id=int_param("dataset_id"))
     return jsonify({"jobs": [job_json(j) for j in rows]})
 
 

@@ -36,7 +36,7 @@ def login() -> Any:
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        user = authenticate(db.session, form.username.data or "", form.password.data or "")
+        user = authenticate(db.session(), form.username.data or "", form.password.data or "")
         if user is None:
             flash("Wrong username or password.", "error")
             return render_template("auth/login.html", form=form), 401

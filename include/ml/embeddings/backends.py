@@ -17,9 +17,16 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 class EmbeddingBackend(Protocol):
-    name: str  # registry name, e.g. "all-MiniLM-L6-v2" or "ollama:nomic-embed-text"
-    kind: str  # EmbeddingBackend enum value
-    model: str
+    @property
+    def name(self) -> str:
+        """Registry name, e.g. "all-MiniLM-L6-v2" or "ollama:nomic-embed-text"."""
+
+    @property
+    def kind(self) -> str:
+        """An EmbeddingBackend enum value."""
+
+    @property
+    def model(self) -> str: ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 

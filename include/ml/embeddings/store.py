@@ -106,9 +106,10 @@ def _raw_connection(session: Session):
     from pgvector.psycopg import register_vector
 
     raw = session.connection().connection.driver_connection
+    assert raw is not None
     if not getattr(raw, "_labelops_vector", False):
         register_vector(raw)
-        raw._labelops_vector = True  # type: ignore[union-attr]
+        raw._labelops_vector = True
     return raw
 
 
@@ -123,7 +124,8 @@ def write_embeddings(session: Session, model_id: int, hashes: Sequence[str], vec
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     with conn.cursor() as cur:
         cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS embeddings_load (text_hash varchar(64), embedding vector) ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS embeddings_load (text_hash varchar(64), embedding vector) "
+            "ON COMMIT DELETE ROWS"
         )
         cur.execute("TRUNCATE embeddings_load")
         with cur.copy("COPY embeddings_load (text_hash, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
@@ -131,7 +133,8 @@ def write_embeddings(session: Session, model_id: int, hashes: Sequence[str], vec
             for digest, vector in zip(hashes, vectors, strict=True):
                 copy.write_row((digest, vector))
         cur.execute(
-            "INSERT INTO embeddings (model_id, text_hash, embedding) SELECT %s, text_hash, embedding FROM embeddings_load "
+            "INSERT INTO embeddings (model_id, text_hash, embedding) "
+            "SELECT %s, text_hash, embedding FROM embeddings_load "
             "ON CONFLICT ON CONSTRAINT uq_embeddings_model_text_hash DO NOTHING",
             (model_id,),
         )
@@ -175,7 +178,9 @@ def nearest_items(
 
 
 def items_with_hash(session: Session, dataset_id: int, hashes: Sequence[str]) -> dict[str, int]:
-    rows = session.execute(select(Item.text_hash, Item.id).where(Item.dataset_id == dataset_id, Item.text_hash.in_(hashes)))
+    rows = session.execute(
+        select(Item.text_hash, Item.id).where(Item.dataset_id == dataset_id, Item.text_hash.in_(hashes))
+    )
     return {str(h): int(i) for h, i in rows.tuples()}
 
 

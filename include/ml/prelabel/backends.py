@@ -50,7 +50,9 @@ class PrelabelStats:
 
 def _suggestion_from_probs(labels: Sequence[str], probs: np.ndarray) -> Suggestion:
     best = int(np.argmax(probs))
-    return Suggestion(labels[best], float(probs[best]), {lbl: round(float(p), 6) for lbl, p in zip(labels, probs, strict=True)})
+    return Suggestion(
+        labels[best], float(probs[best]), {lbl: round(float(p), 6) for lbl, p in zip(labels, probs, strict=True)}
+    )
 
 
 @dataclass
@@ -65,7 +67,9 @@ class ClassifierPrelabeler:
     def labels(self) -> list[str]:
         return self.head.labels
 
-    def predict(self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats) -> list[Suggestion | None]:
+    def predict(
+        self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats
+    ) -> list[Suggestion | None]:
         assert vectors is not None
         probs = self.head.predict_proba(vectors)
         stats.predicted += len(texts)
@@ -84,13 +88,18 @@ class SimilarityPrelabeler:
 
     @classmethod
     def build(
-        cls, labels: Sequence[str], embed: Callable[[list[str]], np.ndarray], embedding_name: str,
+        cls,
+        labels: Sequence[str],
+        embed: Callable[[list[str]], np.ndarray],
+        embedding_name: str,
         descriptions: dict[str, str] | None = None,
     ) -> SimilarityPrelabeler:
         texts = [(descriptions or DEFAULT_DESCRIPTIONS).get(label, label) for label in labels]
         return cls(list(labels), embed(texts), model_version=f"similarity-{embedding_name}")
 
-    def predict(self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats) -> list[Suggestion | None]:
+    def predict(
+        self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats
+    ) -> list[Suggestion | None]:
         assert vectors is not None
         logits = (vectors @ self.description_vectors.T) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
@@ -158,7 +167,9 @@ class LlmPrelabeler:
             return None, "malformed", f"unusable answer: {str(answer)[:120]}"
         return suggestion, None, ""
 
-    def predict(self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats) -> list[Suggestion | None]:
+    def predict(
+        self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats
+    ) -> list[Suggestion | None]:
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
             outcomes = list(pool.map(self._one, texts))
         results: list[Suggestion | None] = []
@@ -174,7 +185,12 @@ class LlmPrelabeler:
 
 
 def ollama_prelabeler(
-    base_url: str, model: str, labels: list[str], *, timeout: float, concurrency: int = 4,
+    base_url: str,
+    model: str,
+    labels: list[str],
+    *,
+    timeout: float,
+    concurrency: int = 4,
     descriptions: dict[str, str] | None = None,
 ) -> LlmPrelabeler:
     """The seed's way: ``POST /api/generate`` with ``format: json`` and no streaming."""
@@ -193,7 +209,13 @@ def ollama_prelabeler(
 
 
 def openai_prelabeler(
-    base_url: str, model: str, labels: list[str], *, api_key: str | None, timeout: float, concurrency: int = 4,
+    base_url: str,
+    model: str,
+    labels: list[str],
+    *,
+    api_key: str | None,
+    timeout: float,
+    concurrency: int = 4,
     descriptions: dict[str, str] | None = None,
 ) -> LlmPrelabeler:
     """Any OpenAI-compatible ``POST /chat/completions`` in JSON mode."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
@@ -12,7 +14,7 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10)
     correct = (probs.argmax(axis=1) == y).astype(np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
     ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in pairwise(edges):
         mask = (confidence > low) & (confidence <= high)
         if mask.any():
             ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())

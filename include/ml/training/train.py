@@ -82,7 +82,7 @@ def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.
         raise TrainingDataError("training needs labeled examples of at least two classes")
     if present.min() < 2:
         raise TrainingDataError("every class needs at least 2 labeled examples to be split for validation")
-    n_val = max(len(present), int(round(len(y) * val_fraction)))
+    n_val = max(len(present), round(len(y) * val_fraction))
     idx = np.arange(len(y))
     train_idx, val_idx = train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
     return np.sort(train_idx), np.sort(val_idx)
@@ -132,7 +132,9 @@ def train_head(
     config = HeadConfig(params.kind, x.shape[1], num_classes, params.hidden_dim, params.dropout)
     module = build_head(config).to(dev)
     loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(y_tr, num_classes)).to(dev))
-    optimizer = torch.optim.AdamW(module.parameters(), lr=float(params.lr or DEFAULT_LR[params.kind]), weight_decay=params.weight_decay)
+    optimizer = torch.optim.AdamW(
+        module.parameters(), lr=float(params.lr or DEFAULT_LR[params.kind]), weight_decay=params.weight_decay
+    )
     xt, yt = torch.from_numpy(x_tr).to(dev), torch.from_numpy(y_tr).to(dev)
     xv, yv = torch.from_numpy(x_va).to(dev), torch.from_numpy(y_va).to(dev)
 
@@ -155,7 +157,9 @@ def train_head(
             logits = module(xv)
             val_loss = float(loss_fn(logits, yv))
             probs = torch.softmax(logits, dim=1).float().cpu().numpy()
-        record = EpochRecord(epoch, total / len(yt), val_loss, classification_metrics(probs, y_va), time.perf_counter() - started)
+        record = EpochRecord(
+            epoch, total / len(yt), val_loss, classification_metrics(probs, y_va), time.perf_counter() - started
+        )
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -172,6 +176,11 @@ def train_head(
     metrics = classification_metrics(head.predict_proba(x_va, device="cpu"), y_va)
     metrics["val_loss"] = best_loss
     return TrainResult(
-        head=head, metrics=metrics, history=history, best_epoch=best_epoch, device=str(dev), train_idx=train_idx,
+        head=head,
+        metrics=metrics,
+        history=history,
+        best_epoch=best_epoch,
+        device=str(dev),
+        train_idx=train_idx,
         val_idx=val_idx,
     )

@@ -1,0 +1,20 @@
+"""``python -m bench [name ...]``: run benchmarks (all by default); results go to bench/results/."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+ALL = ["ls_sync", "webapp_queries", "embeddings", "scoring_training", "active_learning"]
+
+
+def main(argv: list[str]) -> None:
+    for name in argv or ALL:
+        if name not in ALL:
+            raise SystemExit(f"unknown benchmark {name!r}; one of {ALL}")
+        print(f"== {name}", flush=True)
+        importlib.import_module(f"bench.{name}").main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
