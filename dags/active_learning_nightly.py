@@ -2,7 +2,7 @@
 ## active_learning_nightly
 
 The loop, every night: export annotations from Label Studio, then for each dataset in Label
-Studio embed new texts, train a candidate, gate it, pre-label unlabeled tasks and score their
+Studio embed new texts (and rebuild the HNSW index after a bulk load), train a candidate, gate it, pre-label unlabeled tasks and score their
 uncertainty. Each step skips cleanly when it has nothing to do (no new labels: no training; no
 candidate: nothing to gate). Every step commits batch by batch and is idempotent, so a failure
 leaves the data consistent and the next run completes the work.
@@ -57,6 +57,10 @@ def active_learning_nightly():
         def embed(dataset_id: int) -> dict:
             return entrypoints.embed_items(get_current_context(), dataset_id)
 
+        @task
+        def build_index(_: dict) -> dict:
+            return entrypoints.index_embeddings(get_current_context())
+
         @task(queue="gpu", pool="gpu", executor=GPU_EXECUTOR, execution_timeout=timedelta(hours=4))
         def train(dataset_id: int, _: dict) -> dict:
             return entrypoints.train(get_current_context(), dataset_id)
@@ -73,7 +77,7 @@ def active_learning_nightly():
         def score(dataset_id: int, _: dict) -> dict:
             return entrypoints.score(get_current_context(), dataset_id)
 
-        embedded = embed(dataset_id)
+        embedded = build_index(embed(dataset_id))
         gated = gate(dataset_id, train(dataset_id, embedded))
         score(dataset_id, prelabel(dataset_id, gated))
 

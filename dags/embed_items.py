@@ -6,7 +6,8 @@ sha256), in batches, written with binary COPY; every model has its own HNSW inde
 
 * **Params**: `dataset_id` (empty = all datasets), `embedding_model` (`all-MiniLM-L6-v2`, the offline
   default, or `openai:<model>` / `ollama:<model>`), `batch_size`.
-* **Routing**: `queue="gpu"`, `pool="gpu"` (the GPU Celery worker; CUDA when present, else CPU).
+* **Routing**: `embed` on `queue="gpu"`, `pool="gpu"` (the GPU Celery worker; CUDA when present,
+  else CPU); `build_index` (the HNSW rebuild after a bulk load, on the database) on the default queue.
 * **Reads/writes**: `items`, `embedding_models`, `embeddings`, `jobs`.
 """
 
@@ -31,7 +32,7 @@ from include.pipelines import entrypoints
     params={
         "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset; empty for all"),
         "embedding_model": Param("all-MiniLM-L6-v2", type="string", minLength=1, maxLength=200),
-        "batch_size": Param(512, type="integer", minimum=1, maximum=8192),
+        "batch_size": Param(1024, type="integer", minimum=1, maximum=8192),
     },
 )
 def embed_items():
@@ -39,7 +40,11 @@ def embed_items():
     def embed() -> dict:
         return entrypoints.embed_items(get_current_context())
 
-    embed()
+    @task(execution_timeout=timedelta(hours=4))
+    def build_index(_: dict) -> dict:
+        return entrypoints.index_embeddings(get_current_context())
+
+    build_index(embed())
 
 
 embed_items_dag = embed_items()

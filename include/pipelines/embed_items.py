@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from include.db.models import Dataset, EmbeddingModel
 from include.db.session import session_scope
@@ -21,6 +22,7 @@ from include.ml.embeddings.store import (
     drop_index,
     ensure_index,
     get_model,
+    index_exists,
     missing_texts,
     register_model,
     write_embeddings,
@@ -29,7 +31,7 @@ from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 512
+DEFAULT_BATCH = 1024
 # Loads at least this big (and at least as big as what the model already has) drop the model's
 # HNSW index and rebuild it afterwards: per-row HNSW maintenance costs ~1 ms a vector, a build ~0.25 ms.
 BULK_LOAD_MIN = 5000
@@ -40,7 +42,6 @@ def ensure_registered(db_url: str, backend: EmbeddingBackend) -> tuple[int, int]
     with session_scope(db_url) as session:
         row = get_model(session, backend.name)
         if row is not None:
-            ensure_index(session, row)  # in case a killed bulk load left it dropped
             return row.id, row.dimension
     dimension = int(getattr(backend, "dimension", 0) or backend.embed(["dimension probe"]).shape[1])
     with session_scope(db_url) as session:
@@ -55,8 +56,13 @@ def embed_dataset(
     *,
     batch_size: int = DEFAULT_BATCH,
     job: JobHandle | None = None,
+    defer_index: bool = False,
 ) -> dict[str, Any]:
-    """Embed every text of the dataset missing for this model; returns counts and timings."""
+    """Embed every text of the dataset missing for this model; returns counts and timings.
+
+    A bulk load drops the model's HNSW index and rebuilds it afterwards; with ``defer_index``
+    the rebuild is left to :func:`build_index` (the DAG runs it as its own task).
+    """
     model_id, dimension = ensure_registered(db_url, backend)
     with session_scope(db_url) as session:
         if session.get(Dataset, dataset_id) is None:
@@ -65,15 +71,13 @@ def embed_dataset(
         bulk = total >= BULK_LOAD_MIN and total >= count_vectors(session, model_id)
         if bulk:
             drop_index(session, model_id)
-    stats: dict[str, Any] = {}
+    stats: dict[str, Any] = {"done": 0, "encode_s": 0.0, "write_s": 0.0}
+    index_s = None
     try:
         _load(db_url, backend, model_id, dimension, dataset_id, batch_size, total, job, stats)
     finally:
-        if bulk:
-            started = time.perf_counter()
-            with session_scope(db_url) as session:
-                ensure_index(session, session.get_one(EmbeddingModel, model_id))
-            log.info("rebuilt the HNSW index of %s in %.1f s", backend.name, time.perf_counter() - started)
+        if bulk and not defer_index:
+            index_s = build_index(db_url, model_id)
     return {
         "dataset_id": dataset_id,
         "model": backend.name,
@@ -82,7 +86,25 @@ def embed_dataset(
         "encode_seconds": round(stats["encode_s"], 3),
         "write_seconds": round(stats["write_s"], 3),
         "bulk_load": bulk,
+        "index_seconds": index_s,
+        "index_deferred": bulk and defer_index,
     }
+
+
+def build_index(db_url: str, model_id: int) -> float | None:
+    """(Re)build the model's HNSW index if it is missing; returns seconds spent, None if it existed."""
+    with session_scope(db_url) as session:
+        model = session.get_one(EmbeddingModel, model_id)
+        if index_exists(session, model_id):
+            return None
+        started = time.perf_counter()
+        # A bigger build budget and parallel workers (pgvector >= 0.6) where the server has cores.
+        session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+        session.execute(text("SET LOCAL max_parallel_maintenance_workers = 7"))
+        ensure_index(session, model)
+    seconds = time.perf_counter() - started
+    log.info("built the HNSW index of embedding model %s in %.1f s", model_id, seconds)
+    return seconds
 
 
 def _load(
@@ -96,35 +118,45 @@ def _load(
     job: JobHandle | None,
     stats: dict[str, Any],
 ) -> None:
-    """Encode and write batch by batch (each batch committed); fills ``stats``."""
-    done = 0
+    """Encode and write batch by batch; fills ``stats``.
+
+    Batch N is written (and committed) by a writer thread while batch N+1 is read and encoded,
+    so the database and the model (a GPU, where there is one) work at the same time.
+    """
     after = ""
-    encode_s = write_s = 0.0
-    stats.update(done=0, encode_s=0.0, write_s=0.0)
-    while True:
-        with session_scope(db_url) as session:
-            batch = missing_texts(session, model_id, dataset_id, after_hash=after, limit=batch_size)
-        if not batch:
-            break
-        started = time.perf_counter()
-        vectors = backend.embed([t for _, t in batch])
-        encode_s += time.perf_counter() - started
-        if vectors.shape != (len(batch), dimension):
-            raise ValueError(
-                f"{backend.name} returned vectors of shape {vectors.shape}, expected ({len(batch)}, {dimension})"
-            )
+
+    def write(hashes: list[str], vectors: Any) -> None:
         started = time.perf_counter()
         with session_scope(db_url) as session:
-            write_embeddings(session, model_id, [h for h, _ in batch], vectors)
-        write_s += time.perf_counter() - started
-        done += len(batch)
-        after = batch[-1][0]
-        stats.update(done=done, encode_s=encode_s, write_s=write_s)
-        message = f"embedded {done} of {total} texts with {backend.name}"
+            write_embeddings(session, model_id, hashes, vectors)
+        stats["write_s"] += time.perf_counter() - started
+        stats["done"] += len(hashes)
+        message = f"embedded {stats['done']} of {total} texts with {backend.name}"
         if job is not None:
-            job.progress(message, embedded=done, total=total)
+            job.progress(message, embedded=stats["done"], total=total)
         else:
             log.info("%s", message)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-db") as writer:
+        in_flight: Future[None] | None = None
+        while True:
+            with session_scope(db_url) as session:
+                batch = missing_texts(session, model_id, dataset_id, after_hash=after, limit=batch_size)
+            if not batch:
+                break
+            started = time.perf_counter()
+            vectors = backend.embed([t for _, t in batch])
+            stats["encode_s"] += time.perf_counter() - started
+            if vectors.shape != (len(batch), dimension):
+                raise ValueError(
+                    f"{backend.name} returned vectors of shape {vectors.shape}, expected ({len(batch)}, {dimension})"
+                )
+            if in_flight is not None:
+                in_flight.result()  # one write in flight at a time; surfaces its error
+            in_flight = writer.submit(write, [h for h, _ in batch], vectors)
+            after = batch[-1][0]
+        if in_flight is not None:
+            in_flight.result()
 
 
 def run_embed_items(
@@ -135,8 +167,12 @@ def run_embed_items(
     model_name: str,
     batch_size: int = DEFAULT_BATCH,
     backend: EmbeddingBackend | None = None,
+    defer_index: bool = False,
 ) -> dict[str, Any]:
-    """The ``embed_items`` job for one dataset (or every dataset)."""
+    """The ``embed_items`` job for one dataset (or every dataset).
+
+    With ``defer_index`` a bulk load leaves the HNSW (re)build to :func:`run_index_embeddings`.
+    """
     params = {"dataset_id": dataset_id, "embedding_model": model_name, "batch_size": batch_size}
     with tracked_job(db_url, "embed_items", run, dataset_id=dataset_id, params=params) as job:
         backend = backend or backend_for(model_name)
@@ -148,11 +184,30 @@ def run_embed_items(
             )
         if not ids:
             raise SkipStep("no datasets")
-        results = [embed_dataset(db_url, backend, ds, batch_size=batch_size, job=job) for ds in ids]
+        results = [
+            embed_dataset(db_url, backend, ds, batch_size=batch_size, job=job, defer_index=defer_index) for ds in ids
+        ]
         embedded = sum(r["embedded"] for r in results)
         job.result = {"embedded": embedded, "datasets": results}
         if embedded == 0:
             raise SkipStep(f"nothing new to embed with {backend.name}")
         job.done(f"embedded {embedded} new texts with {backend.name}", embedded=embedded)
         job.result = {"embedded": embedded, "datasets": results}
+    return job.result
+
+
+def run_index_embeddings(db_url: str, run: RunRef, *, model_name: str) -> dict[str, Any]:
+    """The ``index_embeddings`` job: build a model's HNSW index if a bulk load left it to be built."""
+    with tracked_job(db_url, "index_embeddings", run, params={"embedding_model": model_name}) as job:
+        with session_scope(db_url) as session:
+            model = get_model(session, model_name)
+            if model is None:
+                raise SkipStep(f"no embeddings for {model_name} yet")
+            model_id = model.id
+            vectors = count_vectors(session, model_id)
+        seconds = build_index(db_url, model_id)
+        if seconds is None:
+            raise SkipStep(f"the HNSW index of {model_name} is up to date")
+        job.done(f"built the HNSW index of {model_name} ({vectors} vectors) in {seconds:.1f} s", vectors=vectors)
+        job.result = {"model": model_name, "vectors": vectors, "seconds": seconds}
     return job.result

@@ -70,7 +70,19 @@ def embed_items(context: Mapping[str, Any], dataset_id: int | None = None) -> di
         run_ref(context),
         dataset_id=dataset_id if dataset_id is not None else _optional_int(params, "dataset_id"),
         model_name=str(params.get("embedding_model") or DEFAULT_MODEL),
-        batch_size=int(params.get("batch_size") or 512),
+        batch_size=int(params.get("batch_size") or 1024),
+        defer_index=True,  # the DAG builds the index in its own task (index_embeddings)
+    )
+
+
+def index_embeddings(context: Mapping[str, Any]) -> dict[str, Any]:
+    from include.ml.embeddings.backends import DEFAULT_MODEL
+    from include.pipelines.embed_items import run_index_embeddings
+    from include.pipelines.resources import platform_db_url
+
+    params = context.get("params") or {}
+    return run_index_embeddings(
+        platform_db_url(), run_ref(context), model_name=str(params.get("embedding_model") or DEFAULT_MODEL)
     )
 
 

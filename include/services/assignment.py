@@ -71,7 +71,7 @@ _AUTO_ASSIGN = text(
         FOR UPDATE SKIP LOCKED
     )
     UPDATE tasks SET assigned_to = :user_id, assigned_at = now(), status = 'assigned', updated_at = now()
-    FROM picked WHERE tasks.id = picked.id
+    WHERE tasks.id = ANY (ARRAY(SELECT id FROM picked))  -- primary-key lookups, not a join over the table
     RETURNING tasks.id
     """
 )

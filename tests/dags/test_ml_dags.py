@@ -78,7 +78,16 @@ def test_nightly_loop_end_to_end_and_skips_cleanly(db, ls, minilm, run_dag) -> N
     dr = run_dag("active_learning_nightly", {"dataset_id": dataset_id, "model_kind": "logistic", "min_f1": 0.5})
     assert dr.state == DagRunState.SUCCESS
     jobs = jobs_of(db, dr.run_id)
-    assert list(jobs) == ["ls_export", "embed_items", "train_classifier", "gate", "prelabel", "score_uncertainty"]
+    assert list(jobs) == [
+        "ls_export",
+        "embed_items",
+        "index_embeddings",
+        "train_classifier",
+        "gate",
+        "prelabel",
+        "score_uncertainty",
+    ]
+    assert jobs.pop("index_embeddings") == (JobStatus.SKIPPED, "the HNSW index of all-MiniLM-L6-v2 is up to date")
     assert all(status == JobStatus.SUCCESS for status, _ in jobs.values()), jobs
     assert jobs["ls_export"][1].startswith("exported 40 labeled tasks")
     with session_scope(db) as s:

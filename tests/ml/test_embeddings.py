@@ -121,3 +121,31 @@ def test_remote_backend_errors_are_clear(llm_server) -> None:
     llm_server.delay = 1.5
     with pytest.raises(BackendError, match="did not answer within"):
         backend.embed(["x"])
+
+
+def test_bulk_loads_rebuild_the_index_after_loading(db, minilm, monkeypatch) -> None:
+    from include.db.models import EmbeddingModel as Model
+    from include.ml.embeddings.store import index_exists
+    from include.pipelines import embed_items as pipeline
+    from include.pipelines.embed_items import run_index_embeddings
+
+    monkeypatch.setattr(pipeline, "BULK_LOAD_MIN", 5)
+    first = make(db, "bulk-1", [f"bulk text {i} about a cracked lamp" for i in range(12)])
+    result = run_embed_items(db, RunRef(), dataset_id=first, model_name=minilm.name, backend=minilm, defer_index=True)
+    assert result["datasets"][0]["bulk_load"] and result["datasets"][0]["index_deferred"]
+    with session_scope(db) as s:
+        model_id = s.scalar(select(Model.id))
+        assert not index_exists(s, model_id)  # left for the index task
+    built = run_index_embeddings(db, RunRef("embed_items", "idx"), model_name=minilm.name)
+    assert built["vectors"] == 12
+    with session_scope(db) as s:
+        assert index_exists(s, model_id)
+        assert s.scalar(select(Job.message).where(Job.run_id == "idx")).startswith("built the HNSW index of")
+    again = run_index_embeddings(db, RunRef(), model_name=minilm.name)
+    assert again["skipped"] and "up to date" in again["reason"]
+
+    second = make(db, "bulk-2", [f"another text {i} about a working kettle" for i in range(20)])
+    inline = run_embed_items(db, RunRef(), dataset_id=second, model_name=minilm.name, backend=minilm)
+    assert inline["datasets"][0]["bulk_load"] and inline["datasets"][0]["index_seconds"] is not None
+    with session_scope(db) as s:
+        assert index_exists(s, model_id)

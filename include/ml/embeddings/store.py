@@ -54,6 +54,10 @@ def ensure_index(session: Session, model: EmbeddingModel) -> None:
     )
 
 
+def index_exists(session: Session, model_id: int) -> bool:
+    return bool(session.scalar(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": index_name(model_id)}))
+
+
 def drop_index(session: Session, model_id: int) -> None:
     """For bulk loads: building HNSW after the load is about 4x cheaper than maintaining it per row."""
     session.execute(text(f"DROP INDEX IF EXISTS {index_name(model_id)}"))
