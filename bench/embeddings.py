@@ -21,7 +21,7 @@ def main() -> None:
     from include.db.session import get_engine, session_scope
     from include.demo.texts import generate_demo_texts
     from include.ml.embeddings.backends import SentenceTransformerBackend, backend_for, torch_device
-    from include.pipelines.embed_items import embed_dataset
+    from include.pipelines.embed_items import build_index, embed_dataset
     from include.services.datasets import add_items, create_dataset
 
     # BENCH_EMBED_MODEL=st:<dir> measures another local model of the same kind (the GPU run uses
@@ -67,11 +67,14 @@ def main() -> None:
                 pipe_s, info = pipeline()
                 raw_s = raw()
             assert info["embedded"] == N
+            index_s = build_index(db, info["model_id"])
             rounds.append(
                 {
                     "order": order,
                     "raw_encode_s": raw_s,
                     "pipeline_s": pipe_s,
+                    "index_build_s": index_s,
+                    "ratio_with_index_build": raw_s / (pipe_s + (index_s or 0.0)),
                     "pipeline_encode_s": info["encode_seconds"],
                     "pipeline_write_s": info["write_seconds"],
                     "throughput_ratio": raw_s / pipe_s,
