@@ -2,10 +2,11 @@
 ## active_learning_nightly
 
 The loop, every night: export annotations from Label Studio, then for each dataset in Label
-Studio embed new texts (and rebuild the HNSW index after a bulk load), train a candidate, gate it, pre-label unlabeled tasks and score their
-uncertainty. Each step skips cleanly when it has nothing to do (no new labels: no training; no
-candidate: nothing to gate). Every step commits batch by batch and is idempotent, so a failure
-leaves the data consistent and the next run completes the work.
+Studio embed new texts (and rebuild the HNSW index after a bulk load), train a candidate, gate
+it, pre-label unlabeled tasks and score their uncertainty. Each step skips cleanly when it has
+nothing to do (no new labels: no training; no candidate: nothing to gate). Every step commits
+batch by batch and is idempotent, so a failure leaves the data consistent and the next run
+completes the work.
 
 * **Params**: `dataset_id` (empty = every dataset in Label Studio), `model_kind`, `strategy`,
   `backend`, `min_labels`, `min_f1`.

@@ -16,7 +16,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from include.config import DEFAULT_LABELS
-from include.db.models import Dataset, Item, User
+from include.db.models import Dataset, User
 
 MAX_TEXT_CHARS = 20_000
 NAME_RE = re.compile(r"^[\w][\w .\-]{1,127}$")
@@ -99,7 +99,8 @@ _INSERT_ITEMS = sql_text(
     """
     INSERT INTO items (dataset_id, text, text_hash, source)
     SELECT :dataset_id, u.text, u.text_hash, u.source::jsonb
-    FROM unnest(CAST(:texts AS text[]), CAST(:hashes AS varchar[]), CAST(:sources AS text[])) AS u(text, text_hash, source)
+    FROM unnest(CAST(:texts AS text[]), CAST(:hashes AS varchar[]), CAST(:sources AS text[]))
+        AS u(text, text_hash, source)
     ON CONFLICT ON CONSTRAINT uq_items_dataset_text_hash DO NOTHING
     RETURNING text_hash
     """
