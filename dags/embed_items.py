@@ -32,7 +32,7 @@ from include.pipelines import entrypoints
     params={
         "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset; empty for all"),
         "embedding_model": Param("all-MiniLM-L6-v2", type="string", minLength=1, maxLength=200),
-        "batch_size": Param(1024, type="integer", minimum=1, maximum=8192),
+        "batch_size": Param(2048, type="integer", minimum=1, maximum=16384),
     },
 )
 def embed_items():

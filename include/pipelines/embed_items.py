@@ -31,7 +31,7 @@ from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 1024
+DEFAULT_BATCH = 2048
 # Loads at least this big (and at least as big as what the model already has) drop the model's
 # HNSW index and rebuild it afterwards: per-row HNSW maintenance costs ~1 ms a vector, a build ~0.25 ms.
 BULK_LOAD_MIN = 5000
@@ -120,10 +120,9 @@ def _load(
 ) -> None:
     """Encode and write batch by batch; fills ``stats``.
 
-    Batch N is written (and committed) by a writer thread while batch N+1 is read and encoded,
-    so the database and the model (a GPU, where there is one) work at the same time.
+    Batch N+1 is read and batch N-1 written (and committed) by two helper threads while batch N
+    is encoded, so the database and the model (a GPU, where there is one) work at the same time.
     """
-    after = ""
 
     def write(hashes: list[str], vectors: Any) -> None:
         started = time.perf_counter()
@@ -137,13 +136,21 @@ def _load(
         else:
             log.info("%s", message)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-db") as writer:
+    def fetch(after_hash: str) -> list[tuple[str, str]]:
+        with session_scope(db_url) as session:
+            return missing_texts(session, model_id, dataset_id, after_hash=after_hash, limit=batch_size)
+
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-read") as reader,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-write") as writer,
+    ):
         in_flight: Future[None] | None = None
+        upcoming = reader.submit(fetch, "")
         while True:
-            with session_scope(db_url) as session:
-                batch = missing_texts(session, model_id, dataset_id, after_hash=after, limit=batch_size)
+            batch = upcoming.result()
             if not batch:
                 break
+            upcoming = reader.submit(fetch, batch[-1][0])  # keyset: the next batch starts after this one
             started = time.perf_counter()
             vectors = backend.embed([t for _, t in batch])
             stats["encode_s"] += time.perf_counter() - started
@@ -154,7 +161,6 @@ def _load(
             if in_flight is not None:
                 in_flight.result()  # one write in flight at a time; surfaces its error
             in_flight = writer.submit(write, [h for h, _ in batch], vectors)
-            after = batch[-1][0]
         if in_flight is not None:
             in_flight.result()
 

@@ -70,7 +70,7 @@ def embed_items(context: Mapping[str, Any], dataset_id: int | None = None) -> di
         run_ref(context),
         dataset_id=dataset_id if dataset_id is not None else _optional_int(params, "dataset_id"),
         model_name=str(params.get("embedding_model") or DEFAULT_MODEL),
-        batch_size=int(params.get("batch_size") or 1024),
+        batch_size=int(params.get("batch_size") or 2048),
         defer_index=True,  # the DAG builds the index in its own task (index_embeddings)
     )
 

@@ -149,3 +149,16 @@ def test_bulk_loads_rebuild_the_index_after_loading(db, minilm, monkeypatch) -> 
     assert inline["datasets"][0]["bulk_load"] and inline["datasets"][0]["index_seconds"] is not None
     with session_scope(db) as s:
         assert index_exists(s, model_id)
+
+
+def test_binary_copy_round_trips_vectors_exactly(session) -> None:
+    model = register_model(session, "roundtrip", "ollama", "roundtrip", 7)
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(50, 7)).astype(np.float32)
+    hashes = [text_hash(f"text {i}") for i in range(50)]
+    assert write_embeddings(session, model.id, hashes, vectors) == 50
+    assert write_embeddings(session, model.id, hashes[:10], vectors[:10]) == 0  # already there: kept, not duplicated
+    loaded = load_vectors(session, model.id, hashes)
+    np.testing.assert_array_equal(np.stack([loaded[h] for h in hashes]), vectors)
+    with pytest.raises(EmbeddingStoreError, match="64-character"):
+        write_embeddings(session, model.id, ["short"], vectors[:1])

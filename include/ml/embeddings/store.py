@@ -117,6 +117,44 @@ def _raw_connection(session: Session):
     return raw
 
 
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def copy_payload(hashes: Sequence[str], vectors: np.ndarray) -> bytes:
+    """A whole binary COPY stream of (text_hash, vector) rows, built with numpy in one go.
+
+    Every row has the same size (a sha256 hex digest and a fixed dimension), so the rows are a
+    numpy structured array in PostgreSQL's wire format (big-endian; pgvector's binary ``vector`` is
+    int16 dim, int16 unused, float4[dim]). Writing row by row from Python holds the GIL for every
+    row, which slows the encoder running beside it.
+    """
+    dim = int(vectors.shape[1])
+    encoded = np.asarray([h.encode("ascii") for h in hashes], dtype="S64")
+    if any(len(h) != 64 for h in hashes):
+        raise EmbeddingStoreError("text hashes must be 64-character sha256 hex digests")
+    row = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("hash_len", ">i4"),
+            ("hash", "S64"),
+            ("vec_len", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("vec", ">f4", (dim,)),
+        ]
+    )
+    rows = np.empty(len(hashes), dtype=row)
+    rows["fields"] = 2
+    rows["hash_len"] = 64
+    rows["hash"] = encoded
+    rows["vec_len"] = 4 + 4 * dim
+    rows["dim"] = dim
+    rows["unused"] = 0
+    rows["vec"] = vectors
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+
+
 def write_embeddings(session: Session, model_id: int, hashes: Sequence[str], vectors: np.ndarray) -> int:
     """Bulk-write vectors: binary COPY into a temp table, then one INSERT .. ON CONFLICT DO NOTHING
     (a text embedded concurrently by another run is simply kept). Returns rows inserted."""
@@ -133,9 +171,7 @@ def write_embeddings(session: Session, model_id: int, hashes: Sequence[str], vec
         )
         cur.execute("TRUNCATE embeddings_load")
         with cur.copy("COPY embeddings_load (text_hash, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
-            copy.set_types(["varchar", "vector"])
-            for digest, vector in zip(hashes, vectors, strict=True):
-                copy.write_row((digest, vector))
+            copy.write(copy_payload(hashes, vectors))
         cur.execute(
             "INSERT INTO embeddings (model_id, text_hash, embedding) "
             "SELECT %s, text_hash, embedding FROM embeddings_load "
