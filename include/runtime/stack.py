@@ -38,10 +38,20 @@ def _port(name: str, default: int) -> int:
     return int(raw)
 
 
+def load_ports() -> dict[str, int]:
+    """Ports of the embedded services (PG_PORT, LS_PORT, AIRFLOW_PORT, WEBAPP_PORT)."""
+    return {
+        "pg": _port("PG_PORT", 54329),
+        "ls": _port("LS_PORT", 8081),
+        "airflow": _port("AIRFLOW_PORT", 8080),
+        "webapp": _port("WEBAPP_PORT", 5000),
+    }
+
+
 class Launcher:
     """Starts the services in order and stops them in reverse on exit."""
 
-    def __init__(self, settings: Settings, stack: ExitStack) -> None:
+    def __init__(self, settings: Settings, ports: dict[str, int], stack: ExitStack) -> None:
         from include.runtime.local_secrets import LocalSecrets
 
         self.settings = settings
@@ -51,12 +61,7 @@ class Launcher:
         self.logs = self.home / "logs"
         self.logs.mkdir(exist_ok=True)
         self.secrets = LocalSecrets(self.home / "secrets.json")
-        self.ports = {
-            "pg": _port("PG_PORT", 54329),
-            "ls": _port("LS_PORT", 8081),
-            "airflow": _port("AIRFLOW_PORT", 8080),
-            "webapp": _port("WEBAPP_PORT", 5000),
-        }
+        self.ports = ports
         self.env: dict[str, str] = {
             "LABELOPS_HOME": str(self.home),
             "HF_HUB_OFFLINE": "1",
@@ -308,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
         load_dotenv(REPO_ROOT / ".env", override=False)
         settings = load_settings()
+        ports = load_ports()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -318,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     with ExitStack() as stack:
-        launcher = Launcher(settings, stack)
+        launcher = Launcher(settings, ports, stack)
         try:
             launcher.start_database()
             launcher.start_label_studio()

@@ -162,6 +162,19 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
         statuses = dict(s.execute(select(ModelVersion.version, ModelVersion.status)).tuples().all())
         experiment_epochs = s.scalar(select(Job.counts).where(Job.run_id == "t1", Job.kind == "train_classifier"))
     assert statuses == {trained["version"]: ModelStatus.PROMOTED, weak["version"]: ModelStatus.REJECTED}
+    from tests.webapp.conftest import make_app
+
+    with session_scope(db) as s:
+        admin = create_user(
+            s, f"adm-{uuid.uuid4().hex[:6]}", f"{uuid.uuid4().hex[:6]}@adm.io", "password-123", Role.ADMIN
+        )
+        admin_name = admin.username
+    with make_app(db).test_client() as web:
+        web.post("/login", data={"username": admin_name, "password": "password-123"})
+        page = web.get("/admin/models").get_data(as_text=True)
+        assert f'data-model="{trained["version"]}"' in page and "first model: F1" in page and "does not beat" in page
+        epochs = web.get(f"/admin/experiments/{trained['experiment_id']}").get_data(as_text=True)
+        assert epochs.count("<tr") > 5 and "★" in epochs
     assert experiment_epochs["labels"] == 120
 
     # The promoted classifier now drives pre-labeling and scoring.

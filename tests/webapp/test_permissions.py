@@ -17,6 +17,8 @@ ADMIN_PAGES = [
     "/admin/jobs",
     "/admin/jobs.json",
     "/admin/tasks/{task}/resolve",
+    "/admin/models",
+    "/admin/experiments/1",
 ]
 ADMIN_POSTS = [
     "/admin/datasets/{ds}/delete",

@@ -460,3 +460,32 @@ def job_json(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "active": job.status in (JobStatus.QUEUED, JobStatus.RUNNING),
     }
+
+
+# -- model registry and experiments ----------------------------------------------------------
+@bp.get("/models")
+@admin_required
+def models() -> Any:
+    """The model registry: every trained head, whether it was promoted, and why."""
+    from include.db.models import Experiment, ModelVersion
+
+    rows = db.session.execute(
+        select(ModelVersion, Dataset.name, Experiment)
+        .join(Dataset, Dataset.id == ModelVersion.dataset_id)
+        .outerjoin(Experiment, Experiment.id == ModelVersion.experiment_id)
+        .order_by(ModelVersion.created_at.desc())
+        .limit(200)
+    ).all()
+    return render_template("admin/models.html", rows=rows)
+
+
+@bp.get("/experiments/<int:experiment_id>")
+@admin_required
+def experiment(experiment_id: int) -> Any:
+    """One training run: hyperparameters, data, and metrics epoch by epoch."""
+    from include.db.models import Experiment
+
+    run = db.session.get(Experiment, experiment_id)
+    if run is None:
+        abort(404)
+    return render_template("admin/experiment.html", run=run)
