@@ -40,7 +40,7 @@ def test_long_running_services_have_healthchecks() -> None:
 
 
 def test_startup_order_waits_for_health() -> None:
-    for name in AIRFLOW + ["webapp"]:
+    for name in [*AIRFLOW, "webapp"]:
         depends = SERVICES[name]["depends_on"]
         assert isinstance(depends, dict), f"{name} must use depends_on conditions"
         assert all("condition" in rule for rule in depends.values()), name
@@ -100,5 +100,5 @@ def test_web_app_refuses_to_start_without_a_secret_key(monkeypatch) -> None:
 
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@127.0.0.1:1/x")
     monkeypatch.delenv("SECRET_KEY", raising=False)
-    with pytest.raises(SettingsError, match="^SECRET_KEY: expected"):
+    with pytest.raises(SettingsError, match=r"^SECRET_KEY: expected"):
         create_app()
