@@ -18,22 +18,22 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 
 from include.pipelines import entrypoints
+from include.pipelines.dag_defaults import START_DATE, default_args
 
 GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
 
 
 @dag(
     schedule="0 3 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml", "labelstudio"],
     doc_md=__doc__,
-    default_args={"owner": "labelops", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args=default_args(2, 2),
     params={
         "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset; empty for all"),
         "model_kind": Param("mlp", enum=["logistic", "mlp"]),

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.pipelines import entrypoints
+from include.pipelines.dag_defaults import START_DATE, default_args
 
 
 @dag(
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml"],
     doc_md=__doc__,
-    default_args={"owner": "labelops", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args=default_args(),
     params={
         "dataset_id": Param(1, type="integer", minimum=1),
         "strategy": Param("least_confidence", enum=["least_confidence", "margin", "entropy"]),

@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.pipelines import entrypoints
+from include.pipelines.dag_defaults import START_DATE, default_args
 
 # Set GPU_EXECUTOR (e.g. "CeleryExecutor") when the GPU workers use a different executor than the default.
 GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
@@ -30,12 +30,12 @@ GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
 
 @dag(
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml"],
     doc_md=__doc__,
-    default_args={"owner": "labelops", "retries": 1, "retry_delay": timedelta(minutes=2)},
+    default_args=default_args(1, 2),
     params={
         "dataset_id": Param(1, type="integer", minimum=1),
         "model_kind": Param("mlp", enum=["logistic", "mlp"]),

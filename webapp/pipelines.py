@@ -11,7 +11,7 @@ from sqlalchemy import select
 from include.airflow_client import AirflowError, new_run_id
 from include.db.models import Job, JobStatus, User
 from include.pipelines.catalog import PIPELINES, build_conf
-from include.services.jobs import queue_job, update_job
+from include.services.jobs import queue_job, settle_run
 from webapp.extensions import db
 from webapp.services import airflow_client
 
@@ -61,16 +61,9 @@ def refresh_active_jobs(limit: int = 20) -> None:
     try:
         client = airflow_client()
         for job in jobs:
-            state = client.get_run(job.dag_id or job.kind, job.run_id or "").get("state")
-            if state == "failed":
-                update_job(
-                    db.session(),
-                    job.id,
-                    status=JobStatus.FAILED,
-                    message="the Airflow run failed before this step started; see the Airflow UI",
-                )
-            elif state == "success":
-                update_job(db.session(), job.id, status=JobStatus.SUCCESS, message="done")
+            dag_id = job.dag_id or job.kind
+            state = str(client.get_run(dag_id, job.run_id or "").get("state"))
+            settle_run(db.session(), dag_id, job.run_id or "", state)
         db.session.commit()
     except Exception as exc:  # the page still shows what the database knows
         db.session.rollback()

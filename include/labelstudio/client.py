@@ -352,14 +352,18 @@ class LabelStudioClient:
                 return
 
     def delete_tasks(self, project_id: int, task_ids: Sequence[int]) -> int:
-        """Delete tasks (with their annotations and predictions) through a Data Manager action."""
+        """Delete tasks (with their annotations and predictions)."""
+        return self._data_manager_action(project_id, "delete_tasks", task_ids)
+
+    def _data_manager_action(self, project_id: int, action: str, task_ids: Sequence[int]) -> int:
+        """Run a Data Manager action on selected tasks; returns how many it processed."""
         if not task_ids:
             return 0
         body = self.request(
             "POST",
             "/api/dm/actions",
             project_id=project_id,
-            params={"id": "delete_tasks", "project": project_id},
+            params={"id": action, "project": project_id},
             json_body={"selectedItems": {"all": False, "included": [int(i) for i in task_ids]}},
             timeout=600,
         )
@@ -404,17 +408,7 @@ class LabelStudioClient:
 
     def delete_predictions(self, project_id: int, task_ids: Sequence[int]) -> int:
         """Remove all predictions of the given tasks (before writing a fresh set)."""
-        if not task_ids:
-            return 0
-        body = self.request(
-            "POST",
-            "/api/dm/actions",
-            project_id=project_id,
-            params={"id": "delete_tasks_predictions", "project": project_id},
-            json_body={"selectedItems": {"all": False, "included": [int(i) for i in task_ids]}},
-            timeout=600,
-        )
-        return int((body or {}).get("processed_items", 0))
+        return self._data_manager_action(project_id, "delete_tasks_predictions", task_ids)
 
     # -- users -----------------------------------------------------------------------------
     def list_users(self) -> list[dict[str, Any]]:

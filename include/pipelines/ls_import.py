@@ -13,6 +13,7 @@ from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, LabelStudioError
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 from include.services.ls_import import (
+    ReconcileReport,
     count_pending_items,
     pending_items,
     reconcile_unrecorded,
@@ -49,9 +50,12 @@ def import_dataset(
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
             raise DatasetNotFound(f"dataset {dataset_id} does not exist")
-        project_id = ensure_project(session, client, dataset, default_project_id=default_project_id)
-    with session_scope(db_url) as session:
-        recovered = reconcile_unrecorded(session, client, dataset_id, project_id)
+        project = ensure_project(session, client, dataset, default_project_id=default_project_id)
+    project_id = project.id
+    recovered = ReconcileReport()
+    if not project.created:  # a project made just now holds no task to recover
+        with session_scope(db_url) as session:
+            recovered = reconcile_unrecorded(session, client, dataset_id, project_id)
     with session_scope(db_url) as session:
         pending = count_pending_items(session, dataset_id)
     total = pending if limit is None else min(limit, pending)

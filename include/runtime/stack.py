@@ -227,7 +227,7 @@ class Launcher:
         from include.airflow_client import AirflowClient, new_run_id
         from include.db.models import Job
         from include.db.session import session_scope
-        from include.services.jobs import queue_job
+        from include.services.jobs import queue_job, settle_run
 
         client = AirflowClient(self.urls["Airflow"], "webapp", self.env["AIRFLOW_API_PASSWORD"], timeout=30)
         wanted = [dag_id for dag_id, _ in DEMO_PIPELINE]
@@ -252,6 +252,8 @@ class Launcher:
             with session_scope(self.platform_url) as session:
                 from sqlalchemy import select
 
+                settle_run(session, dag_id, run_id, state)
+                session.flush()
                 for job in session.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id)):
                     log.info("  %-22s %-8s %s", job.kind, job.status.value, job.message)
             if state != "success":

@@ -115,3 +115,29 @@ def recent_jobs(
     if dataset_id is not None:
         stmt = stmt.where(Job.dataset_id == dataset_id)
     return list(session.scalars(stmt))
+
+
+def settle_run(session: Session, dag_id: str, run_id: str, state: str) -> int:
+    """Close the still-queued jobs of an Airflow run that has ended; returns how many were closed.
+
+    A queued row stays queued when its run failed before the step started, or when it stands for
+    a whole multi-step run (the nightly loop) whose steps have rows of their own.
+    """
+    if state not in ("success", "failed"):
+        return 0
+    rows = list(session.scalars(select(Job).where(Job.dag_id == dag_id, Job.run_id == run_id)))
+    steps = [j for j in rows if j.status != JobStatus.QUEUED]
+    queued = [j for j in rows if j.status == JobStatus.QUEUED]
+    for job in queued:
+        if state == "success":
+            message = f"finished: {len(steps)} steps, listed with the same run" if steps else "finished"
+            update_job(session, job.id, status=JobStatus.SUCCESS, message=message)
+        else:
+            failed = [j.kind for j in steps if j.status == JobStatus.FAILED]
+            message = (
+                f"the Airflow run failed at {', '.join(failed)}"
+                if failed
+                else "the Airflow run failed before this step started; see the Airflow UI"
+            )
+            update_job(session, job.id, status=JobStatus.FAILED, message=message)
+    return len(queued)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -28,9 +29,17 @@ def _remember(session: Session, project_id: int, title: str, owned: bool) -> Non
     session.execute(stmt.on_conflict_do_update(index_elements=["ls_project_id"], set_={"title": stmt.excluded.title}))
 
 
+@dataclass(frozen=True)
+class ProjectRef:
+    """A dataset's project; ``created`` when this call made it (so it holds no tasks yet)."""
+
+    id: int
+    created: bool
+
+
 def ensure_project(
     session: Session, client: LabelStudioClient, dataset: Dataset, *, default_project_id: int | None = None
-) -> int:
+) -> ProjectRef:
     """Return the dataset's Label Studio project id, creating or validating it first.
 
     A dataset keeps the project it was first imported into. Otherwise, with ``default_project_id``
@@ -47,16 +56,17 @@ def ensure_project(
         project = client.get_project(dataset.ls_project_id)
         validate_project_config(project, labels, client.base_url)
         _remember(session, dataset.ls_project_id, str(project.get("title", "")), owned=False)
-        return dataset.ls_project_id
+        return ProjectRef(dataset.ls_project_id, created=False)
     if default_project_id is not None:
         project = client.get_project(default_project_id)
         validate_project_config(project, labels, client.base_url)
         dataset.ls_project_id = default_project_id
         _remember(session, default_project_id, str(project.get("title", "")), owned=False)
-        return default_project_id
+        return ProjectRef(default_project_id, created=False)
     title = project_title(dataset)
     marker = project_marker(dataset)
     existing = _find_by_title(client, title, marker)
+    created = existing is None
     if existing is not None:
         validate_project_config(existing, labels, client.base_url)
         project = existing
@@ -67,7 +77,7 @@ def ensure_project(
     dataset.ls_project_id = int(project["id"])
     _remember(session, dataset.ls_project_id, title, owned=True)
     session.flush()
-    return dataset.ls_project_id
+    return ProjectRef(dataset.ls_project_id, created=created)
 
 
 def _find_by_title(client: LabelStudioClient, title: str, marker: str) -> dict | None:

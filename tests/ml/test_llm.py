@@ -93,8 +93,8 @@ def test_a_server_that_fails_everything_is_reported(llm_server) -> None:
 
 
 def test_one_slow_answer_among_many_is_counted_as_failed(llm_server) -> None:
-    llm_server.delay, llm_server.delay_when = 1.0, "Sparks"
-    model = ollama_prelabeler(llm_server.url, "llama3.2:1b", LABELS, timeout=0.3, concurrency=3)
+    llm_server.delay, llm_server.delay_when = 3.0, "Sparks"
+    model = ollama_prelabeler(llm_server.url, "llama3.2:1b", LABELS, timeout=1.0, concurrency=3)
     stats = PrelabelStats()
     suggestions = model.predict(TEXTS, None, stats)
     assert (stats.predicted, stats.failed) == (2, 1)

@@ -40,6 +40,9 @@ def register_model(session: Session, name: str, kind: str, model: str, dimension
     row = EmbeddingModel(name=name, backend=BackendKind(kind), model=model, dimension=dimension)
     session.add(row)
     session.flush()
+    # An index with this id's name can only be left over from a deleted model (or a restored
+    # database whose ids restarted); it may have another dimension, so it goes first.
+    drop_index(session, row.id)
     ensure_index(session, row)
     return row
 

@@ -1,0 +1,61 @@
+"""Job rows: a step's lifecycle, and closing the rows of runs that ended outside any step."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from include.db.models import Job, JobStatus
+from include.db.session import session_scope
+from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.services.jobs import queue_job, settle_run
+
+
+def test_tracked_job_records_success_skip_and_failure(db) -> None:
+    with tracked_job(db, "demo", RunRef("d", "r1")) as job:
+        job.progress("halfway", done=1)
+        job.done("all done", done=2)
+    with tracked_job(db, "demo", RunRef("d", "r2")) as job:
+        raise SkipStep("nothing to do")
+    assert job.result == {"skipped": True, "reason": "nothing to do"}
+    with pytest.raises(ValueError), tracked_job(db, "demo", RunRef("d", "r3")):
+        raise ValueError("bad input")
+    with session_scope(db) as s:
+        rows = {j.run_id: j for j in s.scalars(select(Job))}
+    assert (rows["r1"].status, rows["r1"].message, rows["r1"].counts) == (JobStatus.SUCCESS, "all done", {"done": 2})
+    assert (rows["r2"].status, rows["r2"].message) == (JobStatus.SKIPPED, "nothing to do")
+    assert (rows["r3"].status, rows["r3"].message) == (JobStatus.FAILED, "ValueError: bad input")
+    assert all(r.finished_at is not None and r.started_at is not None for r in rows.values())
+
+
+def test_a_retried_step_reuses_its_row(db) -> None:
+    with session_scope(db) as s:
+        queue_job(s, kind="ls_import", dag_id="ls_import", run_id="retry")
+    with pytest.raises(RuntimeError), tracked_job(db, "ls_import", RunRef("ls_import", "retry")):
+        raise RuntimeError("first try")
+    with tracked_job(db, "ls_import", RunRef("ls_import", "retry")) as job:
+        job.done("imported 5 tasks")
+    with session_scope(db) as s:
+        (row,) = s.scalars(select(Job)).all()
+    assert (row.status, row.message) == (JobStatus.SUCCESS, "imported 5 tasks")
+
+
+def test_settle_run_closes_umbrella_and_orphan_rows(db) -> None:
+    with session_scope(db) as s:
+        queue_job(s, kind="active_learning_nightly", dag_id="active_learning_nightly", run_id="n1")
+        queue_job(s, kind="active_learning_nightly", dag_id="active_learning_nightly", run_id="n2")
+        queue_job(s, kind="ls_import", dag_id="ls_import", run_id="i1")
+    with tracked_job(db, "ls_export", RunRef("active_learning_nightly", "n1")) as job:
+        job.done("exported 0 labeled tasks")
+    with pytest.raises(RuntimeError), tracked_job(db, "train_classifier", RunRef("active_learning_nightly", "n2")):
+        raise RuntimeError("CUDA out of memory")
+    with session_scope(db) as s:
+        assert settle_run(s, "active_learning_nightly", "n1", "success") == 1
+        assert settle_run(s, "active_learning_nightly", "n2", "failed") == 1
+        assert settle_run(s, "ls_import", "i1", "failed") == 1
+        assert settle_run(s, "ls_import", "i1", "running") == 0
+    with session_scope(db) as s:
+        rows = {(j.run_id, j.kind): (j.status, j.message) for j in s.scalars(select(Job))}
+    assert rows[("n1", "active_learning_nightly")] == (JobStatus.SUCCESS, "finished: 1 steps, listed with the same run")
+    assert rows[("n2", "active_learning_nightly")] == (JobStatus.FAILED, "the Airflow run failed at train_classifier")
+    assert rows[("i1", "ls_import")][1].startswith("the Airflow run failed before this step started")
