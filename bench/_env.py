@@ -46,7 +46,7 @@ def postgres(name: str = "bench") -> Iterator[str]:
     from include.db.migrate import upgrade
     from include.runtime.embedded_pg import EmbeddedPostgres, free_port
 
-    server = EmbeddedPostgres(TMP / "pg", free_port())
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(dir=TMP, prefix="pg-")) / "data", free_port())
     server.start()
     try:
         url = server.ensure_database(name)
@@ -62,7 +62,7 @@ def label_studio() -> Iterator[tuple[str, str]]:
     from include.runtime.embedded_pg import free_port
     from include.runtime.labelstudio_server import LabelStudioServer
 
-    data = TMP / "label-studio"
+    data = Path(tempfile.mkdtemp(dir=TMP, prefix="ls-")) / "data"
     if (LS_TEMPLATE / "label_studio.sqlite3").exists():
         shutil.copytree(LS_TEMPLATE, data)
     server = LabelStudioServer(data, free_port(), admin_email="admin@example.com", admin_password="admin-pass-123")

@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import uuid
 from typing import Any
 
-from bench._env import REPO, postgres, save, setup_airflow_env, timed
+from bench._env import REPO, RESULTS, postgres, save, setup_airflow_env, timed
 
 setup_airflow_env()
 
@@ -91,7 +93,6 @@ def main() -> None:
     from include.db.models import Dataset
     from include.db.session import session_scope
     from include.labelstudio.client import LabelStudioClient
-    from include.labelstudio.label_config import choice_result
     from include.pipelines.ls_export import run_ls_export
     from include.pipelines.ls_import import run_ls_import
     from include.pipelines.runner import RunRef
@@ -103,94 +104,119 @@ def main() -> None:
         for t in dag.tasks:
             t.retries = 0
         _dag_import(dag, _dataset(db, 50))  # warm-up: the first task of a process pays ~5 s of Airflow start-up
-
-        rounds = []
-        for order in ("raw-first", "dag-first", "raw-first", "dag-first", "raw-first"):
+        parts = os.environ.get("BENCH_LS_PARTS", "import,export,sql").split(",")
+        results: dict[str, Any] = {}
+        if "import" in parts:
+            results["import"] = bench_import(db, client, dag)
+        if "export" in parts or "sql" in parts:
             dataset_id = _dataset(db, N)
-            if order == "raw-first":
-                raw = _raw_import(client, N)
-                task, wall = _dag_import(dag, dataset_id)
-            else:
-                task, wall = _dag_import(dag, dataset_id)
-                raw = _raw_import(client, N)
-            rounds.append(
-                {"order": order, "raw_post_s": raw, "dag_task_s": task, "dag_test_wall_s": wall, "ratio": task / raw}
-            )
-        import_result = {
-            "items": N,
-            "batch": BATCH,
-            "rounds": rounds,
-            "median_ratio": statistics.median(r["ratio"] for r in rounds),
-            "goal": "<= 1.15",
-        }
+            run_ls_import(db, client, RunRef(), dataset_id=dataset_id, batch_size=BATCH)
+            with session_scope(db) as s:
+                project_id = int(s.get_one(Dataset, dataset_id).ls_project_id or 0)
+            ls_ids = [t["id"] for t in client.iter_tasks(project_id, fields="task_only", include=["id"])]
+            assert len(ls_ids) == N
+            run_ls_export(db, client, RunRef(), dataset_id=dataset_id)  # first sync sets the watermark
+            if "export" in parts:
+                results["export"] = bench_export(db, client, dataset_id, project_id, ls_ids)
+            if "sql" in parts:
+                results["sql_statements"] = bench_sql(db, client, dataset_id, ls_ids)
+    previous = json.loads((RESULTS / "ls_sync.json").read_text()) if (RESULTS / "ls_sync.json").exists() else {}
+    save("ls_sync", {k: previous[k] for k in ("import", "export", "sql_statements") if k in previous} | results)
 
-        # -- export: 100 new annotations on a 20,000-task project --------------------------------------
-        with session_scope(db) as s:
-            project_id = s.get(Dataset, dataset_id).ls_project_id
-        ls_ids = [t["id"] for t in client.iter_tasks(project_id, fields="task_only", include=["id"])]
-        assert len(ls_ids) == N
-        run_ls_export(db, client, RunRef(), dataset_id=dataset_id)  # first sync sets the watermark
-        export_rounds = []
-        for r in range(2):
-            for ls_id in ls_ids[r * 100 : (r + 1) * 100]:
-                client.create_annotation(ls_id, choice_result("OK" if ls_id % 2 else "NG"))
-            if r == 0:
-                inc, result = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
-                full, body = timed(
-                    lambda: client.request(
-                        "GET",
-                        f"/api/projects/{project_id}/export",
-                        params={"exportType": "JSON", "download_all_tasks": "true"},
-                        timeout=600,
-                    )
-                )
-            else:
-                full, body = timed(
-                    lambda: client.request(
-                        "GET",
-                        f"/api/projects/{project_id}/export",
-                        params={"exportType": "JSON", "download_all_tasks": "true"},
-                        timeout=600,
-                    )
-                )
-                inc, result = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
-            assert result["labeled"] == 100, result
-            assert len(body) == N
-            export_rounds.append({"incremental_s": inc, "full_export_s": full, "speedup": full / inc})
-        export_result = {
-            "tasks": N,
-            "new_annotations": 100,
-            "rounds": export_rounds,
-            "median_speedup": statistics.median(r["speedup"] for r in export_rounds),
-            "goal": ">= 10",
-        }
 
-        # -- SQL statements per 1,000 tasks ---------------------------------------------------------------
-        statements = {}
-        for n in (2_000, 20_000):
-            ds = _dataset(db, n)
-            count, _ = count_statements(
-                db, lambda ds=ds: run_ls_import(db, client, RunRef(), dataset_id=ds, batch_size=BATCH)
-            )
-            statements[f"import_{n}"] = {
-                "statements": count,
-                "per_1000_tasks": count / (n / 1000),
-                "batches": -(-n // BATCH),
-            }
-        for n in (100, 1_000):
-            for ls_id in ls_ids[1_000 : 1_000 + n]:
-                client.create_annotation(ls_id, choice_result("NG"))
-            count, res = count_statements(db, lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
-            statements[f"export_{n}"] = {
-                "statements": count,
-                "tasks_synced": res["tasks_seen"],
-                "per_1000_tasks": count / (res["tasks_seen"] / 1000),
-            }
-            for ls_id in ls_ids[1_000 : 1_000 + n]:  # reset for the next size
-                for ann in client.request("GET", f"/api/tasks/{ls_id}/annotations"):
-                    client.delete_annotation(ann["id"])
-            run_ls_export(db, client, RunRef(), dataset_id=dataset_id)
-    save("ls_sync", {"import": import_result, "export": export_result, "sql_statements": statements})
+def bench_import(db: str, client: Any, dag: Any) -> dict[str, Any]:
+    rounds = []
+    for order in ("raw-first", "dag-first", "raw-first", "dag-first", "raw-first"):
+        dataset_id = _dataset(db, N)
+        if order == "raw-first":
+            raw = _raw_import(client, N)
+            task, wall = _dag_import(dag, dataset_id)
+        else:
+            task, wall = _dag_import(dag, dataset_id)
+            raw = _raw_import(client, N)
+        rounds.append(
+            {"order": order, "raw_post_s": raw, "dag_task_s": task, "dag_test_wall_s": wall, "ratio": task / raw}
+        )
+    return {
+        "items": N,
+        "batch": BATCH,
+        "rounds": rounds,
+        "median_ratio": statistics.median(r["ratio"] for r in rounds),
+        "goal": "<= 1.15",
+    }
+
+
+def _full_export(client: Any, project_id: int) -> tuple[float, Any]:
+    return timed(
+        lambda: client.request(
+            "GET",
+            f"/api/projects/{project_id}/export",
+            params={"exportType": "JSON", "download_all_tasks": "true"},
+            timeout=600,
+        )
+    )
+
+
+def bench_export(db: str, client: Any, dataset_id: int, project_id: int, ls_ids: list[int]) -> dict[str, Any]:
+    """100 new annotations on a 20,000-task project: the incremental sync vs the full export."""
+    from include.labelstudio.label_config import choice_result
+    from include.pipelines.ls_export import run_ls_export
+    from include.pipelines.runner import RunRef
+
+    rounds = []
+    for r in range(2):
+        for ls_id in ls_ids[r * 100 : (r + 1) * 100]:
+            client.create_annotation(ls_id, choice_result("OK" if ls_id % 2 else "NG"))
+        if r == 0:
+            inc, result = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
+            full, body = _full_export(client, project_id)
+        else:
+            full, body = _full_export(client, project_id)
+            inc, result = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
+        assert result["labeled"] == 100, result
+        assert len(body) == N
+        rounds.append({"incremental_s": inc, "full_export_s": full, "speedup": full / inc})
+    return {
+        "tasks": N,
+        "new_annotations": 100,
+        "rounds": rounds,
+        "median_speedup": statistics.median(r["speedup"] for r in rounds),
+        "goal": ">= 10",
+    }
+
+
+def bench_sql(db: str, client: Any, dataset_id: int, ls_ids: list[int]) -> dict[str, Any]:
+    """Statements per 1,000 tasks imported or exported."""
+    from include.labelstudio.label_config import choice_result
+    from include.pipelines.ls_export import run_ls_export
+    from include.pipelines.ls_import import run_ls_import
+    from include.pipelines.runner import RunRef
+
+    statements: dict[str, Any] = {}
+    for n in (2_000, 20_000):
+        ds = _dataset(db, n)
+        count, _ = count_statements(
+            db, lambda ds=ds: run_ls_import(db, client, RunRef(), dataset_id=ds, batch_size=BATCH)
+        )
+        statements[f"import_{n}"] = {
+            "statements": count,
+            "per_1000_tasks": count / (n / 1000),
+            "batches": -(-n // BATCH),
+        }
+    for n in (100, 1_000):
+        for ls_id in ls_ids[1_000 : 1_000 + n]:
+            client.create_annotation(ls_id, choice_result("NG"))
+        count, res = count_statements(db, lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
+        statements[f"export_{n}"] = {
+            "statements": count,
+            "tasks_synced": res["tasks_seen"],
+            "per_1000_tasks": count / (res["tasks_seen"] / 1000),
+        }
+        for ls_id in ls_ids[1_000 : 1_000 + n]:  # reset for the next size
+            for ann in client.request("GET", f"/api/tasks/{ls_id}/annotations"):
+                client.delete_annotation(ann["id"])
+        run_ls_export(db, client, RunRef(), dataset_id=dataset_id)
+    return statements
 
 
 if __name__ == "__main__":

@@ -140,6 +140,9 @@ class Dataset(Base):
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     labels: Mapped[list[str]] = mapped_column(JSONB, default=lambda: ["OK", "NG"])
     ls_project_id: Mapped[int | None] = mapped_column(Integer)
+    # Set before the platform asks Label Studio for a project: if it is set but ls_project_id is
+    # not, an earlier run may have created one and the next run looks for it.
+    ls_project_requested_at: Mapped[datetime | None] = mapped_column(TSTZ)
     # Kept by add_items / delete_items so statistics never count millions of items.
     item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -169,8 +172,22 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         # An annotator's task list: WHERE assigned_to = ? [AND status = ?] ORDER BY priority DESC.
-        Index("ix_tasks_assignee_status_priority", "assigned_to", "status", sql_text("priority DESC"), "id"),
-        Index("ix_tasks_assignee_priority", "assigned_to", sql_text("priority DESC"), "id"),
+        # Partial (assigned tasks only): new tasks are unassigned, so bulk imports skip them.
+        Index(
+            "ix_tasks_assignee_status_priority",
+            "assigned_to",
+            "status",
+            sql_text("priority DESC"),
+            "id",
+            postgresql_where=sql_text("assigned_to IS NOT NULL"),
+        ),
+        Index(
+            "ix_tasks_assignee_priority",
+            "assigned_to",
+            sql_text("priority DESC"),
+            "id",
+            postgresql_where=sql_text("assigned_to IS NOT NULL"),
+        ),
         # Auto-assign queue: a dataset's unassigned, unlabeled tasks by priority.
         Index(
             "ix_tasks_unassigned_queue",
@@ -181,7 +198,12 @@ class Task(Base):
         ),
         Index("ix_tasks_dataset_status", "dataset_id", "status"),
         Index("ix_tasks_ls_project_task", "ls_project_id", "ls_task_id"),
-        Index("ix_tasks_assignee_labeled_at", "assigned_to", "labeled_at"),
+        Index(
+            "ix_tasks_assignee_labeled_at",
+            "assigned_to",
+            "labeled_at",
+            postgresql_where=sql_text("assigned_to IS NOT NULL AND labeled_at IS NOT NULL"),
+        ),
         CheckConstraint("priority >= 0 AND priority <= 1000", name="priority_range"),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -50,7 +51,16 @@ def import_dataset(
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
             raise DatasetNotFound(f"dataset {dataset_id} does not exist")
-        project = ensure_project(session, client, dataset, default_project_id=default_project_id)
+        # Record the intent first: a crash after Label Studio made the project leaves this set,
+        # and only then does the next run search Label Studio for that project.
+        may_exist = dataset.ls_project_id is None and dataset.ls_project_requested_at is not None
+        if dataset.ls_project_id is None and default_project_id is None:
+            dataset.ls_project_requested_at = datetime.now(UTC)
+    with session_scope(db_url) as session:
+        dataset = session.get_one(Dataset, dataset_id)
+        project = ensure_project(
+            session, client, dataset, default_project_id=default_project_id, search_existing=may_exist
+        )
     project_id = project.id
     recovered = ReconcileReport()
     if not project.created:  # a project made just now holds no task to recover
@@ -60,24 +70,36 @@ def import_dataset(
         pending = count_pending_items(session, dataset_id)
     total = pending if limit is None else min(limit, pending)
     imported = 0
-    after = 0
+
+    def fetch(after_item_id: int, size: int) -> list[tuple[int, dict[str, Any]]]:
+        """The next batch as (item id, Label Studio task payload), ready to send."""
+        if size <= 0:
+            return []
+        with session_scope(db_url) as session:
+            rows = pending_items(session, dataset_id, after_item_id=after_item_id, limit=size)
+        return [(item_id, task_payload(item_id, text, dataset_id)) for item_id, text in rows]
 
     def write(pairs: list[tuple[int, int]]) -> None:
         with session_scope(db_url) as session:
             record_imported(session, dataset_id, project_id, pairs)
 
-    # Batch N's task rows are written while Label Studio ingests batch N+1 (the next batch is
-    # chosen by item-id keyset, so it does not wait for those rows). Every write is awaited
-    # before the run ends or fails; a crash in between is what reconciliation repairs.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-import-db") as writer:
+    # While Label Studio ingests batch N, one helper thread reads batch N+1 (the next batch is
+    # chosen by item-id keyset, so it does not wait for batch N's rows) and another writes batch
+    # N-1's task rows. Every write is awaited before the run ends or fails; a crash in between is
+    # what reconciliation repairs.
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-import-read") as reader,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-import-write") as writer,
+    ):
         in_flight: Future[None] | None = None
+        upcoming = reader.submit(fetch, 0, min(batch_size, total))
         while imported < total:
-            with session_scope(db_url) as session:
-                batch = pending_items(session, dataset_id, after_item_id=after, limit=min(batch_size, total - imported))
+            batch = upcoming.result()
             if not batch:
                 break
+            upcoming = reader.submit(fetch, batch[-1][0], min(batch_size, total - imported - len(batch)))
             try:
-                ls_ids = client.import_tasks(project_id, [task_payload(i, text, dataset_id) for i, text in batch])
+                ls_ids = client.import_tasks(project_id, [payload for _, payload in batch])
             except LabelStudioError:
                 if in_flight is not None:
                     in_flight.result()
@@ -87,7 +109,6 @@ def import_dataset(
                 in_flight.result()  # surfaces the previous batch's write error
             in_flight = writer.submit(write, [(i, ls) for (i, _), ls in zip(batch, ls_ids, strict=True)])
             imported += len(batch)
-            after = batch[-1][0]
             if job is not None:
                 job.progress(
                     f"imported {imported} of {total} tasks into project {project_id}", imported=imported, total=total

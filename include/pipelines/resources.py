@@ -18,15 +18,29 @@ PLATFORM_CONN_ID = "labelops_db"
 
 
 def platform_db_url(settings: Settings | None = None) -> str:
-    """The platform database URL: Airflow connection ``labelops_db`` first, then DATABASE_URL."""
-    if os.environ.get(f"AIRFLOW_CONN_{PLATFORM_CONN_ID.upper()}") or os.environ.get("AIRFLOW_HOME"):
-        try:
-            from airflow.providers.postgres.hooks.postgres import PostgresHook
+    """The platform database URL.
 
-            return normalize_database_url(PostgresHook(postgres_conn_id=PLATFORM_CONN_ID).get_uri())
-        except Exception as exc:  # the connection is optional: fall back to DATABASE_URL
-            log.debug("no Airflow connection %s (%s); using DATABASE_URL", PLATFORM_CONN_ID, exc)
-    return (settings or load_settings()).require("database_url")
+    Order: the ``labelops_db`` connection given as an environment variable, then DATABASE_URL,
+    then the ``labelops_db`` connection from Airflow's metadata database or secrets backend (a
+    lookup through the API server, so it comes last).
+    """
+    if os.environ.get(f"AIRFLOW_CONN_{PLATFORM_CONN_ID.upper()}"):
+        return _airflow_connection_url()
+    settings = settings or load_settings()
+    if settings.database_url:
+        return settings.database_url
+    if os.environ.get("AIRFLOW_HOME"):
+        try:
+            return _airflow_connection_url()
+        except Exception as exc:  # the connection is optional
+            log.debug("no Airflow connection %s: %s", PLATFORM_CONN_ID, exc)
+    return settings.require("database_url")
+
+
+def _airflow_connection_url() -> str:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    return normalize_database_url(PostgresHook(postgres_conn_id=PLATFORM_CONN_ID).get_uri())
 
 
 def ls_client(settings: Settings | None = None) -> LabelStudioClient:

@@ -38,7 +38,12 @@ class ProjectRef:
 
 
 def ensure_project(
-    session: Session, client: LabelStudioClient, dataset: Dataset, *, default_project_id: int | None = None
+    session: Session,
+    client: LabelStudioClient,
+    dataset: Dataset,
+    *,
+    default_project_id: int | None = None,
+    search_existing: bool = True,
 ) -> ProjectRef:
     """Return the dataset's Label Studio project id, creating or validating it first.
 
@@ -65,7 +70,8 @@ def ensure_project(
         return ProjectRef(default_project_id, created=False)
     title = project_title(dataset)
     marker = project_marker(dataset)
-    existing = _find_by_title(client, title, marker)
+    # Listing projects is slow on a busy Label Studio: only look when a run may have made one.
+    existing = _find_by_title(client, title, marker) if search_existing else None
     created = existing is None
     if existing is not None:
         validate_project_config(existing, labels, client.base_url)

@@ -376,3 +376,31 @@ def test_delete_in_a_shared_project_removes_only_that_datasets_tasks(db, ls) -> 
     assert ls_task_count(client, shared["id"]) == 3
     with session_scope(db) as s:
         assert s.get(Dataset, keep).item_count == 3
+
+
+def test_crash_right_after_the_project_was_created_reuses_it(db, ls, monkeypatch) -> None:
+    from include.services import ls_projects
+
+    dataset_id = make_dataset(db, 30)
+    client = ls.client()
+    real_remember = ls_projects._remember
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("worker killed before the project id was saved")
+
+    monkeypatch.setattr(ls_projects, "_remember", crash)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+    with session_scope(db) as s:
+        dataset = s.get(Dataset, dataset_id)
+        assert dataset.ls_project_id is None and dataset.ls_project_requested_at is not None
+        title = ls_projects.project_title(dataset)
+    made = [p for p in client.request("GET", "/api/projects", params={"title": title})["results"] if p["title"] == title]
+    assert len(made) == 1
+
+    monkeypatch.setattr(ls_projects, "_remember", real_remember)
+    result = run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+    assert result["imported"] == 30
+    assert project_of(db, dataset_id) == made[0]["id"]  # found again, not created twice
+    again = [p for p in client.request("GET", "/api/projects", params={"title": title})["results"] if p["title"] == title]
+    assert len(again) == 1

@@ -83,6 +83,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), server_default="", nullable=False),
         sa.Column("labels", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("ls_project_id", sa.Integer(), nullable=True),
+        sa.Column("ls_project_requested_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("item_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
@@ -308,14 +309,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("item_id", name=op.f("uq_tasks_item_id")),
         sa.UniqueConstraint("ls_task_id", name=op.f("uq_tasks_ls_task_id")),
     )
+    # Partial: tasks enter unassigned, so imports do not pay for these indexes.
     op.create_index(
-        "ix_tasks_assignee_priority", "tasks", ["assigned_to", sa.literal_column("priority DESC"), "id"], unique=False
+        "ix_tasks_assignee_priority",
+        "tasks",
+        ["assigned_to", sa.literal_column("priority DESC"), "id"],
+        unique=False,
+        postgresql_where=sa.text("assigned_to IS NOT NULL"),
     )
     op.create_index(
         "ix_tasks_assignee_status_priority",
         "tasks",
         ["assigned_to", "status", sa.literal_column("priority DESC"), "id"],
         unique=False,
+        postgresql_where=sa.text("assigned_to IS NOT NULL"),
     )
     op.create_index("ix_tasks_dataset_status", "tasks", ["dataset_id", "status"], unique=False)
     op.create_index("ix_tasks_ls_project_task", "tasks", ["ls_project_id", "ls_task_id"], unique=False)
@@ -370,8 +377,10 @@ def downgrade() -> None:
     )
     op.drop_index("ix_tasks_ls_project_task", table_name="tasks")
     op.drop_index("ix_tasks_dataset_status", table_name="tasks")
-    op.drop_index("ix_tasks_assignee_status_priority", table_name="tasks")
-    op.drop_index("ix_tasks_assignee_priority", table_name="tasks")
+    op.drop_index(
+        "ix_tasks_assignee_status_priority", table_name="tasks", postgresql_where=sa.text("assigned_to IS NOT NULL")
+    )
+    op.drop_index("ix_tasks_assignee_priority", table_name="tasks", postgresql_where=sa.text("assigned_to IS NOT NULL"))
     op.drop_table("tasks")
     op.drop_index("uq_models_one_promoted", table_name="models", postgresql_where=sa.text("status = 'promoted'"))
     op.drop_table("models")

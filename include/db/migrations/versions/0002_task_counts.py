@@ -76,7 +76,12 @@ def upgrade() -> None:
         f"SELECT {_KEY}, count(*) FROM tasks GROUP BY 1, 2, 3, 4"
     )
     # An annotator's labels of today (the "today" figure) without scanning their task list.
-    op.create_index("ix_tasks_assignee_labeled_at", "tasks", ["assigned_to", "labeled_at"])
+    op.create_index(
+        "ix_tasks_assignee_labeled_at",
+        "tasks",
+        ["assigned_to", "labeled_at"],
+        postgresql_where=sa.text("assigned_to IS NOT NULL AND labeled_at IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
