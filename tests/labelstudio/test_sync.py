@@ -395,12 +395,16 @@ def test_crash_right_after_the_project_was_created_reuses_it(db, ls, monkeypatch
         dataset = s.get(Dataset, dataset_id)
         assert dataset.ls_project_id is None and dataset.ls_project_requested_at is not None
         title = ls_projects.project_title(dataset)
-    made = [p for p in client.request("GET", "/api/projects", params={"title": title})["results"] if p["title"] == title]
+
+    def projects_titled() -> list[dict]:
+        listed = client.request("GET", "/api/projects", params={"title": title})["results"]
+        return [p for p in listed if p["title"] == title]
+
+    made = projects_titled()
     assert len(made) == 1
 
     monkeypatch.setattr(ls_projects, "_remember", real_remember)
     result = run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
     assert result["imported"] == 30
     assert project_of(db, dataset_id) == made[0]["id"]  # found again, not created twice
-    again = [p for p in client.request("GET", "/api/projects", params={"title": title})["results"] if p["title"] == title]
-    assert len(again) == 1
+    assert len(projects_titled()) == 1
