@@ -9,7 +9,7 @@ predictions (`score` = confidence, `model_version` on predictions and on the pro
   `classifier`, `similarity`, `ollama`, `openai`), `limit`, `only_new` (skip tasks this model
   version already pre-labeled).
 * **Needs**: `LS_URL`, `LS_API_TOKEN`; `OLLAMA_BASE_URL`/`OLLAMA_MODEL`/`OLLAMA_TIMEOUT` or
-  `OPENAI_BASE_URL`/`OPENAI_API_KEY`/`OPENAI_MODEL` for the LLM backends.
+  `OPENAI_BASE_URL`/`OPENAI_API_KEY`/`OPENAI_MODEL`/`OPENAI_TIMEOUT` for the LLM backends.
 * **Reads/writes**: `tasks`, `embeddings`, `models`, `jobs`; Label Studio predictions.
 """
 

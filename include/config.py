@@ -45,6 +45,7 @@ class Settings:
     openai_api_key: str | None
     openai_model: str
     openai_embedding_model: str
+    openai_timeout: float
     secret_key: str | None
     airflow_api_url: str
     airflow_api_user: str
@@ -182,6 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         openai_api_key=openai_key,
         openai_model=_get(env, "OPENAI_MODEL") or "gpt-4o-mini",
         openai_embedding_model=_get(env, "OPENAI_EMBEDDING_MODEL") or "text-embedding-3-small",
+        openai_timeout=_positive_float(env, "OPENAI_TIMEOUT", 120.0),
         secret_key=secret_key,
         airflow_api_url=_http_url(env, "AIRFLOW_API_URL", "http://127.0.0.1:8080") or "",
         airflow_api_user=_get(env, "AIRFLOW_API_USER") or "webapp",

@@ -89,7 +89,7 @@ def _choose_backend(
             settings.openai_model,
             labels,
             api_key=settings.openai_api_key,
-            timeout=settings.ollama_timeout,
+            timeout=settings.openai_timeout,
             descriptions=descriptions,
         )
     raise ValueError(f"backend must be one of {BACKENDS}")

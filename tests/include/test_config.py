@@ -12,6 +12,7 @@ def test_defaults_need_nothing() -> None:
     assert settings.database_url is None  # embedded PostgreSQL
     assert settings.labels == ("OK", "NG")
     assert settings.ollama_timeout == 120.0
+    assert settings.openai_timeout == 120.0
     assert settings.airflow_api_url == "http://127.0.0.1:8080"
 
 
@@ -32,6 +33,7 @@ def test_plain_postgres_url_uses_psycopg3() -> None:
         ({"OLLAMA_TIMEOUT": "-5"}, "OLLAMA_TIMEOUT", "greater than 0"),
         ({"OLLAMA_BASE_URL": "ollama:11434"}, "OLLAMA_BASE_URL", "URL"),
         ({"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL", "URL"),
+        ({"OPENAI_TIMEOUT": "0"}, "OPENAI_TIMEOUT", "greater than 0"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY", "16 characters"),
         ({"LABELS": "OK"}, "LABELS", "two or more"),
         ({"LABELS": "OK,OK"}, "LABELS", "distinct"),

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
+from include.config import load_settings
 from include.db.models import Embedding, EmbeddingModel, Job, JobStatus
 from include.db.session import session_scope
-from include.ml.embeddings.backends import OllamaEmbeddingBackend, OpenAIEmbeddingBackend
+from include.ml.embeddings.backends import OllamaEmbeddingBackend, OpenAIEmbeddingBackend, backend_for
 from include.ml.embeddings.store import (
     EmbeddingStoreError,
     index_name,
@@ -121,6 +122,19 @@ def test_remote_backend_errors_are_clear(llm_server) -> None:
     llm_server.delay = 1.5
     with pytest.raises(BackendError, match="did not answer within"):
         backend.embed(["x"])
+
+
+def test_each_remote_backend_uses_its_own_timeout(llm_server) -> None:
+    settings = load_settings(
+        {"OPENAI_BASE_URL": f"{llm_server.url}/v1", "OPENAI_TIMEOUT": "0.5", "OLLAMA_BASE_URL": llm_server.url}
+    )
+    openai = backend_for("openai:text-embedding-3-small", settings)
+    assert isinstance(openai, OpenAIEmbeddingBackend) and openai.timeout == 0.5
+    ollama = backend_for("ollama:nomic-embed-text", settings)
+    assert isinstance(ollama, OllamaEmbeddingBackend) and ollama.timeout == settings.ollama_timeout == 120.0
+    llm_server.delay = 1.5
+    with pytest.raises(BackendError, match="did not answer within"):
+        openai.embed(["x"])
 
 
 def test_bulk_loads_rebuild_the_index_after_loading(db, minilm, monkeypatch) -> None:

@@ -165,7 +165,7 @@ def backend_for(name: str, settings: Any = None) -> EmbeddingBackend:
     prefix, _, model = name.partition(":")
     if prefix == "openai" and model:
         return OpenAIEmbeddingBackend(
-            settings.require("openai_base_url"), model, settings.openai_api_key, timeout=settings.ollama_timeout
+            settings.require("openai_base_url"), model, settings.openai_api_key, timeout=settings.openai_timeout
         )
     if prefix == "ollama" and model:
         return OllamaEmbeddingBackend(settings.require("ollama_base_url"), model, timeout=settings.ollama_timeout)
