@@ -28,6 +28,7 @@ from include.ml.embeddings.store import (
     write_embeddings,
 )
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
+from include.services.datasets import get_dataset
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,7 @@ def embed_dataset(
     """
     model_id, dimension = ensure_registered(db_url, backend)
     with session_scope(db_url) as session:
-        if session.get(Dataset, dataset_id) is None:
-            raise LookupError(f"dataset {dataset_id} does not exist")
+        get_dataset(session, dataset_id)
         total = count_missing(session, model_id, dataset_id)
         bulk = total >= BULK_LOAD_MIN and total >= count_vectors(session, model_id)
         if bulk:

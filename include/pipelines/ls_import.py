@@ -13,6 +13,7 @@ from include.db.models import Dataset
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, LabelStudioError
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
+from include.services.datasets import get_dataset
 from include.services.ls_import import (
     ReconcileReport,
     count_pending_items,
@@ -26,10 +27,6 @@ from include.services.ls_projects import ensure_project
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 5000
-
-
-class DatasetNotFound(LookupError):
-    pass
 
 
 def import_dataset(
@@ -48,9 +45,7 @@ def import_dataset(
     Label Studio created but the platform did not record, then continues where this one stopped.
     """
     with session_scope(db_url) as session:
-        dataset = session.get(Dataset, dataset_id)
-        if dataset is None:
-            raise DatasetNotFound(f"dataset {dataset_id} does not exist")
+        dataset = get_dataset(session, dataset_id)
         # Record the intent first: a crash after Label Studio made the project leaves this set,
         # and only then does the next run search Label Studio for that project.
         may_exist = dataset.ls_project_id is None and dataset.ls_project_requested_at is not None

@@ -34,6 +34,7 @@ from include.ml.registry import promoted_model
 from include.ml.training.model import TrainedHead
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.services.datasets import get_dataset
 from include.services.predictions import Prediction, push_predictions
 
 log = logging.getLogger(__name__)
@@ -115,9 +116,7 @@ def run_prelabel(
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}")
         with session_scope(db_url) as session:
-            dataset = session.get(Dataset, dataset_id)
-            if dataset is None:
-                raise LookupError(f"dataset {dataset_id} does not exist")
+            dataset = get_dataset(session, dataset_id)
             session.expunge(dataset)
         if dataset.ls_project_id is None:
             raise SkipStep("the dataset is not in Label Studio yet: run ls_import first")

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Item, Task, TaskStatus
+from include.db.models import Item, Task, TaskStatus
 from include.db.session import session_scope
 from include.ml.embeddings.backends import EmbeddingBackend, backend_for
 from include.ml.embeddings.store import get_model, load_vectors
@@ -25,6 +25,7 @@ from include.ml.scoring import STRATEGIES, priority, uncertainty
 from include.ml.training.model import TrainedHead
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.services.datasets import get_dataset
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,7 @@ def run_score_uncertainty(
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}")
         with session_scope(db_url) as session:
-            dataset = session.get(Dataset, dataset_id)
-            if dataset is None:
-                raise LookupError(f"dataset {dataset_id} does not exist")
+            dataset = get_dataset(session, dataset_id)
             labels = list(dataset.labels)
             promoted = promoted_model(session, dataset_id)
             artifact = promoted.artifact_path if promoted else None

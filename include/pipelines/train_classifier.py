@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Experiment, ExperimentEpoch, Item, ModelStatus, ModelVersion, Task, TaskStatus
+from include.db.models import Experiment, ExperimentEpoch, Item, ModelStatus, ModelVersion, Task, TaskStatus
 from include.db.session import session_scope
 from include.ml.embeddings.backends import DEFAULT_MODEL, EmbeddingBackend, backend_for
 from include.ml.embeddings.store import load_vectors
@@ -27,6 +27,7 @@ from include.ml.training.model import TrainedHead
 from include.ml.training.train import EpochRecord, TrainParams, train_head
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.services.datasets import get_dataset
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,7 @@ def run_train(
     }
     with tracked_job(db_url, "train_classifier", run, dataset_id=dataset_id, params=job_params) as job:
         with session_scope(db_url) as session:
-            dataset = session.get(Dataset, dataset_id)
-            if dataset is None:
-                raise LookupError(f"dataset {dataset_id} does not exist")
+            dataset = get_dataset(session, dataset_id)
             labels = list(dataset.labels)
             examples = [(h, lbl) for h, lbl in labeled_examples(session, dataset_id) if lbl in labels]
             snapshot = snapshot_of(examples, embedding_model)

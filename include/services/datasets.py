@@ -26,6 +26,18 @@ class DatasetError(ValueError):
     """Bad dataset input; the message is shown to the user as is."""
 
 
+class DatasetNotFound(LookupError):
+    """The dataset id names no dataset (deleted, or a typo in DAG params)."""
+
+
+def get_dataset(session: Session, dataset_id: int) -> Dataset:
+    """The dataset, or :class:`DatasetNotFound` with a message fit for a job row."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise DatasetNotFound(f"dataset {dataset_id} does not exist")
+    return dataset
+
+
 def text_hash(text: str) -> str:
     """sha256 of the text as stored (whitespace-trimmed), the deduplication key."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
