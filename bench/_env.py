@@ -6,6 +6,7 @@ anything imports airflow.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
@@ -20,12 +21,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-TMP = Path(tempfile.mkdtemp(prefix="labelops-bench-"))
 LS_TEMPLATE = REPO / ".labelops" / "test-cache" / "label-studio"
+_scratch: list[Path] = []
+
+
+def scratch() -> Path:
+    """This run's scratch folder: made on first use (not at import), removed when the run ends."""
+    if not _scratch:
+        path = Path(tempfile.mkdtemp(prefix="labelops-bench-"))
+        atexit.register(shutil.rmtree, path, True)
+        _scratch.append(path)
+    return _scratch[0]
 
 
 def setup_airflow_env() -> None:
-    home = TMP / "airflow"
+    home = scratch() / "airflow"
     home.mkdir(exist_ok=True)
     os.environ.update(
         {
@@ -35,8 +45,8 @@ def setup_airflow_env() -> None:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "HF_HUB_OFFLINE": "1",
-            "LABELOPS_HOME": str(TMP / "home"),
-            "MODEL_DIR": str(TMP / "models"),
+            "LABELOPS_HOME": str(scratch() / "home"),
+            "MODEL_DIR": str(scratch() / "models"),
         }
     )
 
@@ -46,7 +56,7 @@ def postgres(name: str = "bench") -> Iterator[str]:
     from include.db.migrate import upgrade
     from include.runtime.embedded_pg import EmbeddedPostgres, free_port
 
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(dir=TMP, prefix="pg-")) / "data", free_port())
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(dir=scratch(), prefix="pg-")) / "data", free_port())
     server.start()
     try:
         url = server.ensure_database(name)
@@ -62,7 +72,7 @@ def label_studio() -> Iterator[tuple[str, str]]:
     from include.runtime.embedded_pg import free_port
     from include.runtime.labelstudio_server import LabelStudioServer
 
-    data = Path(tempfile.mkdtemp(dir=TMP, prefix="ls-")) / "data"
+    data = Path(tempfile.mkdtemp(dir=scratch(), prefix="ls-")) / "data"
     if (LS_TEMPLATE / "label_studio.sqlite3").exists():
         shutil.copytree(LS_TEMPLATE, data)
     server = LabelStudioServer(data, free_port(), admin_email="admin@example.com", admin_password="admin-pass-123")

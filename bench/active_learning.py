@@ -96,10 +96,10 @@ def plot(sizes: list[int], curves: dict[str, np.ndarray], target: float, reached
 
 def main() -> None:
     from include.demo.texts import generate_demo_texts
-    from include.ml.embeddings.backends import SentenceTransformerBackend
+    from include.ml.embeddings.backends import SentenceTransformerEmbedder
 
     items = generate_demo_texts(POOL + TEST, seed=2026, noise=0.05, ambiguous=0.2)
-    x = SentenceTransformerBackend().embed([t.text for t in items])
+    x = SentenceTransformerEmbedder().embed([t.text for t in items])
     y_noisy = np.array([0 if t.label == "OK" else 1 for t in items])
     y_true = np.array([0 if t.true_label == "OK" else 1 for t in items])
     x_pool, x_test = x[:POOL], x[POOL:]

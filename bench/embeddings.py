@@ -20,22 +20,22 @@ def main() -> None:
 
     from include.db.session import get_engine, session_scope
     from include.demo.texts import generate_demo_texts
-    from include.ml.embeddings.backends import SentenceTransformerBackend, backend_for, torch_device
+    from include.ml.embeddings.backends import SentenceTransformerEmbedder, backend_for, torch_device
     from include.pipelines.embed_items import build_index, embed_dataset
     from include.services.datasets import add_items, create_dataset
 
     # BENCH_EMBED_MODEL=st:<dir> measures another local model of the same kind (the GPU run uses
     # all-MiniLM-L6-v2's architecture with random weights: the 87 MB weights exceed what it can carry).
     name = os.environ.get("BENCH_EMBED_MODEL", "")
-    backend = backend_for(name) if name else SentenceTransformerBackend()
-    assert isinstance(backend, SentenceTransformerBackend)
+    backend = backend_for(name) if name else SentenceTransformerEmbedder()
+    assert isinstance(backend, SentenceTransformerEmbedder)
     texts = [t.text for t in generate_demo_texts(N, seed=5, ambiguous=0.3)]
     model = backend._load()
     model.encode(texts[:256], batch_size=backend.batch_size)  # warm-up (kernels, caches)
 
     with postgres("bench_embed") as db:
         with session_scope(db) as s:
-            ds = create_dataset(s, "embed-bench")
+            ds = create_dataset(s, "embed-bench", labels=["OK", "NG"])
             add_items(s, ds, [(t, {}) for t in texts])
             dataset_id = ds.id
         rounds = []

@@ -29,7 +29,7 @@ def _dataset(db: str, n: int) -> int:
 
     tag = uuid.uuid4().hex[:8]
     with session_scope(db) as s:
-        ds = create_dataset(s, f"bench-{tag}")
+        ds = create_dataset(s, f"bench-{tag}", labels=["OK", "NG"])
         add_items(
             s, ds, ((f"bench {tag} inspection note number {i}: the unit works as described", {}) for i in range(n))
         )

@@ -119,7 +119,7 @@ def main() -> None:
                 "SECRET_KEY": "bench-secret-key-0123456789",
                 "SQLALCHEMY_DATABASE_URI": db,
                 "WTF_CSRF_ENABLED": False,
-                "RATELIMIT_ENABLED": False,
+                "LOGIN_THROTTLE_ENABLED": False,
                 "LS_URL": None,
                 "LS_API_TOKEN": None,
                 "AIRFLOW_API_URL": "http://127.0.0.1:9",

@@ -9,21 +9,19 @@ batch by batch and is idempotent, so a failure leaves the data consistent and th
 completes the work.
 
 * **Params**: `dataset_id` (empty = every dataset in Label Studio), `model_kind`, `strategy`,
-  `backend`, `min_labels`, `min_f1`.
+  `backend`, `min_labels`, `min_f1` (declared in `include/pipelines/catalog.py`).
 * **Routing**: embedding and training on `queue="gpu"`, `pool="gpu"`.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task, task_group
+from airflow.sdk import dag, get_current_context, task, task_group
 
 from include.pipelines import entrypoints
-from include.pipelines.dag_defaults import START_DATE, default_args
-
-GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
+from include.pipelines.catalog import PIPELINES
+from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
 
 
 @dag(
@@ -34,37 +32,30 @@ GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
     tags=["labelops", "ml", "labelstudio"],
     doc_md=__doc__,
     default_args=default_args(2, 2),
-    params={
-        "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset; empty for all"),
-        "model_kind": Param("mlp", enum=["logistic", "mlp"]),
-        "strategy": Param("least_confidence", enum=["least_confidence", "margin", "entropy"]),
-        "backend": Param("auto", enum=["auto", "classifier", "similarity", "ollama", "openai"]),
-        "min_labels": Param(20, type="integer", minimum=4),
-        "min_f1": Param(0.6, type="number", minimum=0, maximum=1),
-    },
+    params=PIPELINES["active_learning_nightly"].airflow_params(),
 )
 def active_learning_nightly():
     @task
-    def export() -> dict:
+    def ls_export() -> dict:
         return entrypoints.ls_export(get_current_context())
 
     @task
-    def datasets(_: dict) -> list[int]:
+    def loop_datasets(_: dict) -> list[int]:
         return entrypoints.loop_datasets(get_current_context())
 
     @task_group
     def loop(dataset_id: int):
-        @task(queue="gpu", pool="gpu", executor=GPU_EXECUTOR)
-        def embed(dataset_id: int) -> dict:
+        @task(**on_gpu())
+        def embed_items(dataset_id: int) -> dict:
             return entrypoints.embed_items(get_current_context(), dataset_id)
 
         @task
         def build_index(_: dict) -> dict:
-            return entrypoints.index_embeddings(get_current_context())
+            return entrypoints.build_index(get_current_context())
 
-        @task(queue="gpu", pool="gpu", executor=GPU_EXECUTOR, execution_timeout=timedelta(hours=4))
-        def train(dataset_id: int, _: dict) -> dict:
-            return entrypoints.train(get_current_context(), dataset_id)
+        @task(**on_gpu(execution_timeout=timedelta(hours=4)))
+        def train_classifier(dataset_id: int, _: dict) -> dict:
+            return entrypoints.train_classifier(get_current_context(), dataset_id)
 
         @task
         def gate(dataset_id: int, trained: dict) -> dict:
@@ -75,14 +66,14 @@ def active_learning_nightly():
             return entrypoints.prelabel(get_current_context(), dataset_id)
 
         @task
-        def score(dataset_id: int, _: dict) -> dict:
-            return entrypoints.score(get_current_context(), dataset_id)
+        def score_uncertainty(dataset_id: int, _: dict) -> dict:
+            return entrypoints.score_uncertainty(get_current_context(), dataset_id)
 
-        embedded = build_index(embed(dataset_id))
-        gated = gate(dataset_id, train(dataset_id, embedded))
-        score(dataset_id, prelabel(dataset_id, gated))
+        indexed = build_index(embed_items(dataset_id))
+        gated = gate(dataset_id, train_classifier(dataset_id, indexed))
+        score_uncertainty(dataset_id, prelabel(dataset_id, gated))
 
-    loop.expand(dataset_id=datasets(export()))
+    loop.expand(dataset_id=loop_datasets(ls_export()))
 
 
 active_learning_nightly_dag = active_learning_nightly()

@@ -4,8 +4,8 @@
 Embed dataset texts into PostgreSQL + pgvector: each text once per embedding model (keyed by its
 sha256), in batches, written with binary COPY; every model has its own HNSW index.
 
-* **Params**: `dataset_id` (empty = all datasets), `embedding_model` (`all-MiniLM-L6-v2`, the offline
-  default, or `openai:<model>` / `ollama:<model>`), `batch_size`.
+* **Params**: `dataset_id` (empty = all datasets), `embedding_model` (the offline default,
+  `st:<dir>`, `openai:<model>` or `ollama:<model>`), `batch_size`.
 * **Routing**: `embed` on `queue="gpu"`, `pool="gpu"` (the GPU Celery worker; CUDA when present,
   else CPU); `build_index` (the HNSW rebuild after a bulk load, on the database) on the default queue.
 * **Reads/writes**: `items`, `embedding_models`, `embeddings`, `jobs`.
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.pipelines import entrypoints
-from include.pipelines.dag_defaults import START_DATE, default_args
+from include.pipelines.catalog import PIPELINES
+from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
 
 
 @dag(
@@ -29,22 +30,18 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     tags=["labelops", "ml"],
     doc_md=__doc__,
     default_args=default_args(),
-    params={
-        "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset; empty for all"),
-        "embedding_model": Param("all-MiniLM-L6-v2", type="string", minLength=1, maxLength=200),
-        "batch_size": Param(2048, type="integer", minimum=1, maximum=16384),
-    },
+    params=PIPELINES["embed_items"].airflow_params(),
 )
 def embed_items():
-    @task(queue="gpu", pool="gpu", execution_timeout=timedelta(hours=4))
-    def embed() -> dict:
+    @task(**on_gpu(execution_timeout=timedelta(hours=4)))
+    def embed_items() -> dict:
         return entrypoints.embed_items(get_current_context())
 
     @task(execution_timeout=timedelta(hours=4))
     def build_index(_: dict) -> dict:
-        return entrypoints.index_embeddings(get_current_context())
+        return entrypoints.build_index(get_current_context())
 
-    build_index(embed())
+    build_index(embed_items())
 
 
 embed_items_dag = embed_items()

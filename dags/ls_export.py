@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.pipelines import entrypoints
+from include.pipelines.catalog import PIPELINES
 from include.pipelines.dag_defaults import START_DATE, default_args
 
 
@@ -29,17 +30,14 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     tags=["labelops", "labelstudio"],
     doc_md=__doc__,
     default_args=default_args(),
-    params={
-        "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset to sync; empty for all"),
-        "full": Param(False, type="boolean", description="Ignore the watermark and re-read all annotated tasks"),
-    },
+    params=PIPELINES["ls_export"].airflow_params(),
 )
 def ls_export():
     @task(execution_timeout=timedelta(hours=1))
-    def export_annotations() -> dict:
+    def ls_export() -> dict:
         return entrypoints.ls_export(get_current_context())
 
-    export_annotations()
+    ls_export()
 
 
 ls_export_dag = ls_export()

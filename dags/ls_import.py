@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.pipelines import entrypoints
+from include.pipelines.catalog import PIPELINES
 from include.pipelines.dag_defaults import START_DATE, default_args
 
 
@@ -28,22 +29,14 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     tags=["labelops", "labelstudio"],
     doc_md=__doc__,
     default_args=default_args(),
-    params={
-        "dataset_id": Param(None, type=["null", "integer"], minimum=1, description="Dataset to import; empty for all"),
-        "limit": Param(
-            None, type=["null", "integer"], minimum=1, maximum=1_000_000, description="Most tasks to import"
-        ),
-        "batch_size": Param(
-            5000, type="integer", minimum=100, maximum=20_000, description="Tasks per Label Studio request"
-        ),
-    },
+    params=PIPELINES["ls_import"].airflow_params(),
 )
 def ls_import():
     @task(execution_timeout=timedelta(hours=2))
-    def import_items() -> dict:
+    def ls_import() -> dict:
         return entrypoints.ls_import(get_current_context())
 
-    import_items()
+    ls_import()
 
 
 ls_import_dag = ls_import()

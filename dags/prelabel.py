@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.pipelines import entrypoints
+from include.pipelines.catalog import PIPELINES
 from include.pipelines.dag_defaults import START_DATE, default_args
 
 
@@ -31,19 +32,14 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     tags=["labelops", "ml", "labelstudio"],
     doc_md=__doc__,
     default_args=default_args(),
-    params={
-        "dataset_id": Param(1, type="integer", minimum=1),
-        "backend": Param("auto", enum=["auto", "classifier", "similarity", "ollama", "openai"]),
-        "limit": Param(None, type=["null", "integer"], minimum=1),
-        "only_new": Param(True, type="boolean"),
-    },
+    params=PIPELINES["prelabel"].airflow_params(),
 )
 def prelabel():
     @task(execution_timeout=timedelta(hours=6))
-    def prelabel_tasks() -> dict:
+    def prelabel() -> dict:
         return entrypoints.prelabel(get_current_context())
 
-    prelabel_tasks()
+    prelabel()
 
 
 prelabel_dag = prelabel()

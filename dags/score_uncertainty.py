@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.pipelines import entrypoints
+from include.pipelines.catalog import PIPELINES
 from include.pipelines.dag_defaults import START_DATE, default_args
 
 
@@ -27,19 +28,14 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     tags=["labelops", "ml"],
     doc_md=__doc__,
     default_args=default_args(),
-    params={
-        "dataset_id": Param(1, type="integer", minimum=1),
-        "strategy": Param("least_confidence", enum=["least_confidence", "margin", "entropy"]),
-        "limit": Param(None, type=["null", "integer"], minimum=1),
-        "only_unlabeled": Param(True, type="boolean"),
-    },
+    params=PIPELINES["score_uncertainty"].airflow_params(),
 )
 def score_uncertainty():
     @task(execution_timeout=timedelta(hours=2))
-    def score() -> dict:
-        return entrypoints.score(get_current_context())
+    def score_uncertainty() -> dict:
+        return entrypoints.score_uncertainty(get_current_context())
 
-    score()
+    score_uncertainty()
 
 
 score_uncertainty_dag = score_uncertainty()

@@ -16,16 +16,13 @@ reaches `min_f1`), otherwise rejected with the reason.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.pipelines import entrypoints
-from include.pipelines.dag_defaults import START_DATE, default_args
-
-# Set GPU_EXECUTOR (e.g. "CeleryExecutor") when the GPU workers use a different executor than the default.
-GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
+from include.pipelines.catalog import PIPELINES
+from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
 
 
 @dag(
@@ -36,39 +33,18 @@ GPU_EXECUTOR = os.environ.get("GPU_EXECUTOR") or None
     tags=["labelops", "ml"],
     doc_md=__doc__,
     default_args=default_args(1, 2),
-    params={
-        "dataset_id": Param(1, type="integer", minimum=1),
-        "model_kind": Param("mlp", enum=["logistic", "mlp"]),
-        "epochs": Param(200, type="integer", minimum=1, maximum=1000),
-        "lr": Param(
-            None,
-            type=["null", "number"],
-            exclusiveMinimum=0,
-            maximum=1,
-            description="Learning rate; empty: 0.05 for logistic, 0.003 for MLP",
-        ),
-        "batch_size": Param(64, type="integer", minimum=1, maximum=8192),
-        "patience": Param(8, type="integer", minimum=1, maximum=100),
-        "val_fraction": Param(0.2, type="number", minimum=0.05, maximum=0.5),
-        "seed": Param(0, type="integer", minimum=0),
-        "min_labels": Param(20, type="integer", minimum=4),
-        "min_f1": Param(0.6, type="number", minimum=0, maximum=1),
-        "embedding_model": Param("all-MiniLM-L6-v2", type="string", minLength=1),
-        "force": Param(False, type="boolean", description="Train even if no labels changed"),
-    },
+    params=PIPELINES["train_classifier"].airflow_params(),
 )
 def train_classifier():
-    @task(
-        queue="gpu", pool="gpu", executor=GPU_EXECUTOR, max_active_tis_per_dag=1, execution_timeout=timedelta(hours=4)
-    )
-    def train() -> dict:
-        return entrypoints.train(get_current_context())
+    @task(**on_gpu(max_active_tis_per_dag=1, execution_timeout=timedelta(hours=4)))
+    def train_classifier() -> dict:
+        return entrypoints.train_classifier(get_current_context())
 
     @task
     def gate(trained: dict) -> dict:
         return entrypoints.gate(get_current_context(), trained)
 
-    gate(train())
+    gate(train_classifier())
 
 
 train_classifier_dag = train_classifier()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,9 +32,9 @@ class Settings:
     """Validated configuration. ``None`` means "not configured" (embedded default or feature off)."""
 
     home: Path
-    database_url: str | None
+    database_url: str | None = field(repr=False)  # may hold a password
     ls_url: str | None
-    ls_api_token: str | None
+    ls_api_token: str | None = field(repr=False)
     ls_project_id: int | None
     labels: tuple[str, ...]
     ls_timeout: float
@@ -42,15 +42,24 @@ class Settings:
     ollama_model: str
     ollama_timeout: float
     openai_base_url: str | None
-    openai_api_key: str | None
+    openai_api_key: str | None = field(repr=False)
     openai_model: str
     openai_embedding_model: str
     openai_timeout: float
-    secret_key: str | None
+    secret_key: str | None = field(repr=False)
     airflow_api_url: str
     airflow_api_user: str
-    airflow_api_password: str | None
+    airflow_api_password: str | None = field(repr=False)
     model_dir: Path
+    # Links people's browsers follow (default: the URLs the platform itself uses).
+    ls_public_url: str | None
+    airflow_public_url: str
+    cookie_secure: bool
+    # Ports of the embedded stack (make run).
+    pg_port: int
+    ls_port: int
+    airflow_port: int
+    webapp_port: int
 
     def require(self, name: str) -> str:
         """Return a configured string setting or fail naming its variable."""
@@ -116,9 +125,27 @@ def _positive_int(env: Mapping[str, str], name: str) -> int | None:
     raw = _get(env, name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 2**31 - 1:
         raise SettingsError(name, "a positive integer id", raw)
     return int(raw)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SettingsError(name, "a TCP port number", raw)
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (_get(env, name) or "").lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(name, "1 or 0 (true or false)", raw)
 
 
 def _database_url(env: Mapping[str, str]) -> str | None:
@@ -168,6 +195,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if secret_key is not None and len(secret_key) < 16:
         raise SettingsError("SECRET_KEY", "at least 16 characters of random text", "<too short>")
     openai_key = _get(env, "OPENAI_API_KEY")
+    airflow_api_url = _http_url(env, "AIRFLOW_API_URL", "http://127.0.0.1:8080") or ""
     return Settings(
         home=home,
         database_url=_database_url(env),
@@ -185,8 +213,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         openai_embedding_model=_get(env, "OPENAI_EMBEDDING_MODEL") or "text-embedding-3-small",
         openai_timeout=_positive_float(env, "OPENAI_TIMEOUT", 120.0),
         secret_key=secret_key,
-        airflow_api_url=_http_url(env, "AIRFLOW_API_URL", "http://127.0.0.1:8080") or "",
+        airflow_api_url=airflow_api_url,
         airflow_api_user=_get(env, "AIRFLOW_API_USER") or "webapp",
         airflow_api_password=_get(env, "AIRFLOW_API_PASSWORD"),
         model_dir=Path(_get(env, "MODEL_DIR") or home / "models").resolve(),
+        ls_public_url=_http_url(env, "LS_PUBLIC_URL") or ls_url,
+        airflow_public_url=_http_url(env, "AIRFLOW_PUBLIC_URL") or airflow_api_url,
+        cookie_secure=_flag(env, "COOKIE_SECURE"),
+        pg_port=_port(env, "PG_PORT", 54329),
+        ls_port=_port(env, "LS_PORT", 8081),
+        airflow_port=_port(env, "AIRFLOW_PORT", 8080),
+        webapp_port=_port(env, "WEBAPP_PORT", 5000),
     )

@@ -75,7 +75,7 @@ def db_url(pg) -> Iterator[str]:
 
 TABLES = (
     "annotations, tasks, items, jobs, experiment_epochs, models, experiments, embeddings, "
-    "embedding_models, ls_projects, datasets, users, task_counts"
+    "embedding_models, ls_projects, datasets, users, task_counts, login_throttle"
 )
 
 
@@ -183,9 +183,9 @@ def run_dag(dagbag):
 @pytest.fixture(scope="session")
 def minilm():
     """The offline all-MiniLM-L6-v2 backend (loaded once per session, about 5 s)."""
-    from include.ml.embeddings.backends import SentenceTransformerBackend
+    from include.ml.embeddings.backends import SentenceTransformerEmbedder
 
-    backend = SentenceTransformerBackend()
+    backend = SentenceTransformerEmbedder()
     backend.embed(["warm up"])
     return backend
 

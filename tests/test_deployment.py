@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,41 @@ def test_celery_executor_with_a_gpu_worker() -> None:
     assert "--queues default" in SERVICES["airflow-worker"]["command"]
     assert "airflow pools set gpu" in " ".join(SERVICES["airflow-init"]["command"])
     assert "include.db.migrate upgrade" in " ".join(SERVICES["airflow-init"]["command"])
+
+
+def _resolved_settings(service: dict) -> object:
+    """The platform settings as a container of this service would load them (include/ at /opt/airflow)."""
+    from include.config import load_settings
+
+    def interpolate(value: object) -> str:
+        # ${VAR:-default} -> default; ${VAR:?message} (required) -> a stand-in value
+        text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+        return re.sub(r"\$\{\w+:\?[^}]*\}", "set-in-env", text)
+
+    env = {k: interpolate(v) for k, v in service["environment"].items()}
+    env["LS_API_TOKEN"] = env.get("LS_API_TOKEN") or "token-from-env"
+    env.setdefault("LABELOPS_HOME", "/opt/airflow/.labelops")  # REPO_ROOT/.labelops inside the image
+    return load_settings(env)
+
+
+def test_every_airflow_worker_sees_the_same_model_directory() -> None:
+    """A head trained on the GPU worker must be on a volume the default worker's gate and
+    prelabel tasks can read: MODEL_DIR resolves inside the shared `models` volume everywhere."""
+    for name in AIRFLOW:
+        service = SERVICES[name]
+        model_dir = str(_resolved_settings(service).model_dir)  # type: ignore[attr-defined]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+        shared = [target for target, source in mounts.items() if source == "models"]
+        assert shared, f"{name} does not mount the models volume"
+        assert any(model_dir == t or model_dir.startswith(t + "/") for t in shared), (name, model_dir, shared)
+
+
+def test_label_studio_sends_nothing_out() -> None:
+    from include.runtime.labelstudio_server import PRIVACY_ENV
+
+    env = SERVICES["label-studio"]["environment"]
+    for key, value in PRIVACY_ENV.items():
+        assert str(env.get(key)) == value, key
 
 
 def test_platform_and_airflow_databases_are_separate() -> None:

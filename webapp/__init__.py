@@ -10,10 +10,13 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
+from webapp.args import BadArgument, BigIdConverter, IdConverter, has_nul
 from webapp.config import Config, load_config
-from webapp.extensions import csrf, db, limiter, login_manager
+from webapp.extensions import csrf, db, login_manager
+from webapp.security import load_session_user
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +26,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_object(Config)
     app.config.update(config if config is not None else load_config())
+    app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["bigid"] = BigIdConverter
 
     db.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
+    login_manager.user_loader(load_session_user)
 
     from webapp.admin import bp as admin_bp
     from webapp.annotator import bp as annotator_bp
@@ -47,6 +52,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_cli(app)
     _register_error_handlers(app)
+
+    @app.before_request
+    def refuse_nul() -> None:
+        """PostgreSQL cannot store NUL characters: refuse them before any view queries with one."""
+        if has_nul(request.path) or any(has_nul(k) or has_nul(v) for k, v in request.args.items(multi=True)):
+            raise BadArgument("The address contains a NUL character (%00), which is not allowed.")
+        if request.form and any(has_nul(k) or has_nul(v) for k, v in request.form.items(multi=True)):
+            raise BadArgument("The form contains a NUL character, which is not allowed.")
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -67,16 +80,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-@login_manager.user_loader
-def load_user(user_id: str) -> Any:
-    from include.db.models import User
-
-    if not user_id.isdigit():
-        return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
-
-
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
@@ -92,20 +95,30 @@ def _register_error_handlers(app: Flask) -> None:
         500: "Something went wrong on our side. It has been logged.",
     }
 
+    def render_error(code: int, message: str) -> Any:
+        if _wants_json():
+            return jsonify({"error": message, "status": code}), code
+        return render_template("errors/error.html", code=code, message=message), code
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
         message = messages.get(code, exc.description or "Error")
-        if code == 400 and exc.description and "CSRF" in exc.description:
+        if isinstance(exc, BadArgument) and exc.description:
+            message = exc.description
+        elif code == 400 and exc.description and "CSRF" in exc.description:
             message = "Your form expired. Reload the page and try again."
-        if _wants_json():
-            return jsonify({"error": message, "status": code}), code
-        return render_template("errors/error.html", code=code, message=message), code
+        return render_error(code, message)
+
+    @app.errorhandler(DataError)
+    def data_error(exc: DataError) -> Any:
+        """A value the database cannot hold (out of range, malformed) is the request's fault."""
+        log.warning("rejected a value on %s %s: %s", request.method, request.path, exc.orig)
+        db.session.rollback()
+        return render_error(400, "The request contains a value the database cannot store.")
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception) -> Any:
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
-        if _wants_json():
-            return jsonify({"error": messages[500], "status": 500}), 500
-        return render_template("errors/error.html", code=500, message=messages[500]), 500
+        return render_error(500, messages[500])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
-from include.config import Settings, SettingsError, load_settings
+from include.config import DEFAULT_LABELS, Settings, SettingsError, load_settings
 
 
 class Config:
@@ -14,12 +15,13 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # "Remember me" keeps an annotator logged in for a working fortnight, not a year.
+    REMEMBER_COOKIE_DURATION = timedelta(days=14)
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
     MAX_CONTENT_LENGTH = 20 * 1024 * 1024  # uploads: 20 MB
     UPLOAD_MAX_ROWS = 100_000
-    LOGIN_RATE_LIMIT = "10 per minute"
-    RATELIMIT_STORAGE_URI = "memory://"
-    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_THROTTLE_ENABLED = True
+    DEFAULT_LABELS: ClassVar[list[str]] = list(DEFAULT_LABELS)  # LABELS, for new datasets
     API_TOKEN_MAX_AGE = 12 * 3600
     JOBS_REFRESH_SECONDS = 3
     TESTING = False
@@ -27,24 +29,21 @@ class Config:
     @staticmethod
     def from_settings(settings: Settings) -> dict[str, Any]:
         """Settings-derived values; SECRET_KEY and a database are required to serve."""
-        database_url = settings.require("database_url")
-        secret_key = settings.require("secret_key")
-        import os
-
         return {
-            "SECRET_KEY": secret_key,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "SESSION_COOKIE_SECURE": os.environ.get("COOKIE_SECURE", "").lower() in ("1", "true", "yes"),
-            "REMEMBER_COOKIE_SECURE": os.environ.get("COOKIE_SECURE", "").lower() in ("1", "true", "yes"),
-            "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+            "SECRET_KEY": settings.require("secret_key"),
+            "SQLALCHEMY_DATABASE_URI": settings.require("database_url"),
+            "SESSION_COOKIE_SECURE": settings.cookie_secure,
+            "REMEMBER_COOKIE_SECURE": settings.cookie_secure,
+            "DEFAULT_LABELS": list(settings.labels),
             "LS_URL": settings.ls_url,
-            "LS_PUBLIC_URL": os.environ.get("LS_PUBLIC_URL") or settings.ls_url,
+            "LS_PUBLIC_URL": settings.ls_public_url,
             "LS_API_TOKEN": settings.ls_api_token,
             "LS_TIMEOUT": min(settings.ls_timeout, 30.0),
             "AIRFLOW_API_URL": settings.airflow_api_url,
-            "AIRFLOW_PUBLIC_URL": os.environ.get("AIRFLOW_PUBLIC_URL") or settings.airflow_api_url,
+            "AIRFLOW_PUBLIC_URL": settings.airflow_public_url,
             "AIRFLOW_API_USER": settings.airflow_api_user,
             "AIRFLOW_API_PASSWORD": settings.airflow_api_password,
+            "OPENAI_EMBEDDING_MODEL": settings.openai_embedding_model if settings.openai_base_url else None,
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import abort, current_app
@@ -63,6 +63,7 @@ def _password_stamp(user: User) -> str:
 
 
 def make_api_token(user: User) -> str:
+    """A bearer token; a password change, reset or deactivation ends it (see ``_password_stamp``)."""
     return _serializer().dumps({"uid": user.id, "pw": _password_stamp(user)})
 
 
@@ -71,33 +72,23 @@ def user_from_api_token(token: str) -> User | None:
         data = _serializer().loads(token, max_age=current_app.config["API_TOKEN_MAX_AGE"])
     except (BadSignature, SignatureExpired):
         return None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
         return None
-    user = db.session.get(User, int(data.get("uid", 0)))
+    user = db.session.get(User, data["uid"])
     if user is None or not user.active or data.get("pw") != _password_stamp(user):
         return None
     return user
 
 
-# -- login rate limits (shared by the login page and the API) -------------------------------
-def _login_limit() -> str:
-    return str(current_app.config["LOGIN_RATE_LIMIT"])
-
-
-def _username_key() -> str:
-    from flask import request
-
-    name = request.form.get("username")
-    if name is None:
-        body = request.get_json(silent=True)
-        name = body.get("username") if isinstance(body, dict) else None
-    return "login-user:" + str(name or "").strip().lower()
-
-
-def login_rate_limits(view: F) -> F:
-    """Per client address and per username, across the page and the API (a shared budget)."""
-    from webapp.extensions import limiter
-
-    limited = limiter.shared_limit(_login_limit, scope="login-ip", methods=["POST"])(view)
-    limited = limiter.shared_limit(_login_limit, scope="login-user", key_func=_username_key, methods=["POST"])(limited)
-    return cast(F, limited)
+def load_session_user(session_id: str) -> User | None:
+    """flask-login's user_loader: ``"<id>:<generation>"`` names an active user whose sessions
+    have not been ended since (logout, password change or reset, deactivation)."""
+    user_id, sep, generation = session_id.partition(":")
+    if not sep or not (user_id.isascii() and user_id.isdigit() and generation.isascii() and generation.isdigit()):
+        return None  # malformed, or a cookie from before session generations
+    if not 0 < int(user_id) <= 2**31 - 1:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_generation != int(generation):
+        return None
+    return user

@@ -103,6 +103,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.ANNOTATOR)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sql_text("true"))
     ls_user_id: Mapped[int | None] = mapped_column(Integer)
+    # Bumped by logout, a password change or reset and deactivation: every session and remember
+    # cookie carries the generation it was issued under, so older ones stop working at once.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     last_login_at: Mapped[datetime | None] = mapped_column(TSTZ)
 
@@ -124,7 +127,12 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """flask-login's session and remember-cookie id: the user and their session generation."""
+        return f"{self.id}:{self.session_generation}"
+
+    def end_sessions(self) -> None:
+        """Invalidate every session and remember cookie issued so far."""
+        self.session_generation = (self.session_generation or 0) + 1
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role.value}>"
@@ -138,7 +146,9 @@ class Dataset(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
-    labels: Mapped[list[str]] = mapped_column(JSONB, default=lambda: ["OK", "NG"])
+    labels: Mapped[list[str]] = mapped_column(JSONB)
+    # What each label means, in a few words: the cold-start similarity and LLM prompts use it.
+    label_descriptions: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
     ls_project_id: Mapped[int | None] = mapped_column(Integer)
     # Set before the platform asks Label Studio for a project: if it is set but ls_project_id is
     # not, an earlier run may have created one and the next run looks for it.
@@ -272,13 +282,14 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("dag_id", "run_id", "kind", name="uq_jobs_dag_run_kind"),
+        UniqueConstraint("dag_id", "run_id", "step", name="uq_jobs_dag_run_step"),
         Index("ix_jobs_created_at", sql_text("created_at DESC")),
         Index("ix_jobs_active", "status", postgresql_where=sql_text("status IN ('queued', 'running')")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(64))
+    # The step (DAG task) this row tracks; the queued row of a triggered run has the pipeline's name.
+    step: Mapped[str] = mapped_column(String(64))
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
     message: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -404,3 +415,18 @@ class TaskCount(Base):
     status: Mapped[str] = mapped_column(String(32), primary_key=True)
     label: Mapped[str] = mapped_column(String(64), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LoginThrottle(Base):
+    """Failed-login counters shared by every web process (see include.services.login_throttle).
+
+    ``key`` is ``ip:<address>`` (failures in the current one-minute window) or ``user:<name>``
+    (consecutive failures, and the backoff they earned).
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    window_start: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    blocked_until: Mapped[datetime | None] = mapped_column(TSTZ)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Role
-from include.demo.texts import generate_demo_texts
+from include.demo.texts import DEMO_LABEL_DESCRIPTIONS, DEMO_LABELS, generate_demo_texts
 from include.services.datasets import add_items, create_dataset
 from include.services.users import create_user, find_user, generate_password
 
@@ -36,7 +36,13 @@ def seed_demo(
             result.created_users[username] = password
     dataset = session.scalar(select(Dataset).where(Dataset.name == DEMO_DATASET))
     if dataset is None:
-        dataset = create_dataset(session, DEMO_DATASET, description="Product inspection notes: OK or NG (demo data)")
+        dataset = create_dataset(
+            session,
+            DEMO_DATASET,
+            labels=DEMO_LABELS,
+            description="Product inspection notes: OK or NG (demo data)",
+            label_descriptions=DEMO_LABEL_DESCRIPTIONS,
+        )
     texts = generate_demo_texts(n_texts, seed=seed)
     report = add_items(session, dataset, [(t.text, {"demo": True}) for t in texts])
     result.dataset_id = dataset.id

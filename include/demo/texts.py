@@ -11,6 +11,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+DEMO_LABELS = ("OK", "NG")
+# What the demo's labels mean: pre-labeling by similarity (before any model) starts from these.
+DEMO_LABEL_DESCRIPTIONS = {
+    "OK": "works as expected, in good condition, passes every check, no defects, ready to ship",
+    "NG": "defective, broken, damaged, cracked, fails, does not work, unsafe, leaks, overheats",
+}
+
 PRODUCTS = [
     "phone case",
     "USB cable",

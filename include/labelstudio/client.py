@@ -210,10 +210,6 @@ class LabelStudioClient:
         return response.json()
 
     # -- server ----------------------------------------------------------------------------
-    def version(self) -> str:
-        body = self.request("GET", "/api/version")
-        return str(body.get("release", "unknown"))
-
     def check_access(self) -> None:
         """Fail early with a clear message when the URL or token is wrong."""
         self.request("GET", "/api/projects", params={"page_size": 1})
@@ -417,9 +413,6 @@ class LabelStudioClient:
     def create_user(self, email: str, username: str, first_name: str = "", last_name: str = "") -> dict[str, Any]:
         body = {"email": email, "username": username, "first_name": first_name, "last_name": last_name}
         return dict(self.request("POST", "/api/users", json_body=body))
-
-    def close(self) -> None:
-        self.session.close()
 
 
 def id_greater_than(task_id: int) -> dict[str, Any]:

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from include.params import ParamSpec
+
 STRATEGIES = ("least_confidence", "margin", "entropy")
+STRATEGY = ParamSpec(
+    "strategy",
+    "Strategy",
+    "choice",
+    "least_confidence",
+    choices=STRATEGIES,
+    help="how uncertainty is measured: 1 - confidence, 1 - top-2 margin, or normalised entropy",
+)
 
 
-def uncertainty(probs: np.ndarray, strategy: str = "least_confidence") -> np.ndarray:
+def uncertainty(probs: np.ndarray, strategy: str = STRATEGY.default) -> np.ndarray:
     """Per-row uncertainty in [0, 1] for probabilities ``probs`` (n, k)."""
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[1] < 2:

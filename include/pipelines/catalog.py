@@ -1,7 +1,14 @@
-"""The pipelines users can trigger (web app buttons, JSON API), their DAGs and parameters.
+"""Every pipeline, declared once: its name, its steps and their parameters.
 
-Parameter specs here validate what a person typed before it reaches Airflow, which validates
-again with the DAG's Param schema.
+One name runs through the whole path: a pipeline's name is its DAG id, the job kind of its
+queued run and the key of its card in the web app; a step's name is its DAG task id, its
+function in :mod:`include.pipelines.entrypoints` and the job kind it records. Parameters are
+:class:`~include.params.ParamSpec` objects declared next to the code they tune (strategies in
+``include.ml.scoring``, model kinds and hyperparameters in ``include.ml.training.params``...)
+or here for orchestration. From them come the DAGs' ``Param``s, the web forms, the API's
+validation and the values each step receives.
+
+Nothing here imports torch, scikit-learn or a model: DAG files import this at parse time.
 """
 
 from __future__ import annotations
@@ -10,142 +17,201 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.ml.embeddings.names import EMBEDDING_MODEL
+from include.ml.gate import MIN_F1
+from include.ml.prelabel.backends import BACKEND
+from include.ml.scoring import STRATEGY
+from include.ml.training.params import MODEL_KIND, TRAIN_PARAMS
+from include.params import ParamError, ParamSpec, parse_values
+
+# -- orchestration parameters ----------------------------------------------------------------
+DATASET = ParamSpec("dataset_id", "Dataset", "dataset")
+ANY_DATASET = ParamSpec("dataset_id", "Dataset", "dataset", nullable=True, help="empty: every dataset")
+IMPORT_LIMIT = ParamSpec(
+    "limit", "Most tasks", "int", None, nullable=True, minimum=1, maximum=1_000_000, help="empty: all new items"
+)
+IMPORT_BATCH = ParamSpec(
+    "batch_size", "Tasks per request", "int", 5000, minimum=100, maximum=20_000, help="tasks per Label Studio request"
+)
+FULL_EXPORT = ParamSpec(
+    "full", "Re-read everything", "bool", False, help="ignore the watermark and re-read all annotated tasks"
+)
+EMBED_BATCH = ParamSpec("batch_size", "Texts per batch", "int", 2048, minimum=1, maximum=16_384)
+MIN_LABELS = ParamSpec(
+    "min_labels", "Minimum labels", "int", 20, minimum=4, maximum=1_000_000, help="skip training below this"
+)
+FORCE_TRAIN = ParamSpec("force", "Train even without new labels", "bool", False)
+PRELABEL_LIMIT = ParamSpec(
+    "limit", "Most tasks", "int", None, nullable=True, minimum=1, maximum=10_000_000, help="empty: all unlabeled"
+)
+ONLY_NEW = ParamSpec("only_new", "Skip tasks this model already pre-labeled", "bool", True)
+SCORE_LIMIT = ParamSpec(
+    "limit", "Most tasks", "int", None, nullable=True, minimum=1, maximum=10_000_000, help="empty: all"
+)
+ONLY_UNLABELED = ParamSpec("only_unlabeled", "Only unlabeled", "bool", True)
+
+# Shown under "More options" in the web form.
+ADVANCED = frozenset(
+    {"batch_size", "lr", "patience", "val_fraction", "seed", "min_labels", "min_f1", "force", "only_new", "epochs"}
+)
+
 
 @dataclass(frozen=True)
-class ParamSpec:
+class Step:
+    """One DAG task: the job kind it records and the parameters it reads."""
+
     name: str
-    label: str
-    kind: str  # "int" | "bool" | "choice"
-    default: Any = None
-    minimum: int | None = None
-    maximum: int | None = None
-    choices: tuple[str, ...] = ()
-    help: str = ""
+    params: tuple[ParamSpec, ...]
+
+    def values(self, raw: Mapping[str, Any], **given: Any) -> dict[str, Any]:
+        """Typed values for this step from a run's params (``given`` wins; absent: the default).
+
+        Raises:
+            ParamError: a value does not fit its declaration.
+        """
+        return parse_values(self.params, {**raw, **given})
 
 
 @dataclass(frozen=True)
-class PipelineSpec:
-    kind: str
-    dag_id: str
+class Pipeline:
+    """A DAG people can trigger: its steps and the parameters its runs take."""
+
+    name: str
     title: str
     description: str
-    params: tuple[ParamSpec, ...] = field(default_factory=tuple)
-    needs_dataset: bool = True
+    steps: tuple[str, ...]
+    # Default: every parameter of its steps. The nightly loop exposes a chosen few.
+    exposed: tuple[ParamSpec, ...] | None = field(default=None)
+
+    @property
+    def params(self) -> tuple[ParamSpec, ...]:
+        if self.exposed is not None:
+            return self.exposed
+        seen: dict[str, ParamSpec] = {}
+        for step in self.steps:
+            for spec in STEPS[step].params:
+                if seen.setdefault(spec.name, spec) is not spec:
+                    raise ValueError(f"pipeline {self.name}: two declarations named {spec.name!r}; expose one")
+        return tuple(seen.values())
+
+    @property
+    def dataset_param(self) -> ParamSpec | None:
+        return next((p for p in self.params if p.type == "dataset"), None)
+
+    @property
+    def needs_dataset(self) -> bool:
+        spec = self.dataset_param
+        return spec is not None and spec.required
+
+    def airflow_params(self) -> dict[str, Any]:
+        """The DAG's ``params`` (Airflow validates every run's conf against them)."""
+        return {spec.name: spec.to_airflow() for spec in self.params}
+
+    def build_conf(self, raw: Mapping[str, Any], *, form: bool = False) -> dict[str, Any]:
+        """A run's conf from what a person sent: validated, typed, defaults filled in.
+
+        ``form``: values come from an HTML form, where an unticked checkbox is simply absent
+        (so it means false) and unknown fields (the CSRF token) are ignored. From JSON, an
+        unknown parameter is an error, so a typo is not silently replaced by a default.
+
+        Raises:
+            ParamError: an unknown, missing or invalid parameter (the message names it).
+        """
+        specs = self.params
+        if not form:
+            unknown = sorted(set(raw) - {s.name for s in specs})
+            if unknown:
+                known = ", ".join(s.name for s in specs) or "no parameters"
+                raise ParamError(f"unknown parameter {unknown[0]!r}; {self.name} takes: {known}")
+        values = dict(raw)
+        if form:
+            for spec in specs:
+                if spec.type == "bool" and spec.name not in raw:
+                    values[spec.name] = False
+        return parse_values(specs, values)
 
 
-PIPELINES: dict[str, PipelineSpec] = {
-    spec.kind: spec
-    for spec in (
-        PipelineSpec(
-            "ls_import",
+STEPS: dict[str, Step] = {
+    step.name: step
+    for step in (
+        Step("ls_import", (ANY_DATASET, IMPORT_LIMIT, IMPORT_BATCH)),
+        Step("ls_export", (ANY_DATASET, FULL_EXPORT)),
+        Step("loop_datasets", (ANY_DATASET,)),
+        Step("embed_items", (ANY_DATASET, EMBEDDING_MODEL, EMBED_BATCH)),
+        Step("build_index", (EMBEDDING_MODEL,)),
+        Step("train_classifier", (DATASET, *TRAIN_PARAMS, MIN_LABELS, EMBEDDING_MODEL, FORCE_TRAIN)),
+        Step("gate", (DATASET, MIN_F1)),
+        Step("prelabel", (DATASET, BACKEND, PRELABEL_LIMIT, ONLY_NEW)),
+        Step("score_uncertainty", (DATASET, STRATEGY, SCORE_LIMIT, ONLY_UNLABELED)),
+    )
+}
+
+PIPELINES: dict[str, Pipeline] = {
+    pipeline.name: pipeline
+    for pipeline in (
+        Pipeline(
             "ls_import",
             "Import to Label Studio",
             "Send the dataset's new items to Label Studio as tasks.",
-            (ParamSpec("limit", "Most tasks", "int", None, 1, 1_000_000, help="empty: all new items"),),
+            ("ls_import",),
         ),
-        PipelineSpec(
-            "ls_export",
+        Pipeline(
             "ls_export",
             "Export annotations",
             "Pull annotations that changed in Label Studio into the platform.",
-            (ParamSpec("full", "Re-read everything", "bool", False),),
+            ("ls_export",),
         ),
-        PipelineSpec(
-            "embed_items",
+        Pipeline(
             "embed_items",
             "Compute embeddings",
             "Embed the dataset's texts (each text once per model) into pgvector.",
-            (
-                ParamSpec(
-                    "embedding_model", "Embedding model", "choice", "all-MiniLM-L6-v2", choices=("all-MiniLM-L6-v2",)
-                ),
-            ),
+            ("embed_items", "build_index"),
         ),
-        PipelineSpec(
-            "train_classifier",
+        Pipeline(
             "train_classifier",
             "Train classifier",
             "Train a classifier head on labeled embeddings; promote it only if it beats the current one.",
-            (
-                ParamSpec("model_kind", "Model", "choice", "mlp", choices=("logistic", "mlp")),
-                ParamSpec("epochs", "Max epochs", "int", 200, 1, 1000),
-            ),
+            ("train_classifier", "gate"),
         ),
-        PipelineSpec(
-            "prelabel",
+        Pipeline(
             "prelabel",
             "Pre-label",
             "Predict labels for unlabeled tasks and write them to Label Studio as predictions.",
-            (
-                ParamSpec(
-                    "backend",
-                    "Backend",
-                    "choice",
-                    "auto",
-                    choices=("auto", "classifier", "similarity", "ollama", "openai"),
-                ),
-                ParamSpec("limit", "Most tasks", "int", None, 1, 1_000_000, help="empty: all unlabeled"),
-            ),
+            ("prelabel",),
         ),
-        PipelineSpec(
-            "score_uncertainty",
+        Pipeline(
             "score_uncertainty",
             "Score uncertainty",
             "Score unlabeled tasks so the hardest are labeled (and auto-assigned) first.",
-            (
-                ParamSpec(
-                    "strategy",
-                    "Strategy",
-                    "choice",
-                    "least_confidence",
-                    choices=("least_confidence", "margin", "entropy"),
-                ),
-                ParamSpec("limit", "Most tasks", "int", None, 1, 10_000_000, help="empty: all"),
-                ParamSpec("only_unlabeled", "Only unlabeled", "bool", True),
-            ),
+            ("score_uncertainty",),
         ),
-        PipelineSpec(
-            "active_learning_nightly",
+        Pipeline(
             "active_learning_nightly",
             "Full active-learning loop",
             "Export, embed, train, gate, pre-label and score, each step skipping when it has nothing to do.",
-            (),
+            (
+                "ls_export",
+                "loop_datasets",
+                "embed_items",
+                "build_index",
+                "train_classifier",
+                "gate",
+                "prelabel",
+                "score_uncertainty",
+            ),
+            exposed=(ANY_DATASET, MODEL_KIND, STRATEGY, BACKEND, MIN_LABELS, MIN_F1),
         ),
     )
 }
 
 
-class ParamError(ValueError):
-    pass
+def pipeline(name: str) -> Pipeline:
+    """The pipeline called ``name``; KeyError names the known ones."""
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise KeyError(f"unknown pipeline {name!r}; one of: {', '.join(sorted(PIPELINES))}") from None
 
 
-def build_conf(spec: PipelineSpec, dataset_id: int | None, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Validated DAG run conf from form or JSON values (strings or native types)."""
-    conf: dict[str, Any] = {}
-    if spec.needs_dataset:
-        if dataset_id is None:
-            raise ParamError("choose a dataset")
-        conf["dataset_id"] = int(dataset_id)
-    for param in spec.params:
-        value = raw.get(param.name)
-        if param.kind == "bool":
-            conf[param.name] = value in (True, "1", "true", "on", "yes") if value is not None else bool(param.default)
-        elif param.kind == "int":
-            if value in (None, ""):
-                conf[param.name] = param.default
-                continue
-            try:
-                number = int(value)
-            except (TypeError, ValueError):
-                raise ParamError(f"{param.label} must be a whole number") from None
-            if (param.minimum is not None and number < param.minimum) or (
-                param.maximum is not None and number > param.maximum
-            ):
-                raise ParamError(f"{param.label} must be between {param.minimum} and {param.maximum}")
-            conf[param.name] = number
-        else:
-            choice = param.default if value in (None, "") else str(value)
-            if choice not in param.choices:
-                raise ParamError(f"{param.label} must be one of: {', '.join(param.choices)}")
-            conf[param.name] = choice
-    return conf
+def step(name: str) -> Step:
+    return STEPS[name]

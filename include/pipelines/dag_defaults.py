@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -12,3 +13,12 @@ START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 def default_args(retries: int = 2, retry_delay_minutes: int = 1) -> dict[str, Any]:
     return {"owner": "labelops", "retries": retries, "retry_delay": timedelta(minutes=retry_delay_minutes)}
+
+
+def on_gpu(**task_kwargs: Any) -> dict[str, Any]:
+    """Task arguments that route a step to the GPU workers: queue and pool ``gpu``.
+
+    GPU_EXECUTOR names the executor of those workers when it differs from the default one
+    (for example the KubernetesExecutor next to a LocalExecutor).
+    """
+    return {"queue": "gpu", "pool": "gpu", "executor": os.environ.get("GPU_EXECUTOR") or None, **task_kwargs}

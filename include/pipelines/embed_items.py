@@ -11,11 +11,11 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
-from include.db.models import Dataset, EmbeddingModel
+from include.db.models import EmbeddingModel
 from include.db.session import session_scope
-from include.ml.embeddings.backends import EmbeddingBackend, backend_for
+from include.ml.embeddings.backends import Embedder, backend_for
 from include.ml.embeddings.store import (
     count_missing,
     count_vectors,
@@ -27,35 +27,35 @@ from include.ml.embeddings.store import (
     register_model,
     write_embeddings,
 )
+from include.pipelines.catalog import EMBED_BATCH
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.services.datasets import get_dataset
+from include.services.datasets import all_dataset_ids, get_dataset
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 2048
 # Loads at least this big (and at least as big as what the model already has) drop the model's
 # HNSW index and rebuild it afterwards: per-row HNSW maintenance costs ~1 ms a vector, a build ~0.25 ms.
 BULK_LOAD_MIN = 5000
 
 
-def ensure_registered(db_url: str, backend: EmbeddingBackend) -> tuple[int, int]:
+def ensure_registered(db_url: str, embedder: Embedder) -> tuple[int, int]:
     """(model id, dimension), registering the model on first use (remote models: by probing once)."""
     with session_scope(db_url) as session:
-        row = get_model(session, backend.name)
+        row = get_model(session, embedder.name)
         if row is not None:
             return row.id, row.dimension
-    dimension = int(getattr(backend, "dimension", 0) or backend.embed(["dimension probe"]).shape[1])
+    dimension = int(getattr(embedder, "dimension", 0) or embedder.embed(["dimension probe"]).shape[1])
     with session_scope(db_url) as session:
-        row = register_model(session, backend.name, backend.kind, backend.model, dimension)
+        row = register_model(session, embedder.name, embedder.backend, embedder.model, dimension)
         return row.id, row.dimension
 
 
 def embed_dataset(
     db_url: str,
-    backend: EmbeddingBackend,
+    embedder: Embedder,
     dataset_id: int,
     *,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int = EMBED_BATCH.default,
     job: JobHandle | None = None,
     defer_index: bool = False,
 ) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def embed_dataset(
     A bulk load drops the model's HNSW index and rebuilds it afterwards; with ``defer_index``
     the rebuild is left to :func:`build_index` (the DAG runs it as its own task).
     """
-    model_id, dimension = ensure_registered(db_url, backend)
+    model_id, dimension = ensure_registered(db_url, embedder)
     with session_scope(db_url) as session:
         get_dataset(session, dataset_id)
         total = count_missing(session, model_id, dataset_id)
@@ -74,13 +74,13 @@ def embed_dataset(
     stats: dict[str, Any] = {"done": 0, "encode_s": 0.0, "write_s": 0.0}
     index_s = None
     try:
-        _load(db_url, backend, model_id, dimension, dataset_id, batch_size, total, job, stats)
+        _load(db_url, embedder, model_id, dimension, dataset_id, batch_size, total, job, stats)
     finally:
         if bulk and not defer_index:
             index_s = build_index(db_url, model_id)
     return {
         "dataset_id": dataset_id,
-        "model": backend.name,
+        "model": embedder.name,
         "model_id": model_id,
         "embedded": stats["done"],
         "encode_seconds": round(stats["encode_s"], 3),
@@ -109,7 +109,7 @@ def build_index(db_url: str, model_id: int) -> float | None:
 
 def _load(
     db_url: str,
-    backend: EmbeddingBackend,
+    embedder: Embedder,
     model_id: int,
     dimension: int,
     dataset_id: int,
@@ -130,7 +130,7 @@ def _load(
             write_embeddings(session, model_id, hashes, vectors)
         stats["write_s"] += time.perf_counter() - started
         stats["done"] += len(hashes)
-        message = f"embedded {stats['done']} of {total} texts with {backend.name}"
+        message = f"embedded {stats['done']} of {total} texts with {embedder.name}"
         if job is not None:
             job.progress(message, embedded=stats["done"], total=total)
         else:
@@ -152,11 +152,11 @@ def _load(
                 break
             upcoming = reader.submit(fetch, batch[-1][0])  # keyset: the next batch starts after this one
             started = time.perf_counter()
-            vectors = backend.embed([t for _, t in batch])
+            vectors = embedder.embed([t for _, t in batch])
             stats["encode_s"] += time.perf_counter() - started
             if vectors.shape != (len(batch), dimension):
                 raise ValueError(
-                    f"{backend.name} returned vectors of shape {vectors.shape}, expected ({len(batch)}, {dimension})"
+                    f"{embedder.name} returned vectors of shape {vectors.shape}, expected ({len(batch)}, {dimension})"
                 )
             if in_flight is not None:
                 in_flight.result()  # one write in flight at a time; surfaces its error
@@ -171,40 +171,36 @@ def run_embed_items(
     *,
     dataset_id: int | None,
     model_name: str,
-    batch_size: int = DEFAULT_BATCH,
-    backend: EmbeddingBackend | None = None,
+    batch_size: int = EMBED_BATCH.default,
+    embedder: Embedder | None = None,
     defer_index: bool = False,
 ) -> dict[str, Any]:
     """The ``embed_items`` job for one dataset (or every dataset).
 
-    With ``defer_index`` a bulk load leaves the HNSW (re)build to :func:`run_index_embeddings`.
+    With ``defer_index`` a bulk load leaves the HNSW (re)build to :func:`run_build_index`.
     """
     params = {"dataset_id": dataset_id, "embedding_model": model_name, "batch_size": batch_size}
     with tracked_job(db_url, "embed_items", run, dataset_id=dataset_id, params=params) as job:
-        backend = backend or backend_for(model_name)
+        embedder = embedder or backend_for(model_name)
         with session_scope(db_url) as session:
-            ids = (
-                [dataset_id]
-                if dataset_id is not None
-                else list(session.scalars(select(Dataset.id).order_by(Dataset.id)))
-            )
+            ids = [dataset_id] if dataset_id is not None else all_dataset_ids(session)
         if not ids:
             raise SkipStep("no datasets")
         results = [
-            embed_dataset(db_url, backend, ds, batch_size=batch_size, job=job, defer_index=defer_index) for ds in ids
+            embed_dataset(db_url, embedder, ds, batch_size=batch_size, job=job, defer_index=defer_index) for ds in ids
         ]
         embedded = sum(r["embedded"] for r in results)
         job.result = {"embedded": embedded, "datasets": results}
         if embedded == 0:
-            raise SkipStep(f"nothing new to embed with {backend.name}")
-        job.done(f"embedded {embedded} new texts with {backend.name}", embedded=embedded)
+            raise SkipStep(f"nothing new to embed with {embedder.name}")
+        job.done(f"embedded {embedded} new texts with {embedder.name}", embedded=embedded)
         job.result = {"embedded": embedded, "datasets": results}
     return job.result
 
 
-def run_index_embeddings(db_url: str, run: RunRef, *, model_name: str) -> dict[str, Any]:
-    """The ``index_embeddings`` job: build a model's HNSW index if a bulk load left it to be built."""
-    with tracked_job(db_url, "index_embeddings", run, params={"embedding_model": model_name}) as job:
+def run_build_index(db_url: str, run: RunRef, *, model_name: str) -> dict[str, Any]:
+    """The ``build_index`` job: build a model's HNSW index if a bulk load left it to be built."""
+    with tracked_job(db_url, "build_index", run, params={"embedding_model": model_name}) as job:
         with session_scope(db_url) as session:
             model = get_model(session, model_name)
             if model is None:

@@ -1,7 +1,9 @@
-"""What each DAG task calls: read settings, resolve the database and Label Studio, run one step.
+"""What each DAG task calls: one function per step, named like the step (and its task and job).
 
-DAG files stay free of logic and of heavy imports: every function here imports its pipeline
-(and torch, sentence-transformers...) only when the task runs.
+Each reads its step's declared parameters (:mod:`include.pipelines.catalog`) from the run, resolves
+the database and Label Studio, and runs the step. DAG files stay free of logic and of heavy
+imports: every function imports its pipeline (and torch, sentence-transformers...) only when the
+task runs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from include.pipelines.catalog import STEPS
 from include.pipelines.runner import RunRef
 
 
@@ -20,9 +23,10 @@ def run_ref(context: Mapping[str, Any]) -> RunRef:
     return RunRef(dag_id=dag_run.dag_id, run_id=dag_run.run_id)
 
 
-def _optional_int(params: Mapping[str, Any], key: str) -> int | None:
-    value = params.get(key)
-    return None if value in (None, "") else int(value)
+def step_values(step: str, context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
+    """The step's typed parameters from the run's params; a mapped task's ``dataset_id`` wins."""
+    given = {} if dataset_id is None else {"dataset_id": dataset_id}
+    return STEPS[step].values(context.get("params") or {}, **given)
 
 
 def ls_import(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -30,89 +34,86 @@ def ls_import(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.pipelines.ls_import import run_ls_import
     from include.pipelines.resources import ls_client, platform_db_url
 
-    params = context.get("params") or {}
+    values = step_values("ls_import", context)
     settings = load_settings()
     return run_ls_import(
         platform_db_url(settings),
         ls_client(settings),
         run_ref(context),
-        dataset_id=_optional_int(params, "dataset_id"),
-        limit=_optional_int(params, "limit"),
-        batch_size=int(params.get("batch_size") or 5000),
+        dataset_id=values["dataset_id"],
+        limit=values["limit"],
+        batch_size=values["batch_size"],
         default_project_id=settings.ls_project_id,
     )
 
 
-def ls_export(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
+def ls_export(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.config import load_settings
     from include.pipelines.ls_export import run_ls_export
     from include.pipelines.resources import ls_client, platform_db_url
 
-    params = context.get("params") or {}
+    values = step_values("ls_export", context)
     settings = load_settings()
     return run_ls_export(
         platform_db_url(settings),
         ls_client(settings),
         run_ref(context),
-        dataset_id=dataset_id if dataset_id is not None else _optional_int(params, "dataset_id"),
-        full=bool(params.get("full")),
+        dataset_id=values["dataset_id"],
+        full=values["full"],
     )
+
+
+def loop_datasets(context: Mapping[str, Any]) -> list[int]:
+    """Datasets the nightly loop works on: the one asked for, or every dataset in Label Studio."""
+    from include.db.session import session_scope
+    from include.pipelines.resources import platform_db_url
+    from include.services.datasets import datasets_in_label_studio
+
+    values = step_values("loop_datasets", context)
+    with session_scope(platform_db_url()) as session:
+        return datasets_in_label_studio(session, values["dataset_id"])
 
 
 def embed_items(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
-    from include.ml.embeddings.backends import DEFAULT_MODEL
     from include.pipelines.embed_items import run_embed_items
     from include.pipelines.resources import platform_db_url
 
-    params = context.get("params") or {}
+    values = step_values("embed_items", context, dataset_id)
     return run_embed_items(
         platform_db_url(),
         run_ref(context),
-        dataset_id=dataset_id if dataset_id is not None else _optional_int(params, "dataset_id"),
-        model_name=str(params.get("embedding_model") or DEFAULT_MODEL),
-        batch_size=int(params.get("batch_size") or 2048),
-        defer_index=True,  # the DAG builds the index in its own task (index_embeddings)
+        dataset_id=values["dataset_id"],
+        model_name=values["embedding_model"],
+        batch_size=values["batch_size"],
+        defer_index=True,  # the DAG builds the index in its own task (build_index)
     )
 
 
-def index_embeddings(context: Mapping[str, Any]) -> dict[str, Any]:
-    from include.ml.embeddings.backends import DEFAULT_MODEL
-    from include.pipelines.embed_items import run_index_embeddings
+def build_index(context: Mapping[str, Any]) -> dict[str, Any]:
+    from include.pipelines.embed_items import run_build_index
     from include.pipelines.resources import platform_db_url
 
-    params = context.get("params") or {}
-    return run_index_embeddings(
-        platform_db_url(), run_ref(context), model_name=str(params.get("embedding_model") or DEFAULT_MODEL)
-    )
+    values = step_values("build_index", context)
+    return run_build_index(platform_db_url(), run_ref(context), model_name=values["embedding_model"])
 
 
-def train(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
+def train_classifier(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
     from include.config import load_settings
-    from include.ml.embeddings.backends import DEFAULT_MODEL
-    from include.ml.training.train import TrainParams
+    from include.ml.training.params import TrainParams
     from include.pipelines.resources import platform_db_url
-    from include.pipelines.train_classifier import run_train
+    from include.pipelines.train_classifier import run_train_classifier
 
-    params = context.get("params") or {}
+    values = step_values("train_classifier", context, dataset_id)
     settings = load_settings()
-    train_params = TrainParams(
-        kind=str(params.get("model_kind") or "mlp"),
-        epochs=int(params.get("epochs") or 200),
-        batch_size=int(params.get("batch_size") or 64),
-        lr=float(params["lr"]) if params.get("lr") else None,
-        patience=int(params.get("patience") or 8),
-        val_fraction=float(params.get("val_fraction") or 0.2),
-        seed=int(params.get("seed") or 0),
-    )
-    return run_train(
+    return run_train_classifier(
         platform_db_url(settings),
         run_ref(context),
-        dataset_id=int(dataset_id if dataset_id is not None else params["dataset_id"]),
-        params=train_params,
+        dataset_id=values["dataset_id"],
+        params=TrainParams.from_values(values),
         model_dir=settings.model_dir,
-        embedding_model=str(params.get("embedding_model") or DEFAULT_MODEL),
-        min_labels=int(params.get("min_labels") or 20),
-        force=bool(params.get("force")),
+        embedding_model=values["embedding_model"],
+        min_labels=values["min_labels"],
+        force=values["force"],
     )
 
 
@@ -120,13 +121,13 @@ def gate(context: Mapping[str, Any], trained: Mapping[str, Any], dataset_id: int
     from include.pipelines.resources import platform_db_url
     from include.pipelines.train_classifier import run_gate
 
-    params = context.get("params") or {}
+    values = step_values("gate", context, dataset_id)
     return run_gate(
         platform_db_url(),
         run_ref(context),
-        dataset_id=int(dataset_id if dataset_id is not None else params["dataset_id"]),
+        dataset_id=values["dataset_id"],
         model_id=(trained or {}).get("model_id"),
-        min_f1=float(params.get("min_f1") or 0.6),
+        min_f1=values["min_f1"],
     )
 
 
@@ -135,47 +136,30 @@ def prelabel(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[
     from include.pipelines.prelabel import run_prelabel
     from include.pipelines.resources import ls_client, platform_db_url
 
-    params = context.get("params") or {}
+    values = step_values("prelabel", context, dataset_id)
     settings = load_settings()
     return run_prelabel(
         platform_db_url(settings),
         ls_client(settings),
         run_ref(context),
         settings,
-        dataset_id=int(dataset_id if dataset_id is not None else params["dataset_id"]),
-        backend=str(params.get("backend") or "auto"),
-        limit=_optional_int(params, "limit"),
-        only_new=params.get("only_new", True) is not False,
+        dataset_id=values["dataset_id"],
+        backend=values["backend"],
+        limit=values["limit"],
+        only_new=values["only_new"],
     )
 
 
-def score(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
+def score_uncertainty(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
     from include.pipelines.resources import platform_db_url
     from include.pipelines.score_uncertainty import run_score_uncertainty
 
-    params = context.get("params") or {}
+    values = step_values("score_uncertainty", context, dataset_id)
     return run_score_uncertainty(
         platform_db_url(),
         run_ref(context),
-        dataset_id=int(dataset_id if dataset_id is not None else params["dataset_id"]),
-        strategy=str(params.get("strategy") or "least_confidence"),
-        limit=_optional_int(params, "limit"),
-        only_unlabeled=params.get("only_unlabeled", True) is not False,
+        dataset_id=values["dataset_id"],
+        strategy=values["strategy"],
+        limit=values["limit"],
+        only_unlabeled=values["only_unlabeled"],
     )
-
-
-def loop_datasets(context: Mapping[str, Any]) -> list[int]:
-    """Datasets the nightly loop works on: the one asked for, or every dataset in Label Studio."""
-    from sqlalchemy import select
-
-    from include.db.models import Dataset
-    from include.db.session import session_scope
-    from include.pipelines.resources import platform_db_url
-
-    params = context.get("params") or {}
-    wanted = _optional_int(params, "dataset_id")
-    with session_scope(platform_db_url()) as session:
-        stmt = select(Dataset.id).where(Dataset.ls_project_id.is_not(None)).order_by(Dataset.id)
-        if wanted is not None:
-            stmt = stmt.where(Dataset.id == wanted)
-        return [int(i) for i in session.scalars(stmt)]

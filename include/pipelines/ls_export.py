@@ -10,15 +10,14 @@ counts and, only when they differ, listing task ids.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
-from include.db.models import Dataset, LsProject
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, parse_ls_datetime
+from include.pipelines.catalog import FULL_EXPORT
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
+from include.services.datasets import ls_project_ids
 from include.services.ls_export import (
     ExportSummary,
     apply_ls_tasks,
@@ -26,6 +25,7 @@ from include.services.ls_export import (
     mark_deleted_tasks,
     platform_users_by_email,
 )
+from include.services.ls_projects import export_watermark, mark_exported, save_watermark
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def export_project(
 ) -> ExportSummary:
     """Sync one Label Studio project; advances its watermark after each committed page."""
     with session_scope(db_url) as session:
-        state = session.get(LsProject, project_id)
-        watermark = None if (full or state is None) else state.export_watermark
+        watermark = None if full else export_watermark(session, project_id)
         users_by_email = platform_users_by_email(session)
     ls_users = {int(u["id"]): str(u.get("email") or "") for u in client.list_users()}
     since = watermark - WATERMARK_OVERLAP if watermark else None
@@ -60,7 +59,7 @@ def export_project(
             summary.add(apply_ls_tasks(session, page, ls_users=ls_users, users_by_email=users_by_email))
             page_newest = max(parse_ls_datetime(t["updated_at"]) for t in page)
             newest = max(newest, page_newest) if newest else page_newest
-            _save_watermark(session, project_id, newest)
+            save_watermark(session, project_id, newest)
         page.clear()
         if job is not None:
             job.progress(f"project {project_id}: synced {summary.tasks_seen} changed tasks", **summary.as_dict())
@@ -74,19 +73,8 @@ def export_project(
     flush()
     summary.tasks_deleted = _sync_deletions(db_url, client, project_id)
     with session_scope(db_url) as session:
-        state = session.get(LsProject, project_id)
-        if state is not None:
-            state.last_export_at = datetime.now(UTC)
+        mark_exported(session, project_id)
     return summary
-
-
-def _save_watermark(session: Any, project_id: int, newest: datetime | None) -> None:
-    state = session.get(LsProject, project_id)
-    if state is None:
-        state = LsProject(ls_project_id=project_id, title="")
-        session.add(state)
-    if newest is not None and (state.export_watermark is None or newest > state.export_watermark):
-        state.export_watermark = newest
 
 
 def _sync_deletions(db_url: str, client: LabelStudioClient, project_id: int) -> int:
@@ -102,17 +90,19 @@ def _sync_deletions(db_url: str, client: LabelStudioClient, project_id: int) -> 
 
 
 def run_ls_export(
-    db_url: str, client: LabelStudioClient, run: RunRef, *, dataset_id: int | None = None, full: bool = False
+    db_url: str,
+    client: LabelStudioClient,
+    run: RunRef,
+    *,
+    dataset_id: int | None = None,
+    full: bool = FULL_EXPORT.default,
 ) -> dict[str, Any]:
     """The ``ls_export`` job over the projects of one dataset, or of all datasets."""
     with tracked_job(
         db_url, "ls_export", run, dataset_id=dataset_id, params={"dataset_id": dataset_id, "full": full}
     ) as job:
         with session_scope(db_url) as session:
-            stmt = select(Dataset.ls_project_id).where(Dataset.ls_project_id.is_not(None)).distinct()
-            if dataset_id is not None:
-                stmt = stmt.where(Dataset.id == dataset_id)
-            projects = sorted(int(p) for p in session.scalars(stmt) if p is not None)
+            projects = ls_project_ids(session, dataset_id)
         if not projects:
             raise SkipStep("no dataset has been imported into Label Studio yet")
         total = ExportSummary()

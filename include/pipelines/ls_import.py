@@ -7,13 +7,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
-from include.db.models import Dataset
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, LabelStudioError
+from include.pipelines.catalog import IMPORT_BATCH
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.services.datasets import get_dataset
+from include.services.datasets import all_dataset_ids, get_dataset
 from include.services.ls_import import (
     ReconcileReport,
     count_pending_items,
@@ -26,8 +24,6 @@ from include.services.ls_projects import ensure_project
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 5000
-
 
 def import_dataset(
     db_url: str,
@@ -35,7 +31,7 @@ def import_dataset(
     dataset_id: int,
     *,
     limit: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = IMPORT_BATCH.default,
     default_project_id: int | None = None,
     job: JobHandle | None = None,
 ) -> dict[str, Any]:
@@ -52,7 +48,7 @@ def import_dataset(
         if dataset.ls_project_id is None and default_project_id is None:
             dataset.ls_project_requested_at = datetime.now(UTC)
     with session_scope(db_url) as session:
-        dataset = session.get_one(Dataset, dataset_id)
+        dataset = get_dataset(session, dataset_id)
         project = ensure_project(
             session, client, dataset, default_project_id=default_project_id, search_existing=may_exist
         )
@@ -136,7 +132,7 @@ def run_ls_import(
     *,
     dataset_id: int | None = None,
     limit: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = IMPORT_BATCH.default,
     default_project_id: int | None = None,
 ) -> dict[str, Any]:
     """The ``ls_import`` job: one dataset, or every dataset with new items when ``dataset_id`` is None."""
@@ -146,11 +142,7 @@ def run_ls_import(
             dataset_ids = [dataset_id]
         else:
             with session_scope(db_url) as session:
-                dataset_ids = [
-                    d
-                    for d in session.scalars(select(Dataset.id).order_by(Dataset.id))
-                    if count_pending_items(session, d)
-                ]
+                dataset_ids = [d for d in all_dataset_ids(session) if count_pending_items(session, d)]
             if not dataset_ids:
                 raise SkipStep("no dataset has items to import")
         results = []

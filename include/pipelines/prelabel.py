@@ -14,58 +14,41 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
 
 from include.config import Settings
-from include.db.models import Dataset, Item, ModelVersion, Task, TaskStatus
+from include.db.models import Dataset
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient
-from include.ml.embeddings.backends import DEFAULT_MODEL, EmbeddingBackend, backend_for
+from include.ml.embeddings.backends import Embedder, backend_for
+from include.ml.embeddings.names import DEFAULT_MODEL
 from include.ml.embeddings.store import get_model, load_vectors
 from include.ml.prelabel.backends import (
+    BACKEND,
     ClassifierPrelabeler,
     PrelabelStats,
     SimilarityPrelabeler,
     ollama_prelabeler,
     openai_prelabeler,
 )
-from include.ml.registry import promoted_model
 from include.ml.training.model import TrainedHead
+from include.pipelines.catalog import ONLY_NEW
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.services.datasets import get_dataset
+from include.services.ls_projects import record_model_version
 from include.services.predictions import Prediction, push_predictions
+from include.services.prelabels import record_prelabels, unlabeled_tasks
+from include.services.registry import promoted_model
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "classifier", "similarity", "ollama", "openai")
-UNLABELED = (TaskStatus.IMPORTED, TaskStatus.ASSIGNED)
 
-
-def unlabeled_tasks(
-    session: Session, dataset_id: int, *, after_id: int, limit: int, skip_version: str | None = None
-) -> list[tuple[int, int, str, str]]:
-    """(task id, Label Studio task id, text hash, text) of unlabeled tasks, by id (keyset);
-    tasks already pre-labeled by ``skip_version`` are left out."""
-    stmt = (
-        select(Task.id, Task.ls_task_id, Item.text_hash, Item.text)
-        .join(Item, Item.id == Task.item_id)
-        .where(Task.dataset_id == dataset_id, Task.status.in_(UNLABELED), Task.id > after_id)
-    )
-    if skip_version is not None:
-        stmt = stmt.where(or_(Task.model_version.is_(None), Task.model_version != skip_version))
-    rows = session.execute(stmt.order_by(Task.id).limit(limit)).tuples()
-    return [(int(a), int(b), str(c), str(d)) for a, b, c, d in rows]
-
-
-def _choose_backend(
-    db_url: str, dataset: Dataset, name: str, settings: Settings, embedder: EmbeddingBackend, descriptions: dict | None
-) -> Any:
+def _choose_backend(db_url: str, dataset: Dataset, name: str, settings: Settings, embedder: Embedder) -> Any:
     labels = list(dataset.labels)
+    descriptions = dataset.label_descriptions or None
     if name in ("auto", "classifier"):
         with session_scope(db_url) as session:
-            promoted: ModelVersion | None = promoted_model(session, dataset.id)
+            promoted = promoted_model(session, dataset.id)
             path = promoted.artifact_path if promoted else None
             version = promoted.version if promoted else None
         if path and Path(path).exists():
@@ -93,7 +76,7 @@ def _choose_backend(
             timeout=settings.openai_timeout,
             descriptions=descriptions,
         )
-    raise ValueError(f"backend must be one of {BACKENDS}")
+    raise ValueError(f"backend {name!r} is declared but not implemented")
 
 
 def run_prelabel(
@@ -103,25 +86,25 @@ def run_prelabel(
     settings: Settings,
     *,
     dataset_id: int,
-    backend: str = "auto",
+    backend: str = BACKEND.default,
     limit: int | None = None,
     batch_size: int = 500,
-    only_new: bool = True,
-    embedder: EmbeddingBackend | None = None,
-    descriptions: dict[str, str] | None = None,
+    only_new: bool = ONLY_NEW.default,
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """The ``prelabel`` job for one dataset."""
     params = {"dataset_id": dataset_id, "backend": backend, "limit": limit, "only_new": only_new}
     with tracked_job(db_url, "prelabel", run, dataset_id=dataset_id, params=params) as job:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}")
+        BACKEND.parse(backend)
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
             session.expunge(dataset)
         if dataset.ls_project_id is None:
             raise SkipStep("the dataset is not in Label Studio yet: run ls_import first")
-        embedder = embedder or backend_for(DEFAULT_MODEL)
-        model = _choose_backend(db_url, dataset, backend, settings, embedder, descriptions)
+        model = _choose_backend(db_url, dataset, backend, settings, embedder or backend_for(DEFAULT_MODEL))
+        if embedder is None:  # a classifier reads the vectors of the model it was trained on
+            head = getattr(model, "head", None)
+            embedder = backend_for(head.embedding_model if head is not None else DEFAULT_MODEL)
         stats = PrelabelStats()
         if model.needs_vectors:
             embed_dataset(db_url, embedder, dataset_id)
@@ -173,8 +156,9 @@ def run_prelabel(
             # Label Studio first: if it fails, the shadow index does not claim predictions it lacks.
             written += push_predictions(client, dataset.ls_project_id, predictions, model.model_version)
             with session_scope(db_url) as session:
-                if rows:
-                    session.execute(update(Task), rows)
+                record_prelabels(session, rows)
+                if predictions:
+                    record_model_version(session, dataset.ls_project_id, model.model_version)
             done += len(batch)
             after = batch[-1][0]
             job.progress(

@@ -58,7 +58,7 @@ class JobHandle:
 @contextmanager
 def tracked_job(
     db_url: str,
-    kind: str,
+    step: str,
     run: RunRef,
     *,
     dataset_id: int | None = None,
@@ -67,20 +67,20 @@ def tracked_job(
     """Run a step as a job. Exceptions mark it failed with their message and propagate."""
     with session_scope(db_url) as session:
         job_id = start_job(
-            session, kind=kind, dag_id=run.dag_id, run_id=run.run_id, dataset_id=dataset_id, params=params
+            session, step=step, dag_id=run.dag_id, run_id=run.run_id, dataset_id=dataset_id, params=params
         )
     handle = JobHandle(db_url, job_id)
     try:
         yield handle
     except SkipStep as skip:
-        log.info("%s skipped: %s", kind, skip)
+        log.info("%s skipped: %s", step, skip)
         handle.message = str(skip)
         handle.result = {"skipped": True, "reason": str(skip), **handle.result}
         with session_scope(db_url) as session:
             update_job(session, job_id, status=JobStatus.SKIPPED, message=str(skip), counts=handle.counts)
     except BaseException as exc:
         message = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-        log.error("%s failed: %s", kind, message)
+        log.error("%s failed: %s", step, message)
         with session_scope(db_url) as session:
             update_job(session, job_id, status=JobStatus.FAILED, message=message, counts=handle.counts)
         raise

@@ -13,60 +13,58 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
 
-from include.db.models import Item, Task, TaskStatus
 from include.db.session import session_scope
-from include.ml.embeddings.backends import EmbeddingBackend, backend_for
+from include.ml.embeddings.backends import Embedder, backend_for
 from include.ml.embeddings.store import get_model, load_vectors
-from include.ml.registry import promoted_model
-from include.ml.scoring import STRATEGIES, priority, uncertainty
+from include.ml.scoring import STRATEGY, priority
 from include.ml.training.model import TrainedHead
+from include.pipelines.catalog import ONLY_UNLABELED
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.services.datasets import get_dataset
+from include.services.registry import promoted_model
+from include.services.scores import tasks_to_score, write_scores
 
 log = logging.getLogger(__name__)
 
-_WRITE = text(
-    """
-    UPDATE tasks SET model_prob = v.p, uncertainty_score = v.u, priority = v.pr, updated_at = now()
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:p AS float8[]), CAST(:u AS float8[]), CAST(:pr AS int[]))
-        AS v(id, p, u, pr)
-    WHERE tasks.id = v.id
-    """
-)
+HIGH_PRIORITY = 400  # the job message counts tasks at least this uncertain
 
 
-def write_scores(session: Session, ids: list[int], probs: np.ndarray, strategy: str) -> np.ndarray:
-    """Score rows of ``probs`` for task ``ids``; returns the uncertainties."""
-    unc = uncertainty(probs, strategy)
-    session.execute(
-        _WRITE,
-        {
-            "ids": ids,
-            "p": probs.max(axis=1).astype(float).tolist(),
-            "u": unc.astype(float).tolist(),
-            "pr": priority(unc).astype(int).tolist(),
-        },
-    )
-    return unc
+class _ProbabilitySource:
+    """Class probabilities for a batch of tasks: the promoted head over stored embeddings, or
+    the probabilities the pre-labels recorded."""
+
+    def __init__(self, labels: list[str], head: TrainedHead | None, embedding_model_id: int | None) -> None:
+        self.labels, self.head, self.embedding_model_id = labels, head, embedding_model_id
+
+    def probabilities(self, session: Any, batch: list[tuple[int, str, Any]]) -> tuple[list[int], np.ndarray]:
+        if self.head is not None and self.embedding_model_id is not None:
+            vectors = load_vectors(session, self.embedding_model_id, [h for _, h, _ in batch])
+            keep = [(i, h) for i, h, _ in batch if h in vectors]
+            if not keep:
+                return [], np.zeros((0, len(self.labels)))
+            return [i for i, _ in keep], self.head.predict_proba(np.stack([vectors[h] for _, h in keep]))
+        with_probs = [(i, p["probs"]) for i, _, p in batch if p and isinstance(p.get("probs"), dict)]
+        probs = np.asarray([[float(pr.get(lbl, 0.0)) for lbl in self.labels] for _, pr in with_probs])
+        return [i for i, _ in with_probs], probs
 
 
-def _tasks(
-    session: Session, dataset_id: int, only_unlabeled: bool, after: int, limit: int
-) -> list[tuple[int, str, Any]]:
-    stmt = (
-        select(Task.id, Item.text_hash, Task.prelabel_json)
-        .join(Item, Item.id == Task.item_id)
-        .where(Task.dataset_id == dataset_id, Task.id > after)
-    )
-    if only_unlabeled:
-        stmt = stmt.where(Task.status.in_([TaskStatus.IMPORTED, TaskStatus.ASSIGNED]))
-    else:
-        stmt = stmt.where(Task.status != TaskStatus.DELETED)
-    return [(int(i), str(h), p) for i, h, p in session.execute(stmt.order_by(Task.id).limit(limit)).tuples()]
+def _source(db_url: str, dataset_id: int, embedder: Embedder | None) -> tuple[_ProbabilitySource, str]:
+    """The probability source for the dataset and its name for messages."""
+    with session_scope(db_url) as session:
+        labels = list(get_dataset(session, dataset_id).labels)
+        promoted = promoted_model(session, dataset_id)
+        artifact = Path(promoted.artifact_path) if promoted else None
+        name = promoted.version if promoted else "pre-labels"
+    if artifact is None or not artifact.exists():
+        return _ProbabilitySource(labels, None, None), "pre-labels"
+    head = TrainedHead.load(artifact)
+    embedder = embedder or backend_for(head.embedding_model)
+    embed_dataset(db_url, embedder, dataset_id)  # texts added since the last embedding run
+    with session_scope(db_url) as session:
+        model = get_model(session, head.embedding_model)
+    return _ProbabilitySource(labels, head, model.id if model else None), name
 
 
 def run_score_uncertainty(
@@ -74,67 +72,42 @@ def run_score_uncertainty(
     run: RunRef,
     *,
     dataset_id: int,
-    strategy: str = "least_confidence",
+    strategy: str = STRATEGY.default,
     limit: int | None = None,
-    only_unlabeled: bool = True,
+    only_unlabeled: bool = ONLY_UNLABELED.default,
     batch_size: int = 20_000,
-    embedder: EmbeddingBackend | None = None,
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """The ``score_uncertainty`` job for one dataset."""
     params = {"dataset_id": dataset_id, "strategy": strategy, "limit": limit, "only_unlabeled": only_unlabeled}
     with tracked_job(db_url, "score_uncertainty", run, dataset_id=dataset_id, params=params) as job:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}")
-        with session_scope(db_url) as session:
-            dataset = get_dataset(session, dataset_id)
-            labels = list(dataset.labels)
-            promoted = promoted_model(session, dataset_id)
-            artifact = promoted.artifact_path if promoted else None
-            source = promoted.version if promoted else "pre-labels"
-        head = TrainedHead.load(Path(artifact)) if artifact and Path(artifact).exists() else None
-        emb_id = None
-        if head is not None:
-            embedder = embedder or backend_for(head.embedding_model)
-            embed_dataset(db_url, embedder, dataset_id)
-            with session_scope(db_url) as session:
-                emb = get_model(session, head.embedding_model)
-                emb_id = emb.id if emb else None
+        STRATEGY.parse(strategy)
+        source, name = _source(db_url, dataset_id, embedder)
         scored = skipped = high = 0
         total_unc = 0.0
         after = 0
         while limit is None or scored + skipped < limit:
             size = batch_size if limit is None else min(batch_size, limit - scored - skipped)
             with session_scope(db_url) as session:
-                batch = _tasks(session, dataset_id, only_unlabeled, after, size)
+                batch = tasks_to_score(session, dataset_id, only_unlabeled=only_unlabeled, after_id=after, limit=size)
                 if not batch:
                     break
                 after = batch[-1][0]
-                if head is not None:
-                    vectors = load_vectors(session, int(emb_id), [h for _, h, _ in batch])  # type: ignore[arg-type]
-                    keep = [(i, h) for i, h, _ in batch if h in vectors]
-                    if keep:
-                        probs = head.predict_proba(np.stack([vectors[h] for _, h in keep]))
-                        ids = [i for i, _ in keep]
-                    else:
-                        probs, ids = np.zeros((0, len(labels))), []
-                else:
-                    with_probs = [(i, p["probs"]) for i, _, p in batch if p and isinstance(p.get("probs"), dict)]
-                    ids = [i for i, _ in with_probs]
-                    probs = np.asarray([[float(pr.get(lbl, 0.0)) for lbl in labels] for _, pr in with_probs])
+                ids, probs = source.probabilities(session, batch)
                 skipped += len(batch) - len(ids)
                 if ids:
                     unc = write_scores(session, ids, probs, strategy)
                     scored += len(ids)
                     total_unc += float(unc.sum())
-                    high += int((priority(unc) >= 400).sum())
-            job.progress(f"scored {scored} tasks from {source}", scored=scored)
+                    high += int((priority(unc) >= HIGH_PRIORITY).sum())
+            job.progress(f"scored {scored} tasks from {name}", scored=scored)
         if scored == 0:
-            if head is None:
+            if source.head is None:
                 raise SkipStep("nothing to score from: no promoted classifier and no pre-labels yet")
             raise SkipStep("no tasks to score")
-        message = f"scored {scored} tasks by {strategy} from {source}: mean uncertainty {total_unc / scored:.3f}"
+        message = f"scored {scored} tasks by {strategy} from {name}: mean uncertainty {total_unc / scored:.3f}"
         if skipped:
             message += f" ({skipped} without a prediction skipped)"
         job.done(message, scored=scored, skipped=skipped, high_priority=high)
-        job.result = {"scored": scored, "skipped": skipped, "source": source, "strategy": strategy}
+        job.result = {"scored": scored, "skipped": skipped, "source": name, "strategy": strategy}
     return job.result

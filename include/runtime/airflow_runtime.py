@@ -18,7 +18,7 @@ from include.config import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
 def airflow_env(
@@ -75,17 +75,21 @@ def airflow_cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 
 class AirflowProcesses:
-    """The api-server, scheduler and dag-processor, each in its own process group."""
+    """The api-server, scheduler, dag-processor and triggerer, each in its own process group.
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    The triggerer runs deferred tasks and asset watchers; without it they would wait forever.
+    """
+
+    def __init__(self, env: dict[str, str], log_dir: Path, components: tuple[str, ...] = COMPONENTS) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.components = components
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
         exe = Path(sys.executable).with_name("airflow")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in COMPONENTS:
+        for name in self.components:
             args = [str(exe), name]
             if name == "scheduler":
                 args.append("--skip-serve-logs")

@@ -22,6 +22,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VENV = REPO_ROOT / ".venv-ls"
 
+# Label Studio reports errors to Sentry, collects usage analytics and asks PyPI for new versions
+# by default. A self-hosted platform that holds personal data sends nothing out: these bare
+# names (Label Studio's get_env also reads them unprefixed, and an empty DSN counts as set)
+# switch all three off. docker-compose.yaml sets the same.
+PRIVACY_ENV = {
+    "SENTRY_DSN": "",
+    "FRONTEND_SENTRY_DSN": "",
+    "COLLECT_ANALYTICS": "false",
+    "LATEST_VERSION_CHECK": "false",
+}
+
 _MINT_PAT = (
     "from users.models import User; from jwt_auth.models import LSAPIToken; "
     "print('PAT=' + LSAPIToken.for_user(User.objects.get(email={email!r})).get_full_jwt())"
@@ -63,6 +74,7 @@ class LabelStudioServer:
             # The platform's own variables must not leak into Label Studio's settings.
             PYTHONPATH="",
             LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
+            **PRIVACY_ENV,
         )
         env.pop("DATABASE_URL", None)
         return env

@@ -31,27 +31,10 @@ DEMO_PIPELINE: tuple[tuple[str, str], ...] = (
 )
 
 
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise SettingsError(name, "a TCP port number", raw)
-    return int(raw)
-
-
-def load_ports() -> dict[str, int]:
-    """Ports of the embedded services (PG_PORT, LS_PORT, AIRFLOW_PORT, WEBAPP_PORT)."""
-    return {
-        "pg": _port("PG_PORT", 54329),
-        "ls": _port("LS_PORT", 8081),
-        "airflow": _port("AIRFLOW_PORT", 8080),
-        "webapp": _port("WEBAPP_PORT", 5000),
-    }
-
-
 class Launcher:
     """Starts the services in order and stops them in reverse on exit."""
 
-    def __init__(self, settings: Settings, ports: dict[str, int], stack: ExitStack) -> None:
+    def __init__(self, settings: Settings, stack: ExitStack) -> None:
         from include.runtime.local_secrets import LocalSecrets
 
         self.settings = settings
@@ -61,7 +44,12 @@ class Launcher:
         self.logs = self.home / "logs"
         self.logs.mkdir(exist_ok=True)
         self.secrets = LocalSecrets(self.home / "secrets.json")
-        self.ports = ports
+        self.ports = {
+            "pg": settings.pg_port,
+            "ls": settings.ls_port,
+            "airflow": settings.airflow_port,
+            "webapp": settings.webapp_port,
+        }
         self.env: dict[str, str] = {
             "LABELOPS_HOME": str(self.home),
             "HF_HUB_OFFLINE": "1",
@@ -245,7 +233,7 @@ class Launcher:
             run_id = new_run_id("demo")
             conf: dict[str, Any] = {"dataset_id": dataset_id}
             with session_scope(self.platform_url) as session:
-                queue_job(session, kind=dag_id, dag_id=dag_id, run_id=run_id, dataset_id=dataset_id, params=conf)
+                queue_job(session, step=dag_id, dag_id=dag_id, run_id=run_id, dataset_id=dataset_id, params=conf)
             log.info("running %s: %s", dag_id, what)
             client.trigger(dag_id, conf, run_id=run_id, note="make run demo")
             state = client.wait(dag_id, run_id, timeout=1800)
@@ -255,7 +243,7 @@ class Launcher:
                 settle_run(session, dag_id, run_id, state)
                 session.flush()
                 for job in session.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id)):
-                    log.info("  %-22s %-8s %s", job.kind, job.status.value, job.message)
+                    log.info("  %-22s %-8s %s", job.step, job.status.value, job.message)
             if state != "success":
                 log.error("%s ended %s; see the jobs page or the Airflow UI", dag_id, state)
                 ok = False
@@ -315,7 +303,6 @@ def main(argv: list[str] | None = None) -> int:
 
         load_dotenv(REPO_ROOT / ".env", override=False)
         settings = load_settings()
-        ports = load_ports()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -326,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     with ExitStack() as stack:
-        launcher = Launcher(settings, ports, stack)
+        launcher = Launcher(settings, stack)
         try:
             launcher.start_database()
             launcher.start_label_studio()

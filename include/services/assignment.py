@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from include.db.models import Role, Task, TaskStatus, User
@@ -87,15 +87,10 @@ def auto_assign(session: Session, dataset_id: int, user: User | None, count: int
     ]
 
 
-def unassign_all(session: Session, dataset_id: int, user_id: int) -> int:
-    """Return all of a user's unlabeled tasks in a dataset to the pool (e.g. when someone leaves)."""
-    result = session.execute(
-        update(Task)
-        .where(Task.dataset_id == dataset_id, Task.assigned_to == user_id, Task.status == TaskStatus.ASSIGNED)
-        .values(assigned_to=None, assigned_at=None, status=TaskStatus.IMPORTED)
-    )
+def unassign_all(session: Session, user_id: int, dataset_id: int | None = None) -> int:
+    """Return a user's unlabeled tasks (in one dataset, or all) to the pool, e.g. when they leave."""
+    stmt = update(Task).where(Task.assigned_to == user_id, Task.status == TaskStatus.ASSIGNED)
+    if dataset_id is not None:
+        stmt = stmt.where(Task.dataset_id == dataset_id)
+    result = session.execute(stmt.values(assigned_to=None, assigned_at=None, status=TaskStatus.IMPORTED))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def user_by_name(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(User.username == username))

@@ -15,10 +15,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
-from include.config import DEFAULT_LABELS
 from include.db.models import Dataset, User
 
 MAX_TEXT_CHARS = 20_000
+# An upload cell beyond this is refused outright (a text over MAX_TEXT_CHARS is only skipped).
+MAX_UPLOAD_CELL = 131_072
 NAME_RE = re.compile(r"^[\w][\w .\-]{1,127}$")
 
 
@@ -36,6 +37,31 @@ def get_dataset(session: Session, dataset_id: int) -> Dataset:
     if dataset is None:
         raise DatasetNotFound(f"dataset {dataset_id} does not exist")
     return dataset
+
+
+def list_datasets(session: Session, *, newest_first: bool = False) -> list[Dataset]:
+    order = Dataset.created_at.desc() if newest_first else Dataset.name
+    return list(session.scalars(select(Dataset).order_by(order)))
+
+
+def all_dataset_ids(session: Session) -> list[int]:
+    return [int(i) for i in session.scalars(select(Dataset.id).order_by(Dataset.id))]
+
+
+def datasets_in_label_studio(session: Session, dataset_id: int | None = None) -> list[int]:
+    """Ids of datasets that have a Label Studio project (only ``dataset_id``'s, when given)."""
+    stmt = select(Dataset.id).where(Dataset.ls_project_id.is_not(None)).order_by(Dataset.id)
+    if dataset_id is not None:
+        stmt = stmt.where(Dataset.id == dataset_id)
+    return [int(i) for i in session.scalars(stmt)]
+
+
+def ls_project_ids(session: Session, dataset_id: int | None = None) -> list[int]:
+    """The Label Studio projects of one dataset, or of every dataset."""
+    stmt = select(Dataset.ls_project_id).where(Dataset.ls_project_id.is_not(None)).distinct()
+    if dataset_id is not None:
+        stmt = stmt.where(Dataset.id == dataset_id)
+    return sorted(int(p) for p in session.scalars(stmt) if p is not None)
 
 
 def text_hash(text: str) -> str:
@@ -69,15 +95,71 @@ class ItemsReport:
         return ", ".join(parts)
 
 
+def check_storable(text: str, where: str) -> None:
+    """Refuse text PostgreSQL cannot store: NUL characters and unpaired surrogates.
+
+    Raises:
+        DatasetError: naming ``where`` (e.g. "data.csv line 7") and the problem.
+    """
+    if "\x00" in text:
+        raise DatasetError(f"{where}: contains a NUL character (\\x00), which cannot be stored; remove it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end].encode("unicode_escape").decode()
+        raise DatasetError(f"{where}: contains {bad}, an unpaired surrogate that is not valid Unicode") from None
+
+
+def _check_value(value: Any, where: str) -> None:
+    """:func:`check_storable` on every string of a JSON-like value (keys included)."""
+    if isinstance(value, str):
+        check_storable(value, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_value(str(key), where)
+            _check_value(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(item, where)
+
+
 def validate_labels(labels: Sequence[str]) -> list[str]:
+    if isinstance(labels, str) or not all(isinstance(label, str) for label in labels):
+        raise DatasetError("labels must be a list of names")
     cleaned = [label.strip() for label in labels if label.strip()]
     if len(cleaned) < 2:
         raise DatasetError("a dataset needs at least two labels")
     if len(set(cleaned)) != len(cleaned):
         raise DatasetError("labels must be distinct")
     for label in cleaned:
+        check_storable(label, f"label {label!r}")
         if len(label) > 64 or any(ch in label for ch in '<>"&'):
             raise DatasetError(f'label {label!r} must be at most 64 characters without <, >, " or &')
+    return cleaned
+
+
+def validate_label_descriptions(descriptions: Any, labels: Sequence[str]) -> dict[str, str]:
+    """What each label means (a few words each, optional); only labels of the dataset."""
+    if descriptions in (None, "", {}):
+        return {}
+    if isinstance(descriptions, str):
+        parsed: dict[str, str] = {}
+        for number, line in enumerate(descriptions.splitlines(), start=1):
+            if not line.strip():
+                continue
+            label, sep, meaning = line.partition(":")
+            if not sep:
+                raise DatasetError(f"label descriptions line {number}: write it as LABEL: what it means")
+            parsed[label.strip()] = meaning.strip()
+        descriptions = parsed
+    if not isinstance(descriptions, dict) or not all(isinstance(v, str) for v in descriptions.values()):
+        raise DatasetError("label descriptions must map each label to a short text")
+    unknown = [str(k) for k in descriptions if k not in labels]
+    if unknown:
+        raise DatasetError(f"label descriptions name labels the dataset does not have: {', '.join(unknown)}")
+    cleaned = {str(k): v.strip()[:500] for k, v in descriptions.items() if v.strip()}
+    for label, meaning in cleaned.items():
+        check_storable(meaning, f"the description of {label}")
     return cleaned
 
 
@@ -85,20 +167,24 @@ def create_dataset(
     session: Session,
     name: str,
     *,
+    labels: Sequence[str],
     description: str = "",
-    labels: Sequence[str] = DEFAULT_LABELS,
+    label_descriptions: Any = None,
     created_by: User | None = None,
 ) -> Dataset:
-    """Create an empty dataset; raises DatasetError for a bad or taken name."""
+    """Create an empty dataset; raises DatasetError for a bad or taken name or bad labels."""
     name = name.strip()
     if not NAME_RE.match(name):
         raise DatasetError("a dataset name is 2-128 letters, digits, spaces, dots, dashes or underscores")
+    check_storable(description, "the description")
+    cleaned = validate_labels(labels)
     if session.scalar(select(Dataset.id).where(func.lower(Dataset.name) == name.lower())) is not None:
         raise DatasetError(f"a dataset named {name!r} already exists")
     dataset = Dataset(
         name=name,
         description=description.strip(),
-        labels=validate_labels(labels),
+        labels=cleaned,
+        label_descriptions=validate_label_descriptions(label_descriptions, cleaned),
         created_by=created_by.id if created_by else None,
     )
     session.add(dataset)
@@ -160,7 +246,10 @@ def add_items(
                     report.duplicate_examples.append(row["text"][:80])
         batch.clear()
 
-    for raw, source in rows:
+    for number, (raw, source) in enumerate(rows, start=1):
+        where = f"{source.get('file', 'item')} line {source.get('line', number)}"
+        check_storable(raw or "", where)
+        _check_value(source, where)
         text = normalize_text(raw or "")
         if not text:
             report.empty += 1
@@ -180,6 +269,21 @@ def add_items(
             flush()
     flush()
     return report
+
+
+def _check_row(row: tuple[str, dict[str, Any]], where: str) -> None:
+    text, source = row
+    check_storable(text, where)
+    if len(text) > MAX_UPLOAD_CELL:
+        raise DatasetError(f"{where}: the text is longer than {MAX_UPLOAD_CELL:,} characters")
+    _check_value(source, where)
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    message = str(exc)
+    if "field larger than field limit" in message:
+        return f"a cell is longer than {csv.field_size_limit():,} characters; texts are at most {MAX_TEXT_CHARS:,}"
+    return f"not valid CSV ({message})"
 
 
 def parse_upload(
@@ -202,13 +306,24 @@ def parse_upload(
     rows: list[tuple[str, dict[str, Any]]] = []
     if lower.endswith(".csv"):
         reader = csv.DictReader(io.StringIO(content))
-        if not reader.fieldnames or text_column not in reader.fieldnames:
-            raise DatasetError(f"{filename} has no {text_column!r} column (columns: {reader.fieldnames or []})")
-        for number, record in enumerate(reader, start=2):
-            if len(rows) >= max_rows:
-                raise DatasetError(f"{filename} has more than {max_rows} rows; split it into smaller files")
-            extra = {k: v for k, v in record.items() if k != text_column and k is not None}
-            rows.append((record.get(text_column) or "", {"file": filename, "line": number, **extra}))
+        last_line = 0
+        try:
+            fieldnames = reader.fieldnames
+            last_line = reader.line_num
+            if not fieldnames or text_column not in fieldnames:
+                raise DatasetError(f"{filename} has no {text_column!r} column (columns: {fieldnames or []})")
+            for record in reader:
+                number = reader.line_num
+                if len(rows) >= max_rows:
+                    raise DatasetError(f"{filename} has more than {max_rows} rows; split it into smaller files")
+                extra = {k: v for k, v in record.items() if k != text_column and k is not None}
+                row = (record.get(text_column) or "", {"file": filename, "line": number, **extra})
+                _check_row(row, f"{filename} line {number}")
+                rows.append(row)
+                last_line = number
+        except csv.Error as exc:
+            # e.g. a cell over the csv module's field limit (131,072 characters), or a broken quote
+            raise DatasetError(f"{filename} line {last_line + 1}: {_csv_problem(exc)}") from None
     elif lower.endswith((".jsonl", ".ndjson")):
         for number, line in enumerate(content.splitlines(), start=1):
             if not line.strip():
@@ -222,7 +337,9 @@ def parse_upload(
             if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
                 raise DatasetError(f"{filename} line {number} has no string {text_column!r} field")
             extra = {k: v for k, v in record.items() if k != text_column}
-            rows.append((record[text_column], {"file": filename, "line": number, **extra}))
+            row = (record[text_column], {"file": filename, "line": number, **extra})
+            _check_row(row, f"{filename} line {number}")
+            rows.append(row)
     else:
         raise DatasetError("upload a .csv (with a header row) or a .jsonl file")
     if not rows:

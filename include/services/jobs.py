@@ -21,7 +21,7 @@ def _now() -> datetime:
 def queue_job(
     session: Session,
     *,
-    kind: str,
+    step: str,
     dag_id: str | None = None,
     run_id: str | None = None,
     dataset_id: int | None = None,
@@ -30,7 +30,7 @@ def queue_job(
 ) -> Job:
     """Record a run that was asked for but has not started (the web app's trigger)."""
     job = Job(
-        kind=kind,
+        step=step,
         dag_id=dag_id,
         run_id=run_id,
         dataset_id=dataset_id,
@@ -47,18 +47,18 @@ def queue_job(
 def start_job(
     session: Session,
     *,
-    kind: str,
+    step: str,
     dag_id: str | None,
     run_id: str | None,
     dataset_id: int | None = None,
     params: dict[str, Any] | None = None,
 ) -> int:
-    """Mark the job of (dag_id, run_id, kind) running, creating it if the run came from elsewhere
+    """Mark the job of (dag_id, run_id, step) running, creating it if the run came from elsewhere
     (schedule, Airflow UI). A retry of the same task reuses the row. Returns the job id."""
     # A job for a dataset id that does not exist is still recorded (it will fail, visibly).
     existing_dataset = select(Dataset.id).where(Dataset.id == dataset_id).scalar_subquery() if dataset_id else None
     values = {
-        "kind": kind,
+        "step": step,
         "dag_id": dag_id,
         "run_id": run_id,
         "dataset_id": existing_dataset,
@@ -72,7 +72,7 @@ def start_job(
         return int(session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one())
     base = insert(Job).values(**values)
     stmt = base.on_conflict_do_update(
-        constraint="uq_jobs_dag_run_kind",
+        constraint="uq_jobs_dag_run_step",
         set_={
             "status": base.excluded.status,
             "message": base.excluded.message,
@@ -106,15 +106,27 @@ def update_job(
 
 
 def recent_jobs(
-    session: Session, limit: int = 50, *, kind: str | None = None, dataset_id: int | None = None
+    session: Session, limit: int = 50, *, step: str | None = None, dataset_id: int | None = None
 ) -> list[Job]:
-    """Newest jobs first, optionally of one kind or dataset."""
+    """Newest jobs first, optionally of one step or dataset."""
     stmt = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
-    if kind:
-        stmt = stmt.where(Job.kind == kind)
+    if step:
+        stmt = stmt.where(Job.step == step)
     if dataset_id is not None:
         stmt = stmt.where(Job.dataset_id == dataset_id)
     return list(session.scalars(stmt))
+
+
+def queued_runs(session: Session, *, older_than: datetime, limit: int = 20) -> list[Job]:
+    """Queued jobs of Airflow runs triggered before ``older_than``, newest first."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.run_id.is_not(None), Job.created_at < older_than)
+            .order_by(Job.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def settle_run(session: Session, dag_id: str, run_id: str, state: str) -> int:
@@ -133,7 +145,7 @@ def settle_run(session: Session, dag_id: str, run_id: str, state: str) -> int:
             message = f"finished: {len(steps)} steps, listed with the same run" if steps else "finished"
             update_job(session, job.id, status=JobStatus.SUCCESS, message=message)
         else:
-            failed = [j.kind for j in steps if j.status == JobStatus.FAILED]
+            failed = [j.step for j in steps if j.status == JobStatus.FAILED]
             message = (
                 f"the Airflow run failed at {', '.join(failed)}"
                 if failed

@@ -151,3 +151,14 @@ def resolve_conflict(session: Session, client: LabelStudioClient, task_id: int, 
         _undo(client, int(created["id"]))
         raise
     return task
+
+
+def annotations_of(session: Session, task_id: int) -> list[tuple[Annotation, str | None]]:
+    """A task's annotations, oldest first, with the annotator's username (None: not a platform user)."""
+    rows = session.execute(
+        select(Annotation, User.username)
+        .outerjoin(User, User.id == Annotation.annotator_id)
+        .where(Annotation.task_id == task_id)
+        .order_by(Annotation.id)
+    ).all()
+    return [(annotation, username) for annotation, username in rows]

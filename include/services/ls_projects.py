@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -94,3 +95,37 @@ def _find_by_title(client: LabelStudioClient, title: str, marker: str) -> dict |
         if project.get("title") == title and marker in (project.get("description") or ""):
             return client.get_project(int(project["id"]))
     return None
+
+
+def export_watermark(session: Session, project_id: int) -> datetime | None:
+    """Label Studio's ``updated_at`` of the newest task the export has applied (None: never exported)."""
+    state = session.get(LsProject, project_id)
+    return state.export_watermark if state is not None else None
+
+
+def save_watermark(session: Session, project_id: int, newest: datetime | None) -> None:
+    """Move the watermark forward (never back) once a page of tasks is applied."""
+    state = session.get(LsProject, project_id)
+    if state is None:
+        state = LsProject(ls_project_id=project_id, title="")
+        session.add(state)
+    if newest is not None and (state.export_watermark is None or newest > state.export_watermark):
+        state.export_watermark = newest
+
+
+def mark_exported(session: Session, project_id: int) -> None:
+    state = session.get(LsProject, project_id)
+    if state is not None:
+        state.last_export_at = datetime.now(UTC)
+
+
+def record_model_version(session: Session, project_id: int, model_version: str) -> None:
+    """The model version Label Studio serves predictions of (its project's ``model_version``)."""
+    stmt = insert(LsProject).values(ls_project_id=project_id, title="", model_version=model_version)
+    session.execute(stmt.on_conflict_do_update(index_elements=["ls_project_id"], set_={"model_version": model_version}))
+
+
+def served_model_version(session: Session, project_id: int | None) -> str | None:
+    """The model version whose predictions Label Studio shows and orders by, if any."""
+    state = session.get(LsProject, project_id) if project_id is not None else None
+    return state.model_version if state is not None else None

@@ -9,9 +9,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from include.db.models import Role, User
+from include.db.models import Role, Task, TaskStatus, User
+from include.services.assignment import unassign_all
 
 USERNAME_RE = re.compile(r"^[a-zA-Z0-9_.\-]{2,64}$")
+
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
 # Compared against when the user does not exist, so both paths take the same time.
@@ -52,12 +54,42 @@ def create_user(session: Session, username: str, email: str, password: str, role
 
 
 def set_password(user: User, password: str) -> None:
+    """New password; every session, remember cookie and API token of the user ends with the old one."""
     validate_password(password)
     user.password_hash = generate_password_hash(password)
+    user.end_sessions()
+
+
+def set_active(session: Session, user: User, active: bool) -> int:
+    """(De)activate an account. Deactivation ends its sessions and returns its unlabeled tasks
+    to the pool, so nobody waits on someone who left; returns how many tasks went back."""
+    user.active = active
+    if active:
+        return 0
+    user.end_sessions()
+    return unassign_all(session, user.id)
+
+
+def pending_counts(session: Session) -> dict[int, int]:
+    """Assigned, still unlabeled tasks per user id."""
+    rows = session.execute(
+        select(Task.assigned_to, func.count(Task.id))
+        .where(Task.assigned_to.is_not(None), Task.status == TaskStatus.ASSIGNED)
+        .group_by(Task.assigned_to)
+    ).tuples()
+    return {int(uid): int(n) for uid, n in rows if uid is not None}
+
+
+def all_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.role, User.username)))
 
 
 def find_user(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
+    """The user with this name (any case); None for names no user can have (no query is made)."""
+    username = username.strip()
+    if not USERNAME_RE.match(username):
+        return None
+    return session.scalar(select(User).where(func.lower(User.username) == username.lower()))
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

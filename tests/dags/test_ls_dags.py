@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.labelstudio]
 
 def test_import_then_export_dags(db, ls, run_dag) -> None:
     with session_scope(db) as s:
-        dataset = create_dataset(s, "dag-run")
+        dataset = create_dataset(s, "dag-run", labels=["OK", "NG"])
         add_items(s, dataset, [(f"dag text {i}", {}) for i in range(120)])
         dataset_id = dataset.id
 
@@ -24,7 +24,7 @@ def test_import_then_export_dags(db, ls, run_dag) -> None:
     assert dr.state == DagRunState.SUCCESS
     with session_scope(db) as s:
         job = s.scalar(select(Job).where(Job.run_id == dr.run_id))
-        assert (job.kind, job.status, job.message) == ("ls_import", JobStatus.SUCCESS, "imported 100 tasks")
+        assert (job.step, job.status, job.message) == ("ls_import", JobStatus.SUCCESS, "imported 100 tasks")
         assert job.dag_id == "ls_import"
         ls_ids = s.scalars(select(Task.ls_task_id).order_by(Task.id)).all()
     assert len(ls_ids) == 100

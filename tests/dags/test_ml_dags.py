@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.labelstudio]
 
 def seeded_dataset(db: str, n: int) -> int:
     with session_scope(db) as s:
-        ds = create_dataset(s, f"dag-ml-{uuid.uuid4().hex[:6]}")
+        ds = create_dataset(s, f"dag-ml-{uuid.uuid4().hex[:6]}", labels=["OK", "NG"])
         add_items(s, ds, [(t.text, {"truth": t.true_label}) for t in generate_demo_texts(n, seed=21)])
         return ds.id
 
@@ -41,7 +41,7 @@ def annotate(db: str, ls, dataset_id: int, n: int) -> None:
 def jobs_of(db: str, run_id: str) -> dict[str, tuple[JobStatus, str]]:
     with session_scope(db) as s:
         return {
-            j.kind: (j.status, j.message) for j in s.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id))
+            j.step: (j.status, j.message) for j in s.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id))
         }
 
 
@@ -81,13 +81,13 @@ def test_nightly_loop_end_to_end_and_skips_cleanly(db, ls, minilm, run_dag) -> N
     assert list(jobs) == [
         "ls_export",
         "embed_items",
-        "index_embeddings",
+        "build_index",
         "train_classifier",
         "gate",
         "prelabel",
         "score_uncertainty",
     ]
-    assert jobs.pop("index_embeddings") == (JobStatus.SKIPPED, "the HNSW index of all-MiniLM-L6-v2 is up to date")
+    assert jobs.pop("build_index") == (JobStatus.SKIPPED, "the HNSW index of all-MiniLM-L6-v2 is up to date")
     assert all(status == JobStatus.SUCCESS for status, _ in jobs.values()), jobs
     assert jobs["ls_export"][1].startswith("exported 40 labeled tasks")
     with session_scope(db) as s:

@@ -11,7 +11,7 @@ from include.services.datasets import DatasetError, add_items, create_dataset, t
 
 
 def test_duplicate_text_hash_in_a_dataset_is_rejected(session) -> None:
-    dataset = create_dataset(session, "dups")
+    dataset = create_dataset(session, "dups", labels=["OK", "NG"])
     session.add(Item(dataset_id=dataset.id, text="same", text_hash=text_hash("same")))
     session.flush()
     session.add(Item(dataset_id=dataset.id, text="same", text_hash=text_hash("same")))
@@ -20,14 +20,14 @@ def test_duplicate_text_hash_in_a_dataset_is_rejected(session) -> None:
 
 
 def test_same_text_in_two_datasets_is_fine(session) -> None:
-    a = create_dataset(session, "first")
-    b = create_dataset(session, "second")
+    a = create_dataset(session, "first", labels=["OK", "NG"])
+    b = create_dataset(session, "second", labels=["OK", "NG"])
     assert add_items(session, a, [("hello", {})]).added == 1
     assert add_items(session, b, [("hello", {})]).added == 1
 
 
 def test_add_items_reports_duplicates_clearly(session) -> None:
-    dataset = create_dataset(session, "report")
+    dataset = create_dataset(session, "report", labels=["OK", "NG"])
     add_items(session, dataset, [("already here", {})])
     report = add_items(session, dataset, [("already here", {}), ("new", {}), ("new", {}), ("  ", {}), ("", {})])
     assert (report.added, report.duplicates, report.empty) == (1, 2, 2)
@@ -37,17 +37,17 @@ def test_add_items_reports_duplicates_clearly(session) -> None:
 
 
 def test_dataset_name_rules(session) -> None:
-    create_dataset(session, "Reviews 2026")
+    create_dataset(session, "Reviews 2026", labels=["OK", "NG"])
     with pytest.raises(DatasetError, match="already exists"):
-        create_dataset(session, "reviews 2026")
+        create_dataset(session, "reviews 2026", labels=["OK", "NG"])
     with pytest.raises(DatasetError, match="2-128 letters"):
-        create_dataset(session, "<script>")
+        create_dataset(session, "<script>", labels=["OK", "NG"])
     with pytest.raises(DatasetError, match="at least two labels"):
         create_dataset(session, "one label", labels=["OK"])
 
 
 def test_ls_task_id_is_unique_and_priority_bounded(session) -> None:
-    dataset = create_dataset(session, "tasks")
+    dataset = create_dataset(session, "tasks", labels=["OK", "NG"])
     add_items(session, dataset, [("a", {}), ("b", {})])
     a, b = session.scalars(select(Item.id).order_by(Item.id)).all()
     session.add(Task(dataset_id=dataset.id, item_id=a, ls_project_id=1, ls_task_id=10))
@@ -56,7 +56,7 @@ def test_ls_task_id_is_unique_and_priority_bounded(session) -> None:
     with pytest.raises(IntegrityError, match="uq_tasks_ls_task_id"):
         session.flush()
     session.rollback()
-    dataset = create_dataset(session, "tasks2")
+    dataset = create_dataset(session, "tasks2", labels=["OK", "NG"])
     add_items(session, dataset, [("c", {})])
     item = session.scalar(select(Item.id).where(Item.text == "c"))
     session.add(Task(dataset_id=dataset.id, item_id=item, ls_project_id=1, ls_task_id=11, priority=1001))

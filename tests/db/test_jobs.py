@@ -30,7 +30,7 @@ def test_tracked_job_records_success_skip_and_failure(db) -> None:
 
 def test_a_retried_step_reuses_its_row(db) -> None:
     with session_scope(db) as s:
-        queue_job(s, kind="ls_import", dag_id="ls_import", run_id="retry")
+        queue_job(s, step="ls_import", dag_id="ls_import", run_id="retry")
     with pytest.raises(RuntimeError), tracked_job(db, "ls_import", RunRef("ls_import", "retry")):
         raise RuntimeError("first try")
     with tracked_job(db, "ls_import", RunRef("ls_import", "retry")) as job:
@@ -42,9 +42,9 @@ def test_a_retried_step_reuses_its_row(db) -> None:
 
 def test_settle_run_closes_umbrella_and_orphan_rows(db) -> None:
     with session_scope(db) as s:
-        queue_job(s, kind="active_learning_nightly", dag_id="active_learning_nightly", run_id="n1")
-        queue_job(s, kind="active_learning_nightly", dag_id="active_learning_nightly", run_id="n2")
-        queue_job(s, kind="ls_import", dag_id="ls_import", run_id="i1")
+        queue_job(s, step="active_learning_nightly", dag_id="active_learning_nightly", run_id="n1")
+        queue_job(s, step="active_learning_nightly", dag_id="active_learning_nightly", run_id="n2")
+        queue_job(s, step="ls_import", dag_id="ls_import", run_id="i1")
     with tracked_job(db, "ls_export", RunRef("active_learning_nightly", "n1")) as job:
         job.done("exported 0 labeled tasks")
     with pytest.raises(RuntimeError), tracked_job(db, "train_classifier", RunRef("active_learning_nightly", "n2")):
@@ -55,7 +55,7 @@ def test_settle_run_closes_umbrella_and_orphan_rows(db) -> None:
         assert settle_run(s, "ls_import", "i1", "failed") == 1
         assert settle_run(s, "ls_import", "i1", "running") == 0
     with session_scope(db) as s:
-        rows = {(j.run_id, j.kind): (j.status, j.message) for j in s.scalars(select(Job))}
+        rows = {(j.run_id, j.step): (j.status, j.message) for j in s.scalars(select(Job))}
     assert rows[("n1", "active_learning_nightly")] == (JobStatus.SUCCESS, "finished: 1 steps, listed with the same run")
     assert rows[("n2", "active_learning_nightly")] == (JobStatus.FAILED, "the Airflow run failed at train_classifier")
     assert rows[("i1", "ls_import")][1].startswith("the Airflow run failed before this step started")

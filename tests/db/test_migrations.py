@@ -23,6 +23,7 @@ EXPECTED_TABLES = {
     "experiment_epochs",
     "models",
     "task_counts",
+    "login_throttle",
 }
 
 

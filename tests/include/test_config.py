@@ -38,6 +38,14 @@ def test_plain_postgres_url_uses_psycopg3() -> None:
         ({"LABELS": "OK"}, "LABELS", "two or more"),
         ({"LABELS": "OK,OK"}, "LABELS", "distinct"),
         ({"AIRFLOW_API_URL": "nope"}, "AIRFLOW_API_URL", "URL"),
+        ({"COOKIE_SECURE": "maybe"}, "COOKIE_SECURE", "1 or 0"),
+        ({"LS_PUBLIC_URL": "ls.example.com"}, "LS_PUBLIC_URL", "URL"),
+        ({"AIRFLOW_PUBLIC_URL": "/airflow"}, "AIRFLOW_PUBLIC_URL", "URL"),
+        ({"PG_PORT": "eighty"}, "PG_PORT", "TCP port"),
+        ({"LS_PORT": "70000"}, "LS_PORT", "TCP port"),
+        ({"AIRFLOW_PORT": "0"}, "AIRFLOW_PORT", "TCP port"),
+        ({"WEBAPP_PORT": "５０００"}, "WEBAPP_PORT", "TCP port"),  # full-width digits pass str.isdigit()
+        ({"LS_PROJECT_ID": "²"}, "LS_PROJECT_ID", "positive integer"),
     ],
 )
 def test_malformed_settings_name_the_variable(env: dict[str, str], variable: str, expected: str) -> None:
@@ -57,3 +65,76 @@ def test_secret_is_not_echoed() -> None:
 def test_require_names_missing_variable() -> None:
     with pytest.raises(SettingsError, match=r"^LS_URL: expected the Label Studio base URL"):
         load_settings({}).require("ls_url")
+
+
+def test_web_settings_are_settings_too() -> None:
+    settings = load_settings(
+        {
+            "LS_URL": "http://ls:8080",
+            "LS_API_TOKEN": "t",
+            "COOKIE_SECURE": "true",
+            "AIRFLOW_PUBLIC_URL": "https://airflow.example.com/",
+            "WEBAPP_PORT": "5050",
+        }
+    )
+    assert settings.cookie_secure is True
+    assert settings.ls_public_url == "http://ls:8080"  # defaults to LS_URL
+    assert settings.airflow_public_url == "https://airflow.example.com"
+    assert (settings.pg_port, settings.ls_port, settings.airflow_port, settings.webapp_port) == (
+        54329,
+        8081,
+        8080,
+        5050,
+    )
+
+
+def test_repr_shows_no_secrets() -> None:
+    secrets = {
+        "DATABASE_URL": "postgresql://app:db-password-123@db/labelops",
+        "LS_URL": "http://ls:8080",
+        "LS_API_TOKEN": "ls-token-456",
+        "OPENAI_API_KEY": "sk-openai-789",
+        "SECRET_KEY": "session-secret-0123456789",
+        "AIRFLOW_API_PASSWORD": "airflow-pass-000",
+    }
+    settings = load_settings(secrets)
+    shown = repr(settings) + str(settings)
+    for name, value in secrets.items():
+        if name != "LS_URL":
+            assert value not in shown and value.split("@")[0].split(":")[-1] not in shown, name
+    assert "ls_url='http://ls:8080'" in shown  # what is not secret still helps debugging
+
+
+def test_the_web_app_reads_its_settings_through_settings(monkeypatch) -> None:
+    from webapp.config import load_config
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("COOKIE_SECURE", "1")
+    monkeypatch.setenv("LABELS", "a,b")
+    config = load_config()
+    assert config["SESSION_COOKIE_SECURE"] is True and config["REMEMBER_COOKIE_SECURE"] is True
+    assert config["DEFAULT_LABELS"] == ["a", "b"]
+    monkeypatch.setenv("COOKIE_SECURE", "sometimes")
+    with pytest.raises(SettingsError, match=r"^COOKIE_SECURE: expected"):
+        load_config()
+
+
+def test_importing_the_benchmarks_leaves_nothing_behind(tmp_path) -> None:
+    """No I/O at import time under bench/ either (it used to make a temporary folder)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    names = sorted(p.stem for p in (repo / "bench").glob("*.py") if p.stem != "__main__")
+    code = "import importlib, sys; [importlib.import_module('bench.' + n) for n in sys.argv[1:]]"
+    subprocess.run(
+        [sys.executable, "-c", code, *names],
+        cwd=repo,
+        env={"TMPDIR": str(tmp_path), "PATH": ""},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,30 @@ def test_5xx_on_import_is_not_retried(ls) -> None:
             client.import_tasks(project["id"], [{"data": {"text": "once"}}])
         posts = [r for r in proxy.requests if r[0] == "POST" and "/import" in r[1]]
         assert len(posts) == 1
+
+
+def test_the_embedded_label_studio_sends_nothing_out(ls) -> None:
+    """No Sentry error reports, no usage analytics, no version check: checked on the running server."""
+    import requests
+
+    from include.runtime.labelstudio_server import PRIVACY_ENV
+
+    browser = requests.Session()
+    login_page = browser.get(f"{ls.url}/user/login/", timeout=10).text
+    assert "collect_analytics = false" in login_page
+    browser.post(
+        f"{ls.url}/user/login/",
+        data={
+            "email": "admin@example.com",
+            "password": "admin-pass-123",
+            "csrfmiddlewaretoken": browser.cookies.get("csrftoken"),
+        },
+        headers={"Referer": f"{ls.url}/user/login/"},
+        timeout=10,
+    )
+    app_page = browser.get(f"{ls.url}/projects/", timeout=10).text
+    assert "sentry_dsn: null" in app_page and "collect_analytics: false" in app_page
+    assert "sentry.io" not in login_page + app_page
+    environ = Path(f"/proc/{ls.server.process.pid}/environ").read_bytes().split(b"\0")
+    for key, value in PRIVACY_ENV.items():
+        assert f"{key}={value}".encode() in environ, key

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.labelstudio
 
 def make_dataset(db: str, n: int, name: str | None = None) -> int:
     with session_scope(db) as s:
-        dataset = create_dataset(s, name or f"ds-{uuid.uuid4().hex[:8]}")
+        dataset = create_dataset(s, name or f"ds-{uuid.uuid4().hex[:8]}", labels=["OK", "NG"])
         add_items(s, dataset, [(f"{dataset.name} item {i}", {"i": i}) for i in range(n)])
         return dataset.id
 

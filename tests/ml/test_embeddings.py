@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 from include.config import load_settings
 from include.db.models import Embedding, EmbeddingModel, Job, JobStatus
 from include.db.session import session_scope
-from include.ml.embeddings.backends import OllamaEmbeddingBackend, OpenAIEmbeddingBackend, backend_for
+from include.ml.embeddings.backends import OllamaEmbedder, OpenAIEmbedder, backend_for
 from include.ml.embeddings.store import (
     EmbeddingStoreError,
     index_name,
@@ -26,7 +26,7 @@ from include.services.datasets import add_items, create_dataset, text_hash
 
 def make(db: str, name: str, texts: list[str]) -> int:
     with session_scope(db) as s:
-        ds = create_dataset(s, name)
+        ds = create_dataset(s, name, labels=["OK", "NG"])
         add_items(s, ds, [(t, {}) for t in texts])
         return ds.id
 
@@ -34,11 +34,11 @@ def make(db: str, name: str, texts: list[str]) -> int:
 def test_local_model_embeds_each_text_once(db, minilm) -> None:
     a = make(db, "first", ["The kettle leaks when filled.", "The lamp works exactly as described.", "A third one."])
     b = make(db, "second", ["The kettle leaks when filled.", "Something new entirely."])
-    result = run_embed_items(db, RunRef("embed_items", "r1"), dataset_id=a, model_name=minilm.name, backend=minilm)
+    result = run_embed_items(db, RunRef("embed_items", "r1"), dataset_id=a, model_name=minilm.name, embedder=minilm)
     assert result["embedded"] == 3
-    result = run_embed_items(db, RunRef("embed_items", "r2"), dataset_id=b, model_name=minilm.name, backend=minilm)
+    result = run_embed_items(db, RunRef("embed_items", "r2"), dataset_id=b, model_name=minilm.name, embedder=minilm)
     assert result["embedded"] == 1  # the shared text is reused by hash
-    again = run_embed_items(db, RunRef("embed_items", "r3"), dataset_id=None, model_name=minilm.name, backend=minilm)
+    again = run_embed_items(db, RunRef("embed_items", "r3"), dataset_id=None, model_name=minilm.name, embedder=minilm)
     assert again["skipped"] is True
     with session_scope(db) as s:
         assert s.scalar(select(func.count(Embedding.id))) == 4
@@ -54,10 +54,10 @@ def test_local_model_embeds_each_text_once(db, minilm) -> None:
 
 def test_models_of_different_dimensions_coexist(db, minilm, llm_server) -> None:
     ds = make(db, "multi", [f"note number {i} about a broken kettle" for i in range(20)])
-    ollama = OllamaEmbeddingBackend(llm_server.url, "nomic-embed-text")
-    openai = OpenAIEmbeddingBackend(f"{llm_server.url}/v1", "text-embedding-3-small", api_key="sk-test")
+    ollama = OllamaEmbedder(llm_server.url, "nomic-embed-text")
+    openai = OpenAIEmbedder(f"{llm_server.url}/v1", "text-embedding-3-small", api_key="sk-test")
     for backend in (minilm, ollama, openai):
-        run_embed_items(db, RunRef(), dataset_id=ds, model_name=backend.name, backend=backend)
+        run_embed_items(db, RunRef(), dataset_id=ds, model_name=backend.name, embedder=backend)
     with session_scope(db) as s:
         dims = dict(s.execute(select(EmbeddingModel.name, EmbeddingModel.dimension)).tuples().all())
         assert dims == {"all-MiniLM-L6-v2": 384, "ollama:nomic-embed-text": 768, "openai:text-embedding-3-small": 256}
@@ -78,7 +78,7 @@ def test_nearest_neighbours_use_the_models_hnsw_index(db, minilm) -> None:
         f"The {p} works exactly as described." for p in ("kettle", "lamp", "router")
     ]
     ds = make(db, "near", texts)
-    run_embed_items(db, RunRef(), dataset_id=ds, model_name=minilm.name, backend=minilm)
+    run_embed_items(db, RunRef(), dataset_id=ds, model_name=minilm.name, embedder=minilm)
     with session_scope(db) as s:
         model = s.scalar(select(EmbeddingModel))
         query = minilm.embed(["The toaster has a cracked housing."])[0]
@@ -114,7 +114,7 @@ def test_dimension_is_fixed_per_model_and_bounded(session) -> None:
 
 
 def test_remote_backend_errors_are_clear(llm_server) -> None:
-    backend = OllamaEmbeddingBackend(llm_server.url, "nomic-embed-text", timeout=0.5)
+    backend = OllamaEmbedder(llm_server.url, "nomic-embed-text", timeout=0.5)
     llm_server.fail_status = 500
     with pytest.raises(BackendError, match="answered 500"):
         backend.embed(["x"])
@@ -129,9 +129,9 @@ def test_each_remote_backend_uses_its_own_timeout(llm_server) -> None:
         {"OPENAI_BASE_URL": f"{llm_server.url}/v1", "OPENAI_TIMEOUT": "0.5", "OLLAMA_BASE_URL": llm_server.url}
     )
     openai = backend_for("openai:text-embedding-3-small", settings)
-    assert isinstance(openai, OpenAIEmbeddingBackend) and openai.timeout == 0.5
+    assert isinstance(openai, OpenAIEmbedder) and openai.timeout == 0.5
     ollama = backend_for("ollama:nomic-embed-text", settings)
-    assert isinstance(ollama, OllamaEmbeddingBackend) and ollama.timeout == settings.ollama_timeout == 120.0
+    assert isinstance(ollama, OllamaEmbedder) and ollama.timeout == settings.ollama_timeout == 120.0
     llm_server.delay = 1.5
     with pytest.raises(BackendError, match="did not answer within"):
         openai.embed(["x"])
@@ -141,25 +141,25 @@ def test_bulk_loads_rebuild_the_index_after_loading(db, minilm, monkeypatch) -> 
     from include.db.models import EmbeddingModel as Model
     from include.ml.embeddings.store import index_exists
     from include.pipelines import embed_items as pipeline
-    from include.pipelines.embed_items import run_index_embeddings
+    from include.pipelines.embed_items import run_build_index
 
     monkeypatch.setattr(pipeline, "BULK_LOAD_MIN", 5)
     first = make(db, "bulk-1", [f"bulk text {i} about a cracked lamp" for i in range(12)])
-    result = run_embed_items(db, RunRef(), dataset_id=first, model_name=minilm.name, backend=minilm, defer_index=True)
+    result = run_embed_items(db, RunRef(), dataset_id=first, model_name=minilm.name, embedder=minilm, defer_index=True)
     assert result["datasets"][0]["bulk_load"] and result["datasets"][0]["index_deferred"]
     with session_scope(db) as s:
         model_id = s.scalar(select(Model.id))
         assert not index_exists(s, model_id)  # left for the index task
-    built = run_index_embeddings(db, RunRef("embed_items", "idx"), model_name=minilm.name)
+    built = run_build_index(db, RunRef("embed_items", "idx"), model_name=minilm.name)
     assert built["vectors"] == 12
     with session_scope(db) as s:
         assert index_exists(s, model_id)
         assert s.scalar(select(Job.message).where(Job.run_id == "idx")).startswith("built the HNSW index of")
-    again = run_index_embeddings(db, RunRef(), model_name=minilm.name)
+    again = run_build_index(db, RunRef(), model_name=minilm.name)
     assert again["skipped"] and "up to date" in again["reason"]
 
     second = make(db, "bulk-2", [f"another text {i} about a working kettle" for i in range(20)])
-    inline = run_embed_items(db, RunRef(), dataset_id=second, model_name=minilm.name, backend=minilm)
+    inline = run_embed_items(db, RunRef(), dataset_id=second, model_name=minilm.name, embedder=minilm)
     assert inline["datasets"][0]["bulk_load"] and inline["datasets"][0]["index_seconds"] is not None
     with session_scope(db) as s:
         assert index_exists(s, model_id)

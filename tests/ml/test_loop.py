@@ -9,20 +9,21 @@ import pytest
 from sqlalchemy import select
 
 from include.config import load_settings
-from include.db.models import Item, Job, ModelStatus, ModelVersion, Role, Task, TaskStatus
+from include.db.models import Dataset, Item, Job, ModelStatus, ModelVersion, Role, Task, TaskStatus
 from include.db.session import session_scope
-from include.demo.texts import generate_demo_texts
+from include.demo.texts import DEMO_LABEL_DESCRIPTIONS, DEMO_LABELS, generate_demo_texts
 from include.labelstudio.client import LabelStudioClient, LabelStudioError
 from include.labelstudio.label_config import choice_result
-from include.ml.training.train import TrainParams
+from include.ml.training.params import TrainParams
 from include.pipelines.ls_export import run_ls_export
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.prelabel import run_prelabel
 from include.pipelines.runner import RunRef
 from include.pipelines.score_uncertainty import run_score_uncertainty
-from include.pipelines.train_classifier import labeled_examples, run_gate, run_train
+from include.pipelines.train_classifier import run_gate, run_train_classifier
 from include.services.assignment import auto_assign
 from include.services.datasets import add_items, create_dataset
+from include.services.experiments import labeled_examples
 from include.services.task_queries import priority_tasks
 from include.services.users import create_user
 from tests.helpers.proxy import FaultyProxy
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.labelstudio
 def demo_dataset(db: str, client: LabelStudioClient, n: int, seed: int = 3) -> int:
     texts = generate_demo_texts(n, seed=seed)
     with session_scope(db) as s:
-        ds = create_dataset(s, f"loop-{uuid.uuid4().hex[:8]}")
+        ds = create_dataset(
+            s, f"loop-{uuid.uuid4().hex[:8]}", labels=DEMO_LABELS, label_descriptions=DEMO_LABEL_DESCRIPTIONS
+        )
         add_items(s, ds, [(t.text, {"truth": t.true_label}) for t in texts])
         dataset_id = ds.id
     run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
@@ -128,39 +131,43 @@ def test_scores_order_auto_assign_hardest_first(db, ls, minilm) -> None:
 def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path: Path) -> None:
     client = ls.client()
     dataset_id = demo_dataset(db, client, 160, seed=11)
-    skipped = run_train(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, backend=minilm)
+    skipped = run_train_classifier(
+        db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, embedder=minilm
+    )
     assert skipped["skipped"] and "training needs at least 20" in skipped["reason"]
 
     label_in_ls(db, client, dataset_id, 120)
-    trained = run_train(
+    trained = run_train_classifier(
         db,
         RunRef("train_classifier", "t1"),
         dataset_id=dataset_id,
         params=TrainParams(kind="mlp", lr=3e-3),
         model_dir=tmp_path,
-        backend=minilm,
+        embedder=minilm,
     )
     assert trained["metrics"]["f1"] > 0.75
     gate = run_gate(db, RunRef("train_classifier", "t1"), dataset_id=dataset_id, model_id=trained["model_id"])
     assert gate["promoted"] and "first model" in gate["reason"]
 
-    again = run_train(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, backend=minilm)
+    again = run_train_classifier(
+        db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, embedder=minilm
+    )
     assert again["skipped"] and "no new labels" in again["reason"]
 
-    weak = run_train(
+    weak = run_train_classifier(
         db,
         RunRef(),
         dataset_id=dataset_id,
         params=TrainParams(kind="logistic", epochs=1, lr=1e-5),
         model_dir=tmp_path,
-        backend=minilm,
+        embedder=minilm,
         force=True,
     )
     verdict = run_gate(db, RunRef(), dataset_id=dataset_id, model_id=weak["model_id"])
     assert not verdict["promoted"] and "does not beat" in verdict["reason"]
     with session_scope(db) as s:
         statuses = dict(s.execute(select(ModelVersion.version, ModelVersion.status)).tuples().all())
-        experiment_epochs = s.scalar(select(Job.counts).where(Job.run_id == "t1", Job.kind == "train_classifier"))
+        experiment_epochs = s.scalar(select(Job.counts).where(Job.run_id == "t1", Job.step == "train_classifier"))
     assert statuses == {trained["version"]: ModelStatus.PROMOTED, weak["version"]: ModelStatus.REJECTED}
     from tests.webapp.conftest import make_app
 
@@ -196,7 +203,7 @@ def test_conflicts_stay_out_of_training(db, ls) -> None:
     client.create_annotation(rows[1][0].ls_task_id, choice_result("NG"))
     run_ls_export(db, client, RunRef(), dataset_id=dataset_id)
     with session_scope(db) as s:
-        examples = labeled_examples(s, dataset_id)
+        examples = labeled_examples(s, s.get_one(Dataset, dataset_id))
     assert [label for _, label in examples] == ["NG"]
 
 

@@ -23,7 +23,7 @@ def make_app(db_url: str, **overrides: Any):
         "SECRET_KEY": "test-secret-key-0123456789",
         "SQLALCHEMY_DATABASE_URI": db_url,
         "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
+        "LOGIN_THROTTLE_ENABLED": False,
         "LS_URL": None,
         "LS_API_TOKEN": None,
         "AIRFLOW_API_URL": "http://127.0.0.1:9",  # nothing listens there

@@ -254,7 +254,7 @@ def test_pipeline_button_with_airflow_down_explains_and_leaves_nothing(db, clien
 def test_jobs_page_refreshes_only_while_runs_are_active(db, client) -> None:
     login(client, "admin")
     with session_scope(db) as s:
-        job = queue_job(s, kind="ls_import", dag_id="ls_import", run_id="r-1")
+        job = queue_job(s, step="ls_import", dag_id="ls_import", run_id="r-1")
         job_id = job.id
     page = client.get("/admin/jobs").get_data(as_text=True)
     assert 'data-active="1"' in page and "Refreshing while runs are active" in page

@@ -75,11 +75,12 @@ def test_button_triggers_a_real_dag_run(db, users, airflow_api) -> None:
         assert "Import to Label Studio started" in page
     with session_scope(db) as s:
         job = s.scalar(select(Job))
-        assert (job.status, job.dag_id, job.params) == (JobStatus.QUEUED, "ls_import", {"dataset_id": ds, "limit": 10})
+        conf = {"dataset_id": ds, "limit": 10, "batch_size": 5000}  # declared defaults filled in
+        assert (job.status, job.dag_id, job.params) == (JobStatus.QUEUED, "ls_import", conf)
         run_id = job.run_id
     admin = AirflowClient(airflow_api, "admin", PASSWORDS["admin"])
     run = admin.get_run("ls_import", run_id)
-    assert run["conf"] == {"dataset_id": ds, "limit": 10} and run["state"] == "queued"
+    assert run["conf"] == conf and run["state"] == "queued"
     assert run["triggering_user_name"] == "webapp"
 
     # The run fails before its task starts (e.g. an operator kills it): the jobs page catches up.

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.labelstudio
 def imported(db, ls, users):
     """Six tasks in Label Studio: three assigned to alice (priority 300, 200, 100), one to bob."""
     with session_scope(db) as s:
-        ds = create_dataset(s, "annotate")
+        ds = create_dataset(s, "annotate", labels=["OK", "NG"])
         add_items(s, ds, [(f"note {i}: the kettle {'leaks' if i % 2 else 'works'}", {}) for i in range(6)])
         dataset_id = ds.id
     run_ls_import(db, ls.client(), RunRef(), dataset_id=dataset_id)

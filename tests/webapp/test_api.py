@@ -84,7 +84,7 @@ def test_validation_errors_are_clear(db, client, users) -> None:
 def test_jobs_api(db, client, users) -> None:
     admin = api_token(client, "admin")
     with session_scope(db) as s:
-        job = queue_job(s, kind="ls_export", dag_id="ls_export", run_id="api-run")
+        job = queue_job(s, step="ls_export", dag_id="ls_export", run_id="api-run")
         job_id = job.id
     listed = client.get("/api/v1/jobs", headers=admin).json["jobs"]
     assert [j["id"] for j in listed] == [job_id] and listed[0]["status"] == "queued"
@@ -98,7 +98,7 @@ def test_annotator_labels_through_the_api(db, ls, ls_app, users) -> None:
     from include.services.datasets import add_items, create_dataset
 
     with session_scope(db) as s:
-        ds = create_dataset(s, "api-label")
+        ds = create_dataset(s, "api-label", labels=["OK", "NG"])
         add_items(s, ds, [("The router drops the connection constantly.", {})])
         dataset_id = ds.id
     run_ls_import(db, ls.client(), RunRef(), dataset_id=dataset_id)

@@ -42,8 +42,7 @@ def live_url(db, users, ls) -> Iterator[str]:
     app = make_app(
         db,
         WTF_CSRF_ENABLED=True,
-        RATELIMIT_ENABLED=True,
-        LOGIN_RATE_LIMIT="100 per minute",
+        LOGIN_THROTTLE_ENABLED=True,
         LS_URL=ls.url,
         LS_API_TOKEN=ls.token,
         LS_PUBLIC_URL=ls.url,
@@ -162,7 +161,7 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
 
 def test_jobs_page_refreshes_itself(db, live_url, page) -> None:
     with session_scope(db) as s:
-        job_id = queue_job(s, kind="ls_import", dag_id="ls_import", run_id="live-1").id
+        job_id = queue_job(s, step="ls_import", dag_id="ls_import", run_id="live-1").id
         s.get(Job, job_id).status = JobStatus.RUNNING
         s.get(Job, job_id).message = "imported 5000 of 20000 tasks"
     log_in(page, live_url, "admin")

@@ -132,7 +132,7 @@ def test_a_password_change_revokes_api_tokens(db, client, ids) -> None:
 
 def test_errors_show_no_internals(app, client, monkeypatch) -> None:
     login(client, "admin")
-    import webapp.admin.routes as routes
+    import webapp.admin.pipelines as routes
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail")

@@ -1,3 +1,5 @@
+"""Forms of the admin pages (the CSRF-only form is in webapp.forms)."""
+
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
@@ -6,14 +8,15 @@ from wtforms import EmailField, IntegerField, RadioField, SelectField, StringFie
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
 
-class CsrfForm(FlaskForm):
-    """A form with only the CSRF token, for buttons that post."""
-
-
 class DatasetForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(min=2, max=128)])
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
-    labels = StringField("Labels", default="OK, NG", validators=[DataRequired(), Length(max=500)])
+    # The default (LABELS) is filled in by the view from the app's config.
+    labels = StringField("Labels", validators=[DataRequired(), Length(max=500)])
+    label_descriptions = TextAreaField(
+        "What each label means (optional, one per line: LABEL: description)",
+        validators=[Optional(), Length(max=5000)],
+    )
     source = RadioField(
         "Items",
         choices=[("upload", "Upload a CSV or JSONL file"), ("demo", "Generate demo texts"), ("empty", "Start empty")],

@@ -12,11 +12,12 @@ from include.labelstudio.client import LabelStudioError
 from include.services.labeling import LabelingError, submit_label
 from include.services.stats import annotator_stats
 from include.services.task_queries import annotator_tasks, next_task, parse_status
-from webapp.admin.forms import CsrfForm
 from webapp.annotator import bp
+from webapp.args import page_arg
+from webapp.clients import NotConfigured, ls_client
 from webapp.extensions import db
+from webapp.forms import CsrfForm
 from webapp.security import annotator_required
-from webapp.services import NotConfigured, ls_client
 
 
 def own_task_or_404(task_id: int) -> Task:
@@ -36,8 +37,7 @@ def tasks() -> Any:
     except ValueError as exc:
         flash(str(exc), "error")
         status = None
-    page_no = request.args.get("page", "1")
-    page = annotator_tasks(db.session(), current_user, status=status, page=int(page_no) if page_no.isdigit() else 1)
+    page = annotator_tasks(db.session(), current_user, status=status, page=page_arg())
     return render_template(
         "annotator/tasks.html",
         page=page,
@@ -58,7 +58,7 @@ def next_() -> Any:
     return redirect(url_for("annotator.label", task_id=task.id))
 
 
-@bp.get("/tasks/<int:task_id>")
+@bp.get("/tasks/<bigid:task_id>")
 @annotator_required
 def label(task_id: int) -> Any:
     """Label one task: the text, the model's suggestion, one button (or key) per label."""
@@ -76,7 +76,7 @@ def label(task_id: int) -> Any:
     )
 
 
-@bp.post("/tasks/<int:task_id>/label")
+@bp.post("/tasks/<bigid:task_id>/label")
 @annotator_required
 def submit(task_id: int) -> Any:
     """Record my label in Label Studio and here, then go straight to my next task."""

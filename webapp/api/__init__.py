@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, abort, g, jsonify, request
 
 from include.db.models import Role, User
+from webapp.args import BadArgument, has_nul
 from webapp.security import user_from_api_token
 
 bp = Blueprint("api", __name__)
@@ -53,21 +54,15 @@ def api_user() -> User:
 
 
 def json_body() -> dict[str, Any]:
+    """The request's JSON object ({} when there is none); 400 for other JSON or NUL characters."""
     body = request.get_json(silent=True)
     if body is None:
         return {}
     if not isinstance(body, dict):
-        abort(400)
+        raise BadArgument("send a JSON object")
+    if has_nul(body):
+        raise BadArgument("the JSON body contains a NUL character (\\u0000), which cannot be stored")
     return body
-
-
-def int_param(name: str, default: int | None = None, *, minimum: int = 1, maximum: int = 1_000_000) -> int | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    if not raw.lstrip("-").isdigit() or not minimum <= int(raw) <= maximum:
-        abort(api_error(400, f"{name} must be a whole number between {minimum} and {maximum}"))
-    return int(raw)
 
 
 from webapp.api import routes  # noqa: E402, F401

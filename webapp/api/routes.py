@@ -5,60 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, jsonify, request
-from sqlalchemy import select
 
 from include.airflow_client import AirflowError
 from include.db.models import Dataset, Job, Role, Task
 from include.demo.texts import generate_demo_texts
 from include.labelstudio.client import LabelStudioError
-from include.pipelines.catalog import PIPELINES, ParamError
-from include.services.assignment import AssignmentError, assign_task, auto_assign, unassign_task, user_by_name
-from include.services.datasets import DatasetError, add_items, create_dataset
+from include.params import ParamError, parse_int
+from include.pipelines.catalog import PIPELINES, Pipeline
+from include.services.assignment import AssignmentError, assign_task, auto_assign, unassign_task
+from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets
 from include.services.jobs import recent_jobs
 from include.services.labeling import LabelingError, submit_label
 from include.services.stats import annotator_stats, dataset_stats, per_annotator_stats
 from include.services.task_queries import annotator_tasks, parse_status, priority_tasks
-from include.services.users import authenticate
-from webapp.admin.routes import job_json
-from webapp.api import api_error, api_user, bp, int_param, json_body, token_required
+from include.services.users import authenticate, find_user
+from webapp.api import api_error, api_user, bp, json_body, token_required
+from webapp.args import int_arg, page_arg
+from webapp.auth import throttle
+from webapp.clients import NotConfigured, ls_client
 from webapp.extensions import db
-from webapp.pipelines import refresh_active_jobs, trigger_pipeline
-from webapp.security import login_rate_limits, make_api_token
-from webapp.services import NotConfigured, ls_client
-
-
-def task_json(task: Task, *, with_text: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": task.id,
-        "dataset_id": task.dataset_id,
-        "item_id": task.item_id,
-        "ls_project_id": task.ls_project_id,
-        "ls_task_id": task.ls_task_id,
-        "status": task.status.value,
-        "assigned_to": task.assigned_to,
-        "label": task.label,
-        "prelabel_label": task.prelabel_label,
-        "prelabel_score": task.prelabel_score,
-        "model_version": task.model_version,
-        "model_prob": task.model_prob,
-        "uncertainty_score": task.uncertainty_score,
-        "priority": task.priority,
-    }
-    if with_text:
-        data["text"] = task.item.text
-    return data
-
-
-def dataset_json(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "id": dataset.id,
-        "name": dataset.name,
-        "description": dataset.description,
-        "labels": dataset.labels,
-        "ls_project_id": dataset.ls_project_id,
-        "items": dataset.item_count,
-        "created_at": dataset.created_at.isoformat() if dataset.created_at else None,
-    }
+from webapp.runs import refresh_active_jobs, trigger_pipeline
+from webapp.security import make_api_token
+from webapp.serializers import dataset_json, job_json, task_json
 
 
 def _dataset_or_error(dataset_id: int) -> Dataset | Any:
@@ -68,23 +36,30 @@ def _dataset_or_error(dataset_id: int) -> Dataset | Any:
 
 # -- auth ------------------------------------------------------------------------------------
 @bp.post("/auth/login")
-@login_rate_limits
 def login() -> Any:
     """Exchange username and password for a bearer token."""
     body = json_body()
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         return api_error(400, 'send JSON {"username": ..., "password": ...}')
+    refused = throttle.refusal(username)
+    if refused is not None:
+        response = api_error(429, f"{refused.reason}; try again in {refused.retry_after} s")
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
     user = authenticate(db.session(), username, password)
     if user is None:
         return api_error(401, "wrong username or password")
-    return jsonify(
-        {
-            "access_token": make_api_token(user),
-            "token_type": "bearer",
-            "role": user.role.value,
-            "expires_in": current_app.config["API_TOKEN_MAX_AGE"],
-        }
+    return throttle.succeeded(
+        username,
+        jsonify(
+            {
+                "access_token": make_api_token(user),
+                "token_type": "bearer",
+                "role": user.role.value,
+                "expires_in": current_app.config["API_TOKEN_MAX_AGE"],
+            }
+        ),
     )
 
 
@@ -99,24 +74,31 @@ def me() -> Any:
 @bp.get("/datasets")
 @token_required(Role.ADMIN)
 def datasets() -> Any:
-    rows = db.session.scalars(select(Dataset).order_by(Dataset.id)).all()
+    rows = sorted(list_datasets(db.session()), key=lambda d: d.id)
     return jsonify({"datasets": [dataset_json(d) for d in rows]})
 
 
 @bp.post("/datasets")
 @token_required(Role.ADMIN)
 def create() -> Any:
-    """Create a dataset; ``{"name": ..., "demo": 100}`` fills it with generated demo texts."""
+    """Create a dataset; ``{"name": ..., "demo": 100}`` fills it with generated demo texts.
+
+    ``labels`` defaults to the LABELS setting; ``label_descriptions`` maps labels to their meaning.
+    """
     body = json_body()
     demo = body.get("demo", 0)
-    if not isinstance(demo, int) or not 0 <= demo <= 5000:
+    if not isinstance(demo, int) or isinstance(demo, bool) or not 0 <= demo <= 5000:
         return api_error(400, "demo must be a number of texts between 0 and 5000")
+    for key in ("name", "description"):
+        if not isinstance(body.get(key, ""), str):
+            return api_error(400, f"{key} must be text")
     try:
         dataset = create_dataset(
             db.session(),
-            str(body.get("name", "")),
-            description=str(body.get("description", "")),
-            labels=body.get("labels") or ["OK", "NG"],
+            body.get("name", ""),
+            labels=body.get("labels") or current_app.config["DEFAULT_LABELS"],
+            description=body.get("description", ""),
+            label_descriptions=body.get("label_descriptions"),
             created_by=api_user(),
         )
         report = (
@@ -125,13 +107,13 @@ def create() -> Any:
             else None
         )
         db.session.commit()
-    except (DatasetError, TypeError) as exc:
+    except DatasetError as exc:
         db.session.rollback()
         return api_error(400, str(exc))
     return jsonify({"dataset": dataset_json(dataset), "items_added": report.added if report else 0}), 201
 
 
-@bp.get("/datasets/<int:dataset_id>/stats")
+@bp.get("/datasets/<id:dataset_id>/stats")
 @token_required(Role.ADMIN)
 def stats(dataset_id: int) -> Any:
     dataset = _dataset_or_error(dataset_id)
@@ -146,7 +128,7 @@ def stats(dataset_id: int) -> Any:
     )
 
 
-@bp.get("/datasets/<int:dataset_id>/priority_tasks")
+@bp.get("/datasets/<id:dataset_id>/priority_tasks")
 @token_required(Role.ADMIN)
 def priority(dataset_id: int) -> Any:
     """Highest-priority (most uncertain) tasks first."""
@@ -155,12 +137,12 @@ def priority(dataset_id: int) -> Any:
         return dataset
     only_unlabeled = request.args.get("only_unlabeled", "true").lower() not in ("0", "false", "no")
     rows = priority_tasks(
-        db.session(), dataset_id, limit=int_param("limit", 50, maximum=1000) or 50, only_unlabeled=only_unlabeled
+        db.session(), dataset_id, limit=int_arg("limit", 50, maximum=1000) or 50, only_unlabeled=only_unlabeled
     )
     return jsonify({"tasks": [task_json(t) for t in rows]})
 
 
-@bp.post("/datasets/<int:dataset_id>/auto_assign")
+@bp.post("/datasets/<id:dataset_id>/auto_assign")
 @token_required(Role.ADMIN)
 def auto_assign_api(dataset_id: int) -> Any:
     """Assign ``count`` highest-priority unassigned tasks to ``username``."""
@@ -169,24 +151,22 @@ def auto_assign_api(dataset_id: int) -> Any:
         return dataset
     body = json_body()
     username = request.args.get("username") or body.get("username") or ""
-    raw_count = request.args.get("count") or body.get("count") or 0
-    if not str(raw_count).isdigit():
-        return api_error(400, "count must be a whole number")
     try:
-        ids = auto_assign(db.session(), dataset_id, user_by_name(db.session(), str(username)), int(raw_count))
+        count = parse_int(request.args.get("count") or body.get("count") or 0, what="count", minimum=0)
+        ids = auto_assign(db.session(), dataset_id, find_user(db.session(), str(username)), count)
         db.session.commit()
-    except AssignmentError as exc:
+    except (ParamError, AssignmentError) as exc:
         db.session.rollback()
         return api_error(400, str(exc))
     return jsonify({"assigned": len(ids), "task_ids": ids, "username": username})
 
 
 # -- tasks -----------------------------------------------------------------------------------
-@bp.post("/tasks/<int:task_id>/assign/<username>")
+@bp.post("/tasks/<bigid:task_id>/assign/<username>")
 @token_required(Role.ADMIN)
 def assign(task_id: int, username: str) -> Any:
     try:
-        task = assign_task(db.session(), task_id, user_by_name(db.session(), username))
+        task = assign_task(db.session(), task_id, find_user(db.session(), username))
         db.session.commit()
     except AssignmentError as exc:
         db.session.rollback()
@@ -194,7 +174,7 @@ def assign(task_id: int, username: str) -> Any:
     return jsonify({"task": task_json(task)})
 
 
-@bp.post("/tasks/<int:task_id>/unassign")
+@bp.post("/tasks/<bigid:task_id>/unassign")
 @token_required(Role.ADMIN)
 def unassign(task_id: int) -> Any:
     try:
@@ -219,9 +199,9 @@ def my_tasks() -> Any:
         db.session(),
         api_user(),
         status=status,
-        dataset_id=int_param("dataset_id"),
-        page=int_param("page", 1) or 1,
-        per_page=int_param("limit", 50, maximum=200) or 50,
+        dataset_id=int_arg("dataset_id"),
+        page=page_arg(),
+        per_page=int_arg("limit", 50, maximum=200) or 50,
     )
     return jsonify({"tasks": [task_json(t) for t in page.items], "page": page.page, "has_next": page.has_next})
 
@@ -229,13 +209,13 @@ def my_tasks() -> Any:
 @bp.get("/annotator/stats")
 @token_required(Role.ANNOTATOR)
 def my_stats() -> Any:
-    return jsonify(annotator_stats(db.session(), api_user(), int_param("dataset_id")))
+    return jsonify(annotator_stats(db.session(), api_user(), int_arg("dataset_id")))
 
 
-@bp.post("/annotator/tasks/<int:task_id>/label")
+@bp.post("/annotator/tasks/<bigid:task_id>/label")
 @token_required(Role.ANNOTATOR)
 def label(task_id: int) -> Any:
-    """Label one of my tasks: ``{"label": "OK"}``; goes to Label Studio and the shadow index."""
+    """Label one of my tasks: ``{"label": "<one of the dataset's labels>"}``."""
     task = db.session.get(Task, task_id)
     if task is None or task.assigned_to != api_user().id:
         return api_error(404, "task not found")
@@ -255,60 +235,77 @@ def label(task_id: int) -> Any:
 
 
 # -- pipelines and jobs ----------------------------------------------------------------------
-@bp.post("/pipelines/<kind>")
-@token_required(Role.ADMIN)
-def run_pipeline(kind: str) -> Any:
-    """Trigger a pipeline: ``{"dataset_id": 1, ...params}``; returns the queued job."""
-    if kind not in PIPELINES:
-        return api_error(404, f"unknown pipeline {kind!r}; one of {sorted(PIPELINES)}")
-    body = json_body()
-    dataset_id = body.get("dataset_id")
-    if dataset_id is not None and (not isinstance(dataset_id, int) or db.session.get(Dataset, dataset_id) is None):
-        return api_error(404, f"dataset {dataset_id} not found")
+def _trigger(pipeline: Pipeline, body: dict[str, Any]) -> Any:
+    """Validate ``body`` against the pipeline's declared parameters and start a run."""
     try:
-        job = trigger_pipeline(kind, dataset_id, body, api_user())
+        conf = pipeline.build_conf(body)
     except ParamError as exc:
         return api_error(400, str(exc))
-    except (AirflowError, NotConfigured) as exc:
-        return api_error(503, str(exc))
-    return jsonify({"job": job_json(job)}), 202
-
-
-@bp.post("/datasets/<int:dataset_id>/import_to_ls")
-@token_required(Role.ADMIN)
-def import_to_ls(dataset_id: int) -> Any:
-    """The seed's endpoint: trigger ls_import for a dataset."""
-    return _trigger_for_dataset("ls_import", dataset_id)
-
-
-@bp.post("/datasets/<int:dataset_id>/export_from_ls")
-@token_required(Role.ADMIN)
-def export_from_ls(dataset_id: int) -> Any:
-    """The seed's endpoint: trigger ls_export for a dataset."""
-    return _trigger_for_dataset("ls_export", dataset_id)
-
-
-def _trigger_for_dataset(kind: str, dataset_id: int) -> Any:
-    if db.session.get(Dataset, dataset_id) is None:
+    dataset_id = conf.get("dataset_id")
+    if dataset_id is not None and db.session.get(Dataset, dataset_id) is None:
         return api_error(404, f"dataset {dataset_id} not found")
     try:
-        job = trigger_pipeline(kind, dataset_id, json_body(), api_user())
-    except ParamError as exc:
-        return api_error(400, str(exc))
+        job = trigger_pipeline(pipeline, conf, api_user())
     except (AirflowError, NotConfigured) as exc:
         return api_error(503, str(exc))
     return jsonify({"job_id": job.id, "job": job_json(job)}), 202
+
+
+@bp.post("/pipelines/<name>")
+@token_required(Role.ADMIN)
+def run_pipeline(name: str) -> Any:
+    """Trigger a pipeline: ``{"dataset_id": 1, ...params}``; returns the queued job."""
+    pipeline = PIPELINES.get(name)
+    if pipeline is None:
+        return api_error(404, f"unknown pipeline {name!r}; one of {sorted(PIPELINES)}")
+    return _trigger(pipeline, json_body())
+
+
+@bp.get("/pipelines")
+@token_required(Role.ADMIN)
+def list_pipelines() -> Any:
+    """Every pipeline with its parameters (type, default, bounds, choices, help)."""
+    return jsonify(
+        {
+            "pipelines": [
+                {
+                    "name": p.name,
+                    "title": p.title,
+                    "description": p.description,
+                    "params": [
+                        {"name": s.name, "label": s.label, "help": s.help, "default": s.default, **s.json_schema()}
+                        for s in p.params
+                    ],
+                }
+                for p in PIPELINES.values()
+            ]
+        }
+    )
+
+
+@bp.post("/datasets/<id:dataset_id>/import_to_ls")
+@token_required(Role.ADMIN)
+def import_to_ls(dataset_id: int) -> Any:
+    """The seed's endpoint: trigger ls_import for a dataset."""
+    return _trigger(PIPELINES["ls_import"], {**json_body(), "dataset_id": dataset_id})
+
+
+@bp.post("/datasets/<id:dataset_id>/export_from_ls")
+@token_required(Role.ADMIN)
+def export_from_ls(dataset_id: int) -> Any:
+    """The seed's endpoint: trigger ls_export for a dataset."""
+    return _trigger(PIPELINES["ls_export"], {**json_body(), "dataset_id": dataset_id})
 
 
 @bp.get("/jobs")
 @token_required(Role.ADMIN)
 def jobs() -> Any:
     refresh_active_jobs()
-    rows = recent_jobs(db.session(), int_param("limit", 50, maximum=500) or 50, dataset_id=int_param("dataset_id"))
+    rows = recent_jobs(db.session(), int_arg("limit", 50, maximum=500) or 50, dataset_id=int_arg("dataset_id"))
     return jsonify({"jobs": [job_json(j) for j in rows]})
 
 
-@bp.get("/jobs/<int:job_id>")
+@bp.get("/jobs/<id:job_id>")
 @token_required(Role.ADMIN)
 def job(job_id: int) -> Any:
     row = db.session.get(Job, job_id)

@@ -3,15 +3,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from include.db.models import Role
 from include.services.users import authenticate
-from webapp.auth import bp
+from webapp.auth import bp, throttle
 from webapp.auth.forms import LoginForm
 from webapp.extensions import db
-from webapp.security import is_safe_next, login_rate_limits
+from webapp.security import is_safe_next
 
 
 def home_for(user: Any) -> str:
@@ -27,7 +27,6 @@ def index() -> Any:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@login_rate_limits
 def login() -> Any:
     """Log in with username and password."""
     if current_user.is_authenticated:
@@ -36,7 +35,14 @@ def login() -> Any:
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        user = authenticate(db.session(), form.username.data or "", form.password.data or "")
+        username = form.username.data or ""
+        refused = throttle.refusal(username)
+        if refused is not None:
+            flash(f"{refused.reason.capitalize()}. Try again in {refused.retry_after} seconds.", "error")
+            response = make_response(render_template("auth/login.html", form=form), 429)
+            response.headers["Retry-After"] = str(refused.retry_after)
+            return response
+        user = authenticate(db.session(), username, form.password.data or "")
         if user is None:
             flash("Wrong username or password.", "error")
             return render_template("auth/login.html", form=form), 401
@@ -44,14 +50,20 @@ def login() -> Any:
         db.session.commit()
         login_user(user, remember=bool(form.remember.data))
         target = form.next.data
-        return redirect(target if is_safe_next(target) else home_for(user))
+        return throttle.succeeded(username, redirect(target if is_safe_next(target) else home_for(user)))
     return render_template("auth/login.html", form=form)
 
 
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Any:
-    """Log out (POST, so a link elsewhere cannot log you out)."""
+    """Log out everywhere (POST, so a link elsewhere cannot log you out).
+
+    Bumping the session generation ends this user's other sessions and remember cookies too, so
+    a copied cookie stops working once its owner logs out.
+    """
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

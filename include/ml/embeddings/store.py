@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from include.db.models import EmbeddingBackend as BackendKind
-from include.db.models import EmbeddingModel, Item
+from include.db.models import EmbeddingModel
 
 
 class EmbeddingStoreError(ValueError):
@@ -218,13 +218,6 @@ def nearest_items(
             (np.asarray(vector, dtype=np.float32), np.asarray(vector, dtype=np.float32), k * 4, dataset_id, k),
         )
         return [(int(i), float(d)) for i, d in cur.fetchall()]
-
-
-def items_with_hash(session: Session, dataset_id: int, hashes: Sequence[str]) -> dict[str, int]:
-    rows = session.execute(
-        select(Item.text_hash, Item.id).where(Item.dataset_id == dataset_id, Item.text_hash.in_(hashes))
-    )
-    return {str(h): int(i) for h, i in rows.tuples()}
 
 
 def _as_array(value: object) -> np.ndarray:

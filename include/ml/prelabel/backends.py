@@ -18,13 +18,19 @@ import numpy as np
 
 from include.ml.http import BackendError, post_json
 from include.ml.training.model import TrainedHead
+from include.params import ParamSpec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DESCRIPTIONS = {
-    "OK": "works as expected, in good condition, passes every check, no defects, ready to ship",
-    "NG": "defective, broken, damaged, cracked, fails, does not work, unsafe, leaks, overheats",
-}
+BACKENDS = ("auto", "classifier", "similarity", "ollama", "openai")
+BACKEND = ParamSpec(
+    "backend",
+    "Backend",
+    "choice",
+    "auto",
+    choices=BACKENDS,
+    help="auto: the promoted classifier, else embedding similarity to the label descriptions",
+)
 
 
 @dataclass
@@ -94,7 +100,7 @@ class SimilarityPrelabeler:
         embedding_name: str,
         descriptions: dict[str, str] | None = None,
     ) -> SimilarityPrelabeler:
-        texts = [(descriptions or DEFAULT_DESCRIPTIONS).get(label, label) for label in labels]
+        texts = [(descriptions or {}).get(label) or label for label in labels]
         return cls(list(labels), embed(texts), model_version=f"similarity-{embedding_name}")
 
     def predict(
@@ -110,7 +116,7 @@ class SimilarityPrelabeler:
 
 
 def build_prompt(text: str, labels: Sequence[str], descriptions: dict[str, str] | None = None) -> str:
-    described = "\n".join(f"- {lbl}: {(descriptions or DEFAULT_DESCRIPTIONS).get(lbl, lbl)}" for lbl in labels)
+    described = "\n".join(f"- {lbl}: {(descriptions or {}).get(lbl) or lbl}" for lbl in labels)
     return (
         f"Classify the text into exactly one of these labels:\n{described}\n\n"
         'Answer with JSON only, like {"label": "' + labels[0] + '", "confidence": 0.8}, where confidence is '

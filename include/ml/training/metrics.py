@@ -5,7 +5,6 @@ from __future__ import annotations
 from itertools import pairwise
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
@@ -23,6 +22,8 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10)
 
 def classification_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Metrics of class probabilities ``probs`` (n, k) against integer labels ``y``."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score  # heavy: only when measuring
+
     predicted = probs.argmax(axis=1)
     metrics = {
         "accuracy": float(accuracy_score(y, predicted)),

@@ -17,41 +17,14 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from include.ml.training.metrics import classification_metrics
-from include.ml.training.model import KINDS, HeadConfig, TrainedHead, build_head
+from include.ml.training.model import HeadConfig, TrainedHead, build_head
+from include.ml.training.params import DEFAULT_LR, TrainParams
 
 log = logging.getLogger(__name__)
 
 
-# Unit-length embeddings give small logits: a linear head needs a larger step than an MLP.
-DEFAULT_LR = {"logistic": 0.05, "mlp": 0.003}
-
-
 class TrainingDataError(ValueError):
     """Not enough (or unusable) labeled data; the message says what is missing."""
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    kind: str = "mlp"
-    epochs: int = 200
-    batch_size: int = 64
-    lr: float | None = None  # None: a default that suits the kind (see DEFAULT_LR)
-    weight_decay: float = 1e-4
-    patience: int = 8
-    val_fraction: float = 0.2
-    seed: int = 0
-    hidden_dim: int = 256
-    dropout: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"model kind must be one of {KINDS}")
-        if self.lr is None:
-            object.__setattr__(self, "lr", DEFAULT_LR[self.kind])
-        if not 0.05 <= self.val_fraction <= 0.5:
-            raise ValueError("val_fraction must be between 0.05 and 0.5")
-        if self.epochs < 1 or self.batch_size < 1 or (self.lr or 0) <= 0:
-            raise ValueError("epochs, batch_size and lr must be positive")
 
 
 @dataclass

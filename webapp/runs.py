@@ -6,40 +6,38 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from include.airflow_client import AirflowError, new_run_id
-from include.db.models import Job, JobStatus, User
-from include.pipelines.catalog import PIPELINES, build_conf
-from include.services.jobs import queue_job, settle_run
+from include.db.models import Job, User
+from include.pipelines.catalog import Pipeline
+from include.services.jobs import queue_job, queued_runs, settle_run
+from webapp.clients import airflow_client
 from webapp.extensions import db
-from webapp.services import airflow_client
 
 log = logging.getLogger(__name__)
 
 
-def trigger_pipeline(kind: str, dataset_id: int | None, raw_params: dict[str, Any], user: User) -> Job:
+def trigger_pipeline(pipeline: Pipeline, conf: dict[str, Any], user: User) -> Job:
     """Record a queued job, then ask Airflow for the run; nothing is left behind if Airflow refuses.
 
+    ``conf`` comes from ``pipeline.build_conf`` (validated and typed).
+
     Raises:
-        KeyError: unknown pipeline. ParamError: bad parameters. AirflowError / NotConfigured.
+        AirflowError, NotConfigured: Airflow is not reachable or refused the run.
     """
-    spec = PIPELINES[kind]
-    conf = build_conf(spec, dataset_id, raw_params)
     client = airflow_client()
     run_id = new_run_id()
     job = queue_job(
         db.session(),
-        kind=kind,
-        dag_id=spec.dag_id,
+        step=pipeline.name,
+        dag_id=pipeline.name,
         run_id=run_id,
-        dataset_id=dataset_id,
+        dataset_id=conf.get("dataset_id"),
         params=conf,
         triggered_by=user.id,
     )
     db.session.commit()  # the DAG task finds and updates this row
     try:
-        client.trigger(spec.dag_id, conf, run_id=run_id, note=f"triggered by {user.username} from the web app")
+        client.trigger(pipeline.name, conf, run_id=run_id, note=f"triggered by {user.username} from the web app")
     except AirflowError:
         db.session.delete(job)
         db.session.commit()
@@ -49,19 +47,13 @@ def trigger_pipeline(kind: str, dataset_id: int | None, raw_params: dict[str, An
 
 def refresh_active_jobs(limit: int = 20) -> None:
     """Mark queued jobs whose Airflow run already ended (e.g. failed before its task started)."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=10)
-    jobs = db.session.scalars(
-        select(Job)
-        .where(Job.status == JobStatus.QUEUED, Job.run_id.is_not(None), Job.created_at < cutoff)
-        .order_by(Job.id.desc())
-        .limit(limit)
-    ).all()
+    jobs = queued_runs(db.session(), older_than=datetime.now(UTC) - timedelta(seconds=10), limit=limit)
     if not jobs:
         return
     try:
         client = airflow_client()
         for job in jobs:
-            dag_id = job.dag_id or job.kind
+            dag_id = job.dag_id or job.step
             state = str(client.get_run(dag_id, job.run_id or "").get("state"))
             settle_run(db.session(), dag_id, job.run_id or "", state)
         db.session.commit()

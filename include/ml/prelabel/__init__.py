@@ -1,0 +1,1 @@
+"""Pre-labeling backends: the promoted classifier, embedding similarity and LLMs."""

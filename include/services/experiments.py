@@ -1,0 +1,119 @@
+"""Experiment tracking: a training run's parameters, data snapshot, epochs and outcome.
+
+The snapshot is a hash of the labeled examples (text hash and label) and the embedding model, so
+the loop can tell "nothing new to learn from" without comparing rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, Experiment, ExperimentEpoch, Item, Task, TaskStatus
+from include.ml.training.params import TrainParams
+
+
+def labeled_examples(session: Session, dataset: Dataset) -> list[tuple[str, str]]:
+    """(text hash, label) of labeled tasks with a label of the dataset's set, by text hash.
+
+    Conflicts stay out until they are resolved.
+    """
+    rows = session.execute(
+        select(Item.text_hash, Task.label)
+        .join(Item, Item.id == Task.item_id)
+        .where(
+            Task.dataset_id == dataset.id,
+            Task.status == TaskStatus.LABELED,
+            Task.label.in_(list(dataset.labels)),
+        )
+        .order_by(Item.text_hash)
+    ).tuples()
+    return [(str(h), str(label)) for h, label in rows]
+
+
+def data_snapshot(examples: Sequence[tuple[str, str]], embedding_model: str) -> str:
+    digest = hashlib.sha256(embedding_model.encode())
+    for text_hash, label in examples:
+        digest.update(f"{text_hash}:{label};".encode())
+    return digest.hexdigest()
+
+
+def last_snapshot(session: Session, dataset_id: int) -> tuple[int, str] | None:
+    """(experiment id, data snapshot) of the dataset's latest finished experiment."""
+    row = session.execute(
+        select(Experiment.id, Experiment.params)
+        .where(Experiment.dataset_id == dataset_id, Experiment.status == "finished")
+        .order_by(Experiment.id.desc())
+        .limit(1)
+    ).first()
+    return (int(row[0]), str((row[1] or {}).get("data_snapshot", ""))) if row else None
+
+
+def start_experiment(
+    session: Session,
+    *,
+    dataset: Dataset,
+    embedding_model_id: int,
+    embedding_model: str,
+    params: TrainParams,
+    n_labeled: int,
+    snapshot: str,
+    run_id: str | None,
+) -> int:
+    """A running experiment; returns its id."""
+    now = datetime.now(UTC)
+    experiment = Experiment(
+        name=f"{dataset.name}-{params.kind}-{now:%Y%m%d-%H%M%S}",
+        dataset_id=dataset.id,
+        embedding_model_id=embedding_model_id,
+        params={
+            **asdict(params),
+            "embedding_model": embedding_model,
+            "n_labeled": n_labeled,
+            "data_snapshot": snapshot,
+            "labels": list(dataset.labels),
+        },
+        status="running",
+        run_id=run_id,
+    )
+    session.add(experiment)
+    session.flush()
+    return experiment.id
+
+
+def record_epoch(
+    session: Session, experiment_id: int, epoch: int, train_loss: float, val_loss: float, metrics: dict[str, Any]
+) -> None:
+    session.add(
+        ExperimentEpoch(
+            experiment_id=experiment_id, epoch=epoch, train_loss=train_loss, val_loss=val_loss, metrics=metrics
+        )
+    )
+
+
+def fail_experiment(session: Session, experiment_id: int) -> None:
+    experiment = session.get_one(Experiment, experiment_id)
+    experiment.status, experiment.finished_at = "failed", datetime.now(UTC)
+
+
+def finish_experiment(
+    session: Session,
+    experiment_id: int,
+    *,
+    metrics: dict[str, Any],
+    device: str,
+    n_train: int,
+    n_val: int,
+) -> None:
+    experiment = session.get_one(Experiment, experiment_id)
+    experiment.status, experiment.finished_at = "finished", datetime.now(UTC)
+    experiment.metrics = metrics
+    experiment.device = device
+    experiment.n_train = n_train
+    experiment.n_val = n_val

@@ -1,0 +1,34 @@
+"""Pre-labels in the shadow index: which tasks still need one, and recording them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from include.db.models import Item, Task, TaskStatus
+
+UNLABELED = (TaskStatus.IMPORTED, TaskStatus.ASSIGNED)
+
+
+def unlabeled_tasks(
+    session: Session, dataset_id: int, *, after_id: int, limit: int, skip_version: str | None = None
+) -> list[tuple[int, int, str, str]]:
+    """(task id, Label Studio task id, text hash, text) of unlabeled tasks, by id (keyset);
+    tasks already pre-labeled by ``skip_version`` are left out."""
+    stmt = (
+        select(Task.id, Task.ls_task_id, Item.text_hash, Item.text)
+        .join(Item, Item.id == Task.item_id)
+        .where(Task.dataset_id == dataset_id, Task.status.in_(UNLABELED), Task.id > after_id)
+    )
+    if skip_version is not None:
+        stmt = stmt.where(or_(Task.model_version.is_(None), Task.model_version != skip_version))
+    rows = session.execute(stmt.order_by(Task.id).limit(limit)).tuples()
+    return [(int(a), int(b), str(c), str(d)) for a, b, c, d in rows]
+
+
+def record_prelabels(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Bulk-update ``prelabel_label``, ``prelabel_score``, ``prelabel_json`` and ``model_version`` by task id."""
+    if rows:
+        session.execute(update(Task), rows)

@@ -1,0 +1,91 @@
+"""Model registry: candidates, the promoted model of a dataset, and gate decisions.
+
+Whether a candidate is promoted is decided by :mod:`include.ml.gate`; this module records it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, Experiment, ModelStatus, ModelVersion
+from include.ml.gate import GateDecision
+
+
+def promoted_model(session: Session, dataset_id: int, embedding_model_id: int | None = None) -> ModelVersion | None:
+    stmt = select(ModelVersion).where(
+        ModelVersion.dataset_id == dataset_id, ModelVersion.status == ModelStatus.PROMOTED
+    )
+    if embedding_model_id is not None:
+        stmt = stmt.where(ModelVersion.embedding_model_id == embedding_model_id)
+    return session.scalar(stmt.order_by(ModelVersion.promoted_at.desc()).limit(1))
+
+
+def apply_decision(session: Session, candidate: ModelVersion, decision: GateDecision) -> None:
+    """Promote (retiring the incumbent) or reject the candidate, recording why."""
+    now = datetime.now(UTC)
+    candidate.metrics = {
+        **(candidate.metrics or {}),
+        "gate_f1": decision.candidate_f1,
+        "incumbent_f1": decision.incumbent_f1,
+    }
+    candidate.reason = decision.reason
+    if not decision.promoted:
+        candidate.status = ModelStatus.REJECTED
+        return
+    current = promoted_model(session, candidate.dataset_id, candidate.embedding_model_id)
+    if current is not None and current.id != candidate.id:
+        current.status = ModelStatus.RETIRED
+        session.flush()  # the one-promoted-per-dataset index must see the old one go first
+    candidate.status = ModelStatus.PROMOTED
+    candidate.promoted_at = now
+    session.flush()
+
+
+def register_candidate(
+    session: Session,
+    *,
+    version: str,
+    kind: str,
+    experiment_id: int,
+    dataset_id: int,
+    embedding_model_id: int,
+    labels: list[str],
+    metrics: dict[str, float],
+    artifact_path: str,
+) -> ModelVersion:
+    """A new candidate in the registry, waiting for the gate."""
+    model = ModelVersion(
+        version=version,
+        kind=kind,
+        status=ModelStatus.CANDIDATE,
+        experiment_id=experiment_id,
+        dataset_id=dataset_id,
+        embedding_model_id=embedding_model_id,
+        labels=labels,
+        metrics=metrics,
+        artifact_path=artifact_path,
+    )
+    session.add(model)
+    session.flush()
+    return model
+
+
+def candidate(session: Session, model_id: int) -> ModelVersion | None:
+    """The model if it still waits for the gate, else None."""
+    row = session.get(ModelVersion, model_id)
+    return row if row is not None and row.status == ModelStatus.CANDIDATE else None
+
+
+def registry_rows(session: Session, limit: int = 200) -> list[tuple[ModelVersion, str, Experiment | None]]:
+    """Newest models first with their dataset's name and experiment (the models page)."""
+    rows = session.execute(
+        select(ModelVersion, Dataset.name, Experiment)
+        .join(Dataset, Dataset.id == ModelVersion.dataset_id)
+        .outerjoin(Experiment, Experiment.id == ModelVersion.experiment_id)
+        .order_by(ModelVersion.created_at.desc())
+        .limit(limit)
+    ).all()
+    return [(m, str(name), e) for m, name, e in rows]

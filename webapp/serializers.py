@@ -1,0 +1,65 @@
+"""JSON shapes of the platform's records, shared by the API and the pages' JSON endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from include.db.models import Dataset, Job, JobStatus, Task
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def task_json(task: Task, *, with_text: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": task.id,
+        "dataset_id": task.dataset_id,
+        "item_id": task.item_id,
+        "ls_project_id": task.ls_project_id,
+        "ls_task_id": task.ls_task_id,
+        "status": task.status.value,
+        "assigned_to": task.assigned_to,
+        "label": task.label,
+        "prelabel_label": task.prelabel_label,
+        "prelabel_score": task.prelabel_score,
+        "model_version": task.model_version,
+        "model_prob": task.model_prob,
+        "uncertainty_score": task.uncertainty_score,
+        "priority": task.priority,
+    }
+    if with_text:
+        data["text"] = task.item.text
+    return data
+
+
+def dataset_json(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "description": dataset.description,
+        "labels": dataset.labels,
+        "label_descriptions": dataset.label_descriptions,
+        "ls_project_id": dataset.ls_project_id,
+        "items": dataset.item_count,
+        "created_at": _iso(dataset.created_at),
+    }
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "step": job.step,
+        "pipeline": job.dag_id,
+        "dataset_id": job.dataset_id,
+        "status": job.status.value,
+        "message": job.message,
+        "counts": job.counts,
+        "dag_id": job.dag_id,
+        "run_id": job.run_id,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "active": job.status in (JobStatus.QUEUED, JobStatus.RUNNING),
+    }
