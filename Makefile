@@ -22,7 +22,7 @@ test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
-	$(PY) -m pytest -m "not browser and not labelstudio and not airflow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser and not labelstudio and not airflow and not slow" $(PYTEST_ARGS)
 
 venv: $(VENV)/.installed $(VENV_LS)/.installed
 

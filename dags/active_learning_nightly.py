@@ -31,7 +31,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
     max_active_runs=1,
     tags=["labelops", "ml", "labelstudio"],
     doc_md=__doc__,
-    default_args=default_args(2, 2),
+    default_args=default_args(2),
     params=PIPELINES["active_learning_nightly"].airflow_params(),
 )
 def active_learning_nightly():

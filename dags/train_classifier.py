@@ -32,7 +32,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
     max_active_runs=1,
     tags=["labelops", "ml"],
     doc_md=__doc__,
-    default_args=default_args(1, 2),
+    default_args=default_args(1),
     params=PIPELINES["train_classifier"].airflow_params(),
 )
 def train_classifier():

@@ -81,11 +81,31 @@ class AirflowClient:
             raise AirflowError(f"Airflow refused {method} {path} ({response.status_code}): {detail}")
         return response.json() if response.content else None
 
-    def health(self) -> bool:
+    def health(self) -> dict[str, str]:
+        """Each component's status ("healthy", "unhealthy", ...) from ``/api/v2/monitor/health``.
+
+        That endpoint answers 200 even when it reports the metadata database unhealthy: read
+        the statuses, not the status code.
+
+        Raises:
+            AirflowUnavailable: the api-server does not answer.
+        """
         try:
-            return requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=self.timeout).ok
-        except requests.RequestException:
-            return False
+            response = requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=self.timeout)
+            body = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise AirflowUnavailable(f"Airflow at {self.base_url} is not reachable ({exc.__class__.__name__})") from exc
+        if not isinstance(body, dict):
+            raise AirflowUnavailable(f"Airflow at {self.base_url} answered {response.status_code} without a report")
+        return {name: str((part or {}).get("status")) for name, part in body.items() if isinstance(part, dict | None)}
+
+    def task_tries(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[dict[str, Any]]:
+        """Every try of one task instance (finished ones from its history, and the current one)."""
+        path = f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id)}"
+        if map_index >= 0:
+            path += f"/{map_index}"
+        body = self._request("GET", f"{path}/tries")
+        return list((body or {}).get("task_instances", []))
 
     def trigger(
         self, dag_id: str, conf: dict[str, Any] | None = None, run_id: str | None = None, note: str | None = None

@@ -55,6 +55,8 @@ class Settings:
     ls_public_url: str | None
     airflow_public_url: str
     cookie_secure: bool
+    # The embedded Label Studio's admin account (make run; its password is generated).
+    ls_admin_email: str
     # Ports of the embedded stack (make run).
     pg_port: int
     ls_port: int
@@ -139,6 +141,13 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _email(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _get(env, name) or default
+    if "@" not in value or any(ch.isspace() for ch in value):
+        raise SettingsError(name, "an email address", value)
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = (_get(env, name) or "").lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -220,6 +229,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ls_public_url=_http_url(env, "LS_PUBLIC_URL") or ls_url,
         airflow_public_url=_http_url(env, "AIRFLOW_PUBLIC_URL") or airflow_api_url,
         cookie_secure=_flag(env, "COOKIE_SECURE"),
+        ls_admin_email=_email(env, "LS_ADMIN_EMAIL", "admin@labelops.local"),
         pg_port=_port(env, "PG_PORT", 54329),
         ls_port=_port(env, "LS_PORT", 8081),
         airflow_port=_port(env, "AIRFLOW_PORT", 8080),

@@ -45,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "labelstudio: needs the real Label Studio server")
     config.addinivalue_line("markers", "browser: drives headless Chromium")
     config.addinivalue_line("markers", "airflow: runs DAGs with dag.test()")
+    config.addinivalue_line("markers", "slow: minutes of real processes (the fault suite); make test-fast skips it")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -75,7 +76,7 @@ def db_url(pg) -> Iterator[str]:
 
 TABLES = (
     "annotations, tasks, items, jobs, experiment_epochs, models, experiments, embeddings, "
-    "embedding_models, ls_projects, datasets, users, task_counts, login_throttle"
+    "embedding_models, ls_projects, datasets, users, task_counts, login_throttle, job_attempts, label_outbox"
 )
 
 

@@ -138,3 +138,27 @@ def test_web_app_refuses_to_start_without_a_secret_key(monkeypatch) -> None:
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(SettingsError, match=r"^SECRET_KEY: expected"):
         create_app()
+
+
+def test_launcher_says_who_holds_a_taken_port(tmp_path: Path) -> None:
+    """It names the program on the port and what to do, and stops nothing it did not start."""
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("LS_", "DATABASE_URL", "WEBAPP_PORT"))}
+        result = subprocess.run(
+            [sys.executable, "-m", "include.runtime.stack", "--no-demo"],
+            env={**clean, "WEBAPP_PORT": str(port), "LABELOPS_HOME": str(tmp_path)},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1
+        output = result.stdout + result.stderr
+        assert f"port {port} (WEBAPP_PORT) is taken by PID {os.getpid()}" in output
+        assert "set WEBAPP_PORT to a free port" in output
+        assert squatter.fileno() != -1  # still ours, still open

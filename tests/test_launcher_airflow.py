@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from include.runtime.airflow_runtime import COMPONENTS, AirflowProcesses
+from include.runtime.airflow_runtime import COMPONENTS, component_argv
+from include.runtime.supervisor import ProcessComponent
 
 pytestmark = pytest.mark.airflow
 
@@ -18,13 +19,15 @@ pytestmark = pytest.mark.airflow
 def test_make_run_starts_a_triggerer(airflow_db, tmp_path: Path) -> None:
     """Deferrable operators and asset watchers need a triggerer; `make run` starts one and it runs."""
     assert "triggerer" in COMPONENTS
-    procs = AirflowProcesses(dict(os.environ), tmp_path / "logs", components=("triggerer",))
-    procs.start()
+    procs = ProcessComponent(
+        "airflow triggerer", component_argv("triggerer"), env=dict(os.environ), log_file=tmp_path / "triggerer.log"
+    )
+    procs.launch()
     airflow = str(Path(sys.executable).with_name("airflow"))
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert not procs.dead(), (tmp_path / "logs" / "triggerer.log").read_text()[-3000:]
+            assert procs.alive(), (tmp_path / "triggerer.log").read_text()[-3000:]
             check = subprocess.run(
                 [airflow, "jobs", "check", "--job-type", "TriggererJob", "--local"],
                 capture_output=True,

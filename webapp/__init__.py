@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
-from sqlalchemy.exc import DataError
+from flask import Flask, current_app, jsonify, render_template, request
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from webapp.args import BadArgument, BigIdConverter, IdConverter, has_nul
@@ -19,6 +19,8 @@ from webapp.extensions import csrf, db, login_manager
 from webapp.security import load_session_user
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -61,11 +63,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if request.form and any(has_nul(k) or has_nul(v) for k, v in request.form.items(multi=True)):
             raise BadArgument("The form contains a NUL character, which is not allowed.")
 
-    @app.get("/healthz")
-    def healthz() -> Any:
-        """Liveness and database check for load balancers and the launcher."""
-        db.session.execute(db.text("SELECT 1"))
-        return {"status": "ok"}
+    from webapp.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
 
     @app.after_request
     def security_headers(response: Any) -> Any:
@@ -95,10 +95,27 @@ def _register_error_handlers(app: Flask) -> None:
         500: "Something went wrong on our side. It has been logged.",
     }
 
+    def unavailable() -> Any:
+        """503 without touching the database (the error page must not load the user)."""
+        message = "The database is unavailable right now. Try again in a few seconds; nothing was changed."
+        if _wants_json():
+            response = jsonify({"error": message, "status": 503})
+        else:
+            # Straight from the Jinja environment: render_template's context processors would load
+            # the user (flask-login's current_user), which needs the database.
+            page = current_app.jinja_env.get_template("errors/unavailable.html").render(message=message)
+            response = current_app.response_class(page, mimetype="text/html")
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
     def render_error(code: int, message: str) -> Any:
         if _wants_json():
             return jsonify({"error": message, "status": code}), code
-        return render_template("errors/error.html", code=code, message=message), code
+        try:
+            return render_template("errors/error.html", code=code, message=message), code
+        except (OperationalError, InterfaceError):  # the page's header needs the user: no database
+            return unavailable()
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
@@ -110,6 +127,13 @@ def _register_error_handlers(app: Flask) -> None:
             message = "Your form expired. Reload the page and try again."
         return render_error(code, message)
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_unavailable(exc: Exception) -> Any:
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, getattr(exc, "orig", exc))
+        _rollback_quietly()
+        return unavailable()
+
     @app.errorhandler(DataError)
     def data_error(exc: DataError) -> Any:
         """A value the database cannot hold (out of range, malformed) is the request's fault."""
@@ -119,6 +143,15 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception) -> Any:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return database_unavailable(exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
-        db.session.rollback()
+        _rollback_quietly()
         return render_error(500, messages[500])
+
+
+def _rollback_quietly() -> None:
+    try:
+        db.session.rollback()
+    except Exception as exc:  # the connection is gone already
+        log.debug("rollback after a database error failed: %s", exc)

@@ -42,6 +42,34 @@ def register_cli(app: Flask) -> None:
         db.session.commit()
         click.echo(f"new password for {username}: {password}")
 
+    @app.cli.command("deliver-labels")
+    @click.option("--once", is_flag=True, help="deliver what is due now, then exit")
+    @click.option("--sweep", default=5.0, show_default=True, help="seconds between rounds")
+    def deliver_labels_command(once: bool, sweep: float) -> None:
+        """Deliver the label outbox to Label Studio (instead of, or next to, the web processes)."""
+        import time
+
+        from include.labelstudio.client import LabelStudioClient
+        from include.labelstudio.dispatch import deliver_due
+
+        url, token = app.config.get("LS_URL"), app.config.get("LS_API_TOKEN")
+        if not url or not token:
+            raise click.ClickException("Label Studio is not configured: set LS_URL and LS_API_TOKEN")
+        client = LabelStudioClient(url, token, retries=0)
+        database = app.config["SQLALCHEMY_DATABASE_URI"]
+        while True:
+            try:
+                done = deliver_due(database, client)
+            except Exception as exc:  # the database is away: keep going
+                click.echo(f"round failed, retrying: {exc}", err=True)
+                done = None
+            if done is not None and (done.claimed or done.error):
+                click.echo(f"delivered {done.delivered}, failed {done.failed}, undeliverable {done.dead}")
+            if once and (done is None or not done.claimed or done.error):
+                return
+            if done is None or not done.claimed or done.error:
+                time.sleep(sweep)
+
     @app.cli.command("seed-demo")
     @click.option("--texts", default=100, show_default=True, help="demo texts in the demo dataset")
     def seed_demo_command(texts: int) -> None:

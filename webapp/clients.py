@@ -6,6 +6,7 @@ from flask import current_app
 
 from include.airflow_client import AirflowClient
 from include.labelstudio.client import LabelStudioClient
+from include.labelstudio.dispatch import OutboxDispatcher
 
 
 class NotConfigured(RuntimeError):
@@ -37,3 +38,29 @@ def airflow_client() -> AirflowClient:
             cfg["AIRFLOW_API_URL"], cfg.get("AIRFLOW_API_USER") or "webapp", cfg["AIRFLOW_API_PASSWORD"]
         )
     return cache[key]
+
+
+def label_dispatcher() -> OutboxDispatcher | None:
+    """This process's outbox dispatcher (started on first use), or None when it is turned off
+    (tests, or when a separate ``flask deliver-labels`` process does the delivering)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config.get("OUTBOX_DISPATCHER") or not app.config.get("LS_URL"):
+        return None
+    dispatcher = app.extensions.get("labelops.dispatcher")
+    if dispatcher is None:
+        url, token = app.config["LS_URL"], app.config["LS_API_TOKEN"]
+        timeout = app.config.get("LS_TIMEOUT", 30)
+        dispatcher = OutboxDispatcher(
+            app.config["SQLALCHEMY_DATABASE_URI"],
+            lambda: LabelStudioClient(url, token, timeout=timeout, retries=0),
+            sweep=app.config.get("OUTBOX_SWEEP_SECONDS", 5.0),
+        )
+        app.extensions["labelops.dispatcher"] = dispatcher.start()
+    return dispatcher
+
+
+def wake_dispatcher() -> None:
+    """A label was just committed: deliver it now rather than at the next sweep."""
+    dispatcher = label_dispatcher()
+    if dispatcher is not None:
+        dispatcher.wake()

@@ -9,7 +9,7 @@ from typing import Any
 from include.airflow_client import AirflowError, new_run_id
 from include.db.models import Job, User
 from include.pipelines.catalog import Pipeline
-from include.services.jobs import queue_job, queued_runs, settle_run
+from include.services.jobs import close_attempt_from_airflow, open_attempts, queue_job, queued_runs, settle_run
 from webapp.clients import airflow_client
 from webapp.extensions import db
 
@@ -46,9 +46,12 @@ def trigger_pipeline(pipeline: Pipeline, conf: dict[str, Any], user: User) -> Jo
 
 
 def refresh_active_jobs(limit: int = 20) -> None:
-    """Mark queued jobs whose Airflow run already ended (e.g. failed before its task started)."""
-    jobs = queued_runs(db.session(), older_than=datetime.now(UTC) - timedelta(seconds=10), limit=limit)
-    if not jobs:
+    """Bring the jobs page in step with Airflow: queued jobs whose run already ended (e.g. failed
+    before its task started), and attempts whose process was killed before it could report."""
+    now = datetime.now(UTC)
+    jobs = queued_runs(db.session(), older_than=now - timedelta(seconds=10), limit=limit)
+    stale = open_attempts(db.session(), started_before=now - timedelta(seconds=30), limit=limit)
+    if not jobs and not stale:
         return
     try:
         client = airflow_client()
@@ -56,6 +59,13 @@ def refresh_active_jobs(limit: int = 20) -> None:
             dag_id = job.dag_id or job.step
             state = str(client.get_run(dag_id, job.run_id or "").get("state"))
             settle_run(db.session(), dag_id, job.run_id or "", state)
+        for job, attempt in stale:
+            if not job.dag_id or not job.run_id or not attempt.task_id:
+                continue
+            tries = client.task_tries(job.dag_id, job.run_id, attempt.task_id, attempt.map_index)
+            this = next((t for t in tries if t.get("try_number") == attempt.try_number), None)
+            if this is not None:
+                close_attempt_from_airflow(db.session(), job, attempt, str(this.get("state")))
         db.session.commit()
     except Exception as exc:  # the page still shows what the database knows
         db.session.rollback()

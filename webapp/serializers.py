@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from include.db.models import Dataset, Job, JobStatus, Task
+from include.db.models import Dataset, Job, JobAttempt, JobStatus, Task
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -47,7 +47,18 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def attempt_json(attempt: JobAttempt) -> dict[str, Any]:
+    return {
+        "try_number": attempt.try_number,
+        "state": attempt.state.value,
+        "message": attempt.message,
+        "hostname": attempt.hostname,
+        "started_at": _iso(attempt.started_at),
+        "ended_at": _iso(attempt.ended_at),
+    }
+
+
+def job_json(job: Job, attempts: list[JobAttempt] | None = None) -> dict[str, Any]:
     return {
         "id": job.id,
         "step": job.step,
@@ -62,4 +73,5 @@ def job_json(job: Job) -> dict[str, Any]:
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "active": job.status in (JobStatus.QUEUED, JobStatus.RUNNING),
+        "attempts": [attempt_json(a) for a in attempts or []],
     }

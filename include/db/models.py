@@ -75,6 +75,19 @@ class JobStatus(enum.StrEnum):
     SKIPPED = "skipped"  # nothing to do: the step ended cleanly without work
 
 
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # to be written to Label Studio (again, after a failed try)
+    SENT = "sent"  # Label Studio has it; ls_annotation_id says which annotation
+    DEAD = "dead"  # cannot be delivered (the task was deleted in Label Studio); last_error says why
+
+
+class AttemptState(enum.StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
 class ModelStatus(enum.StrEnum):
     CANDIDATE = "candidate"
     PROMOTED = "promoted"
@@ -301,6 +314,57 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(TSTZ)
     finished_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class JobAttempt(Base):
+    """One try of a job's step, as Airflow ran it: a retry adds a row, a killed try is closed
+    as failed by the next try or by the reconciler that reads Airflow's task-instance state."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (UniqueConstraint("job_id", "try_number", name="uq_job_attempts_job_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    try_number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[AttemptState] = mapped_column(_enum(AttemptState, "attempt_state"))
+    message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    task_id: Mapped[str | None] = mapped_column(String(250))  # Airflow task id (with its group)
+    map_index: Mapped[int] = mapped_column(Integer, default=-1, server_default="-1")
+    hostname: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    pid: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class LabelOutbox(Base):
+    """A label on its way to Label Studio: committed with the annotation, delivered by the
+    dispatcher (include.labelstudio.dispatch), safe to deliver again.
+
+    One entry per annotation (``idempotency_key`` names the task and annotator); a new label
+    for the same annotation bumps ``version`` and makes the entry pending again.
+    """
+
+    __tablename__ = "label_outbox"
+    __table_args__ = (Index("ix_label_outbox_due", "next_attempt_at", postgresql_where=sql_text("status = 'pending'")),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), unique=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    ground_truth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    status: Mapped[OutboxStatus] = mapped_column(
+        _enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING, server_default="pending"
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    ls_annotation_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(TSTZ)
 
 
 class EmbeddingModel(Base):

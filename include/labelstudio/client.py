@@ -373,17 +373,40 @@ class LabelStudioClient:
         *,
         completed_by: int | None = None,
         ground_truth: bool = False,
+        import_id: int | None = None,
     ) -> dict[str, Any]:
-        """Create an annotation, attributed to ``completed_by`` (a Label Studio user id) if given."""
+        """Create an annotation, attributed to ``completed_by`` (a Label Studio user id) if given.
+
+        ``import_id`` is stored with it: the platform puts its outbox entry id there, so a second
+        delivery of the same entry can find the first.
+        """
         body: dict[str, Any] = {"result": result}
         if completed_by is not None:
             body["completed_by"] = completed_by
         if ground_truth:
             body["ground_truth"] = True
+        if import_id is not None:
+            body["import_id"] = import_id
         return dict(self.request("POST", f"/api/tasks/{task_id}/annotations", json_body=body))
 
     def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> dict[str, Any]:
         return dict(self.request("PATCH", f"/api/annotations/{annotation_id}", json_body={"result": result}))
+
+    def tasks_by_id(self, project_id: int, task_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """These tasks of the project, with their annotations, in one request."""
+        if not task_ids:
+            return []
+        query = {
+            "filters": {"conjunction": "and", "items": []},
+            "selectedItems": {"all": False, "included": [int(i) for i in task_ids]},
+        }
+        body = self.request(
+            "GET",
+            "/api/tasks",
+            project_id=project_id,
+            params={"project": project_id, "fields": "all", "page_size": len(task_ids), "query": json.dumps(query)},
+        )
+        return list((body or {}).get("tasks", []))
 
     def delete_annotation(self, annotation_id: int) -> None:
         self.request("DELETE", f"/api/annotations/{annotation_id}", expected_missing=True)

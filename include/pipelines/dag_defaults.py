@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -11,8 +10,10 @@ import pendulum
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 
-def default_args(retries: int = 2, retry_delay_minutes: int = 1) -> dict[str, Any]:
-    return {"owner": "labelops", "retries": retries, "retry_delay": timedelta(minutes=retry_delay_minutes)}
+def default_args(retries: int = 2) -> dict[str, Any]:
+    """Owner and retries. The delay before a retry is the deployment's ``[core]
+    default_task_retry_delay`` (``make run`` and docker-compose set 60 s; tests set less)."""
+    return {"owner": "labelops", "retries": retries}
 
 
 def on_gpu(**task_kwargs: Any) -> dict[str, Any]:

@@ -20,7 +20,16 @@ def run_ref(context: Mapping[str, Any]) -> RunRef:
     dag_run = context.get("dag_run")
     if dag_run is None:
         return RunRef()
-    return RunRef(dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+    ti = context.get("ti")
+    map_index = getattr(ti, "map_index", None)
+    try_number = getattr(ti, "try_number", None)
+    return RunRef(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        task_id=getattr(ti, "task_id", None),
+        map_index=int(map_index) if map_index is not None else -1,
+        try_number=int(try_number) if try_number else None,
+    )
 
 
 def step_values(step: str, context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:

@@ -12,19 +12,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from include.db.models import JobStatus
+from include.db.models import AttemptState, JobStatus
 from include.db.session import session_scope
-from include.services.jobs import start_job, update_job
+from include.services.jobs import finish_attempt, start_attempt, start_job, update_job
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RunRef:
-    """Which orchestrator run a step belongs to (Airflow dag_id/run_id, or None outside Airflow)."""
+    """Which orchestrator run (and try) a step belongs to; all None outside Airflow."""
 
     dag_id: str | None = None
     run_id: str | None = None
+    task_id: str | None = None
+    map_index: int = -1
+    try_number: int | None = None
 
 
 class SkipStep(Exception):
@@ -64,28 +67,33 @@ def tracked_job(
     dataset_id: int | None = None,
     params: dict[str, Any] | None = None,
 ) -> Iterator[JobHandle]:
-    """Run a step as a job. Exceptions mark it failed with their message and propagate."""
+    """Run a step as a job, each try of it as an attempt. Exceptions mark both failed with their
+    message and propagate. A try killed before it could report is closed by the next one."""
     with session_scope(db_url) as session:
         job_id = start_job(
             session, step=step, dag_id=run.dag_id, run_id=run.run_id, dataset_id=dataset_id, params=params
         )
+        attempt_id = start_attempt(
+            session, job_id, try_number=run.try_number, task_id=run.task_id, map_index=run.map_index
+        )
     handle = JobHandle(db_url, job_id)
+
+    def finish(status: JobStatus, state: AttemptState, message: str) -> None:
+        with session_scope(db_url) as session:
+            update_job(session, job_id, status=status, message=message, counts=handle.counts)
+            finish_attempt(session, attempt_id, state, message)
+
     try:
         yield handle
     except SkipStep as skip:
         log.info("%s skipped: %s", step, skip)
         handle.message = str(skip)
         handle.result = {"skipped": True, "reason": str(skip), **handle.result}
-        with session_scope(db_url) as session:
-            update_job(session, job_id, status=JobStatus.SKIPPED, message=str(skip), counts=handle.counts)
+        finish(JobStatus.SKIPPED, AttemptState.SKIPPED, str(skip))
     except BaseException as exc:
         message = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
         log.error("%s failed: %s", step, message)
-        with session_scope(db_url) as session:
-            update_job(session, job_id, status=JobStatus.FAILED, message=message, counts=handle.counts)
+        finish(JobStatus.FAILED, AttemptState.FAILED, message)
         raise
     else:
-        with session_scope(db_url) as session:
-            update_job(
-                session, job_id, status=JobStatus.SUCCESS, message=handle.message or "done", counts=handle.counts
-            )
+        finish(JobStatus.SUCCESS, AttemptState.SUCCESS, handle.message or "done")

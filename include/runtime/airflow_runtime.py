@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -42,6 +42,8 @@ def airflow_env(
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # How long a failed task waits before its retry (the DAGs leave it to this setting).
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": os.environ.get("AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "60"),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,webapp:user",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -74,58 +76,23 @@ def airflow_cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     return result.stdout
 
 
-class AirflowProcesses:
-    """The api-server, scheduler, dag-processor and triggerer, each in its own process group.
+def component_argv(name: str) -> list[str]:
+    """The command line of one Airflow component."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    return [airflow, name, *(["--skip-serve-logs"] if name == "scheduler" else [])]
 
-    The triggerer runs deferred tasks and asset watchers; without it they would wait forever.
-    """
 
-    def __init__(self, env: dict[str, str], log_dir: Path, components: tuple[str, ...] = COMPONENTS) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.components = components
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self) -> None:
-        exe = Path(sys.executable).with_name("airflow")
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in self.components:
-            args = [str(exe), name]
-            if name == "scheduler":
-                args.append("--skip-serve-logs")
-            out = (self.log_dir / f"{name}.log").open("ab")
-            self.procs[name] = subprocess.Popen(
-                args, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def wait_healthy(self, base_url: str, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"airflow {name} exited ({proc.returncode}); see {self.log_dir / (name + '.log')}"
-                    )
-            try:
-                if requests.get(f"{base_url}/api/v2/monitor/health", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"Airflow API did not come up in {timeout:.0f} s; see {self.log_dir}")
-
-    def dead(self) -> list[str]:
-        return [name for name, proc in self.procs.items() if proc.poll() is not None]
-
-    def stop(self, timeout: float = 30) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+def wait_healthy(base_url: str, components: Sequence[Any], timeout: float = 180) -> None:
+    """Wait until the api-server answers its health endpoint; fail early if a component exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for component in components:
+            if not component.alive():
+                raise RuntimeError(f"{component.name} {component.exit_reason()}; see {component.log_file}")
+        try:
+            if requests.get(f"{base_url}/api/v2/monitor/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"Airflow API did not come up in {timeout:.0f} s; see the logs of {base_url}")

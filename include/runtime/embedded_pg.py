@@ -41,6 +41,8 @@ class EmbeddedPostgres:
         self.port = port
         self.host = host
         self._system_user: str | None = None
+        # The postmaster this object started; stop() leaves any other one alone.
+        self.started_pid: int | None = None
 
     # -- paths and commands -------------------------------------------------------------
     @property
@@ -142,15 +144,42 @@ class EmbeddedPostgres:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL did not listen on {self.host}:{self.port}; see {self.log_file}")
             time.sleep(0.1)
+        self.started_pid = self.running_pid()
         log.info("PostgreSQL listening on %s:%s", self.host, self.port)
+
+    def running_pid(self) -> int | None:
+        """The postmaster's PID from its pid file, if that process exists."""
+        try:
+            first = (self.data_dir / "postmaster.pid").read_text().splitlines()[0].strip()
+        except (OSError, IndexError):
+            return None
+        if not first.isdigit():
+            return None
+        try:
+            os.kill(int(first), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # it exists, as another user
+        return int(first)
+
+    def serving(self) -> bool:
+        """Up and listening (cheaper than ``pg_ctl status``: no process is spawned)."""
+        return self.running_pid() is not None and port_is_open(self.host, self.port)
 
     def _running_port(self) -> int | None:
         lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
         return int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
 
     def stop(self) -> None:
-        if self.is_running():
-            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", timeout=60)
+        """Stop the server this object started; one started by someone else keeps running."""
+        pid = self.running_pid()
+        if pid is None:
+            return
+        if pid != self.started_pid:
+            log.info("PostgreSQL (PID %s) was not started by this process: leaving it running", pid)
+            return
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", timeout=60)
 
     # -- databases ----------------------------------------------------------------------
     def url(self, database: str) -> str:

@@ -129,6 +129,11 @@ class LabelStudioServer:
             raise RuntimeError(
                 f"something already answers on {self.url}; set LS_PORT to a free port or LS_URL to use it"
             )
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer."""
         out = self.log_file.open("ab")
         self.process = subprocess.Popen(
             [
@@ -145,6 +150,14 @@ class LabelStudioServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        out.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        if self.process is None:
+            raise RuntimeError("Label Studio was not started")
         deadline = time.monotonic() + timeout
         while not self.health():
             if self.process.poll() is not None:

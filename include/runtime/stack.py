@@ -1,9 +1,11 @@
 """``make run``: the whole platform on one machine, on embedded defaults.
 
 Starts PostgreSQL + pgvector (unless DATABASE_URL), Label Studio (unless LS_URL), Airflow
-(LocalExecutor on PostgreSQL) and the web app; seeds the demo accounts and dataset; runs the demo
-dataset through the labeling loop via the Airflow REST API; prints every URL and login; and stops
-everything it started on Ctrl-C.
+(LocalExecutor on PostgreSQL: api-server, scheduler, dag-processor, triggerer) and the web app;
+seeds the demo accounts and dataset; runs the demo dataset through the labeling loop via the
+Airflow REST API; prints every URL and login. Then it supervises: a service that exits is
+restarted with backoff while the others keep running, so a short outage of PostgreSQL or Label
+Studio is ridden out. Only Ctrl-C or SIGTERM stops everything, and only what it started.
 """
 
 from __future__ import annotations
@@ -12,16 +14,23 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
+import threading
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from include.config import REPO_ROOT, Settings, SettingsError, load_settings
+from include.runtime.supervisor import (
+    LabelStudioComponent,
+    PostgresComponent,
+    ProcessComponent,
+    Supervisor,
+    port_owner,
+    port_taken_message,
+)
 
 log = logging.getLogger("labelops")
 
@@ -32,24 +41,18 @@ DEMO_PIPELINE: tuple[tuple[str, str], ...] = (
 
 
 class Launcher:
-    """Starts the services in order and stops them in reverse on exit."""
+    """Starts the services in order, hands each to the supervisor, and stops them in reverse."""
 
-    def __init__(self, settings: Settings, stack: ExitStack) -> None:
+    def __init__(self, settings: Settings) -> None:
         from include.runtime.local_secrets import LocalSecrets
 
         self.settings = settings
-        self.stack = stack
         self.home = settings.home
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs = self.home / "logs"
         self.logs.mkdir(exist_ok=True)
         self.secrets = LocalSecrets(self.home / "secrets.json")
-        self.ports = {
-            "pg": settings.pg_port,
-            "ls": settings.ls_port,
-            "airflow": settings.airflow_port,
-            "webapp": settings.webapp_port,
-        }
+        self.supervisor = Supervisor()
         self.env: dict[str, str] = {
             "LABELOPS_HOME": str(self.home),
             "HF_HUB_OFFLINE": "1",
@@ -58,7 +61,16 @@ class Launcher:
         }
         self.urls: dict[str, str] = {}
         self.logins: list[tuple[str, str, str]] = []
-        self.children: dict[str, Any] = {}
+
+    def check_ports(self) -> None:
+        """Fail at once, saying by what and what to do, when a port the stack needs is taken."""
+        wanted = [("AIRFLOW_PORT", self.settings.airflow_port), ("WEBAPP_PORT", self.settings.webapp_port)]
+        if not self.settings.ls_url:
+            wanted.append(("LS_PORT", self.settings.ls_port))
+        for variable, port in wanted:
+            owner = port_owner(port)
+            if owner is not None:
+                raise RuntimeError(port_taken_message(port, variable, owner))
 
     # -- database ----------------------------------------------------------------------
     def start_database(self) -> None:
@@ -76,9 +88,13 @@ class Launcher:
         else:
             from include.runtime.embedded_pg import EmbeddedPostgres
 
-            pg = EmbeddedPostgres(self.home / "postgres", self.ports["pg"])
+            pg = EmbeddedPostgres(self.home / "postgres", self.settings.pg_port)
+            if not pg.is_running():
+                owner = port_owner(pg.port)
+                if owner is not None:
+                    raise RuntimeError(port_taken_message(pg.port, "PG_PORT", owner))
             pg.start()
-            self.stack.callback(self._stop, "PostgreSQL", pg.stop)
+            self.supervisor.add(PostgresComponent(pg))
             platform_url = pg.ensure_database("labelops")
             airflow_url = pg.ensure_database("airflow")
             self.urls["PostgreSQL (platform)"] = platform_url
@@ -102,10 +118,15 @@ class Launcher:
         from include.runtime.labelstudio_server import LabelStudioServer
 
         password = self.secrets.get("ls_admin_password")
-        server = LabelStudioServer(self.home / "label-studio", self.ports["ls"], admin_password=password)
+        server = LabelStudioServer(
+            self.home / "label-studio",
+            self.settings.ls_port,
+            admin_email=self.settings.ls_admin_email,
+            admin_password=password,
+        )
         log.info("starting Label Studio (the first start initialises it: about a minute)")
         server.start()
-        self.stack.callback(self._stop, "Label Studio", server.stop)
+        self.supervisor.add(LabelStudioComponent(server))
         token = self.secrets.get("ls_token", lambda: "")
         try:
             if not token:
@@ -120,7 +141,14 @@ class Launcher:
 
     # -- Airflow -----------------------------------------------------------------------
     def start_airflow(self) -> None:
-        from include.runtime.airflow_runtime import AirflowProcesses, airflow_cli, airflow_env, write_passwords
+        from include.runtime.airflow_runtime import (
+            COMPONENTS,
+            airflow_cli,
+            airflow_env,
+            component_argv,
+            wait_healthy,
+            write_passwords,
+        )
 
         af_home = self.home / "airflow"
         af_home.mkdir(exist_ok=True)
@@ -134,20 +162,25 @@ class Launcher:
             home=af_home,
             metadata_url=self.airflow_metadata_url,
             platform_db_url=self.platform_url,
-            port=self.ports["airflow"],
+            port=self.settings.airflow_port,
             jwt_secret=self.secrets.get("airflow_jwt_secret", lambda: __import__("secrets").token_urlsafe(64)),
             passwords_file=passwords_file,
         )
-        env = {**self.env, **env}
+        env = {**os.environ, **self.env, **env}
         log.info("migrating Airflow's metadata database")
         airflow_cli(env, "db", "migrate")
         airflow_cli(env, "pools", "set", "gpu", "1", "GPU slots (one per GPU on the worker)")
-        procs = AirflowProcesses(env, self.logs / "airflow")
-        procs.start()
-        self.stack.callback(self._stop, "Airflow", procs.stop)
-        base = f"http://127.0.0.1:{self.ports['airflow']}"
-        procs.wait_healthy(base)
-        self.children["airflow"] = procs
+        components = []
+        for name in COMPONENTS:
+            component = ProcessComponent(
+                f"airflow {name}", component_argv(name), env=env, log_file=self.logs / "airflow" / f"{name}.log"
+            )
+            component.launch()
+            components.append(component)
+        base = f"http://127.0.0.1:{self.settings.airflow_port}"
+        wait_healthy(base, components)
+        for component in components:
+            self.supervisor.add(component)
         self.urls["Airflow"] = base
         self.logins.append(("Airflow", "admin", passwords["admin"]))
         self.env.update(AIRFLOW_API_URL=base, AIRFLOW_API_USER="webapp", AIRFLOW_API_PASSWORD=passwords["webapp"])
@@ -156,43 +189,32 @@ class Launcher:
     def start_webapp(self) -> None:
         secret = self.settings.secret_key or self.secrets.get("secret_key")
         self.env["SECRET_KEY"] = secret
-        port = self.ports["webapp"]
+        port = self.settings.webapp_port
         gunicorn = Path(sys.executable).with_name("gunicorn")
-        out = (self.logs / "webapp.log").open("ab")
-        proc = subprocess.Popen(
-            [
-                str(gunicorn),
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                "120",
-                "webapp.wsgi:app",
-            ],
-            cwd=str(REPO_ROOT),
+        argv = [str(gunicorn), "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}", "--timeout", "120"]
+        component = ProcessComponent(
+            "web app",
+            [*argv, "webapp.wsgi:app"],
             env={**os.environ, **self.env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_file=self.logs / "webapp.log",
+            cwd=REPO_ROOT,
         )
-        self.stack.callback(self._stop, "web app", lambda: _terminate(proc))
+        component.launch()
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the web app exited ({proc.returncode}); see {self.logs / 'webapp.log'}")
+            if not component.alive():
+                raise RuntimeError(f"the web app {component.exit_reason()}; see {self.logs / 'webapp.log'}")
             try:
-                if requests.get(f"{url}/healthz", timeout=2).ok:
+                if requests.get(f"{url}/livez", timeout=2).ok:
                     break
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
+                component.stop()
                 raise RuntimeError(f"the web app did not answer on {url}; see {self.logs / 'webapp.log'}")
             time.sleep(0.5)
-        self.children["webapp"] = proc
+        self.supervisor.add(component)
         self.urls["LabelOps web app"] = url
 
     # -- demo --------------------------------------------------------------------------
@@ -213,9 +235,8 @@ class Launcher:
     def run_demo(self, dataset_id: int) -> bool:
         """Run the demo dataset through the pipeline via Airflow's REST API, as the web app does."""
         from include.airflow_client import AirflowClient, new_run_id
-        from include.db.models import Job
         from include.db.session import session_scope
-        from include.services.jobs import queue_job, settle_run
+        from include.services.jobs import jobs_of_run, queue_job, settle_run
 
         client = AirflowClient(self.urls["Airflow"], "webapp", self.env["AIRFLOW_API_PASSWORD"], timeout=30)
         wanted = [dag_id for dag_id, _ in DEMO_PIPELINE]
@@ -226,7 +247,6 @@ class Launcher:
                 wanted = [d for d in wanted if d in available]
                 break
             time.sleep(2)
-        ok = True
         for dag_id, what in DEMO_PIPELINE:
             if dag_id not in wanted:
                 continue
@@ -238,17 +258,14 @@ class Launcher:
             client.trigger(dag_id, conf, run_id=run_id, note="make run demo")
             state = client.wait(dag_id, run_id, timeout=1800)
             with session_scope(self.platform_url) as session:
-                from sqlalchemy import select
-
                 settle_run(session, dag_id, run_id, state)
                 session.flush()
-                for job in session.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id)):
+                for job in jobs_of_run(session, run_id):
                     log.info("  %-22s %-8s %s", job.step, job.status.value, job.message)
             if state != "success":
                 log.error("%s ended %s; see the jobs page or the Airflow UI", dag_id, state)
-                ok = False
-                break
-        return ok
+                return False
+        return True
 
     def print_summary(self) -> None:
         lines = ["", "LabelOps is running. Press Ctrl-C to stop everything.", ""]
@@ -260,34 +277,6 @@ class Launcher:
             lines.append(f"    {service:<22} {user:<26} {password}")
         lines.append(f"\n  Logs: {self.logs}    Secrets: {self.home / 'secrets.json'}\n")
         print("\n".join(lines), flush=True)
-
-    def watch(self) -> None:
-        while True:
-            time.sleep(2)
-            airflow = self.children.get("airflow")
-            if airflow and airflow.dead():
-                raise RuntimeError(f"Airflow component(s) {airflow.dead()} stopped; see {self.logs / 'airflow'}")
-            webapp = self.children.get("webapp")
-            if webapp and webapp.poll() is not None:
-                raise RuntimeError(f"the web app stopped; see {self.logs / 'webapp.log'}")
-
-    @staticmethod
-    def _stop(name: str, fn: Any) -> None:
-        log.info("stopping %s", name)
-        try:
-            fn()
-        except Exception as exc:  # keep stopping the rest
-            log.warning("could not stop %s cleanly: %s", name, exc)
-
-
-def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,36 +296,52 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
 
+    stop = threading.Event()
+
     def _interrupt(signum: int, frame: Any) -> None:
+        stop.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    with ExitStack() as stack:
-        launcher = Launcher(settings, stack)
-        try:
-            launcher.start_database()
-            launcher.start_label_studio()
-            launcher.start_airflow()
-            launcher.start_webapp()
-            dataset_id = launcher.seed()
-            log.info("platform up in %.0f s", time.monotonic() - started)
-            launcher.print_summary()
-            ok = True
-            if not args.no_demo:
+    launcher = Launcher(settings)
+    try:
+        launcher.check_ports()
+        launcher.start_database()
+        launcher.start_label_studio()
+        launcher.start_airflow()
+        launcher.start_webapp()
+        dataset_id = launcher.seed()
+        log.info("platform up in %.0f s", time.monotonic() - started)
+        launcher.print_summary()
+        watcher = threading.Thread(target=launcher.supervisor.run, args=(stop,), name="supervisor", daemon=True)
+        watcher.start()
+        ok = True
+        if not args.no_demo:
+            try:
                 ok = launcher.run_demo(dataset_id)
-                log.info("demo pipeline %s after %.0f s", "finished" if ok else "FAILED", time.monotonic() - started)
-                if not args.once:
-                    launcher.print_summary()
-            if args.once:
-                return 0 if ok else 1
-            launcher.watch()
-        except KeyboardInterrupt:
-            print("\nstopping...", flush=True)
-            return 0
-        except (SettingsError, RuntimeError) as exc:
-            log.error("%s", exc)
-            return 1
+            except Exception as exc:  # the platform keeps running; the demo can be rerun from the web app
+                log.error("the demo pipeline could not run: %s", exc)
+                ok = False
+            log.info("demo pipeline %s after %.0f s", "finished" if ok else "FAILED", time.monotonic() - started)
+            if not args.once:
+                launcher.print_summary()
+        if args.once:
+            return 0 if ok else 1
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        stop.set()
+        launcher.supervisor.stop_all()
     return 0
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Job, JobStatus
+from include.db.models import AttemptState, Dataset, Job, JobAttempt, JobStatus
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -84,6 +86,106 @@ def start_job(
     return int(session.execute(stmt).scalar_one())
 
 
+KILLED = (
+    "try {n} ended without reporting: its process was killed (out of memory, SIGKILL, or its machine went away){then}"
+)
+
+
+def start_attempt(
+    session: Session, job_id: int, *, try_number: int | None, task_id: str | None = None, map_index: int = -1
+) -> int:
+    """Record that a try of the job's step is running; returns the attempt's id.
+
+    Earlier tries still marked running never reported an end: their process died. They are
+    closed as failed here, so the history keeps every attempt.
+    """
+    now = _now()
+    if try_number is None:  # outside Airflow: the next number
+        last = session.scalar(select(func.max(JobAttempt.try_number)).where(JobAttempt.job_id == job_id))
+        try_number = int(last or 0) + 1
+    for earlier in session.scalars(
+        select(JobAttempt).where(
+            JobAttempt.job_id == job_id, JobAttempt.ended_at.is_(None), JobAttempt.try_number < try_number
+        )
+    ):
+        earlier.state, earlier.ended_at = AttemptState.FAILED, now
+        earlier.message = KILLED.format(n=earlier.try_number, then=f"; Airflow retried it as try {try_number}")
+    stmt = insert(JobAttempt).values(
+        job_id=job_id,
+        try_number=try_number,
+        state=AttemptState.RUNNING.value,
+        task_id=task_id,
+        map_index=map_index,
+        hostname=socket.gethostname()[:255],
+        pid=os.getpid(),
+        started_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        constraint="uq_job_attempts_job_id",
+        set_={
+            "state": AttemptState.RUNNING.value,
+            "started_at": now,
+            "ended_at": None,
+            "message": "",
+            "hostname": stmt.excluded.hostname,
+            "pid": stmt.excluded.pid,
+        },
+    )
+    return int(session.execute(stmt.returning(JobAttempt.id)).scalar_one())
+
+
+def finish_attempt(session: Session, attempt_id: int, state: AttemptState, message: str) -> None:
+    attempt = session.get(JobAttempt, attempt_id)
+    if attempt is not None:
+        attempt.state, attempt.message, attempt.ended_at = state, message[:4000], _now()
+
+
+def attempts_of(session: Session, job_ids: list[int]) -> dict[int, list[JobAttempt]]:
+    """Each job's attempts, oldest first (the jobs page shows retries)."""
+    out: dict[int, list[JobAttempt]] = {}
+    if job_ids:
+        rows = session.scalars(
+            select(JobAttempt).where(JobAttempt.job_id.in_(job_ids)).order_by(JobAttempt.job_id, JobAttempt.try_number)
+        )
+        for attempt in rows:
+            out.setdefault(attempt.job_id, []).append(attempt)
+    return out
+
+
+def open_attempts(session: Session, *, started_before: datetime, limit: int = 50) -> list[tuple[Job, JobAttempt]]:
+    """Attempts still marked running that began before ``started_before`` (for the reconciler)."""
+    rows = session.execute(
+        select(Job, JobAttempt)
+        .join(JobAttempt, JobAttempt.job_id == Job.id)
+        .where(JobAttempt.ended_at.is_(None), JobAttempt.started_at < started_before, Job.run_id.is_not(None))
+        .order_by(JobAttempt.id)
+        .limit(limit)
+    ).all()
+    return [(job, attempt) for job, attempt in rows]
+
+
+def close_attempt_from_airflow(session: Session, job: Job, attempt: JobAttempt, airflow_state: str) -> bool:
+    """Close an attempt whose Airflow try has ended in ``airflow_state``; True if it changed.
+
+    A try that ended without our step reporting was killed; if it was the last try, the job
+    ends failed too.
+    """
+    if airflow_state in ("running", "queued", "scheduled", "deferred", "restarting", "None", ""):
+        return False
+    now = _now()
+    succeeded = airflow_state == "success"
+    attempt.state = AttemptState.SUCCESS if succeeded else AttemptState.FAILED
+    attempt.ended_at = now
+    attempt.message = (
+        "Airflow reports success"
+        if succeeded
+        else KILLED.format(n=attempt.try_number, then=f"; Airflow: {airflow_state}")
+    )
+    if job.status == JobStatus.RUNNING and airflow_state in ("failed", "upstream_failed", "removed"):
+        update_job(session, job.id, status=JobStatus.FAILED, message=attempt.message)
+    return True
+
+
 def update_job(
     session: Session,
     job_id: int,
@@ -115,6 +217,10 @@ def recent_jobs(
     if dataset_id is not None:
         stmt = stmt.where(Job.dataset_id == dataset_id)
     return list(session.scalars(stmt))
+
+
+def jobs_of_run(session: Session, run_id: str) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id)))
 
 
 def queued_runs(session: Session, *, older_than: datetime, limit: int = 20) -> list[Job]:

@@ -9,6 +9,11 @@ task's label and status are recomputed:
 * a ground-truth annotation       -> ``labeled`` with that label (how conflicts are resolved)
 * different labels                -> ``conflict`` (kept out of training until resolved)
 
+Labels still in the outbox (include.services.label_outbox) are newer than what Label Studio
+shows: they keep their rows and count as votes, and a Label Studio annotation that an earlier
+delivery created is matched to its row (by the entry id it carries, or by annotator) instead
+of being added a second time.
+
 Each page of tasks costs a constant number of statements, whatever its size.
 """
 
@@ -27,6 +32,7 @@ from include.db.models import Annotation, AnnotationSource, Task, TaskStatus, Us
 from include.labelstudio.client import parse_ls_datetime
 from include.labelstudio.label_config import label_of
 from include.services.consensus import Vote, decide
+from include.services.label_outbox import PendingVote, adopt, pending_votes
 
 
 @dataclass
@@ -88,20 +94,29 @@ def apply_ls_tasks(
     )
     summary.unknown_tasks = len(by_ls_id) - len(rows)
     now = datetime.now(UTC)
+    pending = pending_votes(session, [r[0] for r in rows])
     annotation_rows: list[dict[str, Any]] = []
     task_updates: list[dict[str, Any]] = []
     keep_pairs: list[tuple[int, int]] = []
+    adoptions: list[tuple[PendingVote, int]] = []
     for task_id, ls_task_id, assigned_to, old_status, old_label, old_labeled_at in rows:
         ls_task = by_ls_id[int(ls_task_id)]
+        unsent = list(pending.get(task_id, []))
         votes = []
         for ann in ls_task.get("annotations") or []:
             email = _completed_by_email(ann, ls_users)
             annotator_id = users_by_email.get(email) if email else None
             if annotator_id is None:
                 summary.unmapped_annotations += 1
+            ours = _match_pending(ann, annotator_id, unsent)
+            if ours is not None:
+                unsent.remove(ours)
+                if ours.ls_annotation_id is None:
+                    adoptions.append((ours, int(ann["id"])))
             vote = Vote(
-                label=label_of(ann.get("result")),
-                cancelled=bool(ann.get("was_cancelled")),
+                # the platform's label is newer while its delivery is pending
+                label=ours.label if ours is not None else label_of(ann.get("result")),
+                cancelled=False if ours is not None else bool(ann.get("was_cancelled")),
                 ground_truth=bool(ann.get("ground_truth")),
                 updated_at=parse_ls_datetime(ann["updated_at"]) if ann.get("updated_at") else now,
             )
@@ -122,6 +137,8 @@ def apply_ls_tasks(
                 }
             )
             keep_pairs.append((task_id, int(ann["id"])))
+        for pv in unsent:  # not in Label Studio yet
+            votes.append((Vote(label=pv.label, ground_truth=pv.ground_truth, updated_at=now), {}))
         status, label = decide([vote for vote, _ in votes])
         labeled_at = max((vote.updated_at for vote, _ in votes if vote.updated_at), default=None)
         if status is None:
@@ -144,16 +161,20 @@ def apply_ls_tasks(
                 "ls_updated_at": parse_ls_datetime(ls_task["updated_at"]) if ls_task.get("updated_at") else now,
             }
         )
+    for vote_of_ours, ls_annotation_id in adoptions:
+        adopt(session, vote_of_ours, ls_annotation_id)
     task_ids = [r[0] for r in rows]
     if task_ids:
-        # Annotations deleted in Label Studio: rows of these tasks whose id Label Studio no longer lists.
+        # Annotations deleted in Label Studio: rows of these tasks whose id Label Studio no longer
+        # lists, except labels still on their way there.
         present = [ann_id for _, ann_id in keep_pairs]
+        waiting = [pv.annotation_id for votes_of_task in pending.values() for pv in votes_of_task]
+        gone = or_(Annotation.ls_annotation_id.is_(None), not_(Annotation.ls_annotation_id.in_(present)))
         result = session.execute(
             delete(Annotation).where(
                 Annotation.task_id.in_(task_ids),
-                or_(Annotation.ls_annotation_id.is_(None), not_(Annotation.ls_annotation_id.in_(present)))
-                if present
-                else Annotation.task_id.in_(task_ids),
+                gone if present else Annotation.task_id.in_(task_ids),
+                not_(Annotation.id.in_(waiting)) if waiting else Annotation.task_id.in_(task_ids),
             )
         )
         summary.annotations_deleted = int(getattr(result, "rowcount", 0) or 0)
@@ -177,6 +198,23 @@ def apply_ls_tasks(
     if task_updates:
         session.execute(update(Task), task_updates)
     return summary
+
+
+def _match_pending(ann: Mapping[str, Any], annotator_id: int | None, unsent: list[PendingVote]) -> PendingVote | None:
+    """The platform's pending label this Label Studio annotation is (an older version of)."""
+    ls_id = int(ann["id"])
+    for pv in unsent:
+        if pv.ls_annotation_id == ls_id or ann.get("import_id") == pv.entry_id:
+            return pv
+    for pv in unsent:
+        if (
+            pv.ls_annotation_id is None
+            and annotator_id is not None
+            and pv.annotator_id == annotator_id
+            and pv.ground_truth == bool(ann.get("ground_truth"))
+        ):
+            return pv
+    return None
 
 
 def mark_deleted_tasks(session: Session, project_id: int, live_ls_ids: set[int]) -> int:

@@ -24,6 +24,8 @@ EXPECTED_TABLES = {
     "models",
     "task_counts",
     "login_throttle",
+    "job_attempts",
+    "label_outbox",
 }
 
 

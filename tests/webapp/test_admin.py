@@ -268,5 +268,14 @@ def test_jobs_page_refreshes_only_while_runs_are_active(db, client) -> None:
     assert 'data-active="0"' in client.get("/admin/jobs").get_data(as_text=True)
 
 
-def test_healthz(client) -> None:
-    assert client.get("/healthz").json == {"status": "ok"}
+def test_healthz_reports_each_dependency(client, app) -> None:
+    assert client.get("/livez").json == {"status": "alive"}
+    response = client.get("/healthz")  # the test app's Airflow address has nothing listening
+    assert response.status_code == 503
+    body = response.json
+    assert body["status"] == "degraded" and body["checks"]["database"]["ok"] is True
+    assert body["checks"]["airflow"]["ok"] is False and "not reachable" in body["checks"]["airflow"]["error"]
+    assert "label_studio" not in body["checks"]  # not configured: not checked
+    app.config["AIRFLOW_API_PASSWORD"] = None
+    healthy = client.get("/healthz")
+    assert healthy.status_code == 200 and healthy.json["status"] == "ok"

@@ -99,3 +99,33 @@ def test_airflow_rejects_bad_params_and_bad_passwords(airflow_api) -> None:
         client.trigger("ls_import", {"limit": 0})
     with pytest.raises(AirflowError, match="rejected user 'webapp'"):
         AirflowClient(airflow_api, "webapp", "wrong").trigger("ls_import", {})
+
+
+def test_an_attempt_killed_before_reporting_is_closed_from_airflows_record(db, users, airflow_api, run_dag) -> None:
+    """The reconciler reads the try's state from Airflow's REST API and closes the attempt."""
+    from airflow.utils.state import DagRunState
+
+    from include.db.models import AttemptState, JobAttempt
+
+    dag_run = run_dag("ls_import", {"dataset_id": 424242})  # fails: no such dataset
+    assert dag_run.state == DagRunState.FAILED
+    with session_scope(db) as s:
+        job = s.scalar(select(Job).where(Job.run_id == dag_run.run_id))
+        attempt = s.scalar(select(JobAttempt).where(JobAttempt.job_id == job.id))
+        assert (attempt.task_id, attempt.try_number, attempt.state) == ("ls_import", 1, AttemptState.FAILED)
+        # As if the process had been SIGKILLed before it could report: still "running" here.
+        job.status, job.message = JobStatus.RUNNING, "running"
+        attempt.state, attempt.ended_at, attempt.message = AttemptState.RUNNING, None, ""
+        attempt.started_at = attempt.started_at.replace(year=2025)  # older than the grace period
+        job_id = job.id
+    app = make_app(db, AIRFLOW_API_URL=airflow_api, AIRFLOW_API_PASSWORD=PASSWORDS["webapp"])
+    with app.test_client() as client:
+        login(client, "admin")
+        jobs = client.get("/admin/jobs.json").json["jobs"]
+        page = client.get("/admin/jobs").get_data(as_text=True)
+    (mine,) = [j for j in jobs if j["id"] == job_id]
+    assert mine["status"] == "failed"
+    (closed,) = mine["attempts"]
+    assert closed["state"] == "failed" and "ended without reporting" in closed["message"]
+    assert "Airflow: failed" in closed["message"]
+    assert "#1 failed" in page

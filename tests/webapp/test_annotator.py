@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from include.db.models import Annotation, AnnotationSource, Task, TaskStatus, User
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient
+from include.labelstudio.dispatch import deliver_due
 from include.labelstudio.label_config import label_of
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
@@ -60,6 +61,9 @@ def test_labeling_goes_to_label_studio_attributed_and_to_the_shadow_index(db, ls
         stats = client.get("/me/tasks").get_data(as_text=True)
         assert 'data-stat="labeled"><span class="stat-value">2<' in stats
         assert 'data-stat="today"><span class="stat-value">2<' in stats
+        assert "2 labels of yours are saved here and on their way to Label Studio" in stats
+        assert deliver_due(db, ls.client()).delivered == 2
+        assert "on their way to Label Studio" not in client.get("/me/tasks").get_data(as_text=True)
     with session_scope(db) as s:
         task = s.get(Task, first)
         ann = s.scalar(select(Annotation).where(Annotation.task_id == first))
@@ -76,35 +80,53 @@ def test_labeling_goes_to_label_studio_attributed_and_to_the_shadow_index(db, ls
 
 
 def test_relabeling_updates_the_same_annotation(db, ls, ls_app, imported) -> None:
-    task_id = imported["tasks"][0]
+    task_id, other_id = imported["tasks"][0], imported["tasks"][1]
     with ls_app.test_client() as client:
         login(client, "alice")
         client.post(f"/me/tasks/{task_id}/label", data={"label": "OK"})
-        client.post(f"/me/tasks/{task_id}/label", data={"label": "NG"})
-    with session_scope(db) as s:
-        anns = s.scalars(select(Annotation).where(Annotation.task_id == task_id)).all()
-        task = s.get(Task, task_id)
-    assert len(anns) == 1 and anns[0].label == "NG" and task.label == "NG"
-    assert len(ls.client().request("GET", f"/api/tasks/{task.ls_task_id}")["annotations"]) == 1
+        deliver_due(db, ls.client())  # in Label Studio as OK
+        client.post(f"/me/tasks/{task_id}/label", data={"label": "NG"})  # an update
+        client.post(f"/me/tasks/{task_id}/label", data={"label": "NG"})  # the same again: nothing to do
+        client.post(f"/me/tasks/{other_id}/label", data={"label": "OK"})
+        client.post(f"/me/tasks/{other_id}/label", data={"label": "NG"})  # changed before delivery
+        assert deliver_due(db, ls.client()).delivered == 2
+    for tid in (task_id, other_id):
+        with session_scope(db) as s:
+            anns = s.scalars(select(Annotation).where(Annotation.task_id == tid)).all()
+            task = s.get(Task, tid)
+        assert len(anns) == 1 and anns[0].label == "NG" and task.label == "NG"
+        (in_ls,) = ls.client().request("GET", f"/api/tasks/{task.ls_task_id}")["annotations"]
+        assert in_ls["id"] == anns[0].ls_annotation_id and label_of(in_ls["result"]) == "NG"
 
 
-def test_label_studio_down_records_nothing(db, ls, imported, users) -> None:
+def test_label_studio_down_keeps_labels_until_it_is_back(db, ls, imported, users) -> None:
+    from include.db.models import LabelOutbox, OutboxStatus
     from include.runtime.embedded_pg import free_port
     from tests.webapp.conftest import make_app
 
-    app = make_app(db, LS_URL=f"http://127.0.0.1:{free_port()}", LS_API_TOKEN=ls.token)
+    down = f"http://127.0.0.1:{free_port()}"
+    app = make_app(db, LS_URL=down, LS_API_TOKEN=ls.token)
     task_id = imported["tasks"][0]
     with app.test_client() as client:
         login(client, "alice")
         page = client.post(f"/me/tasks/{task_id}/label", data={"label": "OK"}, follow_redirects=True).get_data(
             as_text=True
         )
-    assert "Label Studio is not answering, so your label was not saved." in page
+        assert "Saved “OK”." in page and "1 label of yours is saved here and on its way to Label Studio" in page
+        attempt = deliver_due(db, LabelStudioClient(down, ls.token, retries=0))
+        assert (attempt.delivered, attempt.failed) == (0, 1)
+        page = client.get("/me/tasks").get_data(as_text=True)
+        assert "Label Studio is not answering right now, so they will be sent as soon as it is back" in page
     with session_scope(db) as s:
         task = s.get(Task, task_id)
-        assert (task.status, task.label) == (TaskStatus.ASSIGNED, None)
-        assert s.scalar(select(Annotation.id)) is None
+        assert (task.status, task.label) == (TaskStatus.LABELED, "OK")
+        entry = s.scalar(select(LabelOutbox))
+        assert entry.status == OutboxStatus.PENDING and "cannot reach Label Studio" in entry.last_error
+        s.execute(LabelOutbox.__table__.update().values(next_attempt_at=func.now()))  # no waiting in tests
     assert ls.client().request("GET", f"/api/tasks/{task.ls_task_id}")["annotations"] == []
+    assert deliver_due(db, ls.client()).delivered == 1  # back: the outbox drains
+    (in_ls,) = ls.client().request("GET", f"/api/tasks/{task.ls_task_id}")["annotations"]
+    assert label_of(in_ls["result"]) == "OK"
 
 
 def test_a_label_outside_the_set_is_refused(ls_app, imported) -> None:
@@ -141,6 +163,10 @@ def test_disagreement_becomes_a_conflict_the_admin_resolves(db, ls, ls_app, impo
             as_text=True
         )
         assert f"Task {task_id} resolved as NG." in page
+    run_ls_export(db, client_ls, RunRef(), dataset_id=imported["dataset_id"])  # before delivery: still NG
+    with session_scope(db) as s:
+        assert (s.get(Task, task_id).status, s.get(Task, task_id).label) == (TaskStatus.LABELED, "NG")
+    assert deliver_due(db, client_ls).delivered == 2  # alice's label and the admin's decision
     run_ls_export(db, client_ls, RunRef(), dataset_id=imported["dataset_id"])  # Label Studio agrees
     with session_scope(db) as s:
         task = s.get(Task, task_id)

@@ -93,6 +93,7 @@ def test_jobs_api(db, client, users) -> None:
 
 @pytest.mark.labelstudio
 def test_annotator_labels_through_the_api(db, ls, ls_app, users) -> None:
+    from include.labelstudio.dispatch import deliver_due
     from include.pipelines.ls_import import run_ls_import
     from include.pipelines.runner import RunRef
     from include.services.datasets import add_items, create_dataset
@@ -112,5 +113,14 @@ def test_annotator_labels_through_the_api(db, ls, ls_app, users) -> None:
         assert bad.status_code == 400 and "choose one of" in bad.json["error"]
         ok = client.post(f"/api/v1/annotator/tasks/{task_id}/label", json={"label": "NG"}, headers=alice)
         assert ok.status_code == 200 and ok.json["task"]["status"] == "labeled"
+        assert client.get("/api/v1/annotator/outbox", headers=alice).json["waiting"] == 1
+        assert client.get("/api/v1/outbox", headers=admin).json["waiting"] == 1
+        assert client.get("/api/v1/outbox", headers=alice).status_code == 403
+        assert deliver_due(db, ls.client()).delivered == 1
+        assert client.get("/api/v1/annotator/outbox", headers=alice).json["waiting"] == 0
+        again = client.post(f"/api/v1/annotator/tasks/{task_id}/label", json={"label": "NG"}, headers=alice)
+        assert again.status_code == 200 and client.get("/api/v1/outbox", headers=admin).json["waiting"] == 0
     with session_scope(db) as s:
-        assert s.get(Task, task_id).status == TaskStatus.LABELED
+        task = s.get(Task, task_id)
+        assert task.status == TaskStatus.LABELED
+    assert len(ls.client().request("GET", f"/api/tasks/{task.ls_task_id}")["annotations"]) == 1

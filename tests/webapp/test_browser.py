@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ def live_url(db, users, ls) -> Iterator[str]:
         db,
         WTF_CSRF_ENABLED=True,
         LOGIN_THROTTLE_ENABLED=True,
+        OUTBOX_DISPATCHER=True,  # labels reach Label Studio from the app's own thread, as in production
+        OUTBOX_SWEEP_SECONDS=0.5,
         LS_URL=ls.url,
         LS_API_TOKEN=ls.token,
         LS_PUBLIC_URL=ls.url,
@@ -52,6 +55,9 @@ def live_url(db, users, ls) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    dispatcher = app.extensions.get("labelops.dispatcher")
+    if dispatcher is not None:
+        dispatcher.stop()
 
 
 @pytest.fixture
@@ -152,6 +158,10 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
     assert page.inner_text("tr[data-annotator=alice] [data-col=labeled]") == "2"
     with session_scope(db) as s:
         labeled = s.scalars(select(Task.ls_task_id).where(Task.status == TaskStatus.LABELED)).all()
+    deadline = time.monotonic() + 30
+    while any(not ls.client().request("GET", f"/api/tasks/{i}")["annotations"] for i in labeled):
+        assert time.monotonic() < deadline, "the outbox did not deliver the labels"
+        time.sleep(0.5)
     emails = {u["id"]: u["email"] for u in ls.client().list_users()}
     for ls_id in labeled:  # and Label Studio has them, attributed to alice
         (annotation,) = ls.client().request("GET", f"/api/tasks/{ls_id}")["annotations"]

@@ -55,7 +55,7 @@ def gunicorn(db, users) -> Iterator[str]:
     deadline = time.monotonic() + 60
     while True:
         try:
-            if requests.get(f"{url}/healthz", timeout=2).ok:
+            if requests.get(f"{url}/livez", timeout=2).ok:
                 break
         except requests.RequestException:
             pass

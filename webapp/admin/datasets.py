@@ -14,6 +14,7 @@ from include.services.assignment import AssignmentError, auto_assign
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets, parse_upload
 from include.services.deletion import delete_dataset
 from include.services.jobs import recent_jobs
+from include.services.label_outbox import summary as outbox_summary
 from include.services.ls_projects import served_model_version
 from include.services.stats import dataset_stats, per_annotator_stats
 from include.services.users import find_user
@@ -34,7 +35,9 @@ DATASET_BUTTONS = ("ls_import", "ls_export", "prelabel", "score_uncertainty")
 def dashboard() -> Any:
     """Datasets with their progress, and the latest jobs."""
     rows = [(d, dataset_stats(db.session(), d)) for d in list_datasets(db.session(), newest_first=True)]
-    return render_template("admin/dashboard.html", rows=rows, jobs=recent_jobs(db.session(), 8))
+    return render_template(
+        "admin/dashboard.html", rows=rows, jobs=recent_jobs(db.session(), 8), outbox=outbox_summary(db.session())
+    )
 
 
 @bp.route("/datasets/new", methods=["GET", "POST"])

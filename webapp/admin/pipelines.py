@@ -13,7 +13,7 @@ from include.params import ParamError
 from include.pipelines.catalog import ADVANCED, PIPELINES
 from include.services.datasets import list_datasets
 from include.services.embedding_models import embedding_model_names
-from include.services.jobs import ACTIVE, recent_jobs
+from include.services.jobs import ACTIVE, attempts_of, recent_jobs
 from webapp.admin import bp
 from webapp.args import int_arg
 from webapp.clients import NotConfigured
@@ -73,7 +73,11 @@ def jobs() -> Any:
     rows = recent_jobs(db.session(), 100, dataset_id=int_arg("dataset_id"))
     active = any(j.status in ACTIVE for j in rows)
     return render_template(
-        "admin/jobs.html", jobs=rows, active=active, refresh=current_app.config["JOBS_REFRESH_SECONDS"]
+        "admin/jobs.html",
+        jobs=rows,
+        attempts=attempts_of(db.session(), [j.id for j in rows]),
+        active=active,
+        refresh=current_app.config["JOBS_REFRESH_SECONDS"],
     )
 
 
@@ -83,4 +87,7 @@ def jobs_json() -> Any:
     """The jobs page's data, polled by its script while runs are active."""
     refresh_active_jobs()
     rows = recent_jobs(db.session(), 100, dataset_id=int_arg("dataset_id"))
-    return jsonify({"active": any(j.status in ACTIVE for j in rows), "jobs": [job_json(j) for j in rows]})
+    tries = attempts_of(db.session(), [j.id for j in rows])
+    return jsonify(
+        {"active": any(j.status in ACTIVE for j in rows), "jobs": [job_json(j, tries.get(j.id)) for j in rows]}
+    )

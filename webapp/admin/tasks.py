@@ -8,7 +8,6 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.db.models import Dataset, Task, TaskStatus
-from include.labelstudio.client import LabelStudioError
 from include.services.assignment import AssignmentError, assign_task, unassign_task
 from include.services.datasets import list_datasets
 from include.services.labeling import LabelingError, annotations_of, resolve_conflict
@@ -18,7 +17,7 @@ from webapp.admin import bp
 from webapp.admin.common import annotator_choices
 from webapp.admin.forms import AssignForm, ResolveForm
 from webapp.args import int_arg, page_arg
-from webapp.clients import NotConfigured, ls_client
+from webapp.clients import wake_dispatcher
 from webapp.extensions import db
 from webapp.forms import CsrfForm
 from webapp.security import admin_required
@@ -115,11 +114,12 @@ def resolve(task_id: int) -> Any:
     form.label.choices = [(label, label) for label in (dataset.labels if dataset else [])]
     if form.validate_on_submit():
         try:
-            resolve_conflict(db.session(), ls_client(), task_id, current_user, form.label.data or "")
+            resolve_conflict(db.session(), task_id, current_user, form.label.data or "")
             db.session.commit()
+            wake_dispatcher()
             flash(f"Task {task_id} resolved as {form.label.data}.", "success")
             return redirect(url_for("admin.tasks", status="conflict", dataset_id=task.dataset_id))
-        except (LabelingError, LabelStudioError, NotConfigured) as exc:
+        except LabelingError as exc:
             db.session.rollback()
             flash(f"Not resolved: {exc}", "error")
     return render_template(

@@ -8,13 +8,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from include.db.models import Dataset, Task, TaskStatus
-from include.labelstudio.client import LabelStudioError
+from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelingError, submit_label
 from include.services.stats import annotator_stats
 from include.services.task_queries import annotator_tasks, next_task, parse_status
 from webapp.annotator import bp
 from webapp.args import page_arg
-from webapp.clients import NotConfigured, ls_client
+from webapp.clients import wake_dispatcher
 from webapp.extensions import db
 from webapp.forms import CsrfForm
 from webapp.security import annotator_required
@@ -42,6 +42,7 @@ def tasks() -> Any:
         "annotator/tasks.html",
         page=page,
         stats=annotator_stats(db.session(), current_user),
+        outbox=outbox_summary(db.session(), user_id=current_user.id),
         status=status.value if status else "",
         statuses=["assigned", "labeled", "conflict"],
     )
@@ -73,29 +74,26 @@ def label(task_id: int) -> Any:
         form=CsrfForm(),
         ls_link=ls_link,
         stats=annotator_stats(db.session(), current_user),
+        outbox=outbox_summary(db.session(), user_id=current_user.id),
     )
 
 
 @bp.post("/tasks/<bigid:task_id>/label")
 @annotator_required
 def submit(task_id: int) -> Any:
-    """Record my label in Label Studio and here, then go straight to my next task."""
+    """Save my label (Label Studio gets it right after, through the outbox) and open my next task."""
     own_task_or_404(task_id)
     if not CsrfForm().validate_on_submit():
         abort(400)
     choice = request.form.get("label", "")
     try:
-        task = submit_label(db.session(), ls_client(), task_id, current_user, choice)
+        task = submit_label(db.session(), task_id, current_user, choice)
         db.session.commit()
     except LabelingError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("annotator.label", task_id=task_id))
-    except (LabelStudioError, NotConfigured) as exc:
-        db.session.rollback()
-        current_app.logger.warning("label not saved for task %s: %s", task_id, exc)
-        flash("Label Studio is not answering, so your label was not saved. Please try again in a moment.", "error")
-        return redirect(url_for("annotator.label", task_id=task_id))
+    wake_dispatcher()
     if task.status == TaskStatus.CONFLICT:
         flash(f"Saved “{choice}”. Another annotator chose differently; an admin will resolve it.", "info")
     else:

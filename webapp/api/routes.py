@@ -9,12 +9,12 @@ from flask import current_app, jsonify, request
 from include.airflow_client import AirflowError
 from include.db.models import Dataset, Job, Role, Task
 from include.demo.texts import generate_demo_texts
-from include.labelstudio.client import LabelStudioError
 from include.params import ParamError, parse_int
 from include.pipelines.catalog import PIPELINES, Pipeline
 from include.services.assignment import AssignmentError, assign_task, auto_assign, unassign_task
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets
-from include.services.jobs import recent_jobs
+from include.services.jobs import attempts_of, recent_jobs
+from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelingError, submit_label
 from include.services.stats import annotator_stats, dataset_stats, per_annotator_stats
 from include.services.task_queries import annotator_tasks, parse_status, priority_tasks
@@ -22,7 +22,7 @@ from include.services.users import authenticate, find_user
 from webapp.api import api_error, api_user, bp, json_body, token_required
 from webapp.args import int_arg, page_arg
 from webapp.auth import throttle
-from webapp.clients import NotConfigured, ls_client
+from webapp.clients import NotConfigured, wake_dispatcher
 from webapp.extensions import db
 from webapp.runs import refresh_active_jobs, trigger_pipeline
 from webapp.security import make_api_token
@@ -215,7 +215,11 @@ def my_stats() -> Any:
 @bp.post("/annotator/tasks/<bigid:task_id>/label")
 @token_required(Role.ANNOTATOR)
 def label(task_id: int) -> Any:
-    """Label one of my tasks: ``{"label": "<one of the dataset's labels>"}``."""
+    """Label one of my tasks: ``{"label": "<one of the dataset's labels>"}``.
+
+    Saved at once; Label Studio gets it through the outbox (``waiting`` says how many of my
+    labels have not reached it yet). Sending the same label again changes nothing.
+    """
     task = db.session.get(Task, task_id)
     if task is None or task.assigned_to != api_user().id:
         return api_error(404, "task not found")
@@ -223,15 +227,37 @@ def label(task_id: int) -> Any:
     if not isinstance(choice, str):
         return api_error(400, 'send JSON {"label": ...}')
     try:
-        task = submit_label(db.session(), ls_client(), task_id, api_user(), choice)
+        task = submit_label(db.session(), task_id, api_user(), choice)
         db.session.commit()
     except LabelingError as exc:
         db.session.rollback()
         return api_error(400, str(exc))
-    except (LabelStudioError, NotConfigured):
-        db.session.rollback()
-        return api_error(503, "Label Studio is not answering; nothing was saved, try again")
+    wake_dispatcher()
     return jsonify({"task": task_json(task)})
+
+
+@bp.get("/annotator/outbox")
+@token_required(Role.ANNOTATOR)
+def my_outbox() -> Any:
+    """How many of my labels are still on their way to Label Studio."""
+    return jsonify(_outbox_json(outbox_summary(db.session(), user_id=api_user().id)))
+
+
+@bp.get("/outbox")
+@token_required(Role.ADMIN)
+def outbox() -> Any:
+    """Labels on their way to Label Studio, everyone's."""
+    return jsonify(_outbox_json(outbox_summary(db.session())))
+
+
+def _outbox_json(summary: Any) -> dict[str, Any]:
+    return {
+        "waiting": summary.waiting,
+        "failing": summary.failing,
+        "undeliverable": summary.dead,
+        "oldest_waiting_at": summary.oldest_waiting_at.isoformat() if summary.oldest_waiting_at else None,
+        "last_error": summary.last_error,
+    }
 
 
 # -- pipelines and jobs ----------------------------------------------------------------------
@@ -302,7 +328,8 @@ def export_from_ls(dataset_id: int) -> Any:
 def jobs() -> Any:
     refresh_active_jobs()
     rows = recent_jobs(db.session(), int_arg("limit", 50, maximum=500) or 50, dataset_id=int_arg("dataset_id"))
-    return jsonify({"jobs": [job_json(j) for j in rows]})
+    tries = attempts_of(db.session(), [j.id for j in rows])
+    return jsonify({"jobs": [job_json(j, tries.get(j.id)) for j in rows]})
 
 
 @bp.get("/jobs/<id:job_id>")
@@ -311,4 +338,4 @@ def job(job_id: int) -> Any:
     row = db.session.get(Job, job_id)
     if row is None:
         return api_error(404, f"job {job_id} not found")
-    return jsonify(job_json(row))
+    return jsonify(job_json(row, attempts_of(db.session(), [row.id]).get(row.id)))

@@ -31,6 +31,21 @@
     });
   }
 
+  // Retries: one small badge per try, its message as the tooltip (shown when there was more than one).
+  function renderTries(cell, attempts) {
+    if (!cell) return;
+    cell.textContent = "";
+    var show = attempts.length > 1 || attempts.some(function (a) { return a.state === "failed"; });
+    if (!show) return;
+    attempts.forEach(function (a) {
+      var span = document.createElement("span");
+      span.className = "try try-" + a.state;
+      span.title = a.message || "";
+      span.textContent = "#" + a.try_number + " " + a.state;
+      cell.appendChild(span);
+    });
+  }
+
   function setupJobs() {
     var table = document.getElementById("jobs-table");
     if (!table || table.dataset.active !== "1") return;
@@ -52,6 +67,7 @@
             row.querySelector('[data-col="status"]').innerHTML =
               '<span class="badge badge-' + job.status + '">' + job.status + "</span>";
             row.querySelector('[data-col="message"]').textContent = job.message;
+            renderTries(row.querySelector('[data-col="tries"]'), job.attempts || []);
             row.querySelector('[data-col="started"]').textContent = fmt(job.started_at);
             row.querySelector('[data-col="finished"]').textContent = fmt(job.finished_at);
           });

@@ -1,0 +1,204 @@
+"""Deliver the label outbox to Label Studio (the rules are in include.services.label_outbox).
+
+``deliver_due`` is one round: claim due entries (committed), look up what Label Studio already
+holds for their tasks (one request per project), create or update the annotations, record the
+outcome (committed). It can die at any point: a claimed entry comes back when its lease ends,
+and the lookup finds an annotation an earlier round created. :class:`OutboxDispatcher` runs
+rounds in a thread: woken right after a label is committed, and every few seconds anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from include.db.session import session_scope
+from include.labelstudio.client import (
+    LabelStudioClient,
+    LabelStudioError,
+    LabelStudioNotFound,
+    LabelStudioUnavailable,
+)
+from include.labelstudio.label_config import choice_result, label_of
+from include.services import label_outbox
+from include.services.label_outbox import Delivery
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+
+
+@dataclass
+class Round:
+    """What one delivery round did."""
+
+    claimed: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    error: str = ""
+
+
+def deliver_due(db_url: str, client: LabelStudioClient, *, limit: int = BATCH) -> Round:
+    """Deliver up to ``limit`` due entries; returns what happened."""
+    with session_scope(db_url) as session:
+        batch = label_outbox.claim(session, limit)
+    result = Round(claimed=len(batch))
+    if not batch:
+        return result
+    outcomes: list[tuple[Delivery, int | None, str, bool]] = []
+    try:
+        ls_users = _ls_user_ids(db_url, client, batch)
+        found = _already_in_label_studio(client, batch, ls_users)
+        for delivery in batch:
+            try:
+                ls_id = _deliver(client, delivery, ls_users[delivery.user_id], found.get(delivery.entry_id))
+                outcomes.append((delivery, ls_id, "", False))
+            except LabelStudioNotFound as exc:
+                outcomes.append((delivery, None, f"the task is gone from Label Studio: {exc}", True))
+            except LabelStudioUnavailable:
+                raise  # Label Studio is down: the rest of the batch would fail the same way
+            except LabelStudioError as exc:
+                outcomes.append((delivery, None, str(exc), False))
+    except LabelStudioError as exc:
+        done = {d.entry_id for d, *_ in outcomes}
+        outcomes += [(d, None, str(exc), False) for d in batch if d.entry_id not in done]
+        result.error = str(exc)
+    with session_scope(db_url) as session:
+        for done_delivery, annotation_id, error, permanent in outcomes:
+            if annotation_id is not None:
+                label_outbox.delivered(session, done_delivery, annotation_id)
+                result.delivered += 1
+            else:
+                label_outbox.failed(session, done_delivery, error, permanent=permanent)
+                result.dead += permanent
+                result.failed += not permanent
+    if result.error:
+        log.warning("label outbox: %s of %s labels wait for Label Studio: %s", result.failed, len(batch), result.error)
+    return result
+
+
+def _ls_user_ids(db_url: str, client: LabelStudioClient, batch: list[Delivery]) -> dict[int, int]:
+    """Each annotator's Label Studio user (found by email or created), remembered on the user."""
+    known = {d.user_id: d.ls_user_id for d in batch if d.ls_user_id is not None}
+    missing = {d.user_id: d for d in batch if d.ls_user_id is None}
+    if missing:
+        by_email = {str(u.get("email", "")).lower(): int(u["id"]) for u in client.list_users()}
+        with session_scope(db_url) as session:
+            for user_id, d in missing.items():
+                ls_id = by_email.get(d.email.lower())
+                if ls_id is None:
+                    ls_id = int(client.create_user(d.email, d.username, first_name=d.username)["id"])
+                label_outbox.set_ls_user(session, user_id, ls_id)
+                known[user_id] = ls_id
+    return known
+
+
+def _already_in_label_studio(
+    client: LabelStudioClient, batch: list[Delivery], ls_users: dict[int, int]
+) -> dict[int, dict[str, Any]]:
+    """For entries without a Label Studio id: the annotation Label Studio already has for them,
+    either created by an earlier delivery (its ``import_id`` is the entry's id) or made by the
+    same person in Label Studio's own UI."""
+    unknown = [d for d in batch if d.ls_annotation_id is None]
+    by_project: dict[int, list[Delivery]] = defaultdict(list)
+    for d in unknown:
+        by_project[d.project_id].append(d)
+    found: dict[int, dict[str, Any]] = {}
+    for project_id, deliveries in by_project.items():
+        tasks = {int(t["id"]): t for t in client.tasks_by_id(project_id, [d.ls_task_id for d in deliveries])}
+        for d in deliveries:
+            annotations = (tasks.get(d.ls_task_id) or {}).get("annotations") or []
+            mine = [a for a in annotations if a.get("import_id") == d.entry_id]
+            mine = mine or [
+                a
+                for a in annotations
+                if _user_id(a.get("completed_by")) == ls_users[d.user_id]
+                and bool(a.get("ground_truth")) == d.ground_truth
+                and not a.get("was_cancelled")
+            ]
+            if mine:
+                found[d.entry_id] = min(mine, key=lambda a: int(a["id"]))
+    return found
+
+
+def _user_id(completed_by: Any) -> int | None:
+    if isinstance(completed_by, dict):
+        return int(completed_by["id"]) if completed_by.get("id") is not None else None
+    return int(completed_by) if isinstance(completed_by, int) else None
+
+
+def _deliver(client: LabelStudioClient, d: Delivery, ls_user: int, existing: dict[str, Any] | None) -> int:
+    """Create or update the annotation in Label Studio; returns its id."""
+    result = choice_result(d.label)
+    if existing is not None:
+        if label_of(existing.get("result")) != d.label:
+            client.update_annotation(int(existing["id"]), result)
+        return int(existing["id"])
+    if d.ls_annotation_id is not None:
+        try:
+            client.update_annotation(d.ls_annotation_id, result)
+            return d.ls_annotation_id
+        except LabelStudioNotFound:
+            log.info("annotation %s was deleted in Label Studio; creating it again", d.ls_annotation_id)
+    created = client.create_annotation(
+        d.ls_task_id, result, completed_by=ls_user, ground_truth=d.ground_truth, import_id=d.entry_id
+    )
+    return int(created["id"])
+
+
+class OutboxDispatcher:
+    """Delivers the outbox in a background thread: at once when woken, and every ``sweep`` seconds.
+
+    Safe to run in several processes at the same time (entries are claimed with SKIP LOCKED).
+    """
+
+    def __init__(
+        self,
+        db_url: str,
+        client_factory: Callable[[], LabelStudioClient],
+        *,
+        sweep: float = 5.0,
+        batch: int = BATCH,
+    ) -> None:
+        self.db_url = db_url
+        self.client_factory = client_factory
+        self.sweep = sweep
+        self.batch = batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rounds = 0
+
+    def start(self) -> OutboxDispatcher:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="label-outbox", daemon=True)
+            self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        client: LabelStudioClient | None = None
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                client = client or self.client_factory()
+                outcome = deliver_due(self.db_url, client, limit=self.batch)
+                self.rounds += 1
+                if outcome.claimed == self.batch and not outcome.error:
+                    continue  # more may be due: no pause
+            except Exception as exc:  # the database or Label Studio is away: try again later
+                log.warning("label outbox round failed (will retry): %s", exc)
+            self._wake.wait(self.sweep)

@@ -1,0 +1,89 @@
+"""``/healthz``: each dependency checked on its own, and ``/livez``: the process answers.
+
+Checks run side by side with short timeouts, so the answer comes within about a second even
+when a dependency hangs. The status code is 200 only when every configured dependency is
+healthy (503 otherwise); the body says which one is not and why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from include.airflow_client import AirflowClient, AirflowError
+from webapp.extensions import db
+
+bp = Blueprint("health", __name__)
+TIMEOUT = 1.0
+# Airflow components whose health the platform needs to run its pipelines.
+AIRFLOW_REQUIRED = ("metadatabase", "scheduler")
+
+
+def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        result = check()
+    except Exception as exc:
+        result = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"[:300]}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+def _database() -> dict[str, Any]:
+    db.session.execute(text("SELECT 1"))
+    return {"ok": True}
+
+
+def _label_studio(url: str) -> dict[str, Any]:
+    response = requests.get(f"{url}/health", timeout=TIMEOUT)
+    return {"ok": response.ok, **({} if response.ok else {"error": f"answered {response.status_code}"})}
+
+
+def _airflow(url: str, user: str, password: str) -> dict[str, Any]:
+    try:
+        components = AirflowClient(url, user, password, timeout=TIMEOUT).health()
+    except AirflowError as exc:
+        return {"ok": False, "error": str(exc)}
+    unhealthy = [name for name in AIRFLOW_REQUIRED if components.get(name) != "healthy"]
+    report: dict[str, Any] = {"ok": not unhealthy, "components": components}
+    if unhealthy:
+        report["error"] = "unhealthy: " + ", ".join(f"{n} ({components.get(n)})" for n in unhealthy)
+    return report
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    """Database, Label Studio and Airflow, each with ok, error and milliseconds."""
+    cfg = current_app.config
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    remote: dict[str, Callable[[], dict[str, Any]]] = {}
+    if cfg.get("LS_URL"):
+        remote["label_studio"] = lambda: _label_studio(cfg["LS_URL"])
+    if cfg.get("AIRFLOW_API_URL") and cfg.get("AIRFLOW_API_PASSWORD"):
+        remote["airflow"] = lambda: _airflow(
+            cfg["AIRFLOW_API_URL"], cfg.get("AIRFLOW_API_USER") or "webapp", cfg["AIRFLOW_API_PASSWORD"]
+        )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_timed, check) for name, check in remote.items()}
+        with app.app_context():
+            checks = {"database": _timed(_database)}
+        if not checks["database"]["ok"]:
+            db.session.rollback()
+        checks.update({name: future.result() for name, future in futures.items()})
+    healthy = all(check["ok"] for check in checks.values())
+    body = {"status": "ok" if healthy else "degraded", "checks": checks}
+    if not checks["database"]["ok"]:
+        body["status"] = "down"
+    return jsonify(body), 200 if healthy else 503
+
+
+@bp.get("/livez")
+def livez() -> Any:
+    """The process is up and serving (no dependency is checked)."""
+    return {"status": "alive"}
