@@ -69,18 +69,19 @@ def submit_latency(db: str) -> dict[str, Any]:
     proc = _gunicorn(db, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        with get_engine(db).connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT u.username, t.id FROM tasks t JOIN users u ON u.id = t.assigned_to "
-                    "WHERE t.status = 'assigned' AND u.username IN ('ann1', 'ann2', 'ann3', 'ann4', 'ann5') "
-                    "ORDER BY t.id LIMIT :n"
-                ),
-                {"n": SUBMITS * 3},
-            ).all()
         by_user: dict[str, list[int]] = {}
-        for username, task_id in rows:
-            by_user.setdefault(username, []).append(int(task_id))
+        with get_engine(db).connect() as conn:
+            for username in ("ann1", "ann2", "ann3", "ann4", "ann5"):
+                by_user[username] = [
+                    int(task_id)
+                    for task_id in conn.execute(
+                        text(
+                            "SELECT t.id FROM tasks t JOIN users u ON u.id = t.assigned_to "
+                            "WHERE t.status = 'assigned' AND u.username = :u ORDER BY t.id LIMIT :n"
+                        ),
+                        {"u": username, "n": SUBMITS + 20},
+                    ).scalars()
+                ]
         sessions = {}
         for username in by_user:
             s = requests.Session()
