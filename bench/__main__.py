@@ -5,7 +5,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["ls_sync", "ls_import_100k", "webapp_queries", "labeling", "embeddings", "scoring_training", "active_learning"]
+ALL = [
+    "ls_sync",
+    "ls_import_100k",
+    "webapp_queries",
+    "labeling",
+    "embeddings",
+    "scoring_training",
+    "active_learning",
+    "gate",
+]
 
 
 def main(argv: list[str]) -> None:

@@ -6,6 +6,7 @@ configuration once, at first import, so its environment is set here before anyth
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -76,7 +77,8 @@ def db_url(pg) -> Iterator[str]:
 
 TABLES = (
     "annotations, tasks, items, jobs, experiment_epochs, models, experiments, embeddings, "
-    "embedding_models, ls_projects, datasets, users, task_counts, login_throttle, job_attempts, label_outbox"
+    "embedding_models, ls_projects, datasets, users, task_counts, login_throttle, job_attempts, label_outbox, "
+    "eval_items, experiment_items, model_evaluations"
 )
 
 
@@ -175,7 +177,15 @@ def run_dag(dagbag):
         assert dag is not None, f"no DAG {dag_id}: {dagbag.import_errors}"
         for t in dag.tasks:
             t.retries = 0
-        return dag.test(run_conf=conf or {})
+        # dag.test() writes run_conf into the params of the DAG and of its tasks: keep them from the next test.
+        defaults = copy.deepcopy(dag.params)
+        task_defaults = {t.task_id: copy.deepcopy(t.params) for t in dag.tasks}
+        try:
+            return dag.test(run_conf=conf or {})
+        finally:
+            dag.params = defaults
+            for t in dag.tasks:
+                t.params = task_defaults[t.task_id]
 
     return _run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from include.db.models import Dataset, Job, JobAttempt, JobStatus, Task
+from include.db.models import Dataset, Job, JobAttempt, JobStatus, ModelVersion, Task
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -74,4 +74,31 @@ def job_json(job: Job, attempts: list[JobAttempt] | None = None) -> dict[str, An
         "finished_at": _iso(job.finished_at),
         "active": job.status in (JobStatus.QUEUED, JobStatus.RUNNING),
         "attempts": [attempt_json(a) for a in attempts or []],
+    }
+
+
+def svg_response(svg: bytes) -> Any:
+    """A chart as its own image response: a script-free SVG whose inline styles may apply."""
+    from flask import current_app
+
+    response = current_app.response_class(svg, mimetype="image/svg+xml")
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["Cache-Control"] = "private, max-age=30"
+    return response
+
+
+def model_json(model: ModelVersion) -> dict[str, Any]:
+    return {
+        "id": model.id,
+        "version": model.version,
+        "kind": model.kind,
+        "status": model.status.value,
+        "dataset_id": model.dataset_id,
+        "experiment_id": model.experiment_id,
+        "labels": model.labels,
+        "metrics": model.metrics,
+        "gate": model.gate,
+        "reason": model.reason,
+        "created_at": _iso(model.created_at),
+        "promoted_at": _iso(model.promoted_at),
     }

@@ -93,6 +93,7 @@ class ModelStatus(enum.StrEnum):
     PROMOTED = "promoted"
     REJECTED = "rejected"
     RETIRED = "retired"  # was promoted, replaced by a better model
+    BASELINE = "baseline"  # an LLM asked zero-shot: a yardstick, never serving predictions
 
 
 class EmbeddingBackend(enum.StrEnum):
@@ -168,6 +169,11 @@ class Dataset(Base):
     ls_project_requested_at: Mapped[datetime | None] = mapped_column(TSTZ)
     # Kept by add_items / delete_items so statistics never count millions of items.
     item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Evaluation-set policy (include.services.eval_set): the share of labeled items reserved
+    # for evaluation, the least per label, and the most in all.
+    eval_fraction: Mapped[float] = mapped_column(Float, default=0.2, server_default="0.2")
+    eval_min_per_label: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    eval_cap: Mapped[int] = mapped_column(Integer, default=1000, server_default="1000")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
@@ -250,6 +256,8 @@ class Task(Base):
     uncertainty_score: Mapped[float | None] = mapped_column(Float)
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     ls_updated_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    # When a training run first used this task's text: such a task can never join the eval set.
+    first_trained_at: Mapped[datetime | None] = mapped_column(TSTZ)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now(), onupdate=func.now())
 
@@ -458,9 +466,12 @@ class ModelVersion(Base):
     status: Mapped[ModelStatus] = mapped_column(_enum(ModelStatus, "model_status"), default=ModelStatus.CANDIDATE)
     experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id", ondelete="SET NULL"))
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
-    embedding_model_id: Mapped[int] = mapped_column(ForeignKey("embedding_models.id", ondelete="CASCADE"))
+    # None for an LLM baseline (it reads the texts, not embeddings).
+    embedding_model_id: Mapped[int | None] = mapped_column(ForeignKey("embedding_models.id", ondelete="CASCADE"))
     labels: Mapped[list[str]] = mapped_column(JSONB)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # The gate's decision: eval-set version and size, both models' scores, the interval of the difference.
+    gate: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
     artifact_path: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
@@ -494,3 +505,45 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     window_start: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     blocked_until: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class EvalItem(Base):
+    """A text reserved for evaluation: no training run ever uses it (include.services.eval_set).
+
+    Membership is sticky: chosen once (by its text hash, or topped up, or added by an admin as a
+    gold item) it stays until an admin drops it (``excluded``), so numbers stay comparable.
+    """
+
+    __tablename__ = "eval_items"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # sample | top_up | gold
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    added_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class ExperimentItem(Base):
+    """Which texts a training run used, and for what: the lineage of every model."""
+
+    __tablename__ = "experiment_items"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    split: Mapped[str] = mapped_column(String(8))  # train | val
+
+
+class ModelEvaluation(Base):
+    """A model version's evaluation report on one version of its dataset's eval set."""
+
+    __tablename__ = "model_evaluations"
+    __table_args__ = (UniqueConstraint("model_id", "eval_version", name="uq_model_evaluations_model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    eval_version: Mapped[str] = mapped_column(String(32))
+    n: Mapped[int] = mapped_column(Integer)
+    macro_f1: Mapped[float] = mapped_column(Float)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from include.ml.embeddings.names import EMBEDDING_MODEL
-from include.ml.gate import MIN_F1
-from include.ml.prelabel.backends import BACKEND
+from include.ml.gate import GATE_PARAMS, MIN_F1, MIN_GAIN, REQUIRE_BASELINE
+from include.ml.prelabel.backends import BACKEND, LLM_BACKENDS
 from include.ml.scoring import STRATEGY
 from include.ml.training.params import MODEL_KIND, TRAIN_PARAMS
 from include.params import ParamError, ParamSpec, parse_values
@@ -49,10 +49,30 @@ SCORE_LIMIT = ParamSpec(
     "limit", "Most tasks", "int", None, nullable=True, minimum=1, maximum=10_000_000, help="empty: all"
 )
 ONLY_UNLABELED = ParamSpec("only_unlabeled", "Only unlabeled", "bool", True)
+LLM_BACKEND = ParamSpec(
+    "backend", "LLM", "choice", "openai", choices=LLM_BACKENDS, help="OPENAI_* or OLLAMA_* settings name the model"
+)
+PROBE_LIMIT = ParamSpec(
+    "limit", "Most evaluation items", "int", None, nullable=True, minimum=1, maximum=100_000, help="empty: all"
+)
 
 # Shown under "More options" in the web form.
 ADVANCED = frozenset(
-    {"batch_size", "lr", "patience", "val_fraction", "seed", "min_labels", "min_f1", "force", "only_new", "epochs"}
+    {
+        "batch_size",
+        "lr",
+        "patience",
+        "val_fraction",
+        "seed",
+        "min_labels",
+        "min_f1",
+        "min_gain",
+        "min_eval_per_label",
+        "require_baseline",
+        "force",
+        "only_new",
+        "epochs",
+    }
 )
 
 
@@ -140,7 +160,8 @@ STEPS: dict[str, Step] = {
         Step("embed_items", (ANY_DATASET, EMBEDDING_MODEL, EMBED_BATCH)),
         Step("build_index", (EMBEDDING_MODEL,)),
         Step("train_classifier", (DATASET, *TRAIN_PARAMS, MIN_LABELS, EMBEDDING_MODEL, FORCE_TRAIN)),
-        Step("gate", (DATASET, MIN_F1)),
+        Step("gate", (DATASET, *GATE_PARAMS)),
+        Step("baseline_probe", (DATASET, LLM_BACKEND, PROBE_LIMIT)),
         Step("prelabel", (DATASET, BACKEND, PRELABEL_LIMIT, ONLY_NEW)),
         Step("score_uncertainty", (DATASET, STRATEGY, SCORE_LIMIT, ONLY_UNLABELED)),
     )
@@ -186,6 +207,13 @@ PIPELINES: dict[str, Pipeline] = {
             ("score_uncertainty",),
         ),
         Pipeline(
+            "baseline_probe",
+            "LLM baseline probe",
+            "Ask the configured LLM, zero-shot, to label the evaluation set: a yardstick a classifier can be "
+            "required to beat, and a check of its answer format and speed.",
+            ("baseline_probe",),
+        ),
+        Pipeline(
             "active_learning_nightly",
             "Full active-learning loop",
             "Export, embed, train, gate, pre-label and score, each step skipping when it has nothing to do.",
@@ -199,7 +227,7 @@ PIPELINES: dict[str, Pipeline] = {
                 "prelabel",
                 "score_uncertainty",
             ),
-            exposed=(ANY_DATASET, MODEL_KIND, STRATEGY, BACKEND, MIN_LABELS, MIN_F1),
+            exposed=(ANY_DATASET, MODEL_KIND, STRATEGY, BACKEND, MIN_LABELS, MIN_F1, MIN_GAIN, REQUIRE_BASELINE),
         ),
     )
 }

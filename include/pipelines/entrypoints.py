@@ -137,6 +137,26 @@ def gate(context: Mapping[str, Any], trained: Mapping[str, Any], dataset_id: int
         dataset_id=values["dataset_id"],
         model_id=(trained or {}).get("model_id"),
         min_f1=values["min_f1"],
+        min_gain=values["min_gain"],
+        min_eval_per_label=values["min_eval_per_label"],
+        require_baseline=values["require_baseline"],
+    )
+
+
+def baseline_probe(context: Mapping[str, Any]) -> dict[str, Any]:
+    from include.config import load_settings
+    from include.pipelines.baseline_probe import run_baseline_probe
+    from include.pipelines.resources import platform_db_url
+
+    values = step_values("baseline_probe", context)
+    settings = load_settings()
+    return run_baseline_probe(
+        platform_db_url(settings),
+        run_ref(context),
+        settings,
+        dataset_id=values["dataset_id"],
+        backend=values["backend"],
+        limit=values["limit"],
     )
 
 

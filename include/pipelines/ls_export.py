@@ -17,7 +17,8 @@ from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, parse_ls_datetime
 from include.pipelines.catalog import FULL_EXPORT
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.services.datasets import ls_project_ids
+from include.services import eval_set
+from include.services.datasets import datasets_of_projects, ls_project_ids
 from include.services.ls_export import (
     ExportSummary,
     apply_ls_tasks,
@@ -108,6 +109,10 @@ def run_ls_export(
         total = ExportSummary()
         for project_id in projects:
             total.add(export_project(db_url, client, project_id, job=job, full=full))
+        if total.labeled:
+            with session_scope(db_url) as session:  # new labels the policy reserves join the eval set now
+                for dataset in datasets_of_projects(session, projects):
+                    eval_set.refresh(session, dataset)
         message = f"exported {total.labeled} labeled tasks"
         extras = []
         if total.conflicts:

@@ -24,11 +24,11 @@ from include.ml.embeddings.names import DEFAULT_MODEL
 from include.ml.embeddings.store import get_model, load_vectors
 from include.ml.prelabel.backends import (
     BACKEND,
+    LLM_BACKENDS,
     ClassifierPrelabeler,
     PrelabelStats,
     SimilarityPrelabeler,
-    ollama_prelabeler,
-    openai_prelabeler,
+    llm_prelabeler,
 )
 from include.ml.training.model import TrainedHead
 from include.pipelines.catalog import ONLY_NEW
@@ -59,23 +59,8 @@ def _choose_backend(db_url: str, dataset: Dataset, name: str, settings: Settings
         name = "similarity"
     if name == "similarity":
         return SimilarityPrelabeler.build(labels, embedder.embed, embedder.name, descriptions)
-    if name == "ollama":
-        return ollama_prelabeler(
-            settings.require("ollama_base_url"),
-            settings.ollama_model,
-            labels,
-            timeout=settings.ollama_timeout,
-            descriptions=descriptions,
-        )
-    if name == "openai":
-        return openai_prelabeler(
-            settings.require("openai_base_url"),
-            settings.openai_model,
-            labels,
-            api_key=settings.openai_api_key,
-            timeout=settings.openai_timeout,
-            descriptions=descriptions,
-        )
+    if name in LLM_BACKENDS:
+        return llm_prelabeler(settings, name, labels, descriptions)
     raise ValueError(f"backend {name!r} is declared but not implemented")
 
 

@@ -16,18 +16,21 @@ from typing import Any
 import numpy as np
 
 from include.db.session import session_scope
-from include.ml.artifacts import load_holdout, save_holdout
 from include.ml.embeddings.backends import Embedder, backend_for
 from include.ml.embeddings.names import EMBEDDING_MODEL
 from include.ml.embeddings.store import get_model, load_vectors
-from include.ml.gate import MIN_F1, decide
+from include.ml.evaluation import evaluation_report
+from include.ml.gate import MIN_EVAL_PER_LABEL, MIN_F1, MIN_GAIN, REQUIRE_BASELINE, decide
 from include.ml.training.model import TrainedHead
 from include.ml.training.params import TrainParams
 from include.ml.training.train import EpochRecord, TrainResult, train_head
 from include.pipelines.catalog import FORCE_TRAIN, MIN_LABELS
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.services.datasets import get_dataset
+from include.services import eval_set
+from include.services.datasets import eval_items, get_dataset
+from include.services.evaluations import predictions_on
+from include.services.evaluations import store as store_evaluation
 from include.services.experiments import (
     data_snapshot,
     fail_experiment,
@@ -35,9 +38,16 @@ from include.services.experiments import (
     labeled_examples,
     last_snapshot,
     record_epoch,
+    record_items,
     start_experiment,
 )
-from include.services.registry import apply_decision, candidate, promoted_model, register_candidate
+from include.services.registry import (
+    apply_decision,
+    candidate,
+    latest_baseline,
+    promoted_model,
+    register_candidate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +134,16 @@ def run_train_classifier(
     with tracked_job(db_url, "train_classifier", run, dataset_id=dataset_id, params=job_params) as job:
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
-            examples = labeled_examples(session, dataset)
+            evaluation = eval_set.refresh(session, dataset)  # new labels join the eval set before training
+            reserved = eval_set.eval_hashes(session, dataset_id)
+            examples = [(h, label) for h, label in labeled_examples(session, dataset) if h not in reserved]
             snapshot = data_snapshot(examples, embedding_model)
             last = last_snapshot(session, dataset_id)
         if len(examples) < min_labels:
-            raise SkipStep(f"{len(examples)} labeled tasks; training needs at least {min_labels}")
+            raise SkipStep(
+                f"{len(examples)} labeled tasks to train on ({evaluation.size} more are reserved for evaluation); "
+                f"training needs at least {min_labels}"
+            )
         if not force and last is not None and last[1] == snapshot:
             raise SkipStep(f"no new labels since experiment {last[0]}")
 
@@ -151,14 +166,16 @@ def run_train_classifier(
         version = f"{params.kind}-ds{dataset_id}-e{experiment_id}"
         artifact = result.head.save(model_dir / version)
         val_idx = result.val_idx if result.val_idx is not None else np.arange(0)
-        save_holdout(artifact, [data.hashes[i] for i in val_idx], [int(data.y[i]) for i in val_idx])
+        train_idx = result.train_idx if result.train_idx is not None else np.arange(len(data.hashes))
         with session_scope(db_url) as session:
+            record_items(session, experiment_id, [data.hashes[i] for i in train_idx], [data.hashes[i] for i in val_idx])
+            eval_set.mark_trained(session, dataset_id, data.hashes)
             finish_experiment(
                 session,
                 experiment_id,
                 metrics={**result.metrics, "best_epoch": result.best_epoch, "epochs": len(result.history)},
                 device=result.device,
-                n_train=len(result.train_idx) if result.train_idx is not None else len(data.hashes),
+                n_train=len(train_idx),
                 n_val=len(val_idx),
             )
             model = register_candidate(
@@ -190,37 +207,85 @@ def run_train_classifier(
 
 
 def run_gate(
-    db_url: str, run: RunRef, *, dataset_id: int, model_id: int | None, min_f1: float = MIN_F1.default
+    db_url: str,
+    run: RunRef,
+    *,
+    dataset_id: int,
+    model_id: int | None,
+    min_f1: float = MIN_F1.default,
+    min_gain: float = MIN_GAIN.default,
+    min_eval_per_label: int = MIN_EVAL_PER_LABEL.default,
+    require_baseline: bool = REQUIRE_BASELINE.default,
 ) -> dict[str, Any]:
-    """Promote the candidate if it beats the promoted model on its held-out set, else reject it."""
-    with tracked_job(
-        db_url, "gate", run, dataset_id=dataset_id, params={"model_id": model_id, "min_f1": min_f1}
-    ) as job:
+    """Score the candidate and the promoted model on the frozen eval set; promote only when the
+    candidate is better beyond noise (see include.ml.gate). Both get an evaluation report."""
+    params = {"model_id": model_id, "min_f1": min_f1, "min_gain": min_gain, "min_eval_per_label": min_eval_per_label}
+    with tracked_job(db_url, "gate", run, dataset_id=dataset_id, params=params) as job:
         if model_id is None:
             raise SkipStep("no new candidate model to evaluate")
         with session_scope(db_url) as session:
             row = candidate(session, model_id)
             if row is None:
                 raise SkipStep(f"model {model_id} is not a candidate")
+            dataset = get_dataset(session, row.dataset_id)
+            evaluation = eval_set.current_set(session, dataset)
             incumbent_row = promoted_model(session, row.dataset_id, row.embedding_model_id)
-            incumbent_path = Path(incumbent_row.artifact_path) if incumbent_row else None
-            candidate_path, version = Path(row.artifact_path), row.version
-            hashes, y_val = load_holdout(candidate_path)
-            vectors = load_vectors(session, row.embedding_model_id, hashes)
-        x_val = np.stack([vectors[h] for h in hashes])
-        incumbent = TrainedHead.load(incumbent_path) if incumbent_path and incumbent_path.exists() else None
-        decision = decide(TrainedHead.load(candidate_path), incumbent, x_val, y_val, min_f1=min_f1)
+            baseline_row = latest_baseline(session, row.dataset_id)
+            baseline = predictions_on(session, baseline_row.id, evaluation.version) if baseline_row else None
+            incumbent = (incumbent_row.id, Path(incumbent_row.artifact_path)) if incumbent_row else None
+            candidate_path, version, labels = Path(row.artifact_path), row.version, list(dataset.labels)
+            items = eval_items(session, dataset.id, evaluation.hashes)
+            vectors = load_vectors(session, row.embedding_model_id, sorted(evaluation.hashes))  # type: ignore[arg-type]
+        examples = [(h, label) for h, label in evaluation.examples if h in vectors]
+        y = np.asarray([labels.index(label) for _, label in examples], dtype=np.int64)
+        x = np.stack([vectors[h] for h, _ in examples]) if examples else np.zeros((0, 1), dtype=np.float32)
+        described = [{"text_hash": h, **items.get(h, {})} for h, _ in examples]
+        head = TrainedHead.load(candidate_path)
+        probs = head.predict_proba(x, device="cpu") if examples else np.zeros((0, len(labels)))
+        incumbent_probs = None
+        if incumbent is not None and incumbent[1].exists() and examples:
+            incumbent_head = TrainedHead.load(incumbent[1])
+            if incumbent_head.labels == labels:  # a changed label set: the old model cannot compete
+                incumbent_probs = incumbent_head.predict_proba(x, device="cpu")
+        baseline_pred = (
+            np.asarray([baseline[h] for h, _ in examples])
+            if baseline and all(h in baseline for h, _ in examples)
+            else None
+        )
+        decision = decide(
+            y,
+            labels,
+            probs.argmax(axis=1),
+            incumbent_probs.argmax(axis=1) if incumbent_probs is not None else None,
+            min_f1=min_f1,
+            min_gain=min_gain,
+            min_eval_per_label=min_eval_per_label,
+            baseline_pred=baseline_pred,
+            require_baseline=require_baseline,
+            seed=model_id,
+        )
         with session_scope(db_url) as session:
             row = candidate(session, model_id)
             if row is None:
                 raise SkipStep(f"model {model_id} was decided by another run meanwhile")
-            apply_decision(session, row, decision)
-        verb = "promoted" if decision.promoted else "rejected"
-        job.done(f"{verb} {version}: {decision.reason}", promoted=decision.promoted)
+            if examples:
+                store_evaluation(session, model_id, evaluation.version, evaluation_report(probs, y, labels, described))
+                if incumbent_probs is not None and incumbent is not None:
+                    store_evaluation(
+                        session,
+                        incumbent[0],
+                        evaluation.version,
+                        evaluation_report(incumbent_probs, y, labels, described),
+                    )
+            apply_decision(session, row, decision, evaluation.version)
+        verb = "promoted" if decision.promoted else ("rejected" if decision.decided else "not decided on")
+        job.done(f"{verb} {version}: {decision.reason}", promoted=decision.promoted, eval_size=len(y))
         job.result = {
             "model_id": model_id,
             "version": version,
             "promoted": decision.promoted,
+            "decided": decision.decided,
             "reason": decision.reason,
+            "eval_version": evaluation.version,
         }
     return job.result

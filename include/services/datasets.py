@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, User
+from include.db.models import Dataset, Item, Task, User
 
 MAX_TEXT_CHARS = 20_000
 # An upload cell beyond this is refused outright (a text over MAX_TEXT_CHARS is only skipped).
@@ -62,6 +62,23 @@ def ls_project_ids(session: Session, dataset_id: int | None = None) -> list[int]
     if dataset_id is not None:
         stmt = stmt.where(Dataset.id == dataset_id)
     return sorted(int(p) for p in session.scalars(stmt) if p is not None)
+
+
+def datasets_of_projects(session: Session, project_ids: list[int]) -> list[Dataset]:
+    return list(session.scalars(select(Dataset).where(Dataset.ls_project_id.in_(project_ids)).order_by(Dataset.id)))
+
+
+def eval_items(session: Session, dataset_id: int, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Task id and text of items by text hash (what an evaluation report links to)."""
+    wanted = list(hashes)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Item.text_hash, Task.id, Item.text)
+        .join(Task, Task.item_id == Item.id)
+        .where(Item.dataset_id == dataset_id, Item.text_hash.in_(wanted))
+    ).tuples()
+    return {str(h): {"task_id": int(t), "text": str(text)} for h, t, text in rows}
 
 
 def text_hash(text: str) -> str:

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Experiment, ExperimentEpoch, Item, Task, TaskStatus
+from include.db.models import Dataset, Experiment, ExperimentEpoch, ExperimentItem, Item, Task, TaskStatus
 from include.ml.training.params import TrainParams
 
 
@@ -95,6 +96,14 @@ def record_epoch(
             experiment_id=experiment_id, epoch=epoch, train_loss=train_loss, val_loss=val_loss, metrics=metrics
         )
     )
+
+
+def record_items(session: Session, experiment_id: int, train: list[str], val: list[str]) -> None:
+    """Which texts the run trained and validated on (the model's lineage)."""
+    rows = [{"experiment_id": experiment_id, "text_hash": h, "split": "train"} for h in train]
+    rows += [{"experiment_id": experiment_id, "text_hash": h, "split": "val"} for h in val]
+    if rows:
+        session.execute(insert(ExperimentItem).on_conflict_do_nothing(), rows)
 
 
 def fail_experiment(session: Session, experiment_id: int) -> None:

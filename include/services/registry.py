@@ -6,6 +6,7 @@ Whether a candidate is promoted is decided by :mod:`include.ml.gate`; this modul
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,15 +24,15 @@ def promoted_model(session: Session, dataset_id: int, embedding_model_id: int | 
     return session.scalar(stmt.order_by(ModelVersion.promoted_at.desc()).limit(1))
 
 
-def apply_decision(session: Session, candidate: ModelVersion, decision: GateDecision) -> None:
-    """Promote (retiring the incumbent) or reject the candidate, recording why."""
+def apply_decision(session: Session, candidate: ModelVersion, decision: GateDecision, eval_version: str) -> None:
+    """Promote (retiring the incumbent) or reject the candidate, recording why, on which eval-set
+    version, both models' scores and the interval of their difference. A refusal (too few
+    evaluation labels) leaves it a candidate."""
     now = datetime.now(UTC)
-    candidate.metrics = {
-        **(candidate.metrics or {}),
-        "gate_f1": decision.candidate_f1,
-        "incumbent_f1": decision.incumbent_f1,
-    }
+    candidate.gate = {**decision.record(), "eval_version": eval_version, "decided_at": now.isoformat()}
     candidate.reason = decision.reason
+    if not decision.decided:
+        return
     if not decision.promoted:
         candidate.status = ModelStatus.REJECTED
         return
@@ -53,7 +54,7 @@ def register_candidate(
     dataset_id: int,
     embedding_model_id: int,
     labels: list[str],
-    metrics: dict[str, float],
+    metrics: dict[str, Any],
     artifact_path: str,
 ) -> ModelVersion:
     """A new candidate in the registry, waiting for the gate."""
@@ -71,6 +72,35 @@ def register_candidate(
     session.add(model)
     session.flush()
     return model
+
+
+def register_baseline(
+    session: Session, *, version: str, dataset_id: int, labels: list[str], metrics: dict[str, Any], reason: str
+) -> ModelVersion:
+    """An LLM baseline probe's result: a yardstick in the registry, never promoted."""
+    model = ModelVersion(
+        version=version,
+        kind="llm-baseline",
+        status=ModelStatus.BASELINE,
+        dataset_id=dataset_id,
+        embedding_model_id=None,
+        labels=labels,
+        metrics=metrics,
+        artifact_path="",
+        reason=reason,
+    )
+    session.add(model)
+    session.flush()
+    return model
+
+
+def latest_baseline(session: Session, dataset_id: int) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion)
+        .where(ModelVersion.dataset_id == dataset_id, ModelVersion.status == ModelStatus.BASELINE)
+        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
 
 
 def candidate(session: Session, model_id: int) -> ModelVersion | None:

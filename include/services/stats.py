@@ -104,3 +104,31 @@ def annotator_stats(session: Session, user: User, dataset_id: int | None = None)
         "labels": mine["labels"],
         "today": int(session.scalar(today_q) or 0),
     }
+
+
+def labels_per_day(session: Session, dataset_id: int, days: int = 30) -> dict[str, Any]:
+    """Annotations per day and annotator over the last ``days`` days (UTC), for a stacked chart."""
+    from datetime import timedelta
+
+    from include.db.models import Annotation
+
+    since = datetime.combine(datetime.now(UTC).date() - timedelta(days=days - 1), time.min, tzinfo=UTC)
+    day = func.date_trunc("day", Annotation.created_at)
+    who = func.coalesce(User.username, Annotation.ls_user_email, "unknown")
+    rows = session.execute(
+        select(day, who, func.count())
+        .join(Task, Task.id == Annotation.task_id)
+        .outerjoin(User, User.id == Annotation.annotator_id)
+        .where(Task.dataset_id == dataset_id, Annotation.created_at >= since, Annotation.was_cancelled.is_(False))
+        .group_by(day, who)
+        .order_by(day, who)
+    ).tuples()
+    by_day: dict[str, dict[str, int]] = defaultdict(dict)
+    people: list[str] = []
+    for when, name, n in rows:
+        key = when.strftime("%m-%d")
+        by_day[key][str(name)] = int(n)
+        if str(name) not in people:
+            people.append(str(name))
+    ordered = list(by_day)
+    return {"days": ordered, "series": {name: [by_day[d].get(name, 0) for d in ordered] for name in people}}

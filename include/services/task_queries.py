@@ -64,6 +64,7 @@ def annotator_tasks(
 def admin_tasks(
     session: Session,
     *,
+    task_id: int | None = None,
     dataset_id: int | None = None,
     status: TaskStatus | None = None,
     assignee_id: int | None = None,
@@ -74,6 +75,8 @@ def admin_tasks(
 ) -> Page:
     """All tasks with filters, highest priority first."""
     stmt = select(Task).options(joinedload(Task.item), joinedload(Task.assignee))
+    if task_id is not None:
+        stmt = stmt.where(Task.id == task_id)
     if dataset_id is not None:
         stmt = stmt.where(Task.dataset_id == dataset_id)
     if status is not None:

@@ -46,34 +46,46 @@ def jobs_of(db: str, run_id: str) -> dict[str, tuple[JobStatus, str]]:
 
 
 def test_each_ml_dag(db, ls, minilm, run_dag) -> None:
-    dataset_id = seeded_dataset(db, 90)
+    dataset_id = seeded_dataset(db, 110)  # 70 labeled, 40 left to pre-label and score
     assert run_dag("ls_import", {"dataset_id": dataset_id}).state == DagRunState.SUCCESS
-    annotate(db, ls, dataset_id, 50)
+    annotate(db, ls, dataset_id, 70)
     assert run_dag("ls_export", {"dataset_id": dataset_id}).state == DagRunState.SUCCESS
 
     dr = run_dag("embed_items", {"dataset_id": dataset_id})
     assert dr.state == DagRunState.SUCCESS
-    assert jobs_of(db, dr.run_id)["embed_items"] == (JobStatus.SUCCESS, "embedded 90 new texts with all-MiniLM-L6-v2")
+    assert jobs_of(db, dr.run_id)["embed_items"] == (JobStatus.SUCCESS, "embedded 110 new texts with all-MiniLM-L6-v2")
 
     dr = run_dag("train_classifier", {"dataset_id": dataset_id, "model_kind": "logistic", "lr": 0.01, "min_f1": 0.5})
     assert dr.state == DagRunState.SUCCESS
     jobs = jobs_of(db, dr.run_id)
-    assert jobs["train_classifier"][0] == JobStatus.SUCCESS and "on 50 labels" in jobs["train_classifier"][1]
-    assert jobs["gate"][0] == JobStatus.SUCCESS and jobs["gate"][1].startswith("promoted logistic-ds")
+    reserved = eval_size(db, dataset_id)
+    assert reserved >= 20  # at least 10 evaluation labels per label, never trained on
+    assert (
+        jobs["train_classifier"][0] == JobStatus.SUCCESS and f"on {70 - reserved} labels" in jobs["train_classifier"][1]
+    )
+    assert jobs["gate"][0] == JobStatus.SUCCESS and jobs["gate"][1].startswith("promoted logistic-ds"), jobs["gate"]
 
     dr = run_dag("prelabel", {"dataset_id": dataset_id})
     assert dr.state == DagRunState.SUCCESS
-    assert jobs_of(db, dr.run_id)["prelabel"][1].startswith("pre-labeled 40 tasks with logistic-ds")
+    assert jobs_of(db, dr.run_id)["prelabel"][1].startswith("pre-labeled 40 tasks with logistic-ds")  # 110 - 70
 
     dr = run_dag("score_uncertainty", {"dataset_id": dataset_id, "strategy": "entropy"})
     assert dr.state == DagRunState.SUCCESS
     assert "scored 40 tasks by entropy" in jobs_of(db, dr.run_id)["score_uncertainty"][1]
 
 
+def eval_size(db: str, dataset_id: int) -> int:
+    from include.db.models import Dataset
+    from include.services import eval_set
+
+    with session_scope(db) as s:
+        return eval_set.current_set(s, s.get_one(Dataset, dataset_id)).size
+
+
 def test_nightly_loop_end_to_end_and_skips_cleanly(db, ls, minilm, run_dag) -> None:
-    dataset_id = seeded_dataset(db, 80)
+    dataset_id = seeded_dataset(db, 100)
     assert run_dag("ls_import", {"dataset_id": dataset_id}).state == DagRunState.SUCCESS
-    annotate(db, ls, dataset_id, 40)
+    annotate(db, ls, dataset_id, 60)
 
     dr = run_dag("active_learning_nightly", {"dataset_id": dataset_id, "model_kind": "logistic", "min_f1": 0.5})
     assert dr.state == DagRunState.SUCCESS
@@ -89,7 +101,7 @@ def test_nightly_loop_end_to_end_and_skips_cleanly(db, ls, minilm, run_dag) -> N
     ]
     assert jobs.pop("build_index") == (JobStatus.SKIPPED, "the HNSW index of all-MiniLM-L6-v2 is up to date")
     assert all(status == JobStatus.SUCCESS for status, _ in jobs.values()), jobs
-    assert jobs["ls_export"][1].startswith("exported 40 labeled tasks")
+    assert jobs["ls_export"][1].startswith("exported 60 labeled tasks")
     with session_scope(db) as s:
         promoted = s.scalar(select(ModelVersion).where(ModelVersion.dataset_id == dataset_id))
         assert promoted.status == ModelStatus.PROMOTED

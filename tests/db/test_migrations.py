@@ -26,6 +26,9 @@ EXPECTED_TABLES = {
     "login_throttle",
     "job_attempts",
     "label_outbox",
+    "eval_items",
+    "experiment_items",
+    "model_evaluations",
 }
 
 

@@ -21,6 +21,7 @@ from include.pipelines.prelabel import run_prelabel
 from include.pipelines.runner import RunRef
 from include.pipelines.score_uncertainty import run_score_uncertainty
 from include.pipelines.train_classifier import run_gate, run_train_classifier
+from include.services import eval_set
 from include.services.assignment import auto_assign
 from include.services.datasets import add_items, create_dataset
 from include.services.experiments import labeled_examples
@@ -164,7 +165,8 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
         force=True,
     )
     verdict = run_gate(db, RunRef(), dataset_id=dataset_id, model_id=weak["model_id"])
-    assert not verdict["promoted"] and "does not beat" in verdict["reason"]
+    assert not verdict["promoted"] and "not better beyond noise" in verdict["reason"]
+    assert verdict["decided"] and "90 % interval" in verdict["reason"]
     with session_scope(db) as s:
         statuses = dict(s.execute(select(ModelVersion.version, ModelVersion.status)).tuples().all())
         experiment_epochs = s.scalar(select(Job.counts).where(Job.run_id == "t1", Job.step == "train_classifier"))
@@ -179,10 +181,13 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
     with make_app(db).test_client() as web:
         web.post("/login", data={"username": admin_name, "password": "password-123"})
         page = web.get("/admin/models").get_data(as_text=True)
-        assert f'data-model="{trained["version"]}"' in page and "first model: F1" in page and "does not beat" in page
+        assert f'data-model="{trained["version"]}"' in page and "first model: macro F1" in page
+        assert "not better beyond noise" in page
         epochs = web.get(f"/admin/experiments/{trained['experiment_id']}").get_data(as_text=True)
         assert epochs.count("<tr") > 5 and "★" in epochs
-    assert experiment_epochs["labels"] == 120
+    with session_scope(db) as s:
+        reserved = eval_set.current_set(s, s.get_one(Dataset, dataset_id)).size
+    assert reserved >= 20 and experiment_epochs["labels"] + reserved == 120  # the eval set is never trained on
 
     # The promoted classifier now drives pre-labeling and scoring.
     result = run_prelabel(db, client, RunRef(), load_settings(), dataset_id=dataset_id, embedder=minilm)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,3 +81,47 @@ def api_token(client: Any, username: str, password: str = PASSWORD) -> dict[str,
     response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.json
     return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+
+# -- headless Chromium (Debian's package, driven by Playwright; never a downloaded browser) ----
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture
+def page(tmp_path) -> Iterator[Any]:
+    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):  # type: ignore[attr-defined]
+        pytest.fail("Debian's chromium is missing: apt-get install chromium (make test does this as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.set_default_timeout(20_000)
+        yield tab
+        shots = os.environ.get("LABELOPS_SCREENSHOTS")
+        if shots:
+            tab.screenshot(
+                path=str(
+                    Path(shots) / f"{os.environ.get('PYTEST_CURRENT_TEST', 'page').split(':')[-1].split(' ')[0]}.png"
+                ),
+                full_page=True,
+            )
+        browser.close()
+
+
+def log_in(page: Any, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Log in')")
+    page.wait_for_selector(f"[data-testid=current-user]:has-text('{username}')")

@@ -4,12 +4,9 @@ labels two with the keyboard; the admin sees the statistics change."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,20 +19,9 @@ from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
 from include.services.assignment import auto_assign
 from include.services.jobs import queue_job
-from tests.webapp.conftest import PASSWORD, make_app
+from tests.webapp.conftest import log_in, make_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.labelstudio]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 @pytest.fixture
@@ -58,37 +44,6 @@ def live_url(db, users, ls) -> Iterator[str]:
     dispatcher = app.extensions.get("labelops.dispatcher")
     if dispatcher is not None:
         dispatcher.stop()
-
-
-@pytest.fixture
-def page(tmp_path) -> Iterator[Any]:
-    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):  # type: ignore[attr-defined]
-        pytest.fail("Debian's chromium is missing: apt-get install chromium (make test does this as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        tab = context.new_page()
-        tab.set_default_timeout(20_000)
-        yield tab
-        shots = os.environ.get("LABELOPS_SCREENSHOTS")
-        if shots:
-            tab.screenshot(
-                path=str(
-                    Path(shots) / f"{os.environ.get('PYTEST_CURRENT_TEST', 'page').split(':')[-1].split(' ')[0]}.png"
-                ),
-                full_page=True,
-            )
-        browser.close()
-
-
-def log_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
-    page.wait_for_selector(f"[data-testid=current-user]:has-text('{username}')")
 
 
 def log_out(page: Any) -> None:

@@ -4,27 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.demo.texts import generate_demo_texts
 from include.labelstudio.client import LabelStudioError
+from include.params import ParamError
 from include.pipelines.catalog import PIPELINES
+from include.services import eval_set
 from include.services.assignment import AssignmentError, auto_assign
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets, parse_upload
 from include.services.deletion import delete_dataset
+from include.services.eval_set import EVAL_POLICY
+from include.services.evaluations import learning_curve
 from include.services.jobs import recent_jobs
 from include.services.label_outbox import summary as outbox_summary
 from include.services.ls_projects import served_model_version
-from include.services.stats import dataset_stats, per_annotator_stats
+from include.services.stats import dataset_stats, labels_per_day, per_annotator_stats
 from include.services.users import find_user
 from webapp.admin import bp
 from webapp.admin.common import annotator_choices, dataset_or_404, flash_report
 from webapp.admin.forms import AutoAssignForm, DatasetForm, DeleteDatasetForm, UploadForm
+from webapp.charts import draw
 from webapp.clients import NotConfigured, ls_client
 from webapp.extensions import db
 from webapp.forms import CsrfForm
 from webapp.security import admin_required
+from webapp.serializers import svg_response
 
 # The pipelines a dataset page offers as one-click buttons (all of them are on the pipelines page).
 DATASET_BUTTONS = ("ls_import", "ls_export", "prelabel", "score_uncertainty")
@@ -103,7 +109,45 @@ def dataset(dataset_id: int) -> Any:
         buttons=[PIPELINES[name] for name in DATASET_BUTTONS],
         served_version=served_model_version(db.session(), ds.ls_project_id),
         ls_public_url=current_app.config.get("LS_PUBLIC_URL"),
+        evaluation=eval_set.current_set(db.session(), ds),
+        policy=EVAL_POLICY,
     )
+
+
+@bp.post("/datasets/<id:dataset_id>/eval-policy")
+@admin_required
+def eval_policy(dataset_id: int) -> Any:
+    """Change how much of the labeled data is reserved for evaluation (members stay members)."""
+    ds = dataset_or_404(dataset_id)
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    try:
+        values = {spec.name: spec.parse(request.form.get(spec.name)) for spec in EVAL_POLICY}
+        eval_set.set_policy(db.session(), ds, values["eval_fraction"], values["eval_min_per_label"], values["eval_cap"])
+        evaluation = eval_set.refresh(db.session(), ds)
+        db.session.commit()
+    except ParamError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        flash(f"Evaluation policy saved: {evaluation.size} evaluation items, version {evaluation.version}.", "success")
+    return redirect(url_for("admin.dataset", dataset_id=ds.id) + "#evaluation")
+
+
+@bp.get("/datasets/<id:dataset_id>/charts/<name>.svg")
+@admin_required
+def dataset_chart(dataset_id: int, name: str) -> Any:
+    """The dataset's pictures: learning curve, label distribution, labels per day per annotator."""
+    ds = dataset_or_404(dataset_id)
+    if name == "learning":
+        data: Any = learning_curve(db.session(), ds.id)
+    elif name == "labels":
+        data = dataset_stats(db.session(), ds)["labels"]
+    elif name == "daily":
+        data = labels_per_day(db.session(), ds.id)
+    else:
+        abort(404)
+    return svg_response(draw(name, data))
 
 
 @bp.post("/datasets/<id:dataset_id>/upload")

@@ -1,30 +1,105 @@
-"""Admin: the model registry and experiments."""
+"""Admin: the model registry, a model's evaluation report, experiments and their comparison."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, render_template
+from flask import abort, flash, redirect, render_template, request, url_for
 
-from include.db.models import Experiment
+from include.db.models import Experiment, ModelVersion
+from include.services import evaluations
 from include.services.registry import registry_rows
 from webapp.admin import bp
+from webapp.charts import draw
 from webapp.extensions import db
 from webapp.security import admin_required
+from webapp.serializers import svg_response
+
+MODEL_CHARTS = ("confusion", "pr", "roc", "reliability", "histogram")
 
 
 @bp.get("/models")
 @admin_required
 def models() -> Any:
-    """The model registry: every trained head, whether it was promoted, and why."""
+    """The model registry: every trained head (and LLM baseline), whether it was promoted, and why."""
     return render_template("admin/models.html", rows=registry_rows(db.session()))
+
+
+@bp.get("/models/<id:model_id>")
+@admin_required
+def model(model_id: int) -> Any:
+    """One model version: the gate's decision and its evaluation report, drawn."""
+    row = db.session.get(ModelVersion, model_id) or abort(404)
+    evaluation = evaluations.latest(db.session(), model_id)
+    return render_template(
+        "admin/model.html",
+        model=row,
+        evaluation=evaluation,
+        report=evaluation.report if evaluation else None,
+        charts=MODEL_CHARTS,
+    )
+
+
+@bp.get("/models/<id:model_id>/charts/<name>.svg")
+@admin_required
+def model_chart(model_id: int, name: str) -> Any:
+    if name not in MODEL_CHARTS:
+        abort(404)
+    evaluation = evaluations.latest(db.session(), model_id) or abort(404)
+    return svg_response(draw(name, evaluation.report))
+
+
+def _epochs(run: Experiment) -> list[dict[str, Any]]:
+    return [
+        {"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, "f1": e.metrics.get("f1", 0.0)}
+        for e in run.epochs
+    ]
 
 
 @bp.get("/experiments/<id:experiment_id>")
 @admin_required
 def experiment(experiment_id: int) -> Any:
-    """One training run: hyperparameters, data, and metrics epoch by epoch."""
-    run = db.session.get(Experiment, experiment_id)
-    if run is None:
-        abort(404)
+    """One training run: hyperparameters, data, and loss and F1 epoch by epoch."""
+    run = db.session.get(Experiment, experiment_id) or abort(404)
     return render_template("admin/experiment.html", run=run)
+
+
+@bp.get("/experiments/<id:experiment_id>/training.svg")
+@admin_required
+def experiment_chart(experiment_id: int) -> Any:
+    run = db.session.get(Experiment, experiment_id) or abort(404)
+    return svg_response(draw("training", _epochs(run)))
+
+
+def _chosen_experiments() -> list[Experiment]:
+    raw = request.args.getlist("ids") or (request.args.get("ids", "").split(",") if request.args.get("ids") else [])
+    ids = []
+    for part in raw:
+        for piece in str(part).split(","):
+            if piece.strip().isascii() and piece.strip().isdigit() and len(piece.strip()) < 10:
+                ids.append(int(piece.strip()))
+    runs = [r for r in (db.session.get(Experiment, i) for i in dict.fromkeys(ids)) if r is not None]
+    return runs[:5]
+
+
+@bp.get("/experiments/compare")
+@admin_required
+def compare() -> Any:
+    """Two to five experiments side by side: curves overlaid, and which hyperparameters differ."""
+    runs = _chosen_experiments()
+    if len(runs) < 2:
+        flash("Choose two to five experiments to compare (tick them in the models table).", "info")
+        return redirect(url_for("admin.models"))
+    keys = sorted({k for r in runs for k in r.params} - {"data_snapshot", "labels"})
+    differing = [k for k in keys if len({repr(r.params.get(k)) for r in runs}) > 1]
+    same = [k for k in keys if k not in differing]
+    return render_template(
+        "admin/compare.html", runs=runs, differing=differing, same=same, ids=",".join(str(r.id) for r in runs)
+    )
+
+
+@bp.get("/experiments/compare.svg")
+@admin_required
+def compare_chart() -> Any:
+    runs = _chosen_experiments()
+    return svg_response(draw("comparison", [{"name": r.name, "epochs": _epochs(r)} for r in runs]))

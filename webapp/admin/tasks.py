@@ -8,8 +8,11 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.db.models import Dataset, Task, TaskStatus
+from include.params import INT8_MAX
+from include.services import eval_set
 from include.services.assignment import AssignmentError, assign_task, unassign_task
 from include.services.datasets import list_datasets
+from include.services.eval_set import EvalSetError
 from include.services.labeling import LabelingError, annotations_of, resolve_conflict
 from include.services.task_queries import admin_tasks, parse_status
 from include.services.users import find_user
@@ -36,9 +39,11 @@ def tasks() -> Any:
     assignee_user = find_user(db.session(), assignee) if assignee and assignee != "none" else None
     if assignee and assignee != "none" and assignee_user is None:
         flash(f"No user named {assignee!r}.", "error")
+    dataset_id = int_arg("dataset_id")
     page = admin_tasks(
         db.session(),
-        dataset_id=int_arg("dataset_id"),
+        task_id=int_arg("task", maximum=INT8_MAX),
+        dataset_id=dataset_id,
         status=status,
         assignee_id=assignee_user.id if assignee_user else None,
         unassigned=assignee == "none",
@@ -59,7 +64,29 @@ def tasks() -> Any:
         annotators=annotator_choices(),
         labels=sorted({label for d in datasets for label in d.labels}),
         args=request.args,
+        eval_members=eval_set.member_task_ids(db.session(), dataset_id) if dataset_id else set(),
     )
+
+
+@bp.post("/tasks/<bigid:task_id>/eval")
+@admin_required
+def eval_membership(task_id: int) -> Any:
+    """Add a labeled task to its dataset's evaluation set as a gold item, or drop it."""
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    task = db.session.get(Task, task_id) or abort(404)
+    dataset = db.session.get(Dataset, task.dataset_id) or abort(404)
+    try:
+        message = eval_set.set_membership(
+            db.session(), dataset, task_id, request.form.get("member") == "1", current_user.id
+        )
+        db.session.commit()
+    except EvalSetError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        flash(message[0].upper() + message[1:] + ".", "success")
+    return _back_to_tasks()
 
 
 def _back_to_tasks() -> Any:

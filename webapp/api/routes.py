@@ -7,15 +7,19 @@ from typing import Any
 from flask import current_app, jsonify, request
 
 from include.airflow_client import AirflowError
-from include.db.models import Dataset, Job, Role, Task
+from include.db.models import Dataset, Job, ModelVersion, Role, Task
 from include.demo.texts import generate_demo_texts
 from include.params import ParamError, parse_int
 from include.pipelines.catalog import PIPELINES, Pipeline
+from include.services import eval_set, evaluations
 from include.services.assignment import AssignmentError, assign_task, auto_assign, unassign_task
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets
+from include.services.eval_set import EVAL_POLICY, EvalSetError
+from include.services.evaluations import learning_curve
 from include.services.jobs import attempts_of, recent_jobs
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelingError, submit_label
+from include.services.registry import registry_rows
 from include.services.stats import annotator_stats, dataset_stats, per_annotator_stats
 from include.services.task_queries import annotator_tasks, parse_status, priority_tasks
 from include.services.users import authenticate, find_user
@@ -26,7 +30,7 @@ from webapp.clients import NotConfigured, wake_dispatcher
 from webapp.extensions import db
 from webapp.runs import refresh_active_jobs, trigger_pipeline
 from webapp.security import make_api_token
-from webapp.serializers import dataset_json, job_json, task_json
+from webapp.serializers import dataset_json, job_json, model_json, task_json
 
 
 def _dataset_or_error(dataset_id: int) -> Dataset | Any:
@@ -339,3 +343,108 @@ def job(job_id: int) -> Any:
     if row is None:
         return api_error(404, f"job {job_id} not found")
     return jsonify(job_json(row, attempts_of(db.session(), [row.id]).get(row.id)))
+
+
+# -- models and evaluation --------------------------------------------------------------------
+@bp.get("/models")
+@token_required(Role.ADMIN)
+def models() -> Any:
+    """The model registry, newest first (``?dataset_id=`` to filter)."""
+    dataset_id = int_arg("dataset_id")
+    rows = [m for m, _, _ in registry_rows(db.session()) if dataset_id is None or m.dataset_id == dataset_id]
+    return jsonify({"models": [model_json(m) for m in rows]})
+
+
+@bp.get("/models/<id:model_id>")
+@token_required(Role.ADMIN)
+def model(model_id: int) -> Any:
+    row = db.session.get(ModelVersion, model_id)
+    if row is None:
+        return api_error(404, f"model {model_id} not found")
+    return jsonify(model_json(row))
+
+
+@bp.get("/models/<id:model_id>/report")
+@token_required(Role.ADMIN)
+def model_report(model_id: int) -> Any:
+    """The model's latest evaluation report (confusion, per-label figures, curves, mistakes)."""
+    evaluation = evaluations.latest(db.session(), model_id)
+    if evaluation is None:
+        return api_error(404, f"model {model_id} has no evaluation report yet")
+    report = {k: v for k, v in evaluation.report.items() if k != "predictions"}
+    return jsonify({"model_id": model_id, "eval_version": evaluation.eval_version, "report": report})
+
+
+@bp.get("/datasets/<id:dataset_id>/eval_set")
+@token_required(Role.ADMIN)
+def get_eval_set(dataset_id: int) -> Any:
+    """The evaluation set: its policy, version and size per label."""
+    dataset = _dataset_or_error(dataset_id)
+    if not isinstance(dataset, Dataset):
+        return dataset
+    return jsonify(_eval_json(dataset, eval_set.current_set(db.session(), dataset)))
+
+
+@bp.put("/datasets/<id:dataset_id>/eval_set")
+@token_required(Role.ADMIN)
+def put_eval_set(dataset_id: int) -> Any:
+    """Change the policy: ``{"eval_fraction": 0.2, "eval_min_per_label": 10, "eval_cap": 1000}``."""
+    dataset = _dataset_or_error(dataset_id)
+    if not isinstance(dataset, Dataset):
+        return dataset
+    body = json_body()
+    unknown = sorted(set(body) - {spec.name for spec in EVAL_POLICY})
+    if unknown:
+        return api_error(400, f"unknown policy field {unknown[0]!r}")
+    try:
+        values = {spec.name: spec.parse(body.get(spec.name, getattr(dataset, spec.name))) for spec in EVAL_POLICY}
+        eval_set.set_policy(
+            db.session(), dataset, values["eval_fraction"], values["eval_min_per_label"], values["eval_cap"]
+        )
+        current = eval_set.refresh(db.session(), dataset)
+        db.session.commit()
+    except ParamError as exc:
+        db.session.rollback()
+        return api_error(400, str(exc))
+    return jsonify(_eval_json(dataset, current))
+
+
+@bp.post("/tasks/<bigid:task_id>/eval")
+@token_required(Role.ADMIN)
+def task_eval(task_id: int) -> Any:
+    """Add a labeled task to the evaluation set (``{"member": true}``) or drop it (``false``)."""
+    task = db.session.get(Task, task_id)
+    if task is None:
+        return api_error(404, f"task {task_id} not found")
+    member = json_body().get("member")
+    if not isinstance(member, bool):
+        return api_error(400, 'send JSON {"member": true} or {"member": false}')
+    dataset = db.session.get(Dataset, task.dataset_id)
+    try:
+        message = eval_set.set_membership(db.session(), dataset, task_id, member, api_user().id)  # type: ignore[arg-type]
+        db.session.commit()
+    except EvalSetError as exc:
+        db.session.rollback()
+        return api_error(400, str(exc))
+    return jsonify({"message": message, **_eval_json(dataset, eval_set.current_set(db.session(), dataset))})  # type: ignore[arg-type]
+
+
+@bp.get("/datasets/<id:dataset_id>/learning_curve")
+@token_required(Role.ADMIN)
+def learning(dataset_id: int) -> Any:
+    """Eval-set macro F1 of each model version against the labels it was trained on."""
+    dataset = _dataset_or_error(dataset_id)
+    if not isinstance(dataset, Dataset):
+        return dataset
+    return jsonify({"dataset_id": dataset_id, "points": learning_curve(db.session(), dataset_id)})
+
+
+def _eval_json(dataset: Dataset, current: Any) -> dict[str, Any]:
+    return {
+        "dataset_id": dataset.id,
+        "policy": {spec.name: getattr(dataset, spec.name) for spec in EVAL_POLICY},
+        "version": current.version,
+        "size": current.size,
+        "per_label": current.per_label,
+        "dropped": current.excluded,
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -125,31 +126,45 @@ def build_prompt(text: str, labels: Sequence[str], descriptions: dict[str, str] 
     )
 
 
-def parse_llm_answer(answer: Any, labels: Sequence[str]) -> Suggestion | None:
-    """A Suggestion from the model's JSON answer, or None if it is not the JSON asked for."""
+def check_answer(answer: Any, labels: Sequence[str]) -> tuple[Suggestion | None, str]:
+    """The model's answer as a Suggestion, or why it breaks the contract: ``not_json`` (no JSON
+    object), ``label_not_in_set`` or ``bad_confidence`` (missing, or not a number in [0, 1])."""
+    if answer is None:
+        return None, "not_json"
     if isinstance(answer, str):
         try:
             answer = json.loads(answer.strip().removeprefix("```json").removeprefix("```").removesuffix("```"))
         except (json.JSONDecodeError, ValueError):
-            return None
+            return None, "not_json"
     if not isinstance(answer, dict):
-        return None
+        return None, "not_json"
     raw_label = answer.get("label")
-    if not isinstance(raw_label, str):
-        return None
     by_lower = {lbl.lower(): lbl for lbl in labels}
-    label = by_lower.get(raw_label.strip().lower())
+    label = by_lower.get(raw_label.strip().lower()) if isinstance(raw_label, str) else None
     if label is None:
-        return None
+        return None, "label_not_in_set"
     confidence = answer.get("confidence", answer.get("score"))
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= float(confidence) <= 1:
-        return None
+        return None, "bad_confidence"
     # A stated confidence below 1/K would make another label the likelier one: the answer names
     # its label, so its probability is floored at the uniform share.
     confidence = max(float(confidence), 1.0 / len(labels))
     rest = (1.0 - confidence) / (len(labels) - 1)
     probs = {lbl: (confidence if lbl == label else rest) for lbl in labels}
-    return Suggestion(label, confidence, probs, raw=answer)
+    return Suggestion(label, confidence, probs, raw=answer), ""
+
+
+def parse_llm_answer(answer: Any, labels: Sequence[str]) -> Suggestion | None:
+    """A Suggestion from the model's JSON answer, or None if it is not the JSON asked for."""
+    return check_answer(answer, labels)[0]
+
+
+@dataclass(frozen=True)
+class Answer:
+    suggestion: Suggestion | None
+    problem: str  # "" when the answer kept the contract; else not_json, label_not_in_set, bad_confidence, failed
+    seconds: float
+    raw: str
 
 
 @dataclass
@@ -172,6 +187,21 @@ class LlmPrelabeler:
         if suggestion is None:
             return None, "malformed", f"unusable answer: {str(answer)[:120]}"
         return suggestion, None, ""
+
+    def probe(self, texts: Sequence[str]) -> list[Answer]:
+        """Each text's answer with how the contract held and how long it took (the baseline probe)."""
+
+        def one(text: str) -> Answer:
+            started = time.perf_counter()
+            try:
+                raw = self.ask(build_prompt(text, self.labels, self.descriptions))
+            except BackendError as exc:
+                return Answer(None, "failed", time.perf_counter() - started, str(exc)[:200])
+            suggestion, problem = check_answer(raw, self.labels)
+            return Answer(suggestion, problem, time.perf_counter() - started, str(raw)[:200])
+
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            return list(pool.map(one, texts))
 
     def predict(
         self, texts: Sequence[str], vectors: np.ndarray | None, stats: PrelabelStats
@@ -248,3 +278,32 @@ def openai_prelabeler(
             return None
 
     return LlmPrelabeler(labels, f"openai-{model}", ask, concurrency, descriptions)
+
+
+LLM_BACKENDS = ("openai", "ollama")
+
+
+def llm_prelabeler(settings: Any, name: str, labels: list[str], descriptions: dict[str, str] | None) -> LlmPrelabeler:
+    """The configured LLM backend (``openai`` or ``ollama``) for these labels.
+
+    Raises:
+        SettingsError: the backend's server is not configured (the message names the variable).
+    """
+    if name == "ollama":
+        return ollama_prelabeler(
+            settings.require("ollama_base_url"),
+            settings.ollama_model,
+            labels,
+            timeout=settings.ollama_timeout,
+            descriptions=descriptions,
+        )
+    if name == "openai":
+        return openai_prelabeler(
+            settings.require("openai_base_url"),
+            settings.openai_model,
+            labels,
+            api_key=settings.openai_api_key,
+            timeout=settings.openai_timeout,
+            descriptions=descriptions,
+        )
+    raise ValueError(f"LLM backend must be one of {LLM_BACKENDS}, not {name!r}")

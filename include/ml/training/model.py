@@ -12,6 +12,12 @@ import numpy as np
 KINDS = ("logistic", "mlp")
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     kind: str
@@ -39,15 +45,20 @@ def build_head(config: HeadConfig) -> Any:
 
 @dataclass
 class TrainedHead:
-    """A trained head with what it needs to predict: its labels and embedding model."""
+    """A trained head with what it needs to predict: its labels, embedding model and temperature.
+
+    ``temperature`` (fitted on the validation split, include.ml.calibration) divides the logits,
+    so the probabilities that order the uncertainty queue and show as "suggestion %" are calibrated.
+    """
 
     config: HeadConfig
     labels: list[str]
     embedding_model: str
     module: Any
+    temperature: float = 1.0
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = 65536, device: str | None = None) -> np.ndarray:
-        """Class probabilities for embeddings ``x`` (n, d), in batches (no gradients)."""
+    def logits(self, x: np.ndarray, batch_size: int = 65536, device: str | None = None) -> np.ndarray:
+        """Raw class scores for embeddings ``x`` (n, d), in batches (no gradients)."""
         import torch
 
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -56,8 +67,12 @@ class TrainedHead:
         with torch.inference_mode():
             for start in range(0, len(x), batch_size):
                 chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32)).to(dev)
-                out[start : start + len(chunk)] = torch.softmax(module(chunk), dim=1).float().cpu().numpy()
+                out[start : start + len(chunk)] = module(chunk).float().cpu().numpy()
         return out
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 65536, device: str | None = None) -> np.ndarray:
+        """Calibrated class probabilities for embeddings ``x`` (n, d)."""
+        return softmax(self.logits(x, batch_size, device) / self.temperature)
 
     def save(self, path: Path) -> Path:
         """``<path>.pt`` (weights) and ``<path>.json`` (config, labels, embedding model)."""
@@ -65,7 +80,12 @@ class TrainedHead:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self.module.cpu().state_dict(), path.with_suffix(".pt"))
-        meta = {"config": asdict(self.config), "labels": self.labels, "embedding_model": self.embedding_model}
+        meta = {
+            "config": asdict(self.config),
+            "labels": self.labels,
+            "embedding_model": self.embedding_model,
+            "temperature": self.temperature,
+        }
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
         return path.with_suffix(".pt")
 
@@ -79,4 +99,10 @@ class TrainedHead:
         module = build_head(config)
         module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         module.eval()
-        return cls(config=config, labels=list(meta["labels"]), embedding_model=meta["embedding_model"], module=module)
+        return cls(
+            config=config,
+            labels=list(meta["labels"]),
+            embedding_model=meta["embedding_model"],
+            module=module,
+            temperature=float(meta.get("temperature", 1.0)),
+        )

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from include.ml.calibration import fit_temperature
 from include.ml.training.metrics import classification_metrics
-from include.ml.training.model import HeadConfig, TrainedHead, build_head
+from include.ml.training.model import HeadConfig, TrainedHead, build_head, softmax
 from include.ml.training.params import DEFAULT_LR, TrainParams
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,13 @@ def train_head(
     module.load_state_dict(best_state)
     module.eval()
     head = TrainedHead(config=config, labels=list(labels), embedding_model=embedding_model, module=module.cpu())
+    val_logits = head.logits(x_va, device="cpu")
+    uncalibrated = classification_metrics(softmax(val_logits), y_va)
+    head.temperature = fit_temperature(val_logits, y_va)
     metrics = classification_metrics(head.predict_proba(x_va, device="cpu"), y_va)
     metrics["val_loss"] = best_loss
+    metrics["ece_before_calibration"] = uncalibrated["ece"]
+    metrics["temperature"] = head.temperature
     return TrainResult(
         head=head,
         metrics=metrics,

@@ -1,0 +1,197 @@
+"""The frozen evaluation set on real PostgreSQL: chosen by text hash, sticky, never trained on;
+and the gate judging heads on it."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from include.db.models import Dataset, ExperimentItem, Item, ModelStatus, ModelVersion, Task, TaskStatus
+from include.db.session import session_scope
+from include.demo.texts import DEMO_LABELS, generate_demo_texts
+from include.ml.training.params import TrainParams
+from include.pipelines.runner import RunRef
+from include.pipelines.train_classifier import run_gate, run_train_classifier
+from include.services import eval_set
+from include.services.datasets import add_items, create_dataset
+from include.services.eval_set import EvalSetError
+
+_ls_ids = itertools.count(50_000_000)
+
+
+def make_dataset(db: str, name: str, texts: list[tuple[str, str]]) -> int:
+    """Items with shadow tasks (made-up Label Studio ids): the eval set does not need Label Studio."""
+    with session_scope(db) as s:
+        ds = create_dataset(s, name, labels=list(DEMO_LABELS))
+        add_items(s, ds, [(t, {"truth": label}) for t, label in texts])
+        items = s.execute(select(Item.id).where(Item.dataset_id == ds.id).order_by(Item.id)).scalars().all()
+        s.add_all(
+            Task(dataset_id=ds.id, item_id=i, ls_project_id=1, ls_task_id=next(_ls_ids), status=TaskStatus.IMPORTED)
+            for i in items
+        )
+        return ds.id
+
+
+def label(db: str, dataset_id: int, n: int | None = None, *, conflict_every: int = 0) -> None:
+    """Label the first ``n`` unlabeled tasks with their true label, as an export would."""
+    with session_scope(db) as s:
+        rows = s.execute(
+            select(Task, Item.source)
+            .join(Item, Item.id == Task.item_id)
+            .where(Task.dataset_id == dataset_id, Task.status == TaskStatus.IMPORTED)
+            .order_by(Task.id)
+            .limit(n)
+        ).all()
+        for k, (task, source) in enumerate(rows):
+            if conflict_every and k % conflict_every == 0:
+                task.status = TaskStatus.CONFLICT
+            else:
+                task.status, task.label = TaskStatus.LABELED, source["truth"]
+
+
+def current(db: str, dataset_id: int, refresh: bool = True) -> eval_set.EvalSet:
+    with session_scope(db) as s:
+        ds = s.get_one(Dataset, dataset_id)
+        return eval_set.refresh(s, ds) if refresh else eval_set.current_set(s, ds)
+
+
+def demo(n: int, seed: int = 5) -> list[tuple[str, str]]:
+    return [(t.text, t.true_label) for t in generate_demo_texts(n, seed=seed)]
+
+
+def test_membership_is_chosen_by_hash_and_stays_put(db) -> None:
+    texts = demo(300)
+    first = make_dataset(db, "eval-a", texts)
+    label(db, first)
+    a = current(db, first)
+    assert current(db, first) == a  # re-runs change nothing
+    # The same texts labeled in another order, in another dataset: the same members.
+    second = make_dataset(db, "eval-b", list(reversed(texts)))
+    label(db, second, 150)
+    label(db, second)
+    b = current(db, second)
+    assert b.hashes == a.hashes and b.version == a.version
+    share = a.size / 300
+    assert 0.12 < share < 0.3  # about eval_fraction (0.2)
+    assert min(a.per_label.values()) >= 10
+    # A new policy admits no text that is already labeled and kept, and drops no member.
+    with session_scope(db) as s:
+        ds = s.get_one(Dataset, first)
+        eval_set.set_policy(s, ds, 0.05, 5, 1000)
+        after = eval_set.refresh(s, ds)
+    assert after.hashes == a.hashes
+
+
+def test_the_eval_set_is_never_trained_on_and_trained_texts_never_join(db, minilm, tmp_path: Path) -> None:
+    dataset_id = make_dataset(db, "eval-train", demo(260, seed=9))
+    label(db, dataset_id, 120)
+    trained = run_train_classifier(
+        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), model_dir=tmp_path, embedder=minilm
+    )
+    reserved = current(db, dataset_id, refresh=False)
+    with session_scope(db) as s:
+        used = set(
+            s.scalars(select(ExperimentItem.text_hash).where(ExperimentItem.experiment_id == trained["experiment_id"]))
+        )
+    assert used and not used & reserved.hashes
+    assert len(used) + reserved.size == 120
+    # Tighten the policy later: texts a model trained on cannot become evaluation items.
+    label(db, dataset_id)
+    with session_scope(db) as s:
+        ds = s.get_one(Dataset, dataset_id)
+        eval_set.set_policy(s, ds, 0.5, 10, 1000)
+        grown = eval_set.refresh(s, ds)
+    assert grown.size > reserved.size and not grown.hashes & used
+    retrained = run_train_classifier(
+        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), model_dir=tmp_path, embedder=minilm
+    )
+    with session_scope(db) as s:
+        used_again = set(
+            s.scalars(
+                select(ExperimentItem.text_hash).where(ExperimentItem.experiment_id == retrained["experiment_id"])
+            )
+        )
+    assert not used_again & grown.hashes
+
+
+def test_conflicts_wait_and_admins_add_and_drop_gold_items(db) -> None:
+    dataset_id = make_dataset(db, "eval-gold", demo(120, seed=2))
+    label(db, dataset_id, conflict_every=7)
+    before = current(db, dataset_id)
+    with session_scope(db) as s:
+        conflicted = s.scalars(
+            select(Task.id).where(Task.dataset_id == dataset_id, Task.status == TaskStatus.CONFLICT)
+        ).all()
+        member_ids = eval_set.member_task_ids(s, dataset_id)
+        outside = s.scalars(
+            select(Task.id).where(
+                Task.dataset_id == dataset_id, Task.status == TaskStatus.LABELED, Task.id.not_in(member_ids)
+            )
+        ).first()
+        ds = s.get_one(Dataset, dataset_id)
+        with pytest.raises(EvalSetError, match="conflict: only labeled tasks"):
+            eval_set.set_membership(s, ds, conflicted[0], True, None)
+        assert "is now an evaluation item" in eval_set.set_membership(s, ds, outside, True, None)
+    gold = current(db, dataset_id)
+    assert gold.size == before.size + 1 and gold.version != before.version
+    with session_scope(db) as s:
+        ds = s.get_one(Dataset, dataset_id)
+        eval_set.set_membership(s, ds, outside, False, None)
+    dropped = current(db, dataset_id)
+    assert dropped.size == before.size and dropped.excluded == 1
+    # A text some model trained on cannot be added.
+    with session_scope(db) as s:
+        s.execute(update(Task).where(Task.id == outside).values(first_trained_at=Task.created_at))
+        with pytest.raises(EvalSetError, match="was used to train a model"):
+            eval_set.set_membership(s, s.get_one(Dataset, dataset_id), outside, True, None)
+
+
+def test_the_gate_on_the_eval_set(db, minilm, tmp_path: Path) -> None:
+    """More data is promoted; the same model again is rejected with an interval containing 0;
+    too few evaluation labels and the gate refuses."""
+    dataset_id = make_dataset(db, "eval-gate", demo(700, seed=4))
+    with session_scope(db) as s:
+        eval_set.set_policy(s, s.get_one(Dataset, dataset_id), 0.25, 10, 1000)
+    label(db, dataset_id, 40)  # 20 go to evaluation (10 per label), 20 to train on
+    params = TrainParams(kind="logistic")
+
+    def train_and_gate(**kwargs: object) -> dict:
+        trained = run_train_classifier(
+            db, RunRef(), dataset_id=dataset_id, params=params, model_dir=tmp_path, embedder=minilm, **kwargs
+        )
+        return run_gate(db, RunRef(), dataset_id=dataset_id, model_id=trained["model_id"], min_f1=0.3)
+
+    small = train_and_gate()
+    assert small["decided"] and small["promoted"], small["reason"]
+    label(db, dataset_id)  # all 700: hundreds more to train on, and a bigger eval set
+    big = train_and_gate()
+    assert big["promoted"] and big["reason"].startswith("better beyond noise"), big["reason"]
+    same = train_and_gate(force=True)  # the same data and settings: the same model
+    assert not same["promoted"] and same["decided"]
+    with session_scope(db) as s:
+        record = s.get_one(ModelVersion, same["model_id"]).gate
+        statuses = {m.version: m.status for m in s.scalars(select(ModelVersion))}
+    vs = record["versus_incumbent"]
+    assert vs["low"] <= 0 <= vs["high"] and record["eval_version"] == same["eval_version"]
+    assert record["candidate"]["f1"] == pytest.approx(record["incumbent"]["f1"], abs=0.02)
+    assert statuses[big["version"]] == ModelStatus.PROMOTED and statuses[small["version"]] == ModelStatus.RETIRED
+    # A fresh dataset with too few evaluation labels for one label: the gate refuses to guess.
+    thin = make_dataset(
+        db, "eval-thin", [(t, "OK") for t, _ in demo(60, seed=8)] + [(t, "NG") for t, _ in demo(8, seed=3)]
+    )
+    with session_scope(db) as s:
+        eval_set.set_policy(s, s.get_one(Dataset, thin), 0.5, 2, 1000)
+    label(db, thin)
+    trained = run_train_classifier(
+        db, RunRef(), dataset_id=thin, params=params, model_dir=tmp_path, embedder=minilm, min_labels=10
+    )
+    have = current(db, thin, refresh=False).per_label
+    assert have["NG"] < have["OK"]
+    refused = run_gate(db, RunRef(), dataset_id=thin, model_id=trained["model_id"], min_eval_per_label=have["NG"] + 3)
+    assert not refused["decided"] and not refused["promoted"]
+    assert refused["reason"] == "not enough evaluation labels to decide: needs 3 more evaluation labels for NG"
+    with session_scope(db) as s:
+        assert s.get_one(ModelVersion, trained["model_id"]).status == ModelStatus.CANDIDATE

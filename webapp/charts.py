@@ -1,0 +1,296 @@
+"""Charts as SVG, drawn on the server with matplotlib (already a dependency; no CDN, no script).
+
+Pages show them with ``<img src=".../x.svg">``: an SVG loaded as an image runs nothing and is
+not bound by the page's style-src policy (matplotlib styles its marks inline). Each function
+takes plain data (an evaluation report, epochs, points) and returns the SVG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+INK, MUTED, GRID = "#1d2433", "#667085", "#e4e7ec"
+PALETTE = ["#4f46e5", "#12805c", "#b54708", "#c01048", "#175cd3", "#7a5af8", "#0e9384", "#667085"]
+_LOCK = threading.Lock()  # pyplot's state is global: one figure at a time
+
+
+def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "font.size": 9,
+            "axes.edgecolor": GRID,
+            "axes.labelcolor": MUTED,
+            "xtick.color": MUTED,
+            "ytick.color": MUTED,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.hashsalt": "labelops",  # the same data gives the same SVG
+            "svg.fonttype": "none",
+        }
+    )
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    ax.grid(True, color=GRID, linewidth=0.6)
+    ax.set_axisbelow(True)
+    return fig, ax
+
+
+def _svg(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _empty(message: str) -> bytes:
+    fig, ax = _figure(height=1.2)
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", color=MUTED)
+    return _svg(fig)
+
+
+def draw(name: str, data: Any) -> bytes:
+    """The chart ``name`` for ``data``; an empty-state picture when there is nothing to draw."""
+    with _LOCK:
+        try:
+            return CHARTS[name](data)
+        except _Nothing as nothing:
+            return _empty(str(nothing))
+
+
+class _Nothing(Exception):
+    """Nothing to draw; the message says why (shown in the picture)."""
+
+
+# -- a model's evaluation report --------------------------------------------------------------
+def confusion(report: dict[str, Any]) -> bytes:
+    import numpy as np
+
+    matrix = np.asarray(report["confusion"])
+    labels = report["labels"]
+    if matrix.sum() == 0:
+        raise _Nothing("no evaluation items")
+    size = 1.6 + 0.55 * len(labels)
+    fig, ax = _figure(size + 1.2, size)
+    ax.grid(False)
+    rows = matrix.sum(axis=1, keepdims=True)
+    ax.imshow(matrix / np.maximum(rows, 1), cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            share = matrix[i, j] / max(rows[i, 0], 1)
+            ax.text(j, i, f"{matrix[i, j]}", ha="center", va="center", color="white" if share > 0.6 else INK)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true label")
+    return _svg(fig)
+
+
+def _curves(report: dict[str, Any], kind: str) -> bytes:
+    curves = report.get("curves") or []
+    if not curves:
+        raise _Nothing("needs both classes in the evaluation set")
+    fig, ax = _figure()
+    for color, curve in zip(PALETTE, curves, strict=False):
+        data = curve[kind]
+        x, y = (data["recall"], data["precision"]) if kind == "pr" else (data["fpr"], data["tpr"])
+        ax.plot(x, y, color=color, linewidth=1.8, label=f"{curve['label']} (AUC {data['auc']:.3f})")
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], color=GRID, linestyle="--", linewidth=1)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+    else:
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(frameon=False, loc="lower right" if kind == "roc" else "lower left")
+    return _svg(fig)
+
+
+def pr_curves(report: dict[str, Any]) -> bytes:
+    return _curves(report, "pr")
+
+
+def roc_curves(report: dict[str, Any]) -> bytes:
+    return _curves(report, "roc")
+
+
+def reliability(report: dict[str, Any]) -> bytes:
+    bins = report.get("reliability") or []
+    if not bins:
+        raise _Nothing("no evaluation items")
+    fig, ax = _figure()
+    low = 1.0 / len(report["labels"])
+    ax.plot([low, 1], [low, 1], color=GRID, linestyle="--", linewidth=1, label="perfectly calibrated")
+    ax.plot(
+        [b["confidence"] for b in bins],
+        [b["accuracy"] for b in bins],
+        marker="o",
+        color=PALETTE[0],
+        linewidth=1.8,
+        label=f"this model (ECE {report['ece']:.3f})",
+    )
+    for b in bins:
+        ax.annotate(
+            str(b["count"]),
+            (b["confidence"], b["accuracy"]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            color=MUTED,
+            fontsize=7,
+        )
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.legend(frameon=False, loc="upper left")
+    return _svg(fig)
+
+
+def histogram(report: dict[str, Any]) -> bytes:
+    hist = report.get("histogram")
+    if not hist or not (sum(hist["right"]) + sum(hist["wrong"])):
+        raise _Nothing("no evaluation items")
+    edges = hist["edges"]
+    width = edges[1] - edges[0]
+    fig, ax = _figure()
+    ax.bar(edges[:-1], hist["right"], width=width, align="edge", color=PALETTE[1], alpha=0.85, label="right")
+    ax.bar(
+        edges[:-1],
+        hist["wrong"],
+        width=width,
+        align="edge",
+        color=PALETTE[3],
+        alpha=0.85,
+        label="wrong",
+        bottom=hist["right"],
+    )
+    ax.set_xlabel("confidence of the predicted label")
+    ax.set_ylabel("items")
+    ax.legend(frameon=False, loc="upper left")
+    return _svg(fig)
+
+
+# -- experiments ------------------------------------------------------------------------------
+def training(epochs: Sequence[dict[str, Any]]) -> bytes:
+    """Train and validation loss (left axis) and validation F1 (right axis) per epoch."""
+    if not epochs:
+        raise _Nothing("no epochs recorded")
+    fig, ax = _figure()
+    x = [e["epoch"] for e in epochs]
+    ax.plot(x, [e["train_loss"] for e in epochs], color=PALETTE[0], linewidth=1.6, label="train loss")
+    ax.plot(x, [e["val_loss"] for e in epochs], color=PALETTE[2], linewidth=1.6, label="val loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    right = ax.twinx()
+    right.plot(x, [e["f1"] for e in epochs], color=PALETTE[1], linewidth=1.6, linestyle="--", label="val F1")
+    right.set_ylabel("val macro F1")
+    right.set_ylim(0, 1)
+    right.spines["top"].set_visible(False)
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], frameon=False, loc="center right")
+    return _svg(fig)
+
+
+def comparison(runs: Sequence[dict[str, Any]]) -> bytes:
+    """Validation loss and F1 of several experiments, one color each."""
+    if not runs:
+        raise _Nothing("choose two to five experiments")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
+    for ax in (loss_ax, f1_ax):
+        ax.grid(True, color=GRID, linewidth=0.6)
+        ax.set_xlabel("epoch")
+    for color, run in zip(PALETTE, runs, strict=False):
+        x = [e["epoch"] for e in run["epochs"]]
+        loss_ax.plot(x, [e["val_loss"] for e in run["epochs"]], color=color, linewidth=1.6, label=run["name"])
+        f1_ax.plot(x, [e["f1"] for e in run["epochs"]], color=color, linewidth=1.6, label=run["name"])
+    loss_ax.set_ylabel("val loss")
+    f1_ax.set_ylabel("val macro F1")
+    f1_ax.set_ylim(0, 1)
+    f1_ax.legend(frameon=False, fontsize=7, loc="lower right")
+    return _svg(fig)
+
+
+# -- datasets ---------------------------------------------------------------------------------
+def learning(points: Sequence[dict[str, Any]]) -> bytes:
+    """Eval-set macro F1 of each model version against the labels it was trained on."""
+    models = [p for p in points if not p["baseline"]]
+    baselines = [p for p in points if p["baseline"]]
+    if not models and not baselines:
+        raise _Nothing("no evaluated model yet")
+    fig, ax = _figure()
+    colors = {"promoted": PALETTE[1], "retired": PALETTE[0], "rejected": PALETTE[3], "candidate": MUTED}
+    for status, color in colors.items():
+        mine = [p for p in models if p["status"] == status]
+        if mine:
+            ax.scatter(
+                [p["labels"] for p in mine], [p["macro_f1"] for p in mine], color=color, s=28, label=status, zorder=3
+            )
+    ordered = sorted(models, key=lambda p: p["labels"])
+    if len(ordered) > 1:
+        ax.plot([p["labels"] for p in ordered], [p["macro_f1"] for p in ordered], color=GRID, linewidth=1, zorder=2)
+    for p in baselines[-1:]:
+        ax.axhline(
+            p["macro_f1"], color=PALETTE[2], linestyle="--", linewidth=1.2, label=f"LLM baseline ({p['version'][:28]})"
+        )
+    ax.set_xlabel("labels the model was trained on")
+    ax.set_ylabel("macro F1 on the evaluation set")
+    ax.set_ylim(0, 1.02)
+    ax.legend(frameon=False, loc="lower right", fontsize=8)
+    return _svg(fig)
+
+
+def label_distribution(counts: dict[str, int]) -> bytes:
+    if not counts or not sum(counts.values()):
+        raise _Nothing("no labels yet")
+    fig, ax = _figure(height=2.6)
+    names = list(counts)
+    ax.barh(names, [counts[n] for n in names], color=PALETTE[: len(names)])
+    for i, name in enumerate(names):
+        ax.text(counts[name], i, f" {counts[name]}", va="center", color=INK)
+    ax.invert_yaxis()
+    ax.set_xlabel("labeled tasks")
+    return _svg(fig)
+
+
+def labels_per_day(data: dict[str, Any]) -> bytes:
+    """Stacked bars: labels per day, one color per annotator."""
+    days, series = data["days"], data["series"]
+    if not days:
+        raise _Nothing("no labels yet")
+    fig, ax = _figure()
+    bottom = [0] * len(days)
+    for color, (who, values) in zip(PALETTE, series.items(), strict=False):
+        ax.bar(days, values, bottom=bottom, color=color, label=who, width=0.8)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_ylabel("labels")
+    ax.tick_params(axis="x", rotation=45 if len(days) > 6 else 0)
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    return _svg(fig)
+
+
+CHARTS: dict[str, Callable[[Any], bytes]] = {
+    "confusion": confusion,
+    "pr": pr_curves,
+    "roc": roc_curves,
+    "reliability": reliability,
+    "histogram": histogram,
+    "training": training,
+    "comparison": comparison,
+    "learning": learning,
+    "labels": label_distribution,
+    "daily": labels_per_day,
+}
