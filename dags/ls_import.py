@@ -1,8 +1,9 @@
 """
 ## ls_import
 
-Send a dataset's new items to Label Studio as tasks, in bulk batches, and record the Label Studio
-task ids in the platform's shadow index (`tasks`). Idempotent: a re-run imports nothing twice,
+De-identify the dataset's new items when its policy requires it, then send them to Label Studio
+as tasks, in bulk batches, and record the Label Studio task ids in the platform's shadow index
+(`tasks`). Idempotent: a re-run imports nothing twice,
 also after a crash between the Label Studio call and the database write.
 
 * **Params**: `dataset_id` (empty = every dataset with new items), `limit`, `batch_size`.
@@ -33,10 +34,14 @@ from include.pipelines.dag_defaults import START_DATE, default_args
 )
 def ls_import():
     @task(execution_timeout=timedelta(hours=2))
-    def ls_import() -> dict:
+    def deidentify() -> dict:
+        return entrypoints.deidentify(get_current_context())
+
+    @task(execution_timeout=timedelta(hours=2))
+    def ls_import(_: dict) -> dict:
         return entrypoints.ls_import(get_current_context())
 
-    ls_import()
+    ls_import(deidentify())
 
 
 ls_import_dag = ls_import()

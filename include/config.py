@@ -47,6 +47,7 @@ class Settings:
     openai_embedding_model: str
     openai_timeout: float
     secret_key: str | None = field(repr=False)
+    pii_key: str | None = field(repr=False)  # a Fernet key: encrypts de-identification mappings
     airflow_api_url: str
     airflow_api_user: str
     airflow_api_password: str | None = field(repr=False)
@@ -141,6 +142,22 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _fernet_key(env: Mapping[str, str], name: str) -> str | None:
+    raw = _get(env, name)
+    if raw is None:
+        return None
+    import base64
+    import binascii
+
+    try:
+        valid = len(base64.urlsafe_b64decode(raw.encode())) == 32
+    except (ValueError, binascii.Error):
+        valid = False
+    if not valid:
+        raise SettingsError(name, "a Fernet key: 32 url-safe base64-encoded bytes", "<not shown>")
+    return raw
+
+
 def _email(env: Mapping[str, str], name: str, default: str) -> str:
     value = _get(env, name) or default
     if "@" not in value or any(ch.isspace() for ch in value):
@@ -222,6 +239,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         openai_embedding_model=_get(env, "OPENAI_EMBEDDING_MODEL") or "text-embedding-3-small",
         openai_timeout=_positive_float(env, "OPENAI_TIMEOUT", 120.0),
         secret_key=secret_key,
+        pii_key=_fernet_key(env, "PII_KEY"),
         airflow_api_url=airflow_api_url,
         airflow_api_user=_get(env, "AIRFLOW_API_USER") or "webapp",
         airflow_api_password=_get(env, "AIRFLOW_API_PASSWORD"),

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -30,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy import (
     text as sql_text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from include.db.base import Base
@@ -174,6 +175,13 @@ class Dataset(Base):
     eval_fraction: Mapped[float] = mapped_column(Float, default=0.2, server_default="0.2")
     eval_min_per_label: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     eval_cap: Mapped[int] = mapped_column(Integer, default=1000, server_default="1000")
+    # De-identification: with a policy, no text reaches Label Studio, embeddings or an LLM before
+    # the deidentify step has replaced its personal data (include.services.pii).
+    pii_policy_id: Mapped[int | None] = mapped_column(ForeignKey("pii_policies.id", ondelete="RESTRICT"))
+    # The quality gate's thresholds that differ from the defaults (include.services.quality).
+    quality_thresholds: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    # Share of auto-assigned tasks that also go to a second annotator (agreement).
+    overlap_share: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
@@ -192,6 +200,8 @@ class Item(Base):
     text: Mapped[str] = mapped_column(Text)
     text_hash: Mapped[str] = mapped_column(String(64))
     source: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    # none: no policy applies; pending: waits for the deidentify step; done: ``text`` is de-identified.
+    pii_status: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
 
@@ -423,6 +433,8 @@ class Experiment(Base):
     n_train: Mapped[int] = mapped_column(Integer, default=0)
     n_val: Mapped[int] = mapped_column(Integer, default=0)
     run_id: Mapped[str | None] = mapped_column(String(250))
+    # The labels it was trained on, exactly (include.services.snapshots).
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
     started_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(TSTZ)
 
@@ -505,6 +517,146 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     window_start: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     blocked_until: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class PiiPolicy(Base):
+    """Which personal data to replace, and how: ``entities`` maps an entity type to an operator."""
+
+    __tablename__ = "pii_policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    entities: Mapped[dict[str, str]] = mapped_column(JSONB)
+    locale: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
+    use_llm: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class PiiMapping(Base):
+    """The originals behind an item's replacements, encrypted with PII_KEY; only admins reveal them."""
+
+    __tablename__ = "pii_mappings"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("pii_policies.id", ondelete="SET NULL"))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    replacements: Mapped[int] = mapped_column(Integer, default=0)
+    mapping: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class PiiReveal(Base):
+    """Audit: an admin saw original personal data (one item, or an export with originals)."""
+
+    __tablename__ = "pii_reveals"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"))
+    what: Mapped[str] = mapped_column(String(32))  # item | export
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class QualityReport(Base):
+    """One run of the dataset quality gate: pass or fail per check, with examples; an admin can
+    override a failing gate, with a reason on record."""
+
+    __tablename__ = "quality_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    checks: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    override_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    override_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    overridden_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class ExtraAssignee(Base):
+    """A second (or third) annotator of a task, for agreement (the first is ``tasks.assigned_to``)."""
+
+    __tablename__ = "task_extra_assignees"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    assigned_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class Snapshot(Base):
+    """An immutable, versioned copy of a dataset's labels; a training run names the one it used."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "version", name="uq_snapshots_dataset_id"),
+        UniqueConstraint("dataset_id", "content_hash", name="uq_snapshots_dataset_id_content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    per_label: Mapped[dict[str, int]] = mapped_column(JSONB)
+    eval_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class SnapshotItem(Base):
+    __tablename__ = "snapshot_items"
+
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64))
+    in_eval: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class InferenceRun(Base):
+    """A registered model version run over a dataset or an uploaded file (batch inference)."""
+
+    __tablename__ = "inference_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))  # dataset | upload
+    filename: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
+    rows: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class InferenceInput(Base):
+    """A text of an uploaded file waiting for batch inference."""
+
+    __tablename__ = "inference_inputs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("inference_runs.id", ondelete="CASCADE"), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+
+
+class InferenceResult(Base):
+    """One prediction of a batch-inference run."""
+
+    __tablename__ = "inference_results"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("inference_runs.id", ondelete="CASCADE"), primary_key=True)
+    row: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # item id, or row of the upload
+    text_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    uncertainty: Mapped[float] = mapped_column(Float)
+    probs: Mapped[list[float]] = mapped_column(ARRAY(Float))
 
 
 class EvalItem(Base):

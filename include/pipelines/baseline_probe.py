@@ -20,7 +20,7 @@ from include.ml.evaluation import evaluation_report
 from include.ml.prelabel.backends import llm_prelabeler
 from include.pipelines.catalog import LLM_BACKEND, PROBE_LIMIT
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
-from include.services import eval_set
+from include.services import eval_set, pii
 from include.services.datasets import eval_items, get_dataset
 from include.services.evaluations import store as store_evaluation
 from include.services.registry import register_baseline
@@ -42,6 +42,7 @@ def run_baseline_probe(
     with tracked_job(db_url, "baseline_probe", run, dataset_id=dataset_id, params=params) as job:
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
+            pii.require_deidentified(session, dataset, "sending its texts to an LLM")
             evaluation = eval_set.refresh(session, dataset)
             examples = evaluation.examples[:limit] if limit else evaluation.examples
             items = eval_items(session, dataset_id, [h for h, _ in examples])

@@ -52,6 +52,15 @@ ONLY_UNLABELED = ParamSpec("only_unlabeled", "Only unlabeled", "bool", True)
 LLM_BACKEND = ParamSpec(
     "backend", "LLM", "choice", "openai", choices=LLM_BACKENDS, help="OPENAI_* or OLLAMA_* settings name the model"
 )
+MODEL_ID = ParamSpec(
+    "model_id", "Model version", "int", None, nullable=True, minimum=1, maximum=2_147_483_647,
+    help="a model id from the registry; empty: the dataset's promoted model",
+)  # fmt: skip
+INFERENCE_RUN = ParamSpec(
+    "inference_run_id", "Prepared run", "int", None, nullable=True, minimum=1, maximum=2_147_483_647,
+    help="a run the web app prepared (an uploaded file); empty: a new run over the dataset",
+)  # fmt: skip
+OPTIONAL_DATASET = ParamSpec("dataset_id", "Dataset", "dataset", nullable=True, help="empty only with a prepared run")
 PROBE_LIMIT = ParamSpec(
     "limit", "Most evaluation items", "int", None, nullable=True, minimum=1, maximum=100_000, help="empty: all"
 )
@@ -162,6 +171,10 @@ STEPS: dict[str, Step] = {
         Step("train_classifier", (DATASET, *TRAIN_PARAMS, MIN_LABELS, EMBEDDING_MODEL, FORCE_TRAIN)),
         Step("gate", (DATASET, *GATE_PARAMS)),
         Step("baseline_probe", (DATASET, LLM_BACKEND, PROBE_LIMIT)),
+        Step("deidentify", (ANY_DATASET,)),
+        Step("quality_check", (DATASET,)),
+        Step("snapshot_labels", (DATASET,)),
+        Step("batch_inference", (OPTIONAL_DATASET, MODEL_ID, INFERENCE_RUN)),
         Step("prelabel", (DATASET, BACKEND, PRELABEL_LIMIT, ONLY_NEW)),
         Step("score_uncertainty", (DATASET, STRATEGY, SCORE_LIMIT, ONLY_UNLABELED)),
     )
@@ -171,10 +184,17 @@ PIPELINES: dict[str, Pipeline] = {
     pipeline.name: pipeline
     for pipeline in (
         Pipeline(
+            "deidentify",
+            "De-identify",
+            "Replace the personal data of the dataset's new items by its policy, before anyone sees them.",
+            ("deidentify",),
+        ),
+        Pipeline(
             "ls_import",
             "Import to Label Studio",
-            "Send the dataset's new items to Label Studio as tasks.",
-            ("ls_import",),
+            "De-identify new items if the dataset has a policy, then send them to Label Studio as tasks.",
+            ("deidentify", "ls_import"),
+            exposed=(ANY_DATASET, IMPORT_LIMIT, IMPORT_BATCH),
         ),
         Pipeline(
             "ls_export",
@@ -205,6 +225,26 @@ PIPELINES: dict[str, Pipeline] = {
             "Score uncertainty",
             "Score unlabeled tasks so the hardest are labeled (and auto-assigned) first.",
             ("score_uncertainty",),
+        ),
+        Pipeline(
+            "quality_check",
+            "Quality check",
+            "Duplicates, near-duplicates, lengths, scripts, label balance, suspected label errors and annotator "
+            "agreement: a failing report blocks import and training until fixed or overridden.",
+            ("quality_check",),
+        ),
+        Pipeline(
+            "snapshot_labels",
+            "Snapshot labels",
+            "Freeze the dataset's labels as an immutable, versioned snapshot (nothing new when nothing changed).",
+            ("snapshot_labels",),
+        ),
+        Pipeline(
+            "batch_inference",
+            "Batch inference",
+            "Run a registered model (the promoted one by default) over a dataset or an uploaded file: predictions, "
+            "probabilities and uncertainty, downloadable as CSV or JSONL.",
+            ("batch_inference",),
         ),
         Pipeline(
             "baseline_probe",

@@ -29,6 +29,7 @@ from include.ml.embeddings.store import (
 )
 from include.pipelines.catalog import EMBED_BATCH
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
+from include.services import pii
 from include.services.datasets import all_dataset_ids, get_dataset
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,10 @@ def embed_dataset(
     A bulk load drops the model's HNSW index and rebuilds it afterwards; with ``defer_index``
     the rebuild is left to :func:`build_index` (the DAG runs it as its own task).
     """
+    with session_scope(db_url) as session:
+        pii.require_deidentified(session, get_dataset(session, dataset_id), "embedding its texts")
     model_id, dimension = ensure_registered(db_url, embedder)
     with session_scope(db_url) as session:
-        get_dataset(session, dataset_id)
         total = count_missing(session, model_id, dataset_id)
         bulk = total >= BULK_LOAD_MIN and total >= count_vectors(session, model_id)
         if bulk:
@@ -186,15 +188,23 @@ def run_embed_items(
             ids = [dataset_id] if dataset_id is not None else all_dataset_ids(session)
         if not ids:
             raise SkipStep("no datasets")
-        results = [
-            embed_dataset(db_url, embedder, ds, batch_size=batch_size, job=job, defer_index=defer_index) for ds in ids
-        ]
+        results, blocked = [], []
+        for ds in ids:
+            try:
+                results.append(
+                    embed_dataset(db_url, embedder, ds, batch_size=batch_size, job=job, defer_index=defer_index)
+                )
+            except pii.DeidentificationRequired as exc:
+                if dataset_id is not None:
+                    raise
+                blocked.append(str(exc))  # every other dataset is still embedded
+                log.warning("%s", exc)
         embedded = sum(r["embedded"] for r in results)
-        job.result = {"embedded": embedded, "datasets": results}
+        job.result = {"embedded": embedded, "datasets": results, "blocked": blocked}
+        suffix = f"; {len(blocked)} blocked: " + "; ".join(blocked) if blocked else ""
         if embedded == 0:
-            raise SkipStep(f"nothing new to embed with {embedder.name}")
-        job.done(f"embedded {embedded} new texts with {embedder.name}", embedded=embedded)
-        job.result = {"embedded": embedded, "datasets": results}
+            raise SkipStep(f"nothing new to embed with {embedder.name}{suffix}")
+        job.done(f"embedded {embedded} new texts with {embedder.name}{suffix}", embedded=embedded)
     return job.result
 
 

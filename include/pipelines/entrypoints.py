@@ -56,6 +56,17 @@ def ls_import(context: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+def deidentify(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
+    """De-identify the dataset's pending items (every dataset with a policy when none is given)."""
+    from include.config import load_settings
+    from include.pipelines.deidentify import run_deidentify
+    from include.pipelines.resources import platform_db_url
+
+    values = step_values("deidentify", context, dataset_id)
+    settings = load_settings()
+    return run_deidentify(platform_db_url(settings), run_ref(context), settings, dataset_id=values["dataset_id"])
+
+
 def ls_export(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.config import load_settings
     from include.pipelines.ls_export import run_ls_export
@@ -140,6 +151,36 @@ def gate(context: Mapping[str, Any], trained: Mapping[str, Any], dataset_id: int
         min_gain=values["min_gain"],
         min_eval_per_label=values["min_eval_per_label"],
         require_baseline=values["require_baseline"],
+    )
+
+
+def quality_check(context: Mapping[str, Any]) -> dict[str, Any]:
+    from include.pipelines.quality_check import run_quality_check
+    from include.pipelines.resources import platform_db_url
+
+    values = step_values("quality_check", context)
+    return run_quality_check(platform_db_url(), run_ref(context), dataset_id=values["dataset_id"])
+
+
+def snapshot_labels(context: Mapping[str, Any]) -> dict[str, Any]:
+    from include.pipelines.resources import platform_db_url
+    from include.pipelines.snapshot_labels import run_snapshot_labels
+
+    values = step_values("snapshot_labels", context)
+    return run_snapshot_labels(platform_db_url(), run_ref(context), dataset_id=values["dataset_id"])
+
+
+def batch_inference(context: Mapping[str, Any]) -> dict[str, Any]:
+    from include.pipelines.batch_inference import run_batch_inference
+    from include.pipelines.resources import platform_db_url
+
+    values = step_values("batch_inference", context)
+    return run_batch_inference(
+        platform_db_url(),
+        run_ref(context),
+        dataset_id=values["dataset_id"],
+        model_id=values["model_id"],
+        inference_run_id=values["inference_run_id"],
     )
 
 

@@ -11,6 +11,7 @@ from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, LabelStudioError
 from include.pipelines.catalog import IMPORT_BATCH
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
+from include.services import pii, quality
 from include.services.datasets import all_dataset_ids, get_dataset
 from include.services.ls_import import (
     ReconcileReport,
@@ -42,6 +43,8 @@ def import_dataset(
     """
     with session_scope(db_url) as session:
         dataset = get_dataset(session, dataset_id)
+        pii.require_deidentified(session, dataset, "import into Label Studio")
+        quality.require_passed(session, dataset, "importing into Label Studio")
         # Record the intent first: a crash after Label Studio made the project leaves this set,
         # and only then does the next run search Label Studio for that project.
         may_exist = dataset.ls_project_id is None and dataset.ls_project_requested_at is not None
@@ -147,16 +150,24 @@ def run_ls_import(
                 raise SkipStep("no dataset has items to import")
         results = []
         remaining_limit = limit
+        blocked: list[str] = []
         for ds in dataset_ids:
-            result = import_dataset(
-                db_url,
-                client,
-                ds,
-                limit=remaining_limit,
-                batch_size=batch_size,
-                default_project_id=default_project_id,
-                job=job,
-            )
+            try:
+                result = import_dataset(
+                    db_url,
+                    client,
+                    ds,
+                    limit=remaining_limit,
+                    batch_size=batch_size,
+                    default_project_id=default_project_id,
+                    job=job,
+                )
+            except (pii.DeidentificationRequired, quality.QualityGateFailed) as exc:
+                if dataset_id is not None:
+                    raise
+                blocked.append(str(exc))  # the nightly run goes on with the other datasets
+                log.warning("%s", exc)
+                continue
             results.append(result)
             if remaining_limit is not None:
                 remaining_limit -= result["imported"]
@@ -169,6 +180,8 @@ def run_ls_import(
             message += f" (and recovered {recovered} from an interrupted run)"
         if len(results) > 1:
             message += f" across {len(results)} datasets"
-        job.done(message, imported=imported, recovered=recovered, datasets=len(results))
-        job.result = {"imported": imported, "recovered": recovered, "datasets": results}
+        if blocked:
+            message += f"; {len(blocked)} blocked: " + "; ".join(blocked)
+        job.done(message, imported=imported, recovered=recovered, datasets=len(results), blocked=len(blocked))
+        job.result = {"imported": imported, "recovered": recovered, "datasets": results, "blocked": blocked}
     return job.result

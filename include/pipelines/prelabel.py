@@ -34,6 +34,7 @@ from include.ml.training.model import TrainedHead
 from include.pipelines.catalog import ONLY_NEW
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.services import pii
 from include.services.datasets import get_dataset
 from include.services.ls_projects import record_model_version
 from include.services.predictions import Prediction, push_predictions
@@ -83,6 +84,8 @@ def run_prelabel(
         BACKEND.parse(backend)
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
+            if backend in LLM_BACKENDS:
+                pii.require_deidentified(session, dataset, "sending its texts to an LLM")
             session.expunge(dataset)
         if dataset.ls_project_id is None:
             raise SkipStep("the dataset is not in Label Studio yet: run ls_import first")

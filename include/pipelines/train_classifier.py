@@ -27,7 +27,7 @@ from include.ml.training.train import EpochRecord, TrainResult, train_head
 from include.pipelines.catalog import FORCE_TRAIN, MIN_LABELS
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.services import eval_set
+from include.services import eval_set, quality, snapshots
 from include.services.datasets import eval_items, get_dataset
 from include.services.evaluations import predictions_on
 from include.services.evaluations import store as store_evaluation
@@ -35,7 +35,6 @@ from include.services.experiments import (
     data_snapshot,
     fail_experiment,
     finish_experiment,
-    labeled_examples,
     last_snapshot,
     record_epoch,
     record_items,
@@ -134,9 +133,13 @@ def run_train_classifier(
     with tracked_job(db_url, "train_classifier", run, dataset_id=dataset_id, params=job_params) as job:
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
+            quality.require_passed(session, dataset, "training")
             evaluation = eval_set.refresh(session, dataset)  # new labels join the eval set before training
-            reserved = eval_set.eval_hashes(session, dataset_id)
-            examples = [(h, label) for h, label in labeled_examples(session, dataset) if h not in reserved]
+            try:  # the labels it trains on, frozen and versioned, so the model traces to exactly them
+                labels_snapshot: int | None = snapshots.take(session, dataset).snapshot.id
+            except snapshots.SnapshotError:
+                labels_snapshot = None
+            examples = snapshots.training_examples(session, labels_snapshot) if labels_snapshot else []
             snapshot = data_snapshot(examples, embedding_model)
             last = last_snapshot(session, dataset_id)
         if len(examples) < min_labels:
@@ -160,6 +163,7 @@ def run_train_classifier(
                 n_labeled=len(data.hashes),
                 snapshot=snapshot,
                 run_id=run.run_id,
+                snapshot_id=labels_snapshot,
             )
 
         result = _train(db_url, data, embedder, params, experiment_id, job)

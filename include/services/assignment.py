@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
-from include.db.models import Role, Task, TaskStatus, User
+from include.db.models import ExtraAssignee, Role, Task, TaskStatus, User
 
 MAX_AUTO_ASSIGN = 50_000
 
@@ -77,14 +77,56 @@ _AUTO_ASSIGN = text(
 )
 
 
-def auto_assign(session: Session, dataset_id: int, user: User | None, count: int) -> list[int]:
-    """Assign up to ``count`` of the dataset's highest-priority unassigned, unlabeled tasks."""
+# Tasks another annotator already has, highest priority first, that nobody shares yet: the
+# second annotator's share of an auto-assignment (overlap, for agreement).
+_OVERLAP = text(
+    """
+    WITH picked AS (
+        SELECT t.id FROM tasks t
+        WHERE t.dataset_id = :dataset_id AND t.assigned_to IS NOT NULL AND t.assigned_to <> :user_id
+          AND t.status IN ('assigned', 'labeled')
+          AND NOT EXISTS (SELECT 1 FROM task_extra_assignees x WHERE x.task_id = t.id)
+        ORDER BY t.priority DESC, t.id
+        LIMIT :count
+        FOR UPDATE SKIP LOCKED
+    )
+    INSERT INTO task_extra_assignees (task_id, user_id) SELECT id, :user_id FROM picked
+    ON CONFLICT DO NOTHING
+    RETURNING task_id
+    """
+)
+
+
+def auto_assign(
+    session: Session, dataset_id: int, user: User | None, count: int, *, overlap_share: float = 0.0
+) -> list[int]:
+    """Assign up to ``count`` of the dataset's highest-priority unassigned, unlabeled tasks.
+
+    With ``overlap_share`` that share of them are tasks another annotator already has, given to
+    this one as well, so the two can be compared (agreement).
+    """
     user = _check_assignee(user)
     if not 1 <= count <= MAX_AUTO_ASSIGN:
         raise AssignmentError(f"count must be between 1 and {MAX_AUTO_ASSIGN}")
-    return [
-        int(i) for i in session.scalars(_AUTO_ASSIGN, {"dataset_id": dataset_id, "count": count, "user_id": user.id})
-    ]
+    if not 0 <= overlap_share <= 1:
+        raise AssignmentError("the overlap share must be between 0 and 1")
+    shared: list[int] = []
+    if overlap_share > 0:
+        wanted = round(count * overlap_share)
+        if wanted:
+            shared = [
+                int(i)
+                for i in session.scalars(_OVERLAP, {"dataset_id": dataset_id, "count": wanted, "user_id": user.id})
+            ]
+    fresh = session.scalars(_AUTO_ASSIGN, {"dataset_id": dataset_id, "count": count - len(shared), "user_id": user.id})
+    return [int(i) for i in fresh] + shared
+
+
+def may_label(session: Session, task: Task, user: User) -> bool:
+    """The task is the user's: assigned to them, or shared with them for agreement."""
+    if task.assigned_to == user.id:
+        return True
+    return session.get(ExtraAssignee, (task.id, user.id)) is not None
 
 
 def unassign_all(session: Session, user_id: int, dataset_id: int | None = None) -> int:

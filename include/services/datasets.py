@@ -64,6 +64,16 @@ def ls_project_ids(session: Session, dataset_id: int | None = None) -> list[int]
     return sorted(int(p) for p in session.scalars(stmt) if p is not None)
 
 
+def item_hashes(session: Session, dataset_id: int) -> list[str]:
+    return [
+        str(h) for h in session.scalars(select(Item.text_hash).where(Item.dataset_id == dataset_id).order_by(Item.id))
+    ]
+
+
+def datasets_with_policy(session: Session) -> list[int]:
+    return [int(i) for i in session.scalars(select(Dataset.id).where(Dataset.pii_policy_id.is_not(None)))]
+
+
 def datasets_of_projects(session: Session, project_ids: list[int]) -> list[Dataset]:
     return list(session.scalars(select(Dataset).where(Dataset.ls_project_id.in_(project_ids)).order_by(Dataset.id)))
 
@@ -212,8 +222,8 @@ def create_dataset(
 # Arrays instead of a multi-row VALUES list: compiles once, whatever the batch size.
 _INSERT_ITEMS = sql_text(
     """
-    INSERT INTO items (dataset_id, text, text_hash, source)
-    SELECT :dataset_id, u.text, u.text_hash, u.source::jsonb
+    INSERT INTO items (dataset_id, text, text_hash, source, pii_status)
+    SELECT :dataset_id, u.text, u.text_hash, u.source::jsonb, :pii_status
     FROM unnest(CAST(:texts AS text[]), CAST(:hashes AS varchar[]), CAST(:sources AS text[]))
         AS u(text, text_hash, source)
     ON CONFLICT ON CONSTRAINT uq_items_dataset_text_hash DO NOTHING
@@ -246,6 +256,8 @@ def add_items(
                 _INSERT_ITEMS,
                 {
                     "dataset_id": dataset.id,
+                    # with a policy, a new text waits for the deidentify step like the others
+                    "pii_status": "pending" if dataset.pii_policy_id is not None else "none",
                     "texts": [row["text"] for row in batch],
                     "hashes": [row["text_hash"] for row in batch],
                     "sources": [json.dumps(row["source"], default=str) for row in batch],

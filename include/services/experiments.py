@@ -66,6 +66,7 @@ def start_experiment(
     n_labeled: int,
     snapshot: str,
     run_id: str | None,
+    snapshot_id: int | None = None,
 ) -> int:
     """A running experiment; returns its id."""
     now = datetime.now(UTC)
@@ -82,6 +83,7 @@ def start_experiment(
         },
         status="running",
         run_id=run_id,
+        snapshot_id=snapshot_id,
     )
     session.add(experiment)
     session.flush()

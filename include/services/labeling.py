@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.db.models import Annotation, AnnotationSource, Dataset, Task, TaskStatus, User
+from include.services.assignment import may_label
 from include.services.consensus import Vote, decide
 from include.services.label_outbox import enqueue
 
@@ -50,7 +51,7 @@ def submit_label(session: Session, task_id: int, user: User, label: str) -> Task
         LabelingError: not the user's task, a deleted task, or a label outside the dataset's set.
     """
     task = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
-    if task is None or task.assigned_to != user.id:
+    if task is None or not may_label(session, task, user):
         raise LabelingError("this task is not assigned to you")
     if task.status == TaskStatus.DELETED:
         raise LabelingError("this task was deleted in Label Studio")

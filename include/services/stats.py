@@ -96,10 +96,14 @@ def annotator_stats(session: Session, user: User, dataset_id: int | None = None)
     )
     if dataset_id is not None:
         today_q = today_q.where(Task.dataset_id == dataset_id)
+    from include.services.task_queries import shared_to_do
+
+    shared = shared_to_do(session, user)
     return {
-        "assigned": mine["assigned"],
+        "assigned": mine["assigned"] + shared,
         "labeled": mine["labeled"],
-        "pending": mine["pending"],
+        "pending": mine["pending"] + shared,
+        "shared_pending": shared,
         "conflicts": mine["conflicts"],
         "labels": mine["labels"],
         "today": int(session.scalar(today_q) or 0),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from include.db.models import Task, TaskStatus, User
+from include.db.models import Annotation, ExtraAssignee, Task, TaskStatus, User
 
 MAX_PAGE_SIZE = 200
 
@@ -53,8 +53,8 @@ def annotator_tasks(
     page: int = 1,
     per_page: int = 50,
 ) -> Page:
-    """The user's own tasks, highest priority first (index ix_tasks_assignee_status_priority)."""
-    stmt = select(Task).options(joinedload(Task.item)).where(Task.assigned_to == user.id)
+    """The user's own tasks (and those shared with them for agreement), highest priority first."""
+    stmt = select(Task).options(joinedload(Task.item)).where(_mine(user))
     stmt = stmt.where(Task.status == status) if status else stmt.where(Task.status != TaskStatus.DELETED)
     if dataset_id is not None:
         stmt = stmt.where(Task.dataset_id == dataset_id)
@@ -101,14 +101,35 @@ def priority_tasks(session: Session, dataset_id: int, *, limit: int = 50, only_u
     return list(session.scalars(stmt.order_by(Task.priority.desc(), Task.id).limit(limit)).unique())
 
 
+def _mine(user: User) -> Any:
+    shared = select(ExtraAssignee.task_id).where(ExtraAssignee.user_id == user.id)
+    return or_(Task.assigned_to == user.id, Task.id.in_(shared))
+
+
+def _shared_to_do(user: User) -> Any:
+    """Tasks shared with the user for agreement that they have not labeled yet."""
+    labeled_by_me = select(Annotation.id).where(Annotation.task_id == Task.id, Annotation.annotator_id == user.id)
+    return and_(
+        Task.id.in_(select(ExtraAssignee.task_id).where(ExtraAssignee.user_id == user.id)),
+        Task.status != TaskStatus.DELETED,
+        ~exists(labeled_by_me),
+    )
+
+
 def next_task(session: Session, user: User, *, exclude_id: int | None = None) -> Task | None:
-    """The user's highest-priority task still to label."""
-    stmt = (
+    """The user's highest-priority task still to label (their own, or one shared with them)."""
+    own = (
         select(Task)
         .where(Task.assigned_to == user.id, Task.status == TaskStatus.ASSIGNED)
         .order_by(Task.priority.desc(), Task.id)
         .limit(1)
     )
+    shared = select(Task).where(_shared_to_do(user)).order_by(Task.priority.desc(), Task.id).limit(1)
     if exclude_id is not None:
-        stmt = stmt.where(Task.id != exclude_id)
-    return session.scalar(stmt)
+        own, shared = own.where(Task.id != exclude_id), shared.where(Task.id != exclude_id)
+    candidates = [t for t in (session.scalar(own), session.scalar(shared)) if t is not None]
+    return max(candidates, key=lambda t: (t.priority, -t.id)) if candidates else None
+
+
+def shared_to_do(session: Session, user: User) -> int:
+    return int(session.scalar(select(func.count(Task.id)).where(_shared_to_do(user))) or 0)

@@ -29,6 +29,16 @@ EXPECTED_TABLES = {
     "eval_items",
     "experiment_items",
     "model_evaluations",
+    "pii_policies",
+    "pii_mappings",
+    "pii_reveals",
+    "quality_reports",
+    "task_extra_assignees",
+    "snapshots",
+    "snapshot_items",
+    "inference_runs",
+    "inference_inputs",
+    "inference_results",
 }
 
 

@@ -2,7 +2,8 @@
 
 Endpoints: Ollama ``POST /api/generate`` and ``POST /api/embed``; OpenAI-compatible
 ``POST /v1/chat/completions`` and ``POST /v1/embeddings``. Answers are deterministic: a text that
-mentions a defect is NG, anything else OK. Faults can be switched on: every n-th answer
+mentions a defect is NG, anything else OK; a personal-data prompt gets the ``known_entities``
+that occur in its text. Faults can be switched on: every n-th answer
 malformed, slow answers, or HTTP errors.
 """
 
@@ -61,6 +62,8 @@ class FakeLLMServer:
         self.delay_when = ""  # only delay requests whose body contains this text ("" = all)
         self.fail_status = 0  # answer this HTTP status instead (0: never)
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        # What the model "knows" are names and addresses: a personal-data prompt gets those it sees.
+        self.known_entities: list[dict[str, str]] = []
         self._count = 0
         self._lock = threading.Lock()
         server = self
@@ -119,6 +122,9 @@ class FakeLLMServer:
                 '{"label": "OK", "confidence": "high"}',
             ][n % 3]
         match = re.search(r'Text: """(.*)"""', prompt, re.S)
+        if prompt.startswith("Find personal data"):
+            text = match.group(1) if match else ""
+            return json.dumps({"entities": [e for e in self.known_entities if e["text"] in text]}, ensure_ascii=False)
         label, confidence = verdict(match.group(1) if match else prompt)
         return json.dumps({"label": label, "confidence": confidence})
 

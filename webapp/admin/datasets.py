@@ -209,7 +209,7 @@ def auto_assign_view(dataset_id: int) -> Any:
         return redirect(url_for("admin.dataset", dataset_id=ds.id))
     try:
         annotator = find_user(db.session(), form.username.data or "")
-        ids = auto_assign(db.session(), ds.id, annotator, form.count.data or 0)
+        ids = auto_assign(db.session(), ds.id, annotator, form.count.data or 0, overlap_share=ds.overlap_share)
         db.session.commit()
     except AssignmentError as exc:
         db.session.rollback()

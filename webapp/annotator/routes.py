@@ -8,6 +8,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from include.db.models import Dataset, Task, TaskStatus
+from include.services.assignment import may_label
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelingError, submit_label
 from include.services.stats import annotator_stats
@@ -23,7 +24,7 @@ from webapp.security import annotator_required
 def own_task_or_404(task_id: int) -> Task:
     """The task if it is assigned to the current user; 404 otherwise (existence is not revealed)."""
     task = db.session.get(Task, task_id)
-    if task is None or task.assigned_to != current_user.id or task.status == TaskStatus.DELETED:
+    if task is None or not may_label(db.session(), task, current_user) or task.status == TaskStatus.DELETED:
         abort(404)
     return task
 

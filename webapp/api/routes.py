@@ -12,7 +12,7 @@ from include.demo.texts import generate_demo_texts
 from include.params import ParamError, parse_int
 from include.pipelines.catalog import PIPELINES, Pipeline
 from include.services import eval_set, evaluations
-from include.services.assignment import AssignmentError, assign_task, auto_assign, unassign_task
+from include.services.assignment import AssignmentError, assign_task, auto_assign, may_label, unassign_task
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets
 from include.services.eval_set import EVAL_POLICY, EvalSetError
 from include.services.evaluations import learning_curve
@@ -157,7 +157,9 @@ def auto_assign_api(dataset_id: int) -> Any:
     username = request.args.get("username") or body.get("username") or ""
     try:
         count = parse_int(request.args.get("count") or body.get("count") or 0, what="count", minimum=0)
-        ids = auto_assign(db.session(), dataset_id, find_user(db.session(), str(username)), count)
+        ids = auto_assign(
+            db.session(), dataset_id, find_user(db.session(), str(username)), count, overlap_share=dataset.overlap_share
+        )
         db.session.commit()
     except (ParamError, AssignmentError) as exc:
         db.session.rollback()
@@ -225,7 +227,7 @@ def label(task_id: int) -> Any:
     labels have not reached it yet). Sending the same label again changes nothing.
     """
     task = db.session.get(Task, task_id)
-    if task is None or task.assigned_to != api_user().id:
+    if task is None or not may_label(db.session(), task, api_user()):
         return api_error(404, "task not found")
     choice = json_body().get("label")
     if not isinstance(choice, str):

@@ -220,6 +220,32 @@ def nearest_items(
         return [(int(i), float(d)) for i, d in cur.fetchall()]
 
 
+def near_pairs(
+    session: Session, model: EmbeddingModel, hashes: Sequence[str], *, min_similarity: float, k: int = 6
+) -> list[tuple[str, str, float]]:
+    """(hash, neighbour hash, cosine similarity) for the ``k`` nearest neighbours of each text
+    that are at least ``min_similarity`` alike, found through the model's HNSW index."""
+    if not hashes:
+        return []
+    conn = _raw_connection(session)
+    dim, mid = int(model.dimension), int(model.id)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT q.text_hash, n.text_hash, 1 - n.distance
+            FROM (SELECT text_hash, embedding::vector({dim}) AS v FROM embeddings
+                  WHERE model_id = {mid} AND text_hash = ANY(%s)) q
+            CROSS JOIN LATERAL (
+                SELECT e.text_hash, e.embedding::vector({dim}) <=> q.v AS distance FROM embeddings e
+                WHERE e.model_id = {mid} ORDER BY e.embedding::vector({dim}) <=> q.v LIMIT %s
+            ) n
+            WHERE n.text_hash <> q.text_hash AND n.distance <= %s
+            """,
+            (list(hashes), k, 1.0 - min_similarity),
+        )
+        return [(str(a), str(b), float(sim)) for a, b, sim in cur.fetchall()]
+
+
 def _as_array(value: object) -> np.ndarray:
     """pgvector's loader returns numpy arrays or ``Vector`` objects depending on its version."""
     to_numpy = getattr(value, "to_numpy", None)

@@ -1,0 +1,1 @@
+"""PII de-identification: Presidio recognizers and operators that work offline."""

@@ -1,0 +1,249 @@
+"""Batch inference runs: which model over which texts, their results, and the downloads.
+
+A run is prepared here (a dataset, or an uploaded file whose texts are stored as the run's
+inputs) and carried out by the ``batch_inference`` pipeline on the GPU workers. Results are
+keyed by (run, row), so a retried task resumes after the last row it wrote instead of
+predicting twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, InferenceInput, InferenceResult, InferenceRun, ModelStatus, ModelVersion, User
+from include.ml.scoring import uncertainty
+from include.services.datasets import parse_upload, text_hash
+from include.services.export import CHUNK, neutralise
+
+MAX_UPLOAD_ROWS = 1_000_000
+DOWNLOADS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+class InferenceError(ValueError):
+    """A run that cannot be prepared or carried out; the message says why."""
+
+
+def resolve_model(session: Session, dataset_id: int | None, model_id: int | None) -> ModelVersion:
+    """The named model version, or the dataset's promoted one."""
+    if model_id is not None:
+        model = session.get(ModelVersion, model_id)
+        if model is None:
+            raise InferenceError(f"no model version {model_id}")
+        if model.status == ModelStatus.BASELINE:
+            raise InferenceError(f"model {model.version} is the LLM baseline, not a classifier: name a trained model")
+        return model
+    if dataset_id is None:
+        raise InferenceError("name a model version (model_id), or a dataset whose promoted model to use")
+    from include.services.registry import promoted_model
+
+    promoted = promoted_model(session, dataset_id)
+    if promoted is None:
+        raise InferenceError(f"dataset {dataset_id} has no promoted model yet: train one, or name a model_id")
+    return promoted
+
+
+def create_for_dataset(session: Session, dataset: Dataset, model_id: int | None, user: User | None) -> InferenceRun:
+    model = resolve_model(session, dataset.id, model_id)
+    run = InferenceRun(model_id=model.id, dataset_id=dataset.id, source="dataset", created_by=user.id if user else None)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def create_for_upload(
+    session: Session, filename: str, data: bytes, model_id: int | None, user: User | None, *, text_column: str = "text"
+) -> InferenceRun:
+    """A run over an uploaded .csv or .jsonl file (its ``text`` column); the texts wait as inputs.
+
+    Raises:
+        InferenceError: no model named (an upload has no dataset to take the promoted one from).
+        DatasetError: the file cannot be read (the message names the line).
+    """
+    if model_id is None:
+        raise InferenceError("an uploaded file needs a model version (model_id)")
+    model = resolve_model(session, None, model_id)
+    rows = parse_upload(data, filename, text_column=text_column, max_rows=MAX_UPLOAD_ROWS)
+    run = InferenceRun(
+        model_id=model.id,
+        dataset_id=None,
+        source="upload",
+        filename=filename[:255],
+        created_by=user.id if user else None,
+    )
+    session.add(run)
+    session.flush()
+    raw = _driver(session)
+    with raw.cursor() as cur, cur.copy("COPY inference_inputs (run_id, row, text, text_hash) FROM STDIN") as copy:
+        for number, (text, _) in enumerate(rows, start=1):
+            copy.write_row((run.id, number, text, text_hash(text)))
+    run.rows = len(rows)
+    session.flush()
+    return run
+
+
+def _driver(session: Session) -> Any:
+    """The psycopg connection under the session, for COPY (the session's transaction)."""
+    raw = session.connection().connection.driver_connection
+    if raw is None:
+        raise RuntimeError("no database connection")
+    return raw
+
+
+def get_run(session: Session, run_id: int) -> InferenceRun:
+    run = session.get(InferenceRun, run_id)
+    if run is None:
+        raise InferenceError(f"no batch-inference run {run_id}")
+    return run
+
+
+def list_runs(session: Session, limit: int = 50) -> list[InferenceRun]:
+    return list(session.scalars(select(InferenceRun).order_by(InferenceRun.id.desc()).limit(limit)))
+
+
+def done_rows(session: Session, run_id: int) -> tuple[int, int]:
+    """(results written, highest row written): where a retried run resumes."""
+    count, top = session.execute(
+        select(func.count(), func.coalesce(func.max(InferenceResult.row), 0)).where(InferenceResult.run_id == run_id)
+    ).one()
+    return int(count), int(top)
+
+
+def count_items(session: Session, dataset_id: int) -> int:
+    from include.db.models import Item
+
+    return int(session.scalar(select(func.count(Item.id)).where(Item.dataset_id == dataset_id)) or 0)
+
+
+def dataset_batch(
+    session: Session, dataset_id: int, embedding_model_id: int, *, after: int, limit: int
+) -> tuple[list[int], list[str], np.ndarray]:
+    """(item ids, text hashes, vectors) of the dataset's next items that have an embedding."""
+    from include.ml.embeddings.store import _as_array, _raw_connection
+
+    conn = _raw_connection(session)
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT i.id, i.text_hash, e.embedding FROM items i
+            JOIN embeddings e ON e.model_id = %s AND e.text_hash = i.text_hash
+            WHERE i.dataset_id = %s AND i.id > %s ORDER BY i.id LIMIT %s
+            """,
+            (embedding_model_id, dataset_id, after, limit),
+        )
+        fetched = cur.fetchall()
+    if not fetched:
+        return [], [], np.zeros((0, 0), dtype=np.float32)
+    return (
+        [int(r[0]) for r in fetched],
+        [str(r[1]) for r in fetched],
+        np.stack([_as_array(r[2]) for r in fetched]),
+    )
+
+
+def upload_batch(session: Session, run_id: int, *, after: int, limit: int) -> list[tuple[int, str, str]]:
+    """(row, text hash, text) of an uploaded run's next inputs."""
+    return [
+        (int(r), str(h), str(t))
+        for r, h, t in session.execute(
+            select(InferenceInput.row, InferenceInput.text_hash, InferenceInput.text)
+            .where(InferenceInput.run_id == run_id, InferenceInput.row > after)
+            .order_by(InferenceInput.row)
+            .limit(limit)
+        ).tuples()
+    ]
+
+
+def write_results(
+    session: Session, run_id: int, rows: Sequence[int], hashes: Sequence[str], probs: np.ndarray, labels: list[str]
+) -> None:
+    """One COPY per batch: the label, its probability, the uncertainty (margin) and every probability."""
+    unc = uncertainty(probs)
+    best = probs.argmax(axis=1)
+    raw = _driver(session)
+    columns = "run_id, row, text_hash, label, confidence, uncertainty, probs"
+    with raw.cursor() as cur, cur.copy(f"COPY inference_results ({columns}) FROM STDIN") as copy:
+        for k, row in enumerate(rows):
+            copy.write_row(
+                (run_id, row, hashes[k], labels[best[k]], float(probs[k, best[k]]), float(unc[k]), probs[k].tolist())
+            )
+
+
+def finish(session: Session, run: InferenceRun, status: str, message: str) -> None:
+    run.status, run.message, run.finished_at = status, message[:2000], datetime.now(UTC)
+    run.rows = done_rows(session, run.id)[0]
+    session.flush()
+
+
+def label_counts(session: Session, run_id: int) -> dict[str, int]:
+    return {
+        str(label): int(n)
+        for label, n in session.execute(
+            select(InferenceResult.label, func.count())
+            .where(InferenceResult.run_id == run_id)
+            .group_by(InferenceResult.label)
+        ).tuples()
+    }
+
+
+_RESULT_ROWS = {
+    "dataset": """
+        SELECT r.row, i.text, r.label, r.confidence, r.uncertainty, r.probs
+        FROM inference_results r JOIN items i ON i.id = r.row
+        WHERE r.run_id = :run_id ORDER BY r.row
+    """,
+    "upload": """
+        SELECT r.row, x.text, r.label, r.confidence, r.uncertainty, r.probs
+        FROM inference_results r JOIN inference_inputs x ON x.run_id = r.run_id AND x.row = r.row
+        WHERE r.run_id = :run_id ORDER BY r.row
+    """,
+}
+
+
+def result_rows(session: Session, run: InferenceRun) -> Iterator[tuple[Any, ...]]:
+    result = (
+        session.connection()
+        .execution_options(stream_results=True, yield_per=5000)
+        .execute(sql_text(_RESULT_ROWS[run.source]), {"run_id": run.id})
+    )
+    yield from result.tuples()
+
+
+def download_chunks(session: Session, run: InferenceRun, fmt: str, labels: list[str]) -> Iterator[bytes]:
+    """The run's predictions as CSV or JSONL, streamed (``item_id`` or ``row``, text, label,
+    confidence, uncertainty, one probability column per label)."""
+    if fmt not in DOWNLOADS:
+        raise InferenceError(f"download as one of {', '.join(DOWNLOADS)}")
+    key = "item_id" if run.source == "dataset" else "row"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        buffer.write("\ufeff")
+        writer.writerow([key, "text", "label", "confidence", "uncertainty", *(f"p_{label}" for label in labels)])
+        for n, (row, text, label, confidence, unc, probs) in enumerate(result_rows(session, run), start=1):
+            writer.writerow([row, neutralise(text), neutralise(label), confidence, unc, *probs])
+            if n % CHUNK == 0:
+                yield buffer.getvalue().encode("utf-8")
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue().encode("utf-8")
+        return
+    lines: list[str] = []
+    for row, text, label, confidence, unc, probs in result_rows(session, run):
+        record = {key: row, "text": text, "label": label, "confidence": confidence, "uncertainty": unc}
+        record["probs"] = dict(zip(labels, probs, strict=False))
+        lines.append(json.dumps(record, ensure_ascii=False))
+        if len(lines) == CHUNK:
+            yield ("\n".join(lines) + "\n").encode("utf-8")
+            lines = []
+    if lines:
+        yield ("\n".join(lines) + "\n").encode("utf-8")

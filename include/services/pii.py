@@ -1,0 +1,248 @@
+"""De-identification policies, the deidentify step's bookkeeping, and revealing originals.
+
+A dataset with a policy keeps its items' texts de-identified in place (``items.text``); the
+originals live only in ``pii_mappings``, encrypted with PII_KEY. Until the deidentify step has
+run over every item, the dataset cannot be imported into Label Studio, embedded or sent to an
+LLM (:func:`require_deidentified` says so). Only admins reveal an original, and each reveal is
+written to ``pii_reveals``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, Item, PiiMapping, PiiPolicy, PiiReveal, User
+from include.pii.engine import OPERATORS, Deidentified, restore
+from include.pii.recognizers import ENTITIES, NEEDS_MODEL
+
+LOCALES = ("auto", "zh", "en")
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be saved or used; the message says why."""
+
+
+class DeidentificationRequired(RuntimeError):
+    """The dataset's policy requires de-identification that has not run over every item yet."""
+
+
+def key_of(raw: str | None) -> bytes:
+    """The Fernet key from PII_KEY, or a clear error."""
+    if not raw:
+        raise PolicyError(
+            "PII_KEY is not set: de-identification stores its mappings encrypted and needs a key "
+            "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        )
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(raw.encode())
+    except (ValueError, TypeError):
+        raise PolicyError("PII_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+    return raw.encode()
+
+
+def validate_policy(entities: Any, locale: str, use_llm: bool) -> dict[str, str]:
+    if not isinstance(entities, dict) or not entities:
+        raise PolicyError('a policy names at least one entity and its operator, e.g. {"PHONE": "placeholder"}')
+    cleaned: dict[str, str] = {}
+    for entity, operator in entities.items():
+        if entity not in ENTITIES:
+            raise PolicyError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
+        if operator not in OPERATORS:
+            raise PolicyError(f"unknown operator {operator!r} for {entity}; one of {', '.join(OPERATORS)}")
+        if entity in NEEDS_MODEL and not use_llm:
+            raise PolicyError(f"{entity} needs the LLM recognizer (no offline model recognises it): turn it on")
+        cleaned[str(entity)] = str(operator)
+    if locale not in LOCALES:
+        raise PolicyError(f"locale must be one of {', '.join(LOCALES)}")
+    return cleaned
+
+
+def save_policy(
+    session: Session,
+    name: str,
+    entities: Any,
+    *,
+    locale: str = "auto",
+    use_llm: bool = False,
+    policy_id: int | None = None,
+) -> PiiPolicy:
+    """Create a policy, or change one (its version goes up, so datasets de-identify again)."""
+    cleaned = validate_policy(entities, locale, use_llm)
+    name = (name or "").strip()
+    if not 2 <= len(name) <= 128:
+        raise PolicyError("a policy needs a name of 2-128 characters")
+    if policy_id is None:
+        if session.scalar(select(PiiPolicy.id).where(func.lower(PiiPolicy.name) == name.lower())) is not None:
+            raise PolicyError(f"a policy named {name!r} already exists")
+        policy = PiiPolicy(name=name, entities=cleaned, locale=locale, use_llm=use_llm)
+        session.add(policy)
+    else:
+        policy = get_policy(session, policy_id)
+        if (policy.entities, policy.locale, policy.use_llm) != (cleaned, locale, use_llm):
+            policy.version += 1
+            session.execute(
+                update(Item)
+                .where(Item.dataset_id.in_(select(Dataset.id).where(Dataset.pii_policy_id == policy.id)))
+                .values(pii_status="pending")
+            )
+        policy.name, policy.entities, policy.locale, policy.use_llm = name, cleaned, locale, use_llm
+        policy.updated_at = datetime.now(UTC)
+    session.flush()
+    return policy
+
+
+def get_policy(session: Session, policy_id: int) -> PiiPolicy:
+    policy = session.get(PiiPolicy, policy_id)
+    if policy is None:
+        raise PolicyError(f"no de-identification policy {policy_id}")
+    return policy
+
+
+def list_policies(session: Session) -> list[PiiPolicy]:
+    return list(session.scalars(select(PiiPolicy).order_by(PiiPolicy.name)))
+
+
+def attach(session: Session, dataset: Dataset, policy_id: int | None) -> int:
+    """Give a dataset a policy (or none); returns how many items now wait for de-identification."""
+    if policy_id is not None:
+        get_policy(session, policy_id)
+    dataset.pii_policy_id = policy_id
+    status = "pending" if policy_id is not None else "none"
+    where = [Item.dataset_id == dataset.id]
+    if policy_id is None:
+        where.append(Item.pii_status == "pending")  # already de-identified texts stay so
+    result = session.execute(update(Item).where(*where).values(pii_status=status))
+    session.flush()
+    return int(getattr(result, "rowcount", 0) or 0) if policy_id is not None else 0
+
+
+def pending_count(session: Session, dataset_id: int) -> int:
+    return int(
+        session.scalar(select(func.count(Item.id)).where(Item.dataset_id == dataset_id, Item.pii_status == "pending"))
+        or 0
+    )
+
+
+def require_deidentified(session: Session, dataset: Dataset, action: str) -> None:
+    """Refuse ``action`` (import, embedding, sending to an LLM) while texts wait for de-identification.
+
+    Raises:
+        DeidentificationRequired: naming the dataset, how many items wait, and what to run.
+    """
+    if dataset.pii_policy_id is None:
+        return
+    waiting = pending_count(session, dataset.id)
+    if waiting:
+        raise DeidentificationRequired(
+            f"dataset {dataset.name!r} requires de-identification before {action}: {waiting} items have not "
+            "been de-identified yet; run the deidentify pipeline first"
+        )
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    id: int
+    text: str
+    mapping: bytes | None
+
+
+def pending_items(session: Session, dataset_id: int, *, after_id: int, limit: int) -> list[PendingItem]:
+    rows = session.execute(
+        select(Item.id, Item.text, PiiMapping.mapping)
+        .outerjoin(PiiMapping, PiiMapping.item_id == Item.id)
+        .where(Item.dataset_id == dataset_id, Item.pii_status == "pending", Item.id > after_id)
+        .order_by(Item.id)
+        .limit(limit)
+    ).tuples()
+    return [PendingItem(int(i), str(t), m) for i, t, m in rows]
+
+
+def original_of(item: PendingItem, key: bytes) -> str:
+    """The original text of an item (an earlier policy version may have de-identified it already)."""
+    if item.mapping is None:
+        return item.text
+    return restore(item.text, decrypt(item.mapping, key))
+
+
+def encrypt(replacements: list[dict[str, Any]], key: bytes) -> bytes:
+    from cryptography.fernet import Fernet
+
+    return Fernet(key).encrypt(json.dumps(replacements, ensure_ascii=False).encode())
+
+
+def decrypt(mapping: bytes, key: bytes) -> list[dict[str, Any]]:
+    from cryptography.fernet import Fernet, InvalidToken
+
+    try:
+        return list(json.loads(Fernet(key).decrypt(bytes(mapping))))
+    except InvalidToken:
+        raise PolicyError("PII_KEY does not open this mapping: it was written with another key") from None
+
+
+def store(session: Session, item_id: int, result: Deidentified, policy: PiiPolicy, key: bytes) -> None:
+    """Replace the item's text by its de-identified form and keep the mapping, encrypted."""
+    replacements = [r.__dict__ for r in result.replacements]
+    session.execute(update(Item).where(Item.id == item_id).values(text=result.text, pii_status="done"))
+    stmt = insert(PiiMapping).values(
+        item_id=item_id,
+        policy_id=policy.id,
+        policy_version=policy.version,
+        replacements=len(replacements),
+        mapping=encrypt(replacements, key),
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["item_id"],
+            set_={
+                "policy_id": stmt.excluded.policy_id,
+                "policy_version": stmt.excluded.policy_version,
+                "replacements": stmt.excluded.replacements,
+                "mapping": stmt.excluded.mapping,
+                "created_at": func.now(),
+            },
+        )
+    )
+
+
+def reveal(session: Session, item_id: int, user: User, key: bytes) -> dict[str, Any]:
+    """An item's original text and its replacements, for an admin; the reveal is audited.
+
+    Raises:
+        PermissionError: the user is not an admin (nothing is revealed, nothing is written).
+        PolicyError: the item has no mapping, or the key does not open it.
+    """
+    if not user.is_admin:
+        raise PermissionError("only admins can see original personal data")
+    item = session.get(Item, item_id)
+    mapping = session.get(PiiMapping, item_id)
+    if item is None or mapping is None:
+        raise PolicyError(f"item {item_id} has no de-identification mapping")
+    replacements = decrypt(mapping.mapping, key)
+    session.add(PiiReveal(user_id=user.id, dataset_id=item.dataset_id, item_id=item_id, what="item"))
+    session.flush()
+    return {
+        "item_id": item_id,
+        "text": item.text,
+        "original": restore(item.text, replacements),
+        "mapping": replacements,
+    }
+
+
+def record_export_reveal(session: Session, user: User, dataset_id: int) -> None:
+    session.add(PiiReveal(user_id=user.id, dataset_id=dataset_id, item_id=None, what="export"))
+
+
+def reveals(session: Session, dataset_id: int | None = None, limit: int = 50) -> list[PiiReveal]:
+    stmt = select(PiiReveal).order_by(PiiReveal.created_at.desc()).limit(limit)
+    if dataset_id is not None:
+        stmt = stmt.where(PiiReveal.dataset_id == dataset_id)
+    return list(session.scalars(stmt))
