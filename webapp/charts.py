@@ -8,6 +8,7 @@ takes plain data (an evaluation report, epochs, points) and returns the SVG byte
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -253,16 +254,16 @@ def learning(points: Sequence[dict[str, Any]]) -> bytes:
     return _svg(fig)
 
 
-def label_distribution(counts: dict[str, int]) -> bytes:
+def label_distribution(counts: dict[str, int], what: str = "labeled tasks") -> bytes:
     if not counts or not sum(counts.values()):
-        raise _Nothing("no labels yet")
-    fig, ax = _figure(height=2.6)
+        raise _Nothing("no labels yet" if what == "labeled tasks" else f"no {what}")
+    fig, ax = _figure(height=min(2.6, 0.5 * len(counts) + 1.2))
     names = list(counts)
     ax.barh(names, [counts[n] for n in names], color=PALETTE[: len(names)])
     for i, name in enumerate(names):
         ax.text(counts[name], i, f" {counts[name]}", va="center", color=INK)
     ax.invert_yaxis()
-    ax.set_xlabel("labeled tasks")
+    ax.set_xlabel(what)
     return _svg(fig)
 
 
@@ -282,7 +283,81 @@ def labels_per_day(data: dict[str, Any]) -> bytes:
     return _svg(fig)
 
 
+# -- a dataset's quality report and agreement --------------------------------------------------
+OK_COLOR, BAD_COLOR, SKIP_COLOR = "#12805c", "#c01048", "#98a2b3"
+CHECK_TITLES = {
+    "duplicates": "Duplicates",
+    "near_duplicates": "Near-duplicates",
+    "lengths": "Empty / short / long",
+    "scripts": "Main script",
+    "label_balance": "Rarest label",
+    "label_errors": "Suspected label errors",
+    "agreement": "Lowest kappa",
+}
+
+
+def quality_checks(checks: dict[str, Any]) -> bytes:
+    """Each check's value as a bar, its threshold as a tick: green passed, red failed, grey not checked."""
+    if not checks:
+        raise _Nothing("no quality report yet: run the quality check")
+    names = [n for n in CHECK_TITLES if n in checks]
+    fig, ax = _figure(height=0.45 * len(names) + 0.9)
+    for i, name in enumerate(names):
+        check = checks[name]
+        value = check["value"] if isinstance(check["value"], int | float) else 0.0
+        color = SKIP_COLOR if check["passed"] is None else OK_COLOR if check["passed"] else BAD_COLOR
+        ax.barh(i, value, color=color, height=0.55)
+        if isinstance(check["threshold"], int | float):
+            ax.plot([check["threshold"]] * 2, [i - 0.38, i + 0.38], color=INK, linewidth=1.6)
+        shown = "not checked" if check["passed"] is None else f"{value:.3g}"
+        ax.text(max(value, 0) + 0.01, i, f" {shown}", va="center", color=INK, fontsize=8)
+    ax.set_yticks(range(len(names)), [CHECK_TITLES[n] for n in names])
+    ax.invert_yaxis()
+    ax.set_xlim(min(0.0, *[c["value"] or 0 for c in checks.values() if isinstance(c["value"], int | float)]), 1.15)
+    ax.set_xlabel("share (kappa for agreement) · black tick: threshold")
+    return _svg(fig)
+
+
+def text_lengths(check: dict[str, Any]) -> bytes:
+    counts, edges = check.get("histogram") or [], check.get("histogram_edges") or []
+    if not counts or not sum(counts):
+        raise _Nothing("no texts")
+    fig, ax = _figure(height=2.8)
+    widths = [b - a for a, b in itertools.pairwise(edges)]
+    ax.bar(edges[:-1], counts, width=widths, align="edge", color=PALETTE[0], edgecolor="white", linewidth=0.5)
+    ax.set_xlabel("characters")
+    ax.set_ylabel("texts")
+    return _svg(fig)
+
+
+def scripts_chart(check: dict[str, Any]) -> bytes:
+    return label_distribution(dict(check.get("distribution") or {}), "texts")
+
+
+def agreement_chart(data: dict[str, Any]) -> bytes:
+    """Cohen's kappa per annotator pair, and each annotator's agreement with the final label."""
+    pairs, people = data.get("pairs") or [], data.get("versus_final") or []
+    if not pairs and not people:
+        raise _Nothing("no task has two annotations yet: turn on overlap")
+    fig, ax = _figure(height=0.42 * (len(pairs) + len(people)) + 1.0)
+    rows = [(f"{p['a']} × {p['b']} (κ, {p['tasks']} tasks)", p["kappa"], PALETTE[0]) for p in pairs]
+    rows += [(f"{p['annotator']} vs final ({p['tasks']})", p["agreement"], PALETTE[1]) for p in people]
+    for i, (_, value, color) in enumerate(rows):
+        ax.barh(i, value, color=color, height=0.55)
+        ax.text(max(value, 0) + 0.01, i, f" {value:.2f}", va="center", color=INK, fontsize=8)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(min(0.0, *[r[1] for r in rows]), 1.15)
+    ax.axvline(0.6, color=GRID, linestyle="--", linewidth=1)
+    ax.set_xlabel("Cohen's kappa (blue) · share agreeing with the final label (green)")
+    return _svg(fig)
+
+
 CHARTS: dict[str, Callable[[Any], bytes]] = {
+    "quality": quality_checks,
+    "lengths": text_lengths,
+    "scripts": scripts_chart,
+    "agreement": agreement_chart,
     "confusion": confusion,
     "pr": pr_curves,
     "roc": roc_curves,

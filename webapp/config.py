@@ -56,6 +56,9 @@ class Config:
             "AIRFLOW_API_USER": settings.airflow_api_user,
             "AIRFLOW_API_PASSWORD": settings.airflow_api_password,
             "OPENAI_EMBEDDING_MODEL": settings.openai_embedding_model if settings.openai_base_url else None,
+            "PII_KEY": settings.pii_key,
+            # the LLM recognizer (names, addresses) for trying a policy that uses it
+            "PII_LLM": bool(settings.openai_base_url or settings.ollama_base_url),
         }
 
 

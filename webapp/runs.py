@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.airflow_client import AirflowError, new_run_id
-from include.db.models import Job, User
-from include.pipelines.catalog import Pipeline
+from include.db.models import InferenceRun, Job, User
+from include.pipelines.catalog import PIPELINES, Pipeline
 from include.services.jobs import close_attempt_from_airflow, open_attempts, queue_job, queued_runs, settle_run
-from webapp.clients import airflow_client
+from webapp.clients import NotConfigured, airflow_client
 from webapp.extensions import db
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,26 @@ def trigger_pipeline(pipeline: Pipeline, conf: dict[str, Any], user: User) -> Jo
         db.session.delete(job)
         db.session.commit()
         raise
+    return job
+
+
+def start_inference_run(run: InferenceRun, user: User) -> Job:
+    """Trigger batch_inference for a prepared run and link the run to its job (for progress);
+    a run Airflow refused is removed again, so nothing waits forever.
+
+    Raises:
+        AirflowError, NotConfigured: as :func:`trigger_pipeline`.
+    """
+    pipeline = PIPELINES["batch_inference"]
+    conf = pipeline.build_conf({"inference_run_id": run.id, "dataset_id": run.dataset_id})
+    try:
+        job = trigger_pipeline(pipeline, conf, user)
+    except (AirflowError, NotConfigured):
+        db.session.delete(run)
+        db.session.commit()
+        raise
+    run.job_id = job.id
+    db.session.commit()
     return job
 
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from include.db.models import Dataset, Job, JobAttempt, JobStatus, ModelVersion, Task
+from include.db.models import (
+    Dataset,
+    InferenceRun,
+    Job,
+    JobAttempt,
+    JobStatus,
+    ModelVersion,
+    PiiPolicy,
+    QualityReport,
+    Snapshot,
+    Task,
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -43,6 +54,8 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         "label_descriptions": dataset.label_descriptions,
         "ls_project_id": dataset.ls_project_id,
         "items": dataset.item_count,
+        "pii_policy_id": dataset.pii_policy_id,
+        "overlap_share": dataset.overlap_share,
         "created_at": _iso(dataset.created_at),
     }
 
@@ -101,4 +114,62 @@ def model_json(model: ModelVersion) -> dict[str, Any]:
         "reason": model.reason,
         "created_at": _iso(model.created_at),
         "promoted_at": _iso(model.promoted_at),
+    }
+
+
+def policy_json(policy: PiiPolicy) -> dict[str, Any]:
+    return {
+        "id": policy.id,
+        "name": policy.name,
+        "entities": policy.entities,
+        "locale": policy.locale,
+        "use_llm": policy.use_llm,
+        "version": policy.version,
+        "updated_at": _iso(policy.updated_at),
+    }
+
+
+def quality_json(report: QualityReport) -> dict[str, Any]:
+    return {
+        "id": report.id,
+        "dataset_id": report.dataset_id,
+        "passed": report.passed,
+        "failed": [name for name, c in report.checks["checks"].items() if c["passed"] is False],
+        "items": report.checks.get("items"),
+        "labeled": report.checks.get("labeled"),
+        "checks": report.checks["checks"],
+        "thresholds": report.thresholds,
+        "overridden": report.overridden_at is not None,
+        "override_reason": report.override_reason or None,
+        "overridden_at": _iso(report.overridden_at),
+        "created_at": _iso(report.created_at),
+    }
+
+
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "id": snapshot.id,
+        "dataset_id": snapshot.dataset_id,
+        "version": snapshot.version,
+        "content_hash": snapshot.content_hash,
+        "rows": snapshot.rows,
+        "per_label": snapshot.per_label,
+        "eval_version": snapshot.eval_version,
+        "created_at": _iso(snapshot.created_at),
+    }
+
+
+def inference_json(run: InferenceRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "model_id": run.model_id,
+        "dataset_id": run.dataset_id,
+        "source": run.source,
+        "filename": run.filename or None,
+        "status": run.status,
+        "rows": run.rows,
+        "message": run.message,
+        "job_id": run.job_id,
+        "created_at": _iso(run.created_at),
+        "finished_at": _iso(run.finished_at),
     }

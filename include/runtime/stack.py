@@ -40,6 +40,12 @@ DEMO_PIPELINE: tuple[tuple[str, str], ...] = (
 )
 
 
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
 class Launcher:
     """Starts the services in order, hands each to the supervisor, and stops them in reverse."""
 
@@ -58,6 +64,9 @@ class Launcher:
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "PYTHONPATH": str(REPO_ROOT),
+            # De-identification encrypts its mappings with this key: generated once and kept, like
+            # the other local secrets (losing it loses the way back to the originals).
+            "PII_KEY": settings.pii_key or self.secrets.get("pii_key", _fernet_key),
         }
         self.urls: dict[str, str] = {}
         self.logins: list[tuple[str, str, str]] = []

@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Item, PiiMapping, PiiPolicy, PiiReveal, User
-from include.pii.engine import OPERATORS, Deidentified, restore
-from include.pii.recognizers import ENTITIES, NEEDS_MODEL
+from include.pii.engine import OPERATORS, Deidentified, PiiError, deidentify, restore
+from include.pii.recognizers import ENTITIES, NEEDS_MODEL, STRUCTURED
 
 LOCALES = ("auto", "zh", "en")
 
@@ -241,8 +241,132 @@ def record_export_reveal(session: Session, user: User, dataset_id: int) -> None:
     session.add(PiiReveal(user_id=user.id, dataset_id=dataset_id, item_id=None, what="export"))
 
 
-def reveals(session: Session, dataset_id: int | None = None, limit: int = 50) -> list[PiiReveal]:
-    stmt = select(PiiReveal).order_by(PiiReveal.created_at.desc()).limit(limit)
+def reveals(session: Session, dataset_id: int | None = None, limit: int = 50) -> list[tuple[PiiReveal, str | None]]:
+    """The audit log, newest first: each reveal with the username of who saw it."""
+    stmt = (
+        select(PiiReveal, User.username)
+        .outerjoin(User, User.id == PiiReveal.user_id)
+        .order_by(PiiReveal.created_at.desc(), PiiReveal.id.desc())
+        .limit(limit)
+    )
     if dataset_id is not None:
         stmt = stmt.where(PiiReveal.dataset_id == dataset_id)
-    return list(session.scalars(stmt))
+    return [(r, name) for r, name in session.execute(stmt).tuples()]
+
+
+# -- trying a policy on texts (seed 003's POST /api/v1/deidentify:test) ------------------------
+DEFAULT_POLICY = {entity: "placeholder" for entity in STRUCTURED}
+MAX_TEST_TEXTS = 100
+MAX_TEST_CHARS = 20_000
+_LOCALES = {"auto": "auto", "zh": "zh", "zh-cn": "zh", "zh-hans": "zh", "zh-tw": "zh", "en": "en", "en-us": "en",
+            "en-gb": "en"}  # fmt: skip
+FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class TryOptions:
+    locale: str = "auto"
+    format: str = "text"
+    return_mapping: bool = False
+    seed: int | None = None
+
+
+def parse_test_request(body: dict[str, Any]) -> tuple[int | None, list[str], TryOptions]:
+    """(policy id or None for the default, texts, options) from the request body.
+
+    Raises:
+        PolicyError: a malformed request; the message names the field.
+    """
+    raw_policy = body.get("policy_id")
+    policy_id: int | None
+    if raw_policy is None or raw_policy == "default":
+        policy_id = None
+    elif isinstance(raw_policy, int) and not isinstance(raw_policy, bool) and raw_policy > 0:
+        policy_id = raw_policy
+    elif isinstance(raw_policy, str) and raw_policy.isdigit():
+        policy_id = int(raw_policy)
+    else:
+        raise PolicyError('policy_id must be a policy id, or "default"')
+    texts = body.get("text")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise PolicyError('text must be a list of strings, e.g. {"text": ["call 13800138000"]}')
+    if len(texts) > MAX_TEST_TEXTS:
+        raise PolicyError(f"at most {MAX_TEST_TEXTS} texts per request")
+    if any(len(t) > MAX_TEST_CHARS for t in texts):
+        raise PolicyError(f"a text may have at most {MAX_TEST_CHARS} characters")
+    raw = body.get("options") or {}
+    if not isinstance(raw, dict):
+        raise PolicyError("options must be an object")
+    unknown = sorted(set(raw) - {"locale", "format", "return_mapping", "seed"})
+    if unknown:
+        raise PolicyError(f"unknown option {unknown[0]!r}")
+    locale = _LOCALES.get(str(raw.get("locale") or "auto").lower())
+    if locale is None:
+        raise PolicyError("options.locale must be zh-CN, en-US, zh, en or auto")
+    fmt = raw.get("format") or "text"
+    if fmt not in FORMATS:
+        raise PolicyError(f"options.format must be one of {', '.join(FORMATS)}")
+    return_mapping = raw.get("return_mapping", False)
+    if not isinstance(return_mapping, bool):
+        raise PolicyError("options.return_mapping must be true or false")
+    seed = raw.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise PolicyError("options.seed must be a whole number or null")
+    return policy_id, list(texts), TryOptions(locale, fmt, return_mapping, seed)
+
+
+def try_policy(
+    session: Session,
+    policy_id: int | None,
+    texts: list[str],
+    options: TryOptions,
+    *,
+    key: bytes | None,
+    with_mapping: bool,
+    llm_recognizer: Any = None,
+) -> dict[str, Any]:
+    """De-identify ``texts`` by a policy (or the default one) without storing anything.
+
+    ``seed`` salts the hash operator, so hashed values can be made to differ between uses.
+    The mapping (original -> replacement per text) is returned only when ``with_mapping``.
+
+    Raises:
+        PolicyError: an unknown policy, or one that needs PII_KEY or the LLM recognizer.
+    """
+    if policy_id is None:
+        entities, version, locale, name = DEFAULT_POLICY, "default-1", "auto", "default"
+    else:
+        policy = get_policy(session, policy_id)
+        entities, version, locale, name = policy.entities, f"{policy.id}.{policy.version}", policy.locale, policy.name
+        if policy.use_llm and llm_recognizer is None:
+            raise PolicyError(f"policy {policy.name!r} uses the LLM recognizer, which is not configured")
+    try:
+        results = deidentify(
+            texts,
+            entities,
+            key=key,
+            locale=options.locale if options.locale != "auto" else locale,
+            salt="" if options.seed is None else str(options.seed),
+            llm_recognizer=llm_recognizer,
+        )
+    except PiiError as exc:
+        raise PolicyError(str(exc)) from None
+    if options.format == "json":
+        shown: list[Any] = [
+            {
+                "text": r.text,
+                "entities": [
+                    {"type": x.entity, "start": x.start, "end": x.end, "replacement": x.replacement}
+                    for x in r.replacements
+                ],
+            }
+            for r in results
+        ]
+    else:
+        shown = [r.text for r in results]
+    out: dict[str, Any] = {"deidentified": shown, "policy_version": version, "policy": name}
+    if with_mapping:
+        out["mapping"] = [{x.original: x.replacement for x in r.replacements} for r in results]
+    return out

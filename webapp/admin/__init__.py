@@ -1,7 +1,8 @@
-"""Admin pages, one module per area: datasets, tasks, users, pipelines (and jobs), models."""
+"""Admin pages, one module per area: datasets, tasks, users, pipelines (and jobs), models, privacy,
+data quality and downloads, batch inference."""
 
 from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from webapp.admin import datasets, models, pipelines, tasks, users  # noqa: E402, F401
+from webapp.admin import data, datasets, inference, models, pipelines, privacy, tasks, users  # noqa: E402, F401

@@ -11,15 +11,17 @@ from include.demo.texts import generate_demo_texts
 from include.labelstudio.client import LabelStudioError
 from include.params import ParamError
 from include.pipelines.catalog import PIPELINES
-from include.services import eval_set
+from include.services import eval_set, pii, quality
 from include.services.assignment import AssignmentError, auto_assign
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets, parse_upload
 from include.services.deletion import delete_dataset
 from include.services.eval_set import EVAL_POLICY
 from include.services.evaluations import learning_curve
+from include.services.export import FORMATS as EXPORT_FORMATS
 from include.services.jobs import recent_jobs
 from include.services.label_outbox import summary as outbox_summary
 from include.services.ls_projects import served_model_version
+from include.services.snapshots import list_snapshots
 from include.services.stats import dataset_stats, labels_per_day, per_annotator_stats
 from include.services.users import find_user
 from webapp.admin import bp
@@ -33,7 +35,7 @@ from webapp.security import admin_required
 from webapp.serializers import svg_response
 
 # The pipelines a dataset page offers as one-click buttons (all of them are on the pipelines page).
-DATASET_BUTTONS = ("ls_import", "ls_export", "prelabel", "score_uncertainty")
+DATASET_BUTTONS = ("ls_import", "ls_export", "quality_check", "prelabel", "score_uncertainty")
 
 
 @bp.get("/")
@@ -94,6 +96,7 @@ def new_dataset() -> Any:
 def dataset(dataset_id: int) -> Any:
     """One dataset: statistics, per-annotator progress, actions."""
     ds = dataset_or_404(dataset_id)
+    report = quality.latest(db.session(), ds.id)
     auto_form = AutoAssignForm()
     auto_form.username.choices = annotator_choices()
     return render_template(
@@ -111,6 +114,14 @@ def dataset(dataset_id: int) -> Any:
         ls_public_url=current_app.config.get("LS_PUBLIC_URL"),
         evaluation=eval_set.current_set(db.session(), ds),
         policy=EVAL_POLICY,
+        pii_policies=pii.list_policies(db.session()),
+        pii_pending=pii.pending_count(db.session(), ds.id) if ds.pii_policy_id else 0,
+        pii_key_set=bool(current_app.config.get("PII_KEY")),
+        report=report,
+        failed=quality.failed_checks(report) if report else [],
+        agreement=quality.agreement(db.session(), ds),
+        snapshots=list_snapshots(db.session(), ds.id)[:5],
+        export_formats=list(EXPORT_FORMATS),
     )
 
 

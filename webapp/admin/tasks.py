@@ -150,5 +150,9 @@ def resolve(task_id: int) -> Any:
             db.session.rollback()
             flash(f"Not resolved: {exc}", "error")
     return render_template(
-        "admin/resolve.html", task=task, form=form, annotations=annotations_of(db.session(), task_id)
+        "admin/resolve.html",
+        task=task,
+        form=form,
+        annotations=annotations_of(db.session(), task_id),
+        csrf_form=CsrfForm(),
     )

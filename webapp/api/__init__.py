@@ -65,4 +65,4 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-from webapp.api import routes  # noqa: E402, F401
+from webapp.api import data, routes  # noqa: E402, F401

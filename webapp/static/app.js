@@ -80,8 +80,17 @@
     setTimeout(tick, every);
   }
 
+  // Pages with work in progress (batch inference) reload themselves until it is done.
+  function setupReload() {
+    var el = document.querySelector("[data-reload-seconds]");
+    if (!el) return;
+    var seconds = parseInt(el.dataset.reloadSeconds, 10);
+    if (seconds > 0) setTimeout(function () { window.location.reload(); }, seconds * 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupLabeling();
     setupJobs();
+    setupReload();
   });
 })();

@@ -1,0 +1,110 @@
+"""Streamed downloads shared by the admin pages and the API: labeled-data exports and
+batch-inference results. Nothing is built in memory; the response streams as rows are read.
+
+Each stream reads through its own session, opened when the first chunk is asked for and closed
+when the last one is sent (or the client goes away), so a download never holds the request's
+session in a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, InferenceRun, ModelVersion, User
+from include.db.session import session_scope
+from include.services import export, inference, pii
+from webapp.extensions import db
+
+
+class DownloadRefused(ValueError):
+    """The download cannot be given (format, missing key, role); the message says why."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _own_session(make: Callable[[Session], Iterator[bytes]]) -> Iterator[bytes]:
+    """The chunks of ``make`` read through a session of their own, closed at the end."""
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+
+    def stream() -> Iterator[bytes]:
+        with session_scope(url) as session:
+            yield from make(session)
+
+    return stream()
+
+
+def _attachment(chunks: Iterator[bytes], mimetype: str, filename: str) -> Any:
+    response = current_app.response_class(chunks, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def export_response(dataset: Dataset, fmt: str, *, originals: bool, user: User) -> Any:
+    """The dataset's labeled rows as a download; ``originals`` (admins, PII_KEY set) is audited."""
+    try:
+        request = export.ExportRequest(dataset.id, fmt, _key_for_originals(dataset, user) if originals else None)
+    except export.ExportError as exc:
+        raise DownloadRefused(str(exc)) from None
+    if request.key is not None:
+        pii.record_export_reveal(db.session(), user, dataset.id)
+        db.session.commit()  # the audit row stands even if the download is interrupted
+    return _attachment(
+        _own_session(lambda session: export.chunks(session, request)),
+        export.FORMATS[fmt],
+        export.filename(dataset.name, fmt, originals=request.key is not None),
+    )
+
+
+def _key_for_originals(dataset: Dataset, user: User) -> bytes | None:
+    if not user.is_admin:
+        raise DownloadRefused("only admins can export original personal data", 403)
+    if dataset.pii_policy_id is None:
+        return None  # nothing was de-identified: the texts are the originals
+    try:
+        return pii.key_of(current_app.config.get("PII_KEY"))
+    except pii.PolicyError as exc:
+        raise DownloadRefused(str(exc), 503) from None
+
+
+def inference_response(run: InferenceRun, fmt: str) -> Any:
+    if run.status != "done":
+        raise DownloadRefused(f"run {run.id} is {run.status}: its results can be downloaded once it is done", 409)
+    model = db.session.get(ModelVersion, run.model_id)
+    labels = list(model.labels) if model else []
+    if fmt not in inference.DOWNLOADS:
+        raise DownloadRefused(f"download as one of {', '.join(inference.DOWNLOADS)}")
+    run_id = run.id
+    return _attachment(
+        _own_session(
+            lambda session: inference.download_chunks(session, session.get_one(InferenceRun, run_id), fmt, labels)
+        ),
+        inference.DOWNLOADS[fmt],
+        f"inference-{run.id}-{model.version if model else 'model'}.{fmt}",
+    )
+
+
+def pii_key() -> bytes | None:
+    """PII_KEY when set (hash and encrypt operators need it), else None."""
+    raw = current_app.config.get("PII_KEY")
+    return pii.key_of(raw) if raw else None
+
+
+def pii_llm(needed: bool) -> Any:
+    """The LLM recognizer when a policy needs it (built from the environment's LLM settings)."""
+    if not needed:
+        return None
+    from include.config import SettingsError, load_settings
+    from include.pii.llm import llm_recognizer
+
+    try:
+        return llm_recognizer(load_settings())
+    except SettingsError as exc:
+        raise pii.PolicyError(f"the policy uses the LLM recognizer: {exc}") from None
