@@ -14,6 +14,9 @@ ALL = [
     "scoring_training",
     "active_learning",
     "gate",
+    "pii",
+    "export",
+    "inference",
 ]
 
 

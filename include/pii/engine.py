@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from include.pii.recognizers import LANGUAGES, STRUCTURED, build
+from include.pii.entities import OPERATORS, STRUCTURED
+from include.pii.mapping import restore
+from include.pii.recognizers import LANGUAGES, build
 
 log = logging.getLogger(__name__)
 
-OPERATORS = ("placeholder", "mask", "hash", "encrypt")
 _HAN = re.compile(r"[\u3400-\u9fff]")
+# Full-width ASCII (１３８…, ＠) as typed with Chinese input methods, read as ASCII, one for one.
+_HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _LOCK = threading.Lock()
 _ENGINES: dict[str, Any] = {}
 
@@ -177,7 +180,10 @@ def deidentify(
             out.append(Deidentified(text))
             continue
         found = engine.analyze(
-            text=text, language=language_of(text, locale), entities=list(policy), score_threshold=score_threshold
+            text=text.translate(_HALF_WIDTH),  # same length: spans stay valid for the original text
+            language=language_of(text, locale),
+            entities=list(policy),
+            score_threshold=score_threshold,
         )
         if not found:
             out.append(Deidentified(text))
@@ -207,8 +213,4 @@ def deidentify(
     return out
 
 
-def restore(text: str, replacements: list[dict[str, Any]]) -> str:
-    """The original text back from a de-identified one and its mapping."""
-    for r in sorted(replacements, key=lambda r: -int(r["start"])):
-        text = text[: int(r["start"])] + str(r["original"]) + text[int(r["end"]) :]
-    return text
+__all__ = ["OPERATORS", "Deidentified", "PiiError", "Replacement", "deidentify", "restore"]

@@ -8,7 +8,8 @@ Each is a Presidio ``PatternRecognizer`` with three additions Presidio's own one
   ``ipaddress`` for IPs;
 * context windows read from the characters before a match (the blank spaCy pipelines have no
   lemmas for Presidio's context enhancer): a number after 订单号 / "order no." is not a phone
-  number, and a passport number needs 护照 / "passport" nearby.
+  number unless a phone word (电话, "call") comes after the order word, and a passport number
+  needs 护照 / "passport" nearby.
 
 Presidio's predefined recognizers are not used: they are locale-blind (a US phone number also
 matched UK_NHS) and the email and URL ones reach for the internet through tldextract.
@@ -24,18 +25,21 @@ from typing import Any
 
 from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
 
-# The entity types a policy can name, in the order they are shown.
-STRUCTURED = ("PHONE", "ID_NUMBER", "BANK_CARD", "EMAIL", "IP_ADDRESS", "URL", "PASSPORT")
-NEEDS_MODEL = ("PERSON", "ADDRESS")  # only with the LLM recognizer
-ENTITIES = STRUCTURED + NEEDS_MODEL
+from include.pii.entities import ENTITIES, NEEDS_MODEL, STRUCTURED
+
+__all__ = ["ENTITIES", "NEEDS_MODEL", "STRUCTURED", "build", "id_check_ok", "luhn_ok"]
+
 LANGUAGES = ("en", "zh")
-CONTEXT_WINDOW = 16
+_CLAUSE_END = re.compile(r"[。！？；\n]|[.!?;]\s")  # required context must be in the match's own sentence
+CONTEXT_WINDOW = 32  # characters before a match that its context words are looked for in
 
 ORDER_WORDS = (
     "订单", "单号", "编号", "工单", "快递", "运单", "流水", "序列号", "批次", "合同号", "账单号", "发票",
-    "order", "invoice", "tracking", "serial", "ref", "sku", "batch", "ticket", "no.", "#",
+    "order", "invoice", "tracking", "serial", "ref", "sku", "batch", "ticket", "waybill", "shipment",
 )  # fmt: skip
 PASSPORT_WORDS = ("护照", "passport", "通行证")
+PHONE_WORDS = ("电话", "手机", "座机", "致电", "拨打", "回电", "联系", "call", "phone", "tel", "mobile", "whatsapp")
+CARD_WORDS = ("银行卡", "卡号", "信用卡", "储蓄卡", "账户", "账号", "card", "account", "iban")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
@@ -95,6 +99,7 @@ class ContextPatternRecognizer(PatternRecognizer):
         *,
         validator: Callable[[str], bool] | None = None,
         negative_context: Sequence[str] = (),
+        positive_context: Sequence[str] = (),
         required_context: Sequence[str] = (),
         name: str | None = None,
     ) -> None:
@@ -106,12 +111,23 @@ class ContextPatternRecognizer(PatternRecognizer):
         )
         self.validator = validator
         self.negative_context = _words(negative_context)
+        self.positive_context = _words(positive_context)
         self.required_context = _words(required_context)
 
     def validate_result(self, pattern_text: str) -> bool | None:
         if self.validator is None:
             return None
         return bool(self.validator(pattern_text))
+
+    def _negated(self, before: str) -> bool:
+        """An order word comes last before the match (no phone or card word after it)."""
+        last_negative = max((m.end() for m in self.negative_context.finditer(before)), default=-1)  # type: ignore[union-attr]
+        if last_negative < 0:
+            return False
+        if self.positive_context is None:
+            return True
+        last_positive = max((m.end() for m in self.positive_context.finditer(before)), default=-1)
+        return last_positive < last_negative
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
@@ -120,9 +136,9 @@ class ContextPatternRecognizer(PatternRecognizer):
         kept = []
         for result in results:
             before = text[max(0, result.start - CONTEXT_WINDOW) : result.start].lower()
-            if self.negative_context and self.negative_context.search(before):
+            if self.negative_context and self._negated(before):
                 continue
-            if self.required_context and not self.required_context.search(before):
+            if self.required_context and not self.required_context.search(_CLAUSE_END.split(before)[-1]):
                 continue
             kept.append(result)
         return kept
@@ -137,11 +153,11 @@ _PHONE = [
     Pattern("north american", r"(?<![\d\w])\(?[2-9]\d{2}\)?[\s.-][2-9]\d{2}[\s.-]\d{4}(?!\d)", 0.65),
 ]
 _ID = [Pattern("resident id", r"(?<![\dXx])[1-9]\d{5}(?:18|19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx](?![0-9A-Za-z])", 0.9)]
-_CARD = [Pattern("bank card", r"(?<![\d])(?:\d{4}[ -]?){3}\d{4}(?:[ -]?\d{1,3})?(?!\d)", 0.8)]
+_CARD = [Pattern("bank card", r"(?<![\d])(?:\d{4}[ -]?){3}\d{4}(?:[ -]?\d{1,3})?(?![\dXx])", 0.8)]
 _EMAIL = [
     Pattern(
         "email",
-        r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])",
+        r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])",
         0.9,
     )
 ]
@@ -182,10 +198,17 @@ def build(language: str) -> list[PatternRecognizer]:
     """The structured-data recognizers for one language (the same rules serve both)."""
     return [
         ContextPatternRecognizer(
-            "PHONE", _PHONE, language, validator=_mobile_or_landline, negative_context=ORDER_WORDS
+            "PHONE",
+            _PHONE,
+            language,
+            validator=_mobile_or_landline,
+            negative_context=ORDER_WORDS,
+            positive_context=PHONE_WORDS,
         ),
         ContextPatternRecognizer("ID_NUMBER", _ID, language, validator=id_check_ok),
-        ContextPatternRecognizer("BANK_CARD", _CARD, language, validator=_card, negative_context=ORDER_WORDS),
+        ContextPatternRecognizer(
+            "BANK_CARD", _CARD, language, validator=_card, negative_context=ORDER_WORDS, positive_context=CARD_WORDS
+        ),
         ContextPatternRecognizer("EMAIL", _EMAIL, language),
         ContextPatternRecognizer("IP_ADDRESS", _IP, language, validator=_ip),
         ContextPatternRecognizer("URL", _URL, language),

@@ -101,10 +101,12 @@ def _over_dataset(
             embedding_id = found.id if found else None
     if embedding_id is None:
         raise inference.InferenceError(f"no embeddings of {embedder.name} for this dataset")
+    with session_scope(db_url) as session:
+        dimension = session.get_one(EmbeddingModel, embedding_id).dimension
     while True:
         with session_scope(db_url) as session:
             ids, hashes, vectors = inference.dataset_batch(
-                session, dataset_id, embedding_id, after=after, limit=batch_size
+                session, dataset_id, embedding_id, after=after, limit=batch_size, dimension=dimension
             )
             if not ids:
                 return

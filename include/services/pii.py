@@ -9,18 +9,22 @@ written to ``pii_reveals``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Item, PiiMapping, PiiPolicy, PiiReveal, User
-from include.pii.engine import OPERATORS, Deidentified, PiiError, deidentify, restore
-from include.pii.recognizers import ENTITIES, NEEDS_MODEL, STRUCTURED
+from include.pii.entities import ENTITIES, NEEDS_MODEL, OPERATORS, STRUCTURED
+from include.pii.mapping import MappingError, restore
+from include.pii.mapping import decrypt as _decrypt
+from include.pii.mapping import encrypt as _encrypt
+
+if TYPE_CHECKING:  # the engine loads Presidio and spaCy: only where texts are de-identified
+    from include.pii.engine import Deidentified
 
 LOCALES = ("auto", "zh", "en")
 
@@ -174,18 +178,14 @@ def original_of(item: PendingItem, key: bytes) -> str:
 
 
 def encrypt(replacements: list[dict[str, Any]], key: bytes) -> bytes:
-    from cryptography.fernet import Fernet
-
-    return Fernet(key).encrypt(json.dumps(replacements, ensure_ascii=False).encode())
+    return _encrypt(replacements, key)
 
 
 def decrypt(mapping: bytes, key: bytes) -> list[dict[str, Any]]:
-    from cryptography.fernet import Fernet, InvalidToken
-
     try:
-        return list(json.loads(Fernet(key).decrypt(bytes(mapping))))
-    except InvalidToken:
-        raise PolicyError("PII_KEY does not open this mapping: it was written with another key") from None
+        return _decrypt(mapping, key)
+    except MappingError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def store(session: Session, item_id: int, result: Deidentified, policy: PiiPolicy, key: bytes) -> None:
@@ -342,6 +342,8 @@ def try_policy(
         entities, version, locale, name = policy.entities, f"{policy.id}.{policy.version}", policy.locale, policy.name
         if policy.use_llm and llm_recognizer is None:
             raise PolicyError(f"policy {policy.name!r} uses the LLM recognizer, which is not configured")
+    from include.pii.engine import PiiError, deidentify
+
     try:
         results = deidentify(
             texts,

@@ -39,6 +39,13 @@ def found(text: str, policy: dict[str, str] = EVERYTHING) -> list[tuple[str, str
         ),
         ("见 https://shop.example.com/o?id=9 详情", [("URL", "https://shop.example.com/o?id=9")]),
         ("护照号码E12345678，过期", [("PASSPORT", "E12345678")]),
+        (
+            "手机号：１３８１２３４５６７８（全角）",
+            [("PHONE", "１３８１２３４５６７８")],
+        ),  # as Chinese input methods type it
+        ("邮箱zhang.wei@163.com收不到验证码", [("EMAIL", "zhang.wei@163.com")]),  # no space after 邮箱
+        ("订单已发货，收货人电话13812345678", [("PHONE", "13812345678")]),  # a phone word after the order word
+        ("Her passport number is G90886922 and expires soon", [("PASSPORT", "G90886922")]),
     ],
 )
 def test_structured_entities_are_found(text: str, expected: list[tuple[str, str]]) -> None:
@@ -55,6 +62,8 @@ def test_structured_entities_are_found(text: str, expected: list[tuple[str, str]
         "version 1.2.3.4 released",  # not with 4 dots... but a version number is a valid IPv4 shape
         "E12345678 is a part number",  # passport shape without the word passport
         "tracking no. 4111111111111111",
+        "The ID 31010419941115847X has a wrong check digit",  # not a card either
+        "护照号码已过期。批次20227972的产品有划痕",  # the passport word is in another sentence
     ],
 )
 def test_near_misses_are_left_alone(text: str) -> None:

@@ -107,12 +107,12 @@ def test_an_attempt_killed_before_reporting_is_closed_from_airflows_record(db, u
 
     from include.db.models import AttemptState, JobAttempt
 
-    dag_run = run_dag("ls_import", {"dataset_id": 424242})  # fails: no such dataset
+    dag_run = run_dag("ls_import", {"dataset_id": 424242})  # its first step fails: no such dataset
     assert dag_run.state == DagRunState.FAILED
     with session_scope(db) as s:
         job = s.scalar(select(Job).where(Job.run_id == dag_run.run_id))
         attempt = s.scalar(select(JobAttempt).where(JobAttempt.job_id == job.id))
-        assert (attempt.task_id, attempt.try_number, attempt.state) == ("ls_import", 1, AttemptState.FAILED)
+        assert (attempt.task_id, attempt.try_number, attempt.state) == ("deidentify", 1, AttemptState.FAILED)
         # As if the process had been SIGKILLed before it could report: still "running" here.
         job.status, job.message = JobStatus.RUNNING, "running"
         attempt.state, attempt.ended_at, attempt.message = AttemptState.RUNNING, None, ""

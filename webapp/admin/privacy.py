@@ -9,8 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from include.db.models import Item, PiiPolicy
-from include.pii.engine import OPERATORS
-from include.pii.recognizers import ENTITIES, NEEDS_MODEL
+from include.pii.entities import ENTITIES, NEEDS_MODEL, OPERATORS
 from include.services import pii
 from webapp.admin import bp
 from webapp.admin.common import dataset_or_404
