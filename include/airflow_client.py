@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -118,6 +119,14 @@ class AirflowClient:
 
     def get_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}"))
+
+    def stop_run(self, dag_id: str, run_id: str, note: str) -> dict[str, Any]:
+        """Mark a run failed: Airflow terminates its running tasks and schedules no more of them."""
+        path = f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}"
+        self._request("PATCH", path, json={"state": "failed"})
+        with contextlib.suppress(AirflowError):  # the note is for people; the state change is what matters
+            self._request("PATCH", path, json={"note": note}, params={"update_mask": "note"})
+        return self.get_run(dag_id, run_id)
 
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/dags/{quote(dag_id)}", json={"is_paused": False})

@@ -176,6 +176,7 @@ def run_dag(dagbag):
     def _run(dag_id: str, conf: dict | None = None):
         dag = dagbag.get_dag(dag_id)
         assert dag is not None, f"no DAG {dag_id}: {dagbag.import_errors}"
+        retries = {t.task_id: t.retries for t in dag.tasks}
         for t in dag.tasks:
             t.retries = 0
         # dag.test() writes run_conf into the params of the DAG and of its tasks: keep them from the next test.
@@ -185,8 +186,9 @@ def run_dag(dagbag):
             return dag.test(run_conf=conf or {})
         finally:
             dag.params = defaults
-            for t in dag.tasks:
+            for t in dag.tasks:  # the DagBag is shared by the session: later tests see the declared DAG
                 t.params = task_defaults[t.task_id]
+                t.retries = retries[t.task_id]
 
     return _run
 

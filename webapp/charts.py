@@ -188,6 +188,8 @@ def training(epochs: Sequence[dict[str, Any]]) -> bytes:
     """Train and validation loss (left axis) and validation F1 (right axis) per epoch."""
     if not epochs:
         raise _Nothing("no epochs recorded")
+    if all(e.get("C") is not None for e in epochs):
+        return regularisation_path(epochs)
     fig, ax = _figure()
     x = [e["epoch"] for e in epochs]
     ax.plot(x, [e["train_loss"] for e in epochs], color=PALETTE[0], linewidth=1.6, label="train loss")
@@ -201,6 +203,31 @@ def training(epochs: Sequence[dict[str, Any]]) -> bytes:
     right.spines["top"].set_visible(False)
     handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], frameon=False, loc="center right")
+    return _svg(fig)
+
+
+def regularisation_path(points: Sequence[dict[str, Any]]) -> bytes:
+    """A logistic head's run: cross-validated loss and macro F1 against C, per class weighting."""
+    fig, ax = _figure()
+    right = ax.twinx()
+    for balanced, style in ((False, "-"), (True, ":")):
+        mine = sorted((p for p in points if bool(p.get("balanced")) == balanced), key=lambda p: p["C"])
+        if not mine:
+            continue
+        tag = "balanced" if balanced else "unweighted"
+        c = [p["C"] for p in mine]
+        ax.plot(c, [p["val_loss"] for p in mine], color=PALETTE[2], linestyle=style, label=f"CV loss, {tag}")
+        right.plot(c, [p["f1"] for p in mine], color=PALETTE[1], linestyle=style, label=f"CV F1, {tag}")
+    best = max(points, key=lambda p: (round(p["f1"], 6), -p["val_loss"]))
+    right.scatter([best["C"]], [best["f1"]], color=PALETTE[1], zorder=3, s=30, label=f"chosen C = {best['C']:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("C (inverse L2 strength)")
+    ax.set_ylabel("cross-validated loss")
+    right.set_ylabel("cross-validated macro F1")
+    right.set_ylim(0, 1)
+    right.spines["top"].set_visible(False)
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], frameon=False, loc="lower center", fontsize=7)
     return _svg(fig)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from include.airflow_client import AirflowError, new_run_id
 from include.db.models import InferenceRun, Job, User
 from include.pipelines.catalog import PIPELINES, Pipeline
+from include.services.experiments import experiment_dag_id, request_stop
 from include.services.jobs import close_attempt_from_airflow, open_attempts, queue_job, queued_runs, settle_run
 from webapp.clients import NotConfigured, airflow_client
 from webapp.extensions import db
@@ -90,3 +91,24 @@ def refresh_active_jobs(limit: int = 20) -> None:
     except Exception as exc:  # the page still shows what the database knows
         db.session.rollback()
         log.info("could not refresh job states from Airflow: %s", exc)
+
+
+def stop_experiment(experiment_id: int, user: User) -> str:
+    """Stop a running training: mark the experiment stopped, then ask Airflow to end its run.
+
+    The mark is committed first, so the run's epochs are kept and no model is registered even
+    if Airflow kills the task before it notices; the message says what happened on each side.
+
+    Raises:
+        ExperimentNotRunning: no such experiment, or it is not running.
+    """
+    experiment = request_stop(db.session(), experiment_id)
+    dag_id, run_id = experiment_dag_id(db.session(), experiment), experiment.run_id
+    db.session.commit()
+    if not dag_id or not run_id:
+        return f"Experiment {experiment_id} stopped; it will end after its current epoch."
+    try:
+        run = airflow_client().stop_run(dag_id, run_id, note=f"stopped by {user.username} from the web app")
+    except (AirflowError, NotConfigured) as exc:
+        return f"Experiment {experiment_id} stopped after its current epoch; Airflow's run was not changed: {exc}"
+    return f"Experiment {experiment_id} stopped; Airflow's run {run_id} is {run.get('state')}."

@@ -7,6 +7,7 @@ from typing import Any
 
 from include.db.models import (
     Dataset,
+    Experiment,
     InferenceRun,
     Job,
     JobAttempt,
@@ -87,6 +88,28 @@ def job_json(job: Job, attempts: list[JobAttempt] | None = None) -> dict[str, An
         "finished_at": _iso(job.finished_at),
         "active": job.status in (JobStatus.QUEUED, JobStatus.RUNNING),
         "attempts": [attempt_json(a) for a in attempts or []],
+    }
+
+
+def experiment_json(run: Experiment, message: str | None = None) -> dict[str, Any]:
+    """A training run with its epochs so far: what the experiment page polls while it trains."""
+    return {
+        "id": run.id,
+        "name": run.name,
+        "status": run.status,
+        "dataset_id": run.dataset_id,
+        "params": {k: v for k, v in run.params.items() if k != "data_snapshot"},
+        "metrics": run.metrics,
+        "device": run.device,
+        "n_train": run.n_train,
+        "n_val": run.n_val,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "message": message,
+        "epochs": [
+            {"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, "metrics": e.metrics}
+            for e in run.epochs
+        ],
     }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.ml.batch import DIVERSE_HEAD
 from include.ml.embeddings.names import EMBEDDING_MODEL
 from include.ml.gate import GATE_PARAMS, MIN_F1, MIN_GAIN, REQUIRE_BASELINE
 from include.ml.prelabel.backends import BACKEND, LLM_BACKENDS
@@ -176,7 +177,7 @@ STEPS: dict[str, Step] = {
         Step("snapshot_labels", (DATASET,)),
         Step("batch_inference", (OPTIONAL_DATASET, MODEL_ID, INFERENCE_RUN)),
         Step("prelabel", (DATASET, BACKEND, PRELABEL_LIMIT, ONLY_NEW)),
-        Step("score_uncertainty", (DATASET, STRATEGY, SCORE_LIMIT, ONLY_UNLABELED)),
+        Step("score_uncertainty", (DATASET, STRATEGY, DIVERSE_HEAD, SCORE_LIMIT, ONLY_UNLABELED)),
     )
 }
 

@@ -232,4 +232,5 @@ def score_uncertainty(context: Mapping[str, Any], dataset_id: int | None = None)
         strategy=values["strategy"],
         limit=values["limit"],
         only_unlabeled=values["only_unlabeled"],
+        diverse_head=values["diverse_head"],
     )

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from include.db.session import session_scope
+from include.ml.batch import DIVERSE_HEAD
 from include.ml.embeddings.backends import Embedder, backend_for
 from include.ml.embeddings.store import get_model, load_vectors
 from include.ml.scoring import STRATEGY, priority
@@ -22,6 +23,7 @@ from include.ml.training.model import TrainedHead
 from include.pipelines.catalog import ONLY_UNLABELED
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.services.batch_selection import diversify_queue_head
 from include.services.datasets import get_dataset
 from include.services.registry import promoted_model
 from include.services.scores import tasks_to_score, write_scores
@@ -77,9 +79,16 @@ def run_score_uncertainty(
     only_unlabeled: bool = ONLY_UNLABELED.default,
     batch_size: int = 20_000,
     embedder: Embedder | None = None,
+    diverse_head: int = DIVERSE_HEAD.default,
 ) -> dict[str, Any]:
-    """The ``score_uncertainty`` job for one dataset."""
-    params = {"dataset_id": dataset_id, "strategy": strategy, "limit": limit, "only_unlabeled": only_unlabeled}
+    """The ``score_uncertainty`` job for one dataset (``diverse_head``: see include.ml.batch)."""
+    params = {
+        "dataset_id": dataset_id,
+        "strategy": strategy,
+        "limit": limit,
+        "only_unlabeled": only_unlabeled,
+        "diverse_head": diverse_head,
+    }
     with tracked_job(db_url, "score_uncertainty", run, dataset_id=dataset_id, params=params) as job:
         STRATEGY.parse(strategy)
         source, name = _source(db_url, dataset_id, embedder)
@@ -108,6 +117,11 @@ def run_score_uncertainty(
         message = f"scored {scored} tasks by {strategy} from {name}: mean uncertainty {total_unc / scored:.3f}"
         if skipped:
             message += f" ({skipped} without a prediction skipped)"
-        job.done(message, scored=scored, skipped=skipped, high_priority=high)
-        job.result = {"scored": scored, "skipped": skipped, "source": name, "strategy": strategy}
+        moved = 0
+        if diverse_head > 1:
+            with session_scope(db_url) as session:
+                moved = diversify_queue_head(session, dataset_id, diverse_head)
+            message += f"; the first {diverse_head} are diverse ({moved} near-duplicates moved behind them)"
+        job.done(message, scored=scored, skipped=skipped, high_priority=high, moved_back=moved)
+        job.result = {"scored": scored, "skipped": skipped, "source": name, "strategy": strategy, "moved_back": moved}
     return job.result

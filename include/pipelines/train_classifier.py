@@ -35,6 +35,7 @@ from include.services.experiments import (
     data_snapshot,
     fail_experiment,
     finish_experiment,
+    is_stopped,
     last_snapshot,
     record_epoch,
     record_items,
@@ -79,8 +80,13 @@ def _training_set(db_url: str, embedder: Embedder, examples: list[tuple[str, str
     )
 
 
+class TrainingStopped(Exception):
+    """An admin stopped the experiment; raised from the epoch callback to end training there."""
+
+
 class _EpochRecorder:
-    """Commits each epoch's metrics (so the experiment page shows them live) and reports progress."""
+    """Commits each epoch's metrics (so the experiment page shows them live), reports progress,
+    and ends training when an admin has stopped the experiment."""
 
     def __init__(self, db_url: str, experiment_id: int, job: JobHandle) -> None:
         self.db_url, self.experiment_id, self.job = db_url, experiment_id, job
@@ -89,9 +95,13 @@ class _EpochRecorder:
         with session_scope(self.db_url) as session:
             metrics = {**record.metrics, "seconds": record.seconds}
             record_epoch(session, self.experiment_id, record.epoch, record.train_loss, record.val_loss, metrics)
+            stopped = is_stopped(session, self.experiment_id)
+        if stopped:
+            raise TrainingStopped(record.epoch)
         if record.epoch % 10 == 0 or record.epoch == 1:
+            step = f"C={record.metrics['C']:.3g}" if "C" in record.metrics else f"epoch {record.epoch}"
             self.job.progress(
-                f"epoch {record.epoch}: train loss {record.train_loss:.4f}, val loss {record.val_loss:.4f}, "
+                f"{step}: train loss {record.train_loss:.4f}, val loss {record.val_loss:.4f}, "
                 f"val F1 {record.metrics['f1']:.3f}",
                 epoch=record.epoch,
             )
@@ -100,11 +110,19 @@ class _EpochRecorder:
 def _train(
     db_url: str, data: TrainingSet, embedder: Embedder, params: TrainParams, experiment_id: int, job: JobHandle
 ) -> TrainResult:
-    """Train, marking the experiment failed if training does."""
+    """Train, marking the experiment failed if training does; a stop is a skip, not a failure."""
     try:
-        return train_head(
+        result = train_head(
             data.x, data.y, data.labels, embedder.name, params, on_epoch=_EpochRecorder(db_url, experiment_id, job)
         )
+        with session_scope(db_url) as session:
+            if is_stopped(session, experiment_id):  # stopped after the last epoch: still no model
+                raise TrainingStopped(len(result.history))
+        return result
+    except TrainingStopped as stop:
+        raise SkipStep(
+            f"stopped by an admin after {stop.args[0]} epochs; experiment {experiment_id} keeps them, no model"
+        ) from None
     except Exception:
         with session_scope(db_url) as session:
             fail_experiment(session, experiment_id)
@@ -195,7 +213,8 @@ def run_train_classifier(
             )
             model_id = model.id
         job.done(
-            f"trained {version} on {len(data.hashes)} labels ({result.device}, {len(result.history)} epochs): "
+            f"trained {version} on {len(data.hashes)} labels ({result.device}, {len(result.history)} "
+            f"{'settings cross-validated' if 'cv_folds' in result.metrics else 'epochs'}): "
             f"val F1 {result.metrics['f1']:.3f}, ROC-AUC {result.metrics['roc_auc']:.3f}, "
             f"ECE {result.metrics['ece']:.3f}",
             labels=len(data.hashes),

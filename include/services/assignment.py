@@ -1,4 +1,4 @@
-"""Who labels what: single assignment, unassignment and priority-first auto-assignment.
+"""Who labels what: single assignment, unassignment and hardest-first (optionally diverse) auto-assignment.
 
 Auto-assign locks the rows it takes with ``FOR UPDATE SKIP LOCKED``, so two admins assigning
 at the same moment get disjoint tasks instead of one task going to two people.
@@ -12,6 +12,8 @@ from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from include.db.models import ExtraAssignee, Role, Task, TaskStatus, User
+from include.ml.batch import BATCH_STRATEGIES, BATCH_STRATEGY
+from include.services.batch_selection import diverse_task_ids
 
 MAX_AUTO_ASSIGN = 50_000
 
@@ -77,6 +79,19 @@ _AUTO_ASSIGN = text(
 )
 
 
+_ASSIGN_IDS = text(
+    """
+    WITH picked AS (
+        SELECT id FROM tasks WHERE id = ANY (:ids) AND assigned_to IS NULL AND status = 'imported'
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE tasks SET assigned_to = :user_id, assigned_at = now(), status = 'assigned', updated_at = now()
+    WHERE tasks.id = ANY (ARRAY(SELECT id FROM picked))
+    RETURNING tasks.id
+    """
+)
+
+
 # Tasks another annotator already has, highest priority first, that nobody shares yet: the
 # second annotator's share of an auto-assignment (overlap, for agreement).
 _OVERLAP = text(
@@ -98,18 +113,29 @@ _OVERLAP = text(
 
 
 def auto_assign(
-    session: Session, dataset_id: int, user: User | None, count: int, *, overlap_share: float = 0.0
+    session: Session,
+    dataset_id: int,
+    user: User | None,
+    count: int,
+    *,
+    overlap_share: float = 0.0,
+    strategy: str = BATCH_STRATEGY.default,
 ) -> list[int]:
-    """Assign up to ``count`` of the dataset's highest-priority unassigned, unlabeled tasks.
+    """Assign up to ``count`` of the dataset's unassigned, unlabeled tasks, hardest first.
 
-    With ``overlap_share`` that share of them are tasks another annotator already has, given to
-    this one as well, so the two can be compared (agreement).
+    ``strategy`` ``top`` takes them strictly by priority; ``diverse`` takes the most uncertain
+    spread over clusters of similar texts (cluster representatives before any model), falling
+    back to priority order where there are no embeddings to cluster. With ``overlap_share`` that
+    share of them are tasks another annotator already has, given to this one as well, so the
+    two can be compared (agreement).
     """
     user = _check_assignee(user)
     if not 1 <= count <= MAX_AUTO_ASSIGN:
         raise AssignmentError(f"count must be between 1 and {MAX_AUTO_ASSIGN}")
     if not 0 <= overlap_share <= 1:
         raise AssignmentError("the overlap share must be between 0 and 1")
+    if strategy not in BATCH_STRATEGIES:
+        raise AssignmentError(f"strategy must be one of {', '.join(BATCH_STRATEGIES)}")
     shared: list[int] = []
     if overlap_share > 0:
         wanted = round(count * overlap_share)
@@ -118,8 +144,17 @@ def auto_assign(
                 int(i)
                 for i in session.scalars(_OVERLAP, {"dataset_id": dataset_id, "count": wanted, "user_id": user.id})
             ]
-    fresh = session.scalars(_AUTO_ASSIGN, {"dataset_id": dataset_id, "count": count - len(shared), "user_id": user.id})
-    return [int(i) for i in fresh] + shared
+    wanted = count - len(shared)
+    chosen = diverse_task_ids(session, dataset_id, wanted) if strategy == "diverse" and wanted > 1 else None
+    taken: list[int] = []
+    if chosen:
+        got = {int(i) for i in session.scalars(_ASSIGN_IDS, {"ids": chosen, "user_id": user.id})}
+        taken = [i for i in chosen if i in got]  # another admin may have taken some meanwhile
+    fresh = []
+    if wanted - len(taken) > 0:
+        params = {"dataset_id": dataset_id, "count": wanted - len(taken), "user_id": user.id}
+        fresh = [int(i) for i in session.scalars(_AUTO_ASSIGN, params)]
+    return taken + fresh + shared
 
 
 def may_label(session: Session, task: Task, user: User) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Experiment, ExperimentEpoch, ExperimentItem, Item, Task, TaskStatus
+from include.db.models import Dataset, Experiment, ExperimentEpoch, ExperimentItem, Item, Job, Task, TaskStatus
 from include.ml.training.params import TrainParams
 
 
@@ -108,9 +108,55 @@ def record_items(session: Session, experiment_id: int, train: list[str], val: li
         session.execute(insert(ExperimentItem).on_conflict_do_nothing(), rows)
 
 
+class ExperimentNotRunning(ValueError):
+    """Only a running experiment can be stopped; the message says what it is instead."""
+
+
+def request_stop(session: Session, experiment_id: int) -> Experiment:
+    """Mark a running experiment stopped; its recorded epochs stay.
+
+    The training step sees the mark after its next epoch and ends without registering a model
+    (see include.pipelines.train_classifier); the caller also asks Airflow to end the run.
+    """
+    experiment = session.get(Experiment, experiment_id, with_for_update=True)
+    if experiment is None:
+        raise ExperimentNotRunning(f"experiment {experiment_id} does not exist")
+    if experiment.status != "running":
+        raise ExperimentNotRunning(f"experiment {experiment_id} is {experiment.status}; only a running one can stop")
+    experiment.status, experiment.finished_at = "stopped", datetime.now(UTC)
+    return experiment
+
+
+def is_stopped(session: Session, experiment_id: int) -> bool:
+    return session.scalar(select(Experiment.status).where(Experiment.id == experiment_id)) == "stopped"
+
+
+def experiment_dag_id(session: Session, experiment: Experiment) -> str | None:
+    """The Airflow DAG whose run trained this experiment (from the run's train_classifier job)."""
+    if not experiment.run_id:
+        return None
+    return session.scalar(
+        select(Job.dag_id).where(Job.run_id == experiment.run_id, Job.step == "train_classifier").limit(1)
+    )
+
+
+def progress_message(session: Session, experiment: Experiment) -> str | None:
+    """The training job's latest progress line ("epoch 40: train loss ..."), if the run is tracked."""
+    if not experiment.run_id:
+        return None
+    return session.scalar(
+        select(Job.message)
+        .where(Job.run_id == experiment.run_id, Job.step == "train_classifier")
+        .order_by(Job.id.desc())
+        .limit(1)
+    )
+
+
 def fail_experiment(session: Session, experiment_id: int) -> None:
+    """Failed, unless an admin stopped it (a stop ends the run with an error on purpose)."""
     experiment = session.get_one(Experiment, experiment_id)
-    experiment.status, experiment.finished_at = "failed", datetime.now(UTC)
+    if experiment.status == "running":
+        experiment.status, experiment.finished_at = "failed", datetime.now(UTC)
 
 
 def finish_experiment(

@@ -219,7 +219,7 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, labels: list[str], folds: int = 5,
     probs = np.zeros((len(y), len(labels)), dtype=np.float32)
     splitter = StratifiedKFold(n_splits=min(folds, int(np.bincount(y).min())), shuffle=True, random_state=seed)
     for train, held in splitter.split(x, y):
-        head = train_head(x[train], y[train], labels, "quality", TrainParams(kind="logistic", seed=seed)).head
+        head = train_head(x[train], y[train], labels, "quality", TrainParams(kind="logistic", c=1.0, seed=seed)).head
         probs[held] = head.predict_proba(x[held], device="cpu")
     return probs
 

@@ -122,7 +122,7 @@ def test_scores_order_auto_assign_hardest_first(db, ls, minilm) -> None:
         annotator = create_user(
             s, f"a-{uuid.uuid4().hex[:6]}", f"{uuid.uuid4().hex[:6]}@x.io", "password-123", Role.ANNOTATOR
         )
-        picked = auto_assign(s, dataset_id, annotator, 10)
+        picked = auto_assign(s, dataset_id, annotator, 10, strategy="top")
         top = priority_tasks(s, dataset_id, limit=60, only_unlabeled=False)
     expected = [t.id for t in sorted((t for t, _ in rows), key=lambda t: (-t.priority, t.id))[:10]]
     assert sorted(picked) == sorted(expected)
@@ -159,7 +159,7 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
         db,
         RunRef(),
         dataset_id=dataset_id,
-        params=TrainParams(kind="logistic", epochs=1, lr=1e-5),
+        params=TrainParams(kind="mlp", epochs=1, lr=1e-5),
         model_dir=tmp_path,
         embedder=minilm,
         force=True,

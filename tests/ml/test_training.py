@@ -90,3 +90,66 @@ def test_metrics_on_known_values() -> None:
     assert expected_calibration_error(perfect, np.array([0, 1])) == pytest.approx(0.0)
     overconfident = np.array([[0.99, 0.01]] * 10)
     assert expected_calibration_error(overconfident, np.array([0] * 5 + [1] * 5)) == pytest.approx(0.49)
+
+
+def test_validation_split_holds_every_class_even_when_rounding_would_drop_one() -> None:
+    y = np.array([0] * 18 + [1] * 2)  # 20 % of 20 rounds the rare class's share of 4 to zero
+    for seed in range(20):
+        train_idx, val_idx = stratified_split(y, 0.2, seed=seed)
+        assert set(y[val_idx]) == {0, 1} and set(y[train_idx]) == {0, 1}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("n", "imbalance"), [(20, 0.5), (40, 0.2), (200, 0.15)])
+def test_default_head_is_never_worse_than_sklearn_logistic_regression_cv(n: int, imbalance: float, seed: int) -> None:
+    """The same labels and embeddings, scikit-learn's plain recipe, a fixed test set."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    x, y = blobs(n=n + 2000, d=64, seed=seed, imbalance=imbalance)
+    x = x + np.random.default_rng(seed).normal(size=x.shape).astype(np.float32) * 0.15  # overlapping classes
+    x_tr, y_tr, x_te, y_te = x[:n], y[:n], x[n:], y[n:]
+    if np.bincount(y_tr, minlength=2).min() < 2:
+        pytest.skip("this draw has fewer than two of a class")
+    ours = train_head(x_tr, y_tr, ["OK", "NG"], "e", TrainParams(seed=seed)).head
+    cv = StratifiedKFold(n_splits=int(min(5, np.bincount(y_tr).min())), shuffle=True, random_state=seed)
+    theirs = LogisticRegressionCV(Cs=10, cv=cv, max_iter=2000, use_legacy_attributes=False).fit(x_tr, y_tr)
+    f1_ours = f1_score(y_te, ours.predict_proba(x_te).argmax(axis=1), average="macro")
+    f1_theirs = f1_score(y_te, theirs.predict(x_te), average="macro")
+    assert f1_ours >= f1_theirs - 0.01
+
+
+def test_the_logistic_run_records_its_regularisation_path() -> None:
+    x, y = blobs(n=120, seed=9)
+    seen = []
+    result = train_head(x, y, ["OK", "NG"], "e", TrainParams(), on_epoch=seen.append)
+    assert TrainParams().kind == "logistic"
+    assert len(result.history) == len(seen) == 22  # 11 strengths, unweighted and balanced
+    chosen = result.history[result.best_epoch - 1]
+    assert chosen.metrics["f1"] == max(r.metrics["f1"] for r in result.history)
+    assert result.metrics["C"] == chosen.metrics["C"] and result.metrics["cv_folds"] == 5
+    fixed = train_head(x, y, ["OK", "NG"], "e", TrainParams(c=0.5))
+    assert [r.metrics["C"] for r in fixed.history] == [0.5]
+    # Every label trains the final head: its out-of-fold figures are the validation metrics.
+    assert len(result.train_idx) == 120 and len(result.val_idx) == 0
+
+
+def test_an_mlp_never_stops_before_its_minimum_epochs() -> None:
+    from include.ml.training.train import MIN_EPOCHS
+
+    x, y = blobs(n=60, seed=2)
+    result = train_head(x, y, ["OK", "NG"], "e", TrainParams(kind="mlp", epochs=200, patience=1, lr=0.05))
+    assert len(result.history) >= MIN_EPOCHS
+
+
+def test_large_label_sets_choose_c_on_a_sample_and_fit_on_everything(monkeypatch) -> None:
+    from include.ml.training import logistic
+
+    monkeypatch.setattr(logistic, "CV_SAMPLE", 300)
+    x, y = blobs(n=1200, imbalance=0.02, seed=6)  # about 24 of the rare label: all of them are kept
+    fit = logistic.fit_logistic(x, y, 2, seed=0)
+    assert 300 <= len(fit.oof_index) < 400 and len(fit.oof_logits) == len(fit.oof_index)
+    assert (y[fit.oof_index] == 1).sum() == (y == 1).sum()
+    result = train_head(x, y, ["OK", "NG"], "e", TrainParams())
+    assert len(result.train_idx) == 1200 and result.metrics["f1"] > 0.8

@@ -188,7 +188,7 @@ def test_auto_assign_takes_highest_priority_first(db, client, users) -> None:
     page = client.post(
         f"/admin/datasets/{ds}/auto-assign", data={"username": "alice", "count": "3"}, follow_redirects=True
     )
-    assert "Assigned 3 tasks to alice, highest priority first." in page.get_data(as_text=True)
+    assert "Assigned 3 tasks to alice, hardest first." in page.get_data(as_text=True)
     with session_scope(db) as s:
         mine = set(s.scalars(select(Task.id).where(Task.assigned_to == users["alice"])))
     assert mine == {tasks[1], tasks[3], tasks[5]}

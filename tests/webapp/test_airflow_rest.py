@@ -17,7 +17,7 @@ from include.airflow_client import AirflowClient, AirflowError
 from include.db.models import Job, JobStatus
 from include.db.session import session_scope
 from include.runtime.embedded_pg import free_port
-from tests.webapp.conftest import login, make_app
+from tests.webapp.conftest import api_token, login, make_app
 from tests.webapp.factories import dataset_with_tasks
 
 pytestmark = pytest.mark.airflow
@@ -129,3 +129,34 @@ def test_an_attempt_killed_before_reporting_is_closed_from_airflows_record(db, u
     assert closed["state"] == "failed" and "ended without reporting" in closed["message"]
     assert "Airflow: failed" in closed["message"]
     assert "#1 failed" in page
+
+
+def test_stopping_a_training_through_the_api_ends_its_airflow_run(db, users, airflow_api) -> None:
+    """The experiment is marked stopped first, then Airflow's REST API fails the run."""
+    from include.db.models import Experiment
+
+    admin = AirflowClient(airflow_api, "admin", PASSWORDS["admin"])
+    run = admin.trigger("train_classifier", {"dataset_id": 1})  # no scheduler here: it stays queued
+    run_id = run["dag_run_id"]
+    ds, _ = dataset_with_tasks(db, "stop-api", 2)
+    with session_scope(db) as s:
+        s.add(Job(step="train_classifier", dag_id="train_classifier", run_id=run_id, dataset_id=ds))
+        experiment = Experiment(name="stop-me", dataset_id=ds, params={}, status="running", run_id=run_id)
+        s.add(experiment)
+        s.flush()
+        experiment_id = experiment.id
+    app = make_app(db, AIRFLOW_API_URL=airflow_api, AIRFLOW_API_PASSWORD=PASSWORDS["webapp"])
+    with app.test_client() as client:
+        headers = api_token(client, "admin")
+        stopped = client.post(f"/api/v1/experiments/{experiment_id}/stop", headers=headers)
+        again = client.post(f"/api/v1/experiments/{experiment_id}/stop", headers=headers)
+        missing = client.post("/api/v1/experiments/999999/stop", headers=headers)
+        shown = client.get(f"/api/v1/experiments/{experiment_id}", headers=headers).json["experiment"]
+        annotator = client.post(f"/api/v1/experiments/{experiment_id}/stop", headers=api_token(client, "alice"))
+    assert stopped.status_code == 200, stopped.json
+    assert stopped.json["experiment"]["status"] == "stopped" and "is failed" in stopped.json["message"]
+    assert admin.get_run("train_classifier", run_id)["state"] == "failed"
+    assert again.status_code == 409 and "is stopped" in again.json["error"]
+    assert missing.status_code == 404
+    assert shown["status"] == "stopped" and shown["finished_at"]
+    assert annotator.status_code == 403

@@ -76,7 +76,7 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
     page.select_option("select[name=username]", "alice")
     page.fill("input[name=count]", "5")
     page.click("button:has-text('Auto-assign')")
-    page.wait_for_selector("text=Assigned 5 tasks to alice, highest priority first.")
+    page.wait_for_selector("text=Assigned 5 tasks to alice, hardest first.")
     assert stat(page, "assigned") == "6"
     log_out(page)
 

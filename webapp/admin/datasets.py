@@ -211,7 +211,7 @@ def delete(dataset_id: int) -> Any:
 @bp.post("/datasets/<id:dataset_id>/auto-assign")
 @admin_required
 def auto_assign_view(dataset_id: int) -> Any:
-    """Assign the highest-priority unassigned tasks to an annotator."""
+    """Assign the hardest unassigned tasks to an annotator (diverse or strictly by priority)."""
     ds = dataset_or_404(dataset_id)
     form = AutoAssignForm()
     form.username.choices = annotator_choices()
@@ -220,14 +220,21 @@ def auto_assign_view(dataset_id: int) -> Any:
         return redirect(url_for("admin.dataset", dataset_id=ds.id))
     try:
         annotator = find_user(db.session(), form.username.data or "")
-        ids = auto_assign(db.session(), ds.id, annotator, form.count.data or 0, overlap_share=ds.overlap_share)
+        ids = auto_assign(
+            db.session(),
+            ds.id,
+            annotator,
+            form.count.data or 0,
+            overlap_share=ds.overlap_share,
+            strategy=form.strategy.data or "top",
+        )
         db.session.commit()
     except AssignmentError as exc:
         db.session.rollback()
         flash(str(exc), "error")
     else:
         if ids:
-            flash(f"Assigned {len(ids)} tasks to {form.username.data}, highest priority first.", "success")
+            flash(f"Assigned {len(ids)} tasks to {form.username.data}, hardest first.", "success")
         else:
             flash("No unassigned, unlabeled tasks left in this dataset.", "info")
     return redirect(url_for("admin.dataset", dataset_id=ds.id))

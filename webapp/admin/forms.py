@@ -7,6 +7,8 @@ from flask_wtf.file import FileAllowed, FileField
 from wtforms import EmailField, IntegerField, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
+from include.ml.batch import BATCH_STRATEGY
+
 
 class DatasetForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(min=2, max=128)])
@@ -44,6 +46,11 @@ class DeleteDatasetForm(FlaskForm):
 class AutoAssignForm(FlaskForm):
     username = SelectField("Annotator", validators=[DataRequired()], choices=[])
     count = IntegerField("Tasks", default=20, validators=[InputRequired(), NumberRange(min=1, max=50_000)])
+    strategy = SelectField(
+        "Batch",
+        choices=[("diverse", "hardest, spread over similar texts"), ("top", "hardest, strictly by priority")],
+        default=BATCH_STRATEGY.default,
+    )
     submit = SubmitField("Auto-assign")
 
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from include.db.models import Experiment, ModelVersion
 from include.services import evaluations
+from include.services.experiments import ExperimentNotRunning, progress_message
 from include.services.registry import registry_rows
 from webapp.admin import bp
 from webapp.charts import draw
 from webapp.extensions import db
+from webapp.forms import CsrfForm
+from webapp.runs import stop_experiment
 from webapp.security import admin_required
-from webapp.serializers import svg_response
+from webapp.serializers import experiment_json, svg_response
 
 MODEL_CHARTS = ("confusion", "pr", "roc", "reliability", "histogram")
 
@@ -51,7 +55,14 @@ def model_chart(model_id: int, name: str) -> Any:
 
 def _epochs(run: Experiment) -> list[dict[str, Any]]:
     return [
-        {"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, "f1": e.metrics.get("f1", 0.0)}
+        {
+            "epoch": e.epoch,
+            "train_loss": e.train_loss,
+            "val_loss": e.val_loss,
+            "f1": e.metrics.get("f1", 0.0),
+            "C": e.metrics.get("C"),
+            "balanced": bool(e.metrics.get("balanced")),
+        }
         for e in run.epochs
     ]
 
@@ -61,7 +72,33 @@ def _epochs(run: Experiment) -> list[dict[str, Any]]:
 def experiment(experiment_id: int) -> Any:
     """One training run: hyperparameters, data, and loss and F1 epoch by epoch."""
     run = db.session.get(Experiment, experiment_id) or abort(404)
-    return render_template("admin/experiment.html", run=run)
+    return render_template(
+        "admin/experiment.html", run=run, csrf_form=CsrfForm(), message=progress_message(db.session(), run)
+    )
+
+
+@bp.get("/experiments/<id:experiment_id>.json")
+@admin_required
+def experiment_status(experiment_id: int) -> Any:
+    """What the page polls while the run trains: status, epochs so far, the latest progress line."""
+    run = db.session.get(Experiment, experiment_id) or abort(404)
+    response = jsonify(experiment_json(run, progress_message(db.session(), run)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/experiments/<id:experiment_id>/stop")
+@admin_required
+def stop_experiment_view(experiment_id: int) -> Any:
+    """Stop a running training run; its epochs so far stay on this page."""
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    try:
+        flash(stop_experiment(experiment_id, current_user), "success")
+    except ExperimentNotRunning as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("admin.experiment", experiment_id=experiment_id))
 
 
 @bp.get("/experiments/<id:experiment_id>/training.svg")

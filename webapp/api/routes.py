@@ -7,8 +7,9 @@ from typing import Any
 from flask import current_app, jsonify, request
 
 from include.airflow_client import AirflowError
-from include.db.models import Dataset, Job, ModelVersion, Role, Task
+from include.db.models import Dataset, Experiment, Job, ModelVersion, Role, Task
 from include.demo.texts import generate_demo_texts
+from include.ml.batch import BATCH_STRATEGY
 from include.params import ParamError, parse_int
 from include.pipelines.catalog import PIPELINES, Pipeline
 from include.services import eval_set, evaluations
@@ -16,6 +17,7 @@ from include.services.assignment import AssignmentError, assign_task, auto_assig
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets
 from include.services.eval_set import EVAL_POLICY, EvalSetError
 from include.services.evaluations import learning_curve
+from include.services.experiments import ExperimentNotRunning, progress_message
 from include.services.jobs import attempts_of, recent_jobs
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelingError, submit_label
@@ -28,9 +30,9 @@ from webapp.args import int_arg, page_arg
 from webapp.auth import throttle
 from webapp.clients import NotConfigured, wake_dispatcher
 from webapp.extensions import db
-from webapp.runs import refresh_active_jobs, trigger_pipeline
+from webapp.runs import refresh_active_jobs, stop_experiment, trigger_pipeline
 from webapp.security import make_api_token
-from webapp.serializers import dataset_json, job_json, model_json, task_json
+from webapp.serializers import dataset_json, experiment_json, job_json, model_json, task_json
 
 
 def _dataset_or_error(dataset_id: int) -> Dataset | Any:
@@ -149,7 +151,7 @@ def priority(dataset_id: int) -> Any:
 @bp.post("/datasets/<id:dataset_id>/auto_assign")
 @token_required(Role.ADMIN)
 def auto_assign_api(dataset_id: int) -> Any:
-    """Assign ``count`` highest-priority unassigned tasks to ``username``."""
+    """Assign ``count`` unassigned tasks to ``username``, hardest first (``strategy`` diverse or top)."""
     dataset = _dataset_or_error(dataset_id)
     if not isinstance(dataset, Dataset):
         return dataset
@@ -158,7 +160,12 @@ def auto_assign_api(dataset_id: int) -> Any:
     try:
         count = parse_int(request.args.get("count") or body.get("count") or 0, what="count", minimum=0)
         ids = auto_assign(
-            db.session(), dataset_id, find_user(db.session(), str(username)), count, overlap_share=dataset.overlap_share
+            db.session(),
+            dataset_id,
+            find_user(db.session(), str(username)),
+            count,
+            overlap_share=dataset.overlap_share,
+            strategy=str(request.args.get("strategy") or body.get("strategy") or BATCH_STRATEGY.default),
         )
         db.session.commit()
     except (ParamError, AssignmentError) as exc:
@@ -450,3 +457,27 @@ def _eval_json(dataset: Dataset, current: Any) -> dict[str, Any]:
         "per_label": current.per_label,
         "dropped": current.excluded,
     }
+
+
+# -- experiments -----------------------------------------------------------------------------
+@bp.get("/experiments/<id:experiment_id>")
+@token_required(Role.ADMIN)
+def experiment_api(experiment_id: int) -> Any:
+    """A training run with its epochs so far (poll it to follow a run live)."""
+    run = db.session.get(Experiment, experiment_id)
+    if run is None:
+        return api_error(404, f"experiment {experiment_id} not found")
+    return jsonify({"experiment": experiment_json(run, progress_message(db.session(), run))})
+
+
+@bp.post("/experiments/<id:experiment_id>/stop")
+@token_required(Role.ADMIN)
+def stop_experiment_api(experiment_id: int) -> Any:
+    """Stop a running training: the partial experiment is kept and marked stopped (409 if not running)."""
+    try:
+        message = stop_experiment(experiment_id, api_user())
+    except ExperimentNotRunning as exc:
+        db.session.rollback()
+        return api_error(404 if "does not exist" in str(exc) else 409, str(exc))
+    run = db.session.get_one(Experiment, experiment_id)
+    return jsonify({"experiment": experiment_json(run), "message": message})

@@ -81,6 +81,45 @@
   }
 
   // Pages with work in progress (batch inference) reload themselves until it is done.
+  // The experiment page while it trains: new epochs join the table, the curve redraws, and the
+  // page reloads once when the run ends (for its final metrics).
+  function setupLiveExperiment() {
+    var card = document.querySelector("[data-live-experiment]");
+    if (!card || card.getAttribute("data-status") !== "running") return;
+    var url = card.getAttribute("data-live-experiment");
+    var table = document.querySelector('[data-live="epoch-table"] tbody');
+    var chart = document.querySelector('img[data-chart="training"]');
+    var shown = table ? table.querySelectorAll("tr").length : 0;
+    function cell(text) { var td = document.createElement("td"); td.textContent = text; return td; }
+    function num(v, digits) { return typeof v === "number" ? v.toFixed(digits) : ""; }
+    function tick() {
+      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (run) {
+          card.querySelector('[data-live="status"]').textContent = run.status;
+          card.querySelector('[data-live="message"]').textContent = run.message || "";
+          var counter = card.querySelector('[data-live="epochs"]');
+          if (counter) counter.textContent = run.epochs.length + " epochs so far; this page follows the run.";
+          if (table && !run.metrics.cv_folds) {
+            run.epochs.slice(shown).forEach(function (e) {
+              var tr = document.createElement("tr");
+              [String(e.epoch), num(e.train_loss, 4), num(e.val_loss, 4), num(e.metrics.f1, 3),
+               num(e.metrics.roc_auc, 3), num(e.metrics.ece, 3)].forEach(function (t) { tr.appendChild(cell(t)); });
+              table.appendChild(tr);
+            });
+          }
+          if (chart && run.epochs.length !== shown && run.epochs.length > 0) {
+            chart.src = chart.src.split("?")[0] + "?epochs=" + run.epochs.length;
+          }
+          shown = run.epochs.length;
+          if (run.status !== "running") { window.location.reload(); return; }
+          setTimeout(tick, 2000);
+        })
+        .catch(function () { setTimeout(tick, 6000); });
+    }
+    setTimeout(tick, 2000);
+  }
+
   function setupReload() {
     var el = document.querySelector("[data-reload-seconds]");
     if (!el) return;
@@ -91,6 +130,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     setupLabeling();
     setupJobs();
+    setupLiveExperiment();
     setupReload();
   });
 })();

@@ -11,28 +11,53 @@ from dataclasses import dataclass
 from include.ml.training.model import KINDS
 from include.params import ParamSpec
 
-# Unit-length embeddings give small logits: a linear head needs a larger step than an MLP.
-DEFAULT_LR = {"logistic": 0.05, "mlp": 0.003}
+DEFAULT_LR = {"mlp": 0.003}
 
-MODEL_KIND = ParamSpec("model_kind", "Model kind", "choice", "mlp", choices=KINDS, help="the classifier head")
-EPOCHS = ParamSpec("epochs", "Max epochs", "int", 200, minimum=1, maximum=1000)
+MODEL_KIND = ParamSpec(
+    "model_kind",
+    "Model kind",
+    "choice",
+    "logistic",
+    choices=KINDS,
+    help="logistic: exact fit, strength chosen by cross-validation (the default); mlp: a hidden layer, by epochs",
+)
+C = ParamSpec(
+    "c",
+    "Regularisation C (logistic)",
+    "float",
+    None,
+    nullable=True,
+    minimum=0,
+    exclusive_minimum=True,
+    maximum=1e6,
+    help="inverse L2 strength; empty: chosen with the class weighting by cross-validated macro F1",
+)
+EPOCHS = ParamSpec("epochs", "Max epochs (mlp)", "int", 200, minimum=1, maximum=1000)
 LR = ParamSpec(
     "lr",
-    "Learning rate",
+    "Learning rate (mlp)",
     "float",
     None,
     nullable=True,
     minimum=0,
     exclusive_minimum=True,
     maximum=1,
-    help="empty: " + ", ".join(f"{lr} for {kind}" for kind, lr in DEFAULT_LR.items()),
+    help=f"empty: {DEFAULT_LR['mlp']}",
 )
-BATCH_SIZE = ParamSpec("batch_size", "Batch size", "int", 64, minimum=1, maximum=8192)
-PATIENCE = ParamSpec("patience", "Early-stopping patience", "int", 8, minimum=1, maximum=100, help="epochs")
-VAL_FRACTION = ParamSpec("val_fraction", "Validation share", "float", 0.2, minimum=0.05, maximum=0.5)
+BATCH_SIZE = ParamSpec("batch_size", "Batch size (mlp)", "int", 64, minimum=1, maximum=8192)
+PATIENCE = ParamSpec("patience", "Early-stopping patience (mlp)", "int", 8, minimum=1, maximum=100, help="epochs")
+VAL_FRACTION = ParamSpec(
+    "val_fraction",
+    "Validation share (mlp)",
+    "float",
+    0.2,
+    minimum=0.05,
+    maximum=0.5,
+    help="held out for early stopping, at least one example of every label",
+)
 SEED = ParamSpec("seed", "Random seed", "int", 0, minimum=0, maximum=2**31 - 1)
 
-TRAIN_PARAMS = (MODEL_KIND, EPOCHS, LR, BATCH_SIZE, PATIENCE, VAL_FRACTION, SEED)
+TRAIN_PARAMS = (MODEL_KIND, C, EPOCHS, LR, BATCH_SIZE, PATIENCE, VAL_FRACTION, SEED)
 
 
 @dataclass(frozen=True)
@@ -42,7 +67,8 @@ class TrainParams:
     kind: str = MODEL_KIND.default
     epochs: int = EPOCHS.default
     batch_size: int = BATCH_SIZE.default
-    lr: float | None = LR.default  # None: a default that suits the kind (see DEFAULT_LR)
+    lr: float | None = LR.default  # None: DEFAULT_LR for the MLP; unused by the logistic head
+    c: float | None = C.default  # None: chosen by cross-validation
     weight_decay: float = 1e-4
     patience: int = PATIENCE.default
     val_fraction: float = VAL_FRACTION.default
@@ -57,7 +83,8 @@ class TrainParams:
         PATIENCE.parse(self.patience)
         VAL_FRACTION.parse(self.val_fraction)
         LR.parse(self.lr)
-        if self.lr is None:
+        C.parse(self.c)
+        if self.lr is None and self.kind in DEFAULT_LR:
             object.__setattr__(self, "lr", DEFAULT_LR[self.kind])
 
     @classmethod
@@ -68,6 +95,7 @@ class TrainParams:
             epochs=int(values[EPOCHS.name]),  # type: ignore[call-overload]
             batch_size=int(values[BATCH_SIZE.name]),  # type: ignore[call-overload]
             lr=values[LR.name],  # type: ignore[arg-type]
+            c=values[C.name],  # type: ignore[arg-type]
             patience=int(values[PATIENCE.name]),  # type: ignore[call-overload]
             val_fraction=float(values[VAL_FRACTION.name]),  # type: ignore[arg-type]
             seed=int(values[SEED.name]),  # type: ignore[call-overload]

@@ -1,6 +1,6 @@
-"""Train a classifier head: stratified split (fixed seed), class weights, early stopping.
+"""Train a classifier head: logistic (exact fit, cross-validated) or an MLP (epochs, early stopping).
 
-Runs on CUDA when available (GPU workers), on the CPU otherwise. Data for a head is small
+The MLP runs on CUDA when available (GPU workers), on the CPU otherwise. Data for a head is small
 (labeled items x embedding size), so it lives on the device for the whole run.
 """
 
@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from include.ml.calibration import fit_temperature
+from include.ml.training.logistic import TooFewExamples, fit_logistic
 from include.ml.training.metrics import classification_metrics
 from include.ml.training.model import HeadConfig, TrainedHead, build_head, softmax
 from include.ml.training.params import DEFAULT_LR, TrainParams
 
 log = logging.getLogger(__name__)
+MIN_EPOCHS = 10  # early stopping never ends an MLP run before this: a noisy first epoch is not a plateau
 
 
 class TrainingDataError(ValueError):
@@ -49,17 +50,27 @@ class TrainResult:
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/validation indices with every class in both (fixed seed: reproducible)."""
+    """Train/validation indices with every class in both (fixed seed: reproducible).
+
+    Written out rather than scikit-learn's ``train_test_split(stratify=...)``, which rounds a rare
+    class's share of a small split to zero: 18 + 2 labels at 20 % gave a validation set of two
+    majority examples, so early stopping watched a one-class loss.
+    """
     counts = np.bincount(y)
-    present = counts[counts > 0]
+    present = np.flatnonzero(counts)
     if len(present) < 2:
         raise TrainingDataError("training needs labeled examples of at least two classes")
-    if present.min() < 2:
+    if counts[present].min() < 2:
         raise TrainingDataError("every class needs at least 2 labeled examples to be split for validation")
-    n_val = max(len(present), round(len(y) * val_fraction))
-    idx = np.arange(len(y))
-    train_idx, val_idx = train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
-    return np.sort(train_idx), np.sort(val_idx)
+    rng = np.random.default_rng(seed)
+    val: list[np.ndarray] = []
+    for label in present:
+        members = np.flatnonzero(y == label)
+        take = int(min(max(1, round(len(members) * val_fraction)), len(members) - 1))
+        val.append(rng.choice(members, take, replace=False))
+    val_idx = np.sort(np.concatenate(val))
+    train_idx = np.setdiff1d(np.arange(len(y)), val_idx)
+    return train_idx, val_idx
 
 
 def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
@@ -76,29 +87,97 @@ def train_head(
     embedding_model: str,
     params: TrainParams,
     *,
-    val: tuple[np.ndarray, np.ndarray] | None = None,
     device: str | None = None,
     on_epoch: Callable[[EpochRecord], Any] | None = None,
 ) -> TrainResult:
-    """Train on ``x`` (n, d) / ``y`` (n,) and return the best epoch's head with its validation metrics.
+    """Train on ``x`` (n, d) / ``y`` (n,) and return the head with its validation metrics.
 
-    ``val`` gives a fixed validation set; otherwise a stratified split of ``x`` is held out.
+    ``logistic`` (the default) is fitted exactly and judged by cross-validation; ``mlp`` trains by
+    epochs with early stopping on a stratified split that holds every class.
     """
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    if len(np.unique(y)) < 2:
+        raise TrainingDataError("training needs labeled examples of at least two classes")
+    if params.kind == "logistic":
+        return _train_logistic(x, y, labels, embedding_model, params, on_epoch)
+    return _train_mlp(x, y, labels, embedding_model, params, device=device, on_epoch=on_epoch)
+
+
+def _train_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: list[str],
+    embedding_model: str,
+    params: TrainParams,
+    on_epoch: Callable[[EpochRecord], Any] | None,
+) -> TrainResult:
+    """The regularisation path is the run's record: one row per setting tried, the chosen one starred."""
+    import torch
+
+    try:
+        fit = fit_logistic(x, y, len(labels), seed=params.seed, c=params.c)
+    except TooFewExamples as exc:
+        raise TrainingDataError(str(exc)) from exc
+    history = []
+    for step, point in enumerate(fit.path, start=1):
+        record = EpochRecord(
+            step,
+            point.train_loss,
+            point.cv_loss,
+            {"f1": point.cv_f1, "C": point.c, "balanced": float(point.class_weight == "balanced")},
+            point.seconds,
+        )
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    config = HeadConfig("logistic", x.shape[1], len(labels), params.hidden_dim, params.dropout)
+    module = build_head(config)
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(fit.weight.astype(np.float32)))
+        module.bias.copy_(torch.from_numpy(fit.bias.astype(np.float32)))
+    module.eval()
+    head = TrainedHead(config=config, labels=list(labels), embedding_model=embedding_model, module=module)
+    y_oof = y[fit.oof_index]
+    uncalibrated = classification_metrics(softmax(fit.oof_logits), y_oof)
+    head.temperature = fit_temperature(fit.oof_logits, y_oof)
+    metrics = classification_metrics(softmax(fit.oof_logits / head.temperature), y_oof)
+    metrics.update(
+        val_loss=fit.path[fit.best].cv_loss,
+        ece_before_calibration=uncalibrated["ece"],
+        temperature=head.temperature,
+        C=fit.c,
+        cv_folds=float(fit.folds),
+        balanced=float(fit.class_weight == "balanced"),
+    )
+    # Every label trains the final head; the validation figures are out-of-fold predictions.
+    return TrainResult(
+        head=head,
+        metrics=metrics,
+        history=history,
+        best_epoch=fit.best + 1,
+        device="cpu",
+        train_idx=np.arange(len(y)),
+        val_idx=np.arange(0),
+    )
+
+
+def _train_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: list[str],
+    embedding_model: str,
+    params: TrainParams,
+    *,
+    device: str | None,
+    on_epoch: Callable[[EpochRecord], Any] | None,
+) -> TrainResult:
     import torch
     from torch import nn
 
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y, dtype=np.int64)
     num_classes = len(labels)
-    if val is None:
-        train_idx, val_idx = stratified_split(y, params.val_fraction, params.seed)
-        x_tr, y_tr, x_va, y_va = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
-    else:
-        train_idx, val_idx = np.arange(len(y)), None
-        x_tr, y_tr = x, y
-        x_va, y_va = np.asarray(val[0], dtype=np.float32), np.asarray(val[1], dtype=np.int64)
-    if len(np.unique(y_tr)) < 2:
-        raise TrainingDataError("the training split needs labeled examples of at least two classes")
+    train_idx, val_idx = stratified_split(y, params.val_fraction, params.seed)
+    x_tr, y_tr, x_va, y_va = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(params.seed)
@@ -107,7 +186,7 @@ def train_head(
     module = build_head(config).to(dev)
     loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(y_tr, num_classes)).to(dev))
     optimizer = torch.optim.AdamW(
-        module.parameters(), lr=float(params.lr or DEFAULT_LR[params.kind]), weight_decay=params.weight_decay
+        module.parameters(), lr=float(params.lr or DEFAULT_LR["mlp"]), weight_decay=params.weight_decay
     )
     xt, yt = torch.from_numpy(x_tr).to(dev), torch.from_numpy(y_tr).to(dev)
     xv, yv = torch.from_numpy(x_va).to(dev), torch.from_numpy(y_va).to(dev)
@@ -141,7 +220,7 @@ def train_head(
             best_loss, best_state, best_epoch, waited = val_loss, copy.deepcopy(module.state_dict()), epoch, 0
         else:
             waited += 1
-            if waited >= params.patience:
+            if waited >= params.patience and epoch >= MIN_EPOCHS:
                 log.info("early stop at epoch %d (best %d)", epoch, best_epoch)
                 break
     module.load_state_dict(best_state)
