@@ -17,6 +17,7 @@ from include.db.models import (
     QualityReport,
     Snapshot,
     Task,
+    TrainingConfigFile,
 )
 
 
@@ -110,6 +111,18 @@ def experiment_json(run: Experiment, message: str | None = None) -> dict[str, An
             {"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, "metrics": e.metrics}
             for e in run.epochs
         ],
+    }
+
+
+def training_config_json(row: TrainingConfigFile) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "dataset_id": row.dataset_id,
+        "name": row.name,
+        "values": row.values,
+        "sweep": row.sweep,
+        "yaml": row.body,
+        "updated_at": _iso(row.updated_at),
     }
 
 

@@ -699,3 +699,20 @@ class ModelEvaluation(Base):
     macro_f1: Mapped[float] = mapped_column(Float)
     report: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class TrainingConfigFile(Base):
+    """A YAML training config of a dataset (include.ml.training.configs): as uploaded, and parsed."""
+
+    __tablename__ = "training_configs"
+    __table_args__ = (UniqueConstraint("dataset_id", "name", name="uq_training_configs_dataset_id_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    values: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    sweep: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now(), onupdate=func.now())

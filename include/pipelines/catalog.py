@@ -42,6 +42,17 @@ MIN_LABELS = ParamSpec(
     "min_labels", "Minimum labels", "int", 20, minimum=4, maximum=1_000_000, help="skip training below this"
 )
 FORCE_TRAIN = ParamSpec("force", "Train even without new labels", "bool", False)
+TRAIN_CONFIG = ParamSpec(
+    "config_id",
+    "Training config",
+    "int",
+    None,
+    nullable=True,
+    minimum=1,
+    maximum=2_147_483_647,
+    help="a training config of the dataset (dataset page); its values replace the ones here. A sweep needs one "
+    "with a sweep section",
+)
 PRELABEL_LIMIT = ParamSpec(
     "limit", "Most tasks", "int", None, nullable=True, minimum=1, maximum=10_000_000, help="empty: all unlabeled"
 )
@@ -169,7 +180,10 @@ STEPS: dict[str, Step] = {
         Step("loop_datasets", (ANY_DATASET,)),
         Step("embed_items", (ANY_DATASET, EMBEDDING_MODEL, EMBED_BATCH)),
         Step("build_index", (EMBEDDING_MODEL,)),
-        Step("train_classifier", (DATASET, *TRAIN_PARAMS, MIN_LABELS, EMBEDDING_MODEL, FORCE_TRAIN)),
+        Step("train_classifier", (DATASET, *TRAIN_PARAMS, MIN_LABELS, EMBEDDING_MODEL, FORCE_TRAIN, TRAIN_CONFIG)),
+        Step("plan_sweep", (DATASET, TRAIN_CONFIG)),
+        Step("sweep_trial", (DATASET, MIN_LABELS, EMBEDDING_MODEL)),
+        Step("pick_best", (DATASET,)),
         Step("gate", (DATASET, *GATE_PARAMS)),
         Step("baseline_probe", (DATASET, LLM_BACKEND, PROBE_LIMIT)),
         Step("deidentify", (ANY_DATASET,)),
@@ -214,6 +228,13 @@ PIPELINES: dict[str, Pipeline] = {
             "Train classifier",
             "Train a classifier head on labeled embeddings; promote it only if it beats the current one.",
             ("train_classifier", "gate"),
+        ),
+        Pipeline(
+            "sweep",
+            "Hyperparameter sweep",
+            "Train every trial of a training config's sweep (each an experiment, on GPU workers) and send the one "
+            "with the best validation F1 to the promotion gate.",
+            ("plan_sweep", "sweep_trial", "pick_best", "gate"),
         ),
         Pipeline(
             "prelabel",

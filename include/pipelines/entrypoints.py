@@ -134,7 +134,44 @@ def train_classifier(context: Mapping[str, Any], dataset_id: int | None = None) 
         embedding_model=values["embedding_model"],
         min_labels=values["min_labels"],
         force=values["force"],
+        config_id=values["config_id"],
     )
+
+
+def plan_sweep(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    from include.pipelines.resources import platform_db_url
+    from include.pipelines.sweep import run_plan_sweep
+
+    values = step_values("plan_sweep", context)
+    return run_plan_sweep(
+        platform_db_url(), run_ref(context), dataset_id=values["dataset_id"], config_id=values["config_id"]
+    )
+
+
+def sweep_trial(context: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, Any]:
+    from include.config import load_settings
+    from include.pipelines.resources import platform_db_url
+    from include.pipelines.sweep import run_sweep_trial
+
+    values = step_values("sweep_trial", context)
+    settings = load_settings()
+    return run_sweep_trial(
+        platform_db_url(settings),
+        run_ref(context),
+        dataset_id=values["dataset_id"],
+        trial=dict(trial),
+        model_dir=settings.model_dir,
+        embedding_model=values["embedding_model"],
+        min_labels=values["min_labels"],
+    )
+
+
+def pick_best(context: Mapping[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    from include.pipelines.resources import platform_db_url
+    from include.pipelines.sweep import run_pick_best
+
+    values = step_values("pick_best", context)
+    return run_pick_best(platform_db_url(), run_ref(context), dataset_id=values["dataset_id"], results=list(results))
 
 
 def gate(context: Mapping[str, Any], trained: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:

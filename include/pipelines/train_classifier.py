@@ -27,7 +27,7 @@ from include.ml.training.train import EpochRecord, TrainResult, train_head
 from include.pipelines.catalog import FORCE_TRAIN, MIN_LABELS
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.services import eval_set, quality, snapshots
+from include.services import eval_set, quality, snapshots, training_configs
 from include.services.datasets import eval_items, get_dataset
 from include.services.evaluations import predictions_on
 from include.services.evaluations import store as store_evaluation
@@ -140,17 +140,32 @@ def run_train_classifier(
     min_labels: int = MIN_LABELS.default,
     embedder: Embedder | None = None,
     force: bool = FORCE_TRAIN.default,
+    config_id: int | None = None,
+    step: str = "train_classifier",
+    tags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one candidate; returns ``{"model_id", "version", "metrics", ...}`` or a skip."""
+    """Train one candidate; returns ``{"model_id", "version", "metrics", ...}`` or a skip.
+
+    ``config_id``: a training config of the dataset whose values replace ``params``. ``step`` and
+    ``tags`` let a sweep record its trials as its own job and mark each experiment with its trial.
+    """
     job_params = {
         "dataset_id": dataset_id,
         **asdict(params),
         "embedding_model": embedding_model,
         "min_labels": min_labels,
+        "config_id": config_id,
+        **(tags or {}),
     }
-    with tracked_job(db_url, "train_classifier", run, dataset_id=dataset_id, params=job_params) as job:
+    with tracked_job(db_url, step, run, dataset_id=dataset_id, params=job_params) as job:
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
+            if config_id is not None:
+                row = training_configs.get(session, dataset_id, config_id)
+                params = TrainParams.from_values(
+                    training_configs.train_values(session, dataset_id, config_id, params.values())
+                )
+                tags = {**(tags or {}), "config": row.name}
             quality.require_passed(session, dataset, "training")
             evaluation = eval_set.refresh(session, dataset)  # new labels join the eval set before training
             try:  # the labels it trains on, frozen and versioned, so the model traces to exactly them
@@ -182,6 +197,7 @@ def run_train_classifier(
                 snapshot=snapshot,
                 run_id=run.run_id,
                 snapshot_id=labels_snapshot,
+                extra=tags,
             )
 
         result = _train(db_url, data, embedder, params, experiment_id, job)

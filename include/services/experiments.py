@@ -67,8 +67,9 @@ def start_experiment(
     snapshot: str,
     run_id: str | None,
     snapshot_id: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> int:
-    """A running experiment; returns its id."""
+    """A running experiment; returns its id. ``extra`` joins its parameters (a sweep's trial, a config)."""
     now = datetime.now(UTC)
     experiment = Experiment(
         name=f"{dataset.name}-{params.kind}-{now:%Y%m%d-%H%M%S}",
@@ -80,6 +81,7 @@ def start_experiment(
             "n_labeled": n_labeled,
             "data_snapshot": snapshot,
             "labels": list(dataset.labels),
+            **(extra or {}),
         },
         status="running",
         run_id=run_id,
@@ -106,6 +108,9 @@ def record_items(session: Session, experiment_id: int, train: list[str], val: li
     rows += [{"experiment_id": experiment_id, "text_hash": h, "split": "val"} for h in val]
     if rows:
         session.execute(insert(ExperimentItem).on_conflict_do_nothing(), rows)
+
+
+TRAINING_STEPS = ("train_classifier", "sweep_trial")  # the job steps that run an experiment
 
 
 class ExperimentNotRunning(ValueError):
@@ -136,7 +141,7 @@ def experiment_dag_id(session: Session, experiment: Experiment) -> str | None:
     if not experiment.run_id:
         return None
     return session.scalar(
-        select(Job.dag_id).where(Job.run_id == experiment.run_id, Job.step == "train_classifier").limit(1)
+        select(Job.dag_id).where(Job.run_id == experiment.run_id, Job.step.in_(TRAINING_STEPS)).limit(1)
     )
 
 
@@ -146,7 +151,7 @@ def progress_message(session: Session, experiment: Experiment) -> str | None:
         return None
     return session.scalar(
         select(Job.message)
-        .where(Job.run_id == experiment.run_id, Job.step == "train_classifier")
+        .where(Job.run_id == experiment.run_id, Job.step.in_(TRAINING_STEPS))
         .order_by(Job.id.desc())
         .limit(1)
     )

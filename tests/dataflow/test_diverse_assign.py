@@ -61,7 +61,7 @@ def test_cold_start_assigns_representatives_and_no_embeddings_means_priority_ord
     plain_id, plain_tasks = dataset_with_tasks(db, "plain", 30, priorities=list(range(30)))
     carol = _annotator(db, "div-carol")
     with session_scope(db) as s:
-        cold = auto_assign(s, dataset_id, s.get(User, carol), 4)  # diverse is the default
+        cold = auto_assign(s, dataset_id, s.get(User, carol), 4, strategy="diverse")
         plain = auto_assign(s, plain_id, s.get(User, carol), 5)
     assert sorted(cluster_of[t] for t in cold) == [0, 1, 2, 3]  # random picks would mostly be cluster 0
     assert set(plain) == set(plain_tasks[-5:])  # nothing embedded: highest priority first

@@ -39,6 +39,7 @@ EXPECTED_TABLES = {
     "inference_runs",
     "inference_inputs",
     "inference_results",
+    "training_configs",
 }
 
 

@@ -5,4 +5,14 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from webapp.admin import data, datasets, inference, models, pipelines, privacy, tasks, users  # noqa: E402, F401
+from webapp.admin import (  # noqa: E402, F401
+    configs,
+    data,
+    datasets,
+    inference,
+    models,
+    pipelines,
+    privacy,
+    tasks,
+    users,
+)

@@ -11,7 +11,7 @@ from include.demo.texts import generate_demo_texts
 from include.labelstudio.client import LabelStudioError
 from include.params import ParamError
 from include.pipelines.catalog import PIPELINES
-from include.services import eval_set, pii, quality
+from include.services import eval_set, pii, quality, training_configs
 from include.services.assignment import AssignmentError, auto_assign
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets, parse_upload
 from include.services.deletion import delete_dataset
@@ -26,7 +26,7 @@ from include.services.stats import dataset_stats, labels_per_day, per_annotator_
 from include.services.users import find_user
 from webapp.admin import bp
 from webapp.admin.common import annotator_choices, dataset_or_404, flash_report
-from webapp.admin.forms import AutoAssignForm, DatasetForm, DeleteDatasetForm, UploadForm
+from webapp.admin.forms import AutoAssignForm, DatasetForm, DeleteDatasetForm, TrainingConfigForm, UploadForm
 from webapp.charts import draw
 from webapp.clients import NotConfigured, ls_client
 from webapp.extensions import db
@@ -122,6 +122,8 @@ def dataset(dataset_id: int) -> Any:
         agreement=quality.agreement(db.session(), ds),
         snapshots=list_snapshots(db.session(), ds.id)[:5],
         export_formats=list(EXPORT_FORMATS),
+        training_configs=training_configs.list_configs(db.session(), ds.id),
+        config_form=TrainingConfigForm(),
     )
 
 

@@ -38,6 +38,13 @@ class UploadForm(FlaskForm):
     submit = SubmitField("Add items")
 
 
+class TrainingConfigForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=128)])
+    file = FileField("YAML file", validators=[FileAllowed(["yaml", "yml"], "Upload a .yaml file")])
+    body = TextAreaField("or paste it", validators=[Optional(), Length(max=5 * 1024 * 1024)])
+    submit = SubmitField("Save config")
+
+
 class DeleteDatasetForm(FlaskForm):
     confirm_name = StringField("Type the dataset's name to confirm", validators=[DataRequired()])
     submit = SubmitField("Delete dataset")

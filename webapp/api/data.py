@@ -1,5 +1,6 @@
 """JSON API for data in and out: de-identification policies and the seed's ``deidentify:test``,
-reveals, the quality gate, overlap and agreement, exports, snapshots and batch inference."""
+reveals, the quality gate, overlap and agreement, exports, snapshots, batch inference and
+training configs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from flask import jsonify, request
 
 from include.airflow_client import AirflowError
 from include.db.models import Dataset, InferenceRun, Role
+from include.ml.training.configs import ConfigError
 from include.params import ParamError
-from include.services import inference, pii, quality, snapshots
+from include.services import inference, pii, quality, snapshots, training_configs
 from include.services.datasets import DatasetError
 from webapp.api import api_error, api_user, bp, json_body, token_required
 from webapp.clients import NotConfigured
@@ -23,6 +25,7 @@ from webapp.serializers import (
     policy_json,
     quality_json,
     snapshot_json,
+    training_config_json,
 )
 
 
@@ -328,3 +331,36 @@ def inference_results(run_id: int) -> Any:
         return inference_response(run, request.args.get("format", "jsonl"))
     except DownloadRefused as exc:
         return api_error(exc.status, str(exc))
+
+
+# -- training configs -----------------------------------------------------------------------------
+@bp.get("/datasets/<id:dataset_id>/training_configs")
+@token_required(Role.ADMIN)
+def list_training_configs(dataset_id: int) -> Any:
+    dataset = _dataset(dataset_id)
+    if not isinstance(dataset, Dataset):
+        return dataset
+    rows = training_configs.list_configs(db.session(), dataset_id)
+    return jsonify({"configs": [training_config_json(r) for r in rows]})
+
+
+@bp.post("/datasets/<id:dataset_id>/training_configs")
+@token_required(Role.ADMIN)
+def save_training_config(dataset_id: int) -> Any:
+    """``{"name": ..., "yaml": "..."}``: 201 when new, 200 when it replaced one of that name, 400 with
+    ``problems`` (line, key, message) when it cannot be used."""
+    dataset = _dataset(dataset_id)
+    if not isinstance(dataset, Dataset):
+        return dataset
+    body = json_body()
+    name, text = body.get("name"), body.get("yaml")
+    if not isinstance(name, str) or not isinstance(text, str):
+        return api_error(400, "give name and yaml as strings")
+    existed = any(r.name == name.strip() for r in training_configs.list_configs(db.session(), dataset_id))
+    try:
+        row = training_configs.save(db.session(), dataset, name, text, api_user())
+        db.session.commit()
+    except ConfigError as exc:
+        db.session.rollback()
+        return jsonify({"error": str(exc), "status": 400, "problems": [vars(p) for p in exc.problems]}), 400
+    return jsonify({"config": training_config_json(row)}), 200 if existed else 201

@@ -87,6 +87,19 @@ class TrainParams:
         if self.lr is None and self.kind in DEFAULT_LR:
             object.__setattr__(self, "lr", DEFAULT_LR[self.kind])
 
+    def values(self) -> dict[str, object]:
+        """As pipeline values (the inverse of :meth:`from_values`)."""
+        return {
+            MODEL_KIND.name: self.kind,
+            C.name: self.c,
+            EPOCHS.name: self.epochs,
+            LR.name: self.lr,
+            BATCH_SIZE.name: self.batch_size,
+            PATIENCE.name: self.patience,
+            VAL_FRACTION.name: self.val_fraction,
+            SEED.name: self.seed,
+        }
+
     @classmethod
     def from_values(cls, values: dict[str, object]) -> TrainParams:
         """From parsed pipeline values (``model_kind`` is the pipeline's name for ``kind``)."""

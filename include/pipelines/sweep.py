@@ -1,0 +1,111 @@
+"""sweep: train every trial of a config's sweep as its own experiment, gate the best by validation.
+
+``plan_sweep`` expands the config into parameter sets (include.ml.training.configs);
+``sweep_trial`` is mapped over them on the gpu queue, each a normal training run (experiment,
+epochs or regularisation path, candidate model) tagged with its trial; ``pick_best`` keeps the
+trial with the best validation macro F1 (ties: lower validation loss) for the promotion gate
+and rejects the others with the reason. Validation, never the evaluation set, picks the best, so
+the gate's judgement on the evaluation set stays unbiased.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from include.db.models import ModelStatus, ModelVersion
+from include.db.session import session_scope
+from include.ml.embeddings.backends import Embedder
+from include.ml.embeddings.names import EMBEDDING_MODEL
+from include.ml.training.configs import trials
+from include.ml.training.params import TrainParams
+from include.pipelines.catalog import MIN_LABELS
+from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.pipelines.train_classifier import run_train_classifier
+from include.services import training_configs
+
+
+def run_plan_sweep(db_url: str, run: RunRef, *, dataset_id: int, config_id: int | None) -> list[dict[str, Any]]:
+    """The trials to run: ``[{"trial": 1, "config": name, "params": {...}}, ...]``."""
+    params = {"dataset_id": dataset_id, "config_id": config_id}
+    with tracked_job(db_url, "plan_sweep", run, dataset_id=dataset_id, params=params) as job:
+        if config_id is None:
+            raise ValueError("choose a training config with a sweep section (config_id)")
+        with session_scope(db_url) as session:
+            row = training_configs.get(session, dataset_id, config_id)
+            name, config = row.name, training_configs.as_config(row)
+        if config.sweep is None:
+            raise ValueError(f"training config {name!r} has no sweep section: train with it instead")
+        seed = int(config.values.get("seed") or 0)
+        planned = [
+            {"trial": i, "config": name, "params": values}
+            for i, values in enumerate(trials(config.sweep, config.values, seed=seed), start=1)
+        ]
+        job.done(f"{len(planned)} trials of {name} ({config.sweep.method})", trials=len(planned))
+    return planned
+
+
+def run_sweep_trial(
+    db_url: str,
+    run: RunRef,
+    *,
+    dataset_id: int,
+    trial: dict[str, Any],
+    model_dir: Path,
+    embedding_model: str = EMBEDDING_MODEL.default,
+    min_labels: int = MIN_LABELS.default,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """One trial: a training run on the same labels as its siblings (forced: no "nothing new" skip)."""
+    result = run_train_classifier(
+        db_url,
+        run,
+        dataset_id=dataset_id,
+        params=TrainParams.from_values({**TrainParams().values(), **trial["params"]}),
+        model_dir=model_dir,
+        embedding_model=embedding_model,
+        min_labels=min_labels,
+        embedder=embedder,
+        force=True,
+        step="sweep_trial",
+        tags={"sweep": trial["config"], "trial": trial["trial"]},
+    )
+    return {**result, "trial": trial["trial"]}
+
+
+def _score(result: dict[str, Any]) -> tuple[float, float]:
+    metrics = result.get("metrics") or {}
+    return float(metrics.get("f1", 0.0)), -float(metrics.get("val_loss", float("inf")))
+
+
+def run_pick_best(db_url: str, run: RunRef, *, dataset_id: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best trial by validation (for the gate); the others are rejected, saying which won."""
+    with tracked_job(db_url, "pick_best", run, dataset_id=dataset_id, params={"trials": len(results)}) as job:
+        trained = [r for r in results if r and r.get("model_id")]
+        if not trained:
+            raise SkipStep("no trial produced a model")
+        best = max(trained, key=_score)
+        f1 = best["metrics"]["f1"]
+        with session_scope(db_url) as session:
+            for other in trained:
+                if other is best:
+                    continue
+                model = session.get_one(ModelVersion, other["model_id"])
+                model.status = ModelStatus.REJECTED
+                model.reason = (
+                    f"sweep: trial {other['trial']} (validation F1 {other['metrics']['f1']:.3f}) lost to "
+                    f"trial {best['trial']} ({f1:.3f})"
+                )
+        job.done(
+            f"trial {best['trial']} of {len(trained)} is best (validation F1 {f1:.3f}): "
+            f"{best['version']} goes to the gate",
+            trials=len(trained),
+        )
+        job.result = {
+            "model_id": best["model_id"],
+            "version": best["version"],
+            "metrics": best["metrics"],
+            "trial": best["trial"],
+            "experiment_ids": [r["experiment_id"] for r in trained],
+        }
+    return job.result
