@@ -61,8 +61,13 @@ class LlmRecognizer(EntityRecognizer):
 
 def llm_recognizer(settings: Any) -> LlmRecognizer:
     """The recognizer over whichever LLM is configured (OpenAI-compatible first, then Ollama)."""
+    if settings.openai_base_url:
+        from include.ml import llm
+
+        client = llm.client(settings.openai_base_url, settings.openai_api_key, settings.openai_timeout)
+        model = settings.openai_model
+        return LlmRecognizer(lambda prompt: llm.ask_json(client, model, "You find personal data. Answer JSON.", prompt))
     from include.ml.prelabel.backends import llm_prelabeler
 
-    backend = "openai" if settings.openai_base_url else "ollama"
-    prelabeler = llm_prelabeler(settings, backend, ["PERSON", "ADDRESS"], None)
+    prelabeler = llm_prelabeler(settings, "ollama", ["PERSON", "ADDRESS"], None)
     return LlmRecognizer(prelabeler.ask)

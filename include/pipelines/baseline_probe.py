@@ -105,6 +105,8 @@ def _contract(answers: list[Any]) -> dict[str, Any]:
         "confidence_in_range_share": (label_ok - problems["bad_confidence"]) / n,
         "problems": problems,
         "examples": [a.raw for a in answers if a.problem][:5],
+        # Confidences the model stated (no logprobs from the server): calibration is then its say-so.
+        "self_reported_share": sum(bool(a.suggestion and a.suggestion.self_reported) for a in answers) / n,
         "latency_ms": {
             "p50": float(np.percentile(seconds, 50)),
             "p95": float(np.percentile(seconds, 95)),

@@ -136,6 +136,7 @@ def run_prelabel(
                             "probs": s.probs,
                             "backend": model.model_version,
                             "raw": s.raw if isinstance(s.raw, dict | str | None) else str(s.raw),
+                            "self_reported": s.self_reported,
                         },
                         "model_version": model.model_version,
                     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 import time
@@ -53,6 +54,34 @@ def fake_vector(text: str, dim: int) -> list[float]:
     return out[:dim]
 
 
+def _token_logprobs(content: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tokens of the answer with logprobs, the way servers give them: the label value's token has
+    the answer's label at ``LOGPROB_CONFIDENCE`` and the schema's other labels sharing the rest."""
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        answer = None
+    schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema", {})
+    labels = schema.get("properties", {}).get("label", {}).get("enum") or []
+    if not isinstance(answer, dict) or answer.get("label") not in labels:
+        return [{"token": content, "logprob": -0.01, "bytes": None, "top_logprobs": []}]
+    label = answer["label"]
+    p = LOGPROB_CONFIDENCE
+    head = content[: content.index(f'"{label}"') + 1]
+    tail = content[len(head) + len(label) :]
+    others = [lbl for lbl in labels if lbl != label]
+    top = [{"token": label, "logprob": math.log(p), "bytes": None}]
+    top += [{"token": o, "logprob": math.log((1 - p) / len(others)), "bytes": None} for o in others]
+    return [
+        {"token": head, "logprob": -0.001, "bytes": None, "top_logprobs": []},
+        {"token": label, "logprob": math.log(p), "bytes": None, "top_logprobs": top},
+        {"token": tail, "logprob": -0.001, "bytes": None, "top_logprobs": []},
+    ]
+
+
+LOGPROB_CONFIDENCE = 0.93  # the label token's probability in the stub's logprobs
+
+
 class FakeLLMServer:
     def __init__(self, *, ollama_dim: int = 768, openai_dim: int = 256) -> None:
         self.ollama_dim = ollama_dim
@@ -61,6 +90,8 @@ class FakeLLMServer:
         self.delay = 0.0  # seconds before answering
         self.delay_when = ""  # only delay requests whose body contains this text ("" = all)
         self.fail_status = 0  # answer this HTTP status instead (0: never)
+        self.rate_limit_next = 0  # answer the next n chat/embedding requests 429 (with Retry-After: 0)
+        self.logprobs = True  # answer logprobs when a chat request asks for them
         self.requests: list[tuple[str, dict[str, Any]]] = []
         # What the model "knows" are names and addresses: a personal-data prompt gets those it sees.
         self.known_entities: list[dict[str, str]] = []
@@ -82,6 +113,13 @@ class FakeLLMServer:
                 if server.fail_status:
                     self._send(server.fail_status, {"error": "injected failure"})
                     return
+                with server._lock:
+                    limited = server.rate_limit_next > 0 and self.path.startswith("/v1/")
+                    if limited:
+                        server.rate_limit_next -= 1
+                if limited:
+                    self._send(429, {"error": {"message": "Rate limit reached", "type": "rate_limit"}}, retry_after=0)
+                    return
                 routes = {
                     "/api/generate": server._ollama_generate,
                     "/api/embed": server._ollama_embed,
@@ -94,10 +132,12 @@ class FakeLLMServer:
                     return
                 self._send(200, handler(body))
 
-            def _send(self, status: int, payload: Any) -> None:
+            def _send(self, status: int, payload: Any, retry_after: float | None = None) -> None:
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(status)
+                    if retry_after is not None:
+                        self.send_header("Retry-After", str(retry_after))
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
@@ -144,13 +184,20 @@ class FakeLLMServer:
 
     def _openai_chat(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = body["messages"][-1]["content"]
+        content = self._answer(prompt)
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }
+        if body.get("logprobs") and self.logprobs:
+            choice["logprobs"] = {"content": _token_logprobs(content, body)}
         return {
             "id": "chatcmpl-test",
             "object": "chat.completion",
+            "created": 1_790_000_000,
             "model": body.get("model"),
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": self._answer(prompt)}, "finish_reason": "stop"}
-            ],
+            "choices": [choice],
         }
 
     def _openai_embed(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from include.ml.prelabel.backends import (
     openai_prelabeler,
     parse_llm_answer,
 )
+from tests.helpers.llm_server import LOGPROB_CONFIDENCE, verdict
 
 LABELS = ["OK", "NG"]
 TEXTS = ["The kettle is broken and leaks.", "The lamp works exactly as described.", "Sparks when plugged in."]
@@ -61,11 +62,64 @@ def test_ollama_generate_contract(llm_server) -> None:
 
 
 def test_openai_chat_contract(llm_server) -> None:
+    """The label is constrained by a JSON schema, and its probability comes from logprobs."""
     model = openai_prelabeler(f"{llm_server.url}/v1", "gpt-4o-mini", LABELS, api_key="sk-test", timeout=5)
     stats = PrelabelStats()
-    assert [s.label for s in model.predict(TEXTS, None, stats)] == ["NG", "OK", "NG"]
+    suggestions = model.predict(TEXTS, None, stats)
+    assert [s.label for s in suggestions] == ["NG", "OK", "NG"]
     body = next(b for p, b in llm_server.requests if p == "/v1/chat/completions")
-    assert body["response_format"] == {"type": "json_object"} and body["messages"][-1]["role"] == "user"
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert body["response_format"]["type"] == "json_schema" and schema["properties"]["label"]["enum"] == LABELS
+    assert body["logprobs"] is True and body["top_logprobs"] == 5 and body["messages"][-1]["role"] == "user"
+    for s in suggestions:  # the stub states 0.8-0.99 but its logprobs say 0.93: the measured one wins
+        assert s.confidence == pytest.approx(LOGPROB_CONFIDENCE) and not s.self_reported
+        assert sum(s.probs.values()) == pytest.approx(1.0)
+
+
+def test_without_logprobs_the_stated_confidence_is_flagged_self_reported(llm_server) -> None:
+    llm_server.logprobs = False
+    model = openai_prelabeler(f"{llm_server.url}/v1", "gpt-4o-mini", LABELS, api_key=None, timeout=5)
+    (first,) = model.predict(TEXTS[:1], None, PrelabelStats())
+    assert first.self_reported and first.confidence == pytest.approx(verdict(TEXTS[0])[1])
+
+
+def test_rate_limits_are_retried_with_backoff(llm_server) -> None:
+    llm_server.rate_limit_next = 2
+    model = openai_prelabeler(f"{llm_server.url}/v1", "m", LABELS, api_key="k", timeout=5, concurrency=1)
+    stats = PrelabelStats()
+    assert [s.label for s in model.predict(TEXTS[:1], None, stats)] == ["NG"]
+    assert stats.failed == 0 and len([p for p, _ in llm_server.requests if p == "/v1/chat/completions"]) == 3
+
+
+def test_a_rate_limit_that_never_lifts_is_counted_as_failed(llm_server, monkeypatch) -> None:
+    from include.ml import llm
+
+    monkeypatch.setattr(llm, "MAX_RETRIES", 1)
+    llm_server.rate_limit_next = 100
+    model = openai_prelabeler(f"{llm_server.url}/v1", "m", LABELS, api_key="k", timeout=4.5, concurrency=1)
+    with pytest.raises(BackendError, match="answered 429 after 1 retries"):
+        model.predict(TEXTS[:1], None, PrelabelStats())
+    assert len([p for p, _ in llm_server.requests if p == "/v1/chat/completions"]) == 2
+
+
+def test_label_probabilities_from_logprobs_need_an_unambiguous_first_token() -> None:
+    from types import SimpleNamespace as T
+
+    from include.ml.llm import label_probs
+
+    content = '{"label": "NEGATIVE", "confidence": 0.7}'
+    tokens = [
+        T(token='{"label": "', logprob=0.0),
+        T(
+            token="NEG",
+            logprob=-0.2,
+            top_logprobs=[T(token="NEG", logprob=-0.2), T(token="POS", logprob=-1.8), T(token="NE", logprob=-4.0)],
+        ),
+    ]
+    probs = label_probs(content, tokens, ["NEGATIVE", "POSITIVE"])
+    assert probs is not None and probs["NEGATIVE"] > 0.8 and sum(probs.values()) == pytest.approx(1.0)
+    assert label_probs(content, tokens, ["NEGATIVE", "NEUTRAL"]) is None  # "NE" begins both
+    assert label_probs('{"oops": 1}', tokens, ["NEGATIVE", "POSITIVE"]) is None
 
 
 def test_malformed_answers_are_counted_not_fatal(llm_server) -> None:

@@ -96,7 +96,7 @@ class SentenceTransformerEmbedder:
 
 @dataclass
 class OpenAIEmbedder:
-    """Any OpenAI-compatible ``POST {base}/embeddings``."""
+    """Any OpenAI-compatible ``POST {base}/embeddings``, through the ``openai`` client (retries, pooling)."""
 
     base_url: str
     model: str
@@ -109,14 +109,12 @@ class OpenAIEmbedder:
         return f"openai:{self.model}"
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = post_json(
-            f"{self.base_url}/embeddings", {"model": self.model, "input": texts}, timeout=self.timeout, headers=headers
-        )
+        from include.ml import llm
+
+        rows = llm.embed(llm.client(self.base_url, self.api_key, self.timeout), self.model, texts)
         try:
-            rows = sorted(body["data"], key=lambda d: d["index"])
-            vectors = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
-        except (KeyError, TypeError, ValueError) as exc:
+            vectors = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
             raise BackendError(f"{self.base_url}/embeddings answered an unexpected shape") from exc
         if vectors.shape[0] != len(texts):
             raise BackendError(f"{self.base_url}/embeddings returned {vectors.shape[0]} vectors for {len(texts)} texts")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from include.ml.http import BackendError, post_json
+from include.ml.llm import ChatAnswer, ask_label, client
 from include.ml.training.model import TrainedHead
 from include.params import ParamSpec
 
@@ -40,6 +41,8 @@ class Suggestion:
     confidence: float
     probs: dict[str, float]
     raw: Any = None
+    # An LLM's own statement of its confidence, not a measured probability (no logprobs).
+    self_reported: bool = False
 
 
 @dataclass
@@ -151,12 +154,23 @@ def check_answer(answer: Any, labels: Sequence[str]) -> tuple[Suggestion | None,
     confidence = max(float(confidence), 1.0 / len(labels))
     rest = (1.0 - confidence) / (len(labels) - 1)
     probs = {lbl: (confidence if lbl == label else rest) for lbl in labels}
-    return Suggestion(label, confidence, probs, raw=answer), ""
+    return Suggestion(label, confidence, probs, raw=answer, self_reported=True), ""
+
+
+def read_answer(answer: Any, labels: Sequence[str]) -> tuple[Suggestion | None, str]:
+    """Like :func:`check_answer`, taking the label's probability from logprobs when the answer has them."""
+    if not isinstance(answer, ChatAnswer):
+        return check_answer(answer, labels)
+    suggestion, problem = check_answer(answer.content, labels)
+    if suggestion is None or not answer.label_probs or answer.label_probs.get(suggestion.label, 0.0) <= 0:
+        return suggestion, problem
+    probs = {lbl: round(float(p), 6) for lbl, p in answer.label_probs.items()}
+    return Suggestion(suggestion.label, probs[suggestion.label], probs, raw=suggestion.raw), problem
 
 
 def parse_llm_answer(answer: Any, labels: Sequence[str]) -> Suggestion | None:
     """A Suggestion from the model's JSON answer, or None if it is not the JSON asked for."""
-    return check_answer(answer, labels)[0]
+    return read_answer(answer, labels)[0]
 
 
 @dataclass(frozen=True)
@@ -185,7 +199,8 @@ class LlmPrelabeler:
             return None, "failed", str(exc)
         suggestion = parse_llm_answer(answer, self.labels)
         if suggestion is None:
-            return None, "malformed", f"unusable answer: {str(answer)[:120]}"
+            shown = answer.content if isinstance(answer, ChatAnswer) else answer
+            return None, "malformed", f"unusable answer: {str(shown)[:120]}"
         return suggestion, None, ""
 
     def probe(self, texts: Sequence[str]) -> list[Answer]:
@@ -197,8 +212,9 @@ class LlmPrelabeler:
                 raw = self.ask(build_prompt(text, self.labels, self.descriptions))
             except BackendError as exc:
                 return Answer(None, "failed", time.perf_counter() - started, str(exc)[:200])
-            suggestion, problem = check_answer(raw, self.labels)
-            return Answer(suggestion, problem, time.perf_counter() - started, str(raw)[:200])
+            suggestion, problem = read_answer(raw, self.labels)
+            shown = raw.content if isinstance(raw, ChatAnswer) else raw
+            return Answer(suggestion, problem, time.perf_counter() - started, str(shown)[:200])
 
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
             return list(pool.map(one, texts))
@@ -254,28 +270,12 @@ def openai_prelabeler(
     concurrency: int = 4,
     descriptions: dict[str, str] | None = None,
 ) -> LlmPrelabeler:
-    """Any OpenAI-compatible ``POST /chat/completions`` in JSON mode."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    """Any OpenAI-compatible chat endpoint through the ``openai`` client (include.ml.llm): the
+    label constrained to the dataset's by a JSON schema, its probability from logprobs where given."""
+    llm = client(base_url, api_key, timeout)
 
-    def ask(prompt: str) -> Any:
-        body = post_json(
-            f"{base_url}/chat/completions",
-            {
-                "model": model,
-                "temperature": 0,
-                "response_format": {"type": "json_object"},
-                "messages": [
-                    {"role": "system", "content": "You label data. Answer with a single JSON object."},
-                    {"role": "user", "content": prompt},
-                ],
-            },
-            timeout=timeout,
-            headers=headers,
-        )
-        try:
-            return body["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            return None
+    def ask(prompt: str) -> ChatAnswer:
+        return ask_label(llm, model, "You label data. Answer with a single JSON object.", prompt, labels)
 
     return LlmPrelabeler(labels, f"openai-{model}", ask, concurrency, descriptions)
 
