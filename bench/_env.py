@@ -46,7 +46,6 @@ def setup_airflow_env() -> None:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "HF_HUB_OFFLINE": "1",
             "LABELOPS_HOME": str(scratch() / "home"),
-            "MODEL_DIR": str(scratch() / "models"),
         }
     )
 

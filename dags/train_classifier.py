@@ -10,8 +10,8 @@ reaches `min_f1`), otherwise rejected with the reason.
 * **Params**: `dataset_id`, `model_kind`, `epochs`, `lr`, `batch_size`, `patience`, `val_fraction`,
   `seed`, `min_labels`, `min_f1`, `embedding_model`, `force`.
 * **Routing**: training runs on `queue="gpu"`, `pool="gpu"`; CUDA when present, CPU otherwise.
-* **Reads/writes**: `tasks`, `embeddings`, `experiments`, `experiment_epochs`, `models`, `jobs`;
-  artifacts under `MODEL_DIR`.
+* **Reads/writes**: `tasks`, `embeddings`, `experiments`, `experiment_epochs`, `models` (the head
+  itself is stored in its registry row, so any worker can read it), `jobs`.
 """
 
 from __future__ import annotations

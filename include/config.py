@@ -51,7 +51,6 @@ class Settings:
     airflow_api_url: str
     airflow_api_user: str
     airflow_api_password: str | None = field(repr=False)
-    model_dir: Path
     # Links people's browsers follow (default: the URLs the platform itself uses).
     ls_public_url: str | None
     airflow_public_url: str
@@ -243,7 +242,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         airflow_api_url=airflow_api_url,
         airflow_api_user=_get(env, "AIRFLOW_API_USER") or "webapp",
         airflow_api_password=_get(env, "AIRFLOW_API_PASSWORD"),
-        model_dir=Path(_get(env, "MODEL_DIR") or home / "models").resolve(),
         ls_public_url=_http_url(env, "LS_PUBLIC_URL") or ls_url,
         airflow_public_url=_http_url(env, "AIRFLOW_PUBLIC_URL") or airflow_api_url,
         cookie_secure=_flag(env, "COOKIE_SECURE"),

@@ -32,7 +32,6 @@ os.environ.update(
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "LABELOPS_HOME": str(_TMP / "home"),
-        "MODEL_DIR": str(_TMP / "models"),
     }
 )
 for _var in ("DATABASE_URL", "LS_URL", "LS_API_TOKEN", "LS_PROJECT_ID", "AIRFLOW_CONN_LABELOPS_DB"):

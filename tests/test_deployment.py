@@ -81,16 +81,15 @@ def _resolved_settings(service: dict) -> object:
     return load_settings(env)
 
 
-def test_every_airflow_worker_sees_the_same_model_directory() -> None:
-    """A head trained on the GPU worker must be on a volume the default worker's gate and
-    prelabel tasks can read: MODEL_DIR resolves inside the shared `models` volume everywhere."""
+def test_no_airflow_worker_relies_on_a_shared_model_directory() -> None:
+    """Heads live in the platform database: no worker mounts a models volume or sets MODEL_DIR."""
+    assert "models" not in COMPOSE.get("volumes", {})
     for name in AIRFLOW:
         service = SERVICES[name]
-        model_dir = str(_resolved_settings(service).model_dir)  # type: ignore[attr-defined]
-        mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
-        shared = [target for target, source in mounts.items() if source == "models"]
-        assert shared, f"{name} does not mount the models volume"
-        assert any(model_dir == t or model_dir.startswith(t + "/") for t in shared), (name, model_dir, shared)
+        assert not any(v.split(":")[0] == "models" for v in service["volumes"]), name
+        assert "MODEL_DIR" not in (service.get("environment") or {}), name
+        settings = _resolved_settings(service)
+        assert not hasattr(settings, "model_dir")
 
 
 def test_label_studio_sends_nothing_out() -> None:

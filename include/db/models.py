@@ -484,7 +484,9 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     # The gate's decision: eval-set version and size, both models' scores, the interval of the difference.
     gate: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
-    artifact_path: Mapped[str] = mapped_column(Text)
+    artifact_path: Mapped[str] = mapped_column(Text)  # legacy rows only: heads now live in ``artifact``
+    # The head itself (TrainedHead.to_bytes): every worker reads it from here, no shared disk.
+    artifact: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     promoted_at: Mapped[datetime | None] = mapped_column(TSTZ)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from include.db.models import EmbeddingModel, InferenceRun
@@ -21,6 +20,7 @@ from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import JobHandle, RunRef, tracked_job
 from include.services import inference
 from include.services.datasets import get_dataset
+from include.services.registry import ArtifactMissing, load_head
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,16 @@ def run_batch_inference(
                 raise inference.InferenceError("name a dataset, or a prepared run (inference_run_id)")
             target.status, target.job_id, target.message = "running", job.job_id, ""
             model = inference.resolve_model(session, None, target.model_id)
-            artifact, version = Path(model.artifact_path), model.version
+            version = model.version
+            try:
+                head = load_head(session, model.id)
+            except ArtifactMissing as exc:
+                raise inference.InferenceError(f"the weights of {version} are missing: {exc}") from None
             embedding = session.get(EmbeddingModel, model.embedding_model_id)
             run_id, source, run_dataset = target.id, target.source, target.dataset_id
             embedding_name = embedding.name if embedding else None
             embedding_id = embedding.id if embedding else None
         try:
-            if not artifact.exists():
-                raise inference.InferenceError(f"the weights of {version} are missing ({artifact})")
-            head = TrainedHead.load(artifact)
             embedder = embedder or backend_for(embedding_name or head.embedding_model)
             if source == "dataset":
                 _over_dataset(db_url, job, run_id, run_dataset, head, embedder, embedding_id, batch_size)  # type: ignore[arg-type]

@@ -130,7 +130,6 @@ def train_classifier(context: Mapping[str, Any], dataset_id: int | None = None) 
         run_ref(context),
         dataset_id=values["dataset_id"],
         params=TrainParams.from_values(values),
-        model_dir=settings.model_dir,
         embedding_model=values["embedding_model"],
         min_labels=values["min_labels"],
         force=values["force"],
@@ -160,7 +159,6 @@ def sweep_trial(context: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[st
         run_ref(context),
         dataset_id=values["dataset_id"],
         trial=dict(trial),
-        model_dir=settings.model_dir,
         embedding_model=values["embedding_model"],
         min_labels=values["min_labels"],
     )

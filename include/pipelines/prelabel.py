@@ -10,7 +10,6 @@ keeps finished batches and the next run redoes only the rest.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,6 @@ from include.ml.prelabel.backends import (
     SimilarityPrelabeler,
     llm_prelabeler,
 )
-from include.ml.training.model import TrainedHead
 from include.pipelines.catalog import ONLY_NEW
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
@@ -39,7 +37,7 @@ from include.services.datasets import get_dataset
 from include.services.ls_projects import record_model_version
 from include.services.predictions import Prediction, push_predictions
 from include.services.prelabels import record_prelabels, unlabeled_tasks
-from include.services.registry import promoted_model
+from include.services.registry import ArtifactMissing, load_head, promoted_model
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +48,14 @@ def _choose_backend(db_url: str, dataset: Dataset, name: str, settings: Settings
     if name in ("auto", "classifier"):
         with session_scope(db_url) as session:
             promoted = promoted_model(session, dataset.id)
-            path = promoted.artifact_path if promoted else None
+            head = None
+            if promoted is not None:
+                try:
+                    head = load_head(session, promoted.id)
+                except ArtifactMissing as exc:
+                    log.warning("%s", exc)
             version = promoted.version if promoted else None
-        if path and Path(path).exists():
-            head = TrainedHead.load(Path(path))
+        if head is not None:
             return ClassifierPrelabeler(head, model_version=str(version))
         if name == "classifier":
             raise SkipStep("no promoted classifier for this dataset yet: train one, or pre-label by similarity")

@@ -10,7 +10,6 @@ the gate's judgement on the evaluation set stays unbiased.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from include.db.models import ModelStatus, ModelVersion
@@ -51,7 +50,6 @@ def run_sweep_trial(
     *,
     dataset_id: int,
     trial: dict[str, Any],
-    model_dir: Path,
     embedding_model: str = EMBEDDING_MODEL.default,
     min_labels: int = MIN_LABELS.default,
     embedder: Embedder | None = None,
@@ -62,7 +60,6 @@ def run_sweep_trial(
         run,
         dataset_id=dataset_id,
         params=TrainParams.from_values({**TrainParams().values(), **trial["params"]}),
-        model_dir=model_dir,
         embedding_model=embedding_model,
         min_labels=min_labels,
         embedder=embedder,

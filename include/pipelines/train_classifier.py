@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,9 +41,11 @@ from include.services.experiments import (
     start_experiment,
 )
 from include.services.registry import (
+    ArtifactMissing,
     apply_decision,
     candidate,
     latest_baseline,
+    load_head,
     promoted_model,
     register_candidate,
 )
@@ -135,7 +136,6 @@ def run_train_classifier(
     *,
     dataset_id: int,
     params: TrainParams,
-    model_dir: Path,
     embedding_model: str = EMBEDDING_MODEL.default,
     min_labels: int = MIN_LABELS.default,
     embedder: Embedder | None = None,
@@ -202,7 +202,6 @@ def run_train_classifier(
 
         result = _train(db_url, data, embedder, params, experiment_id, job)
         version = f"{params.kind}-ds{dataset_id}-e{experiment_id}"
-        artifact = result.head.save(model_dir / version)
         val_idx = result.val_idx if result.val_idx is not None else np.arange(0)
         train_idx = result.train_idx if result.train_idx is not None else np.arange(len(data.hashes))
         with session_scope(db_url) as session:
@@ -225,7 +224,7 @@ def run_train_classifier(
                 embedding_model_id=data.embedding_model_id,
                 labels=data.labels,
                 metrics=result.metrics,
-                artifact_path=str(artifact),
+                artifact=result.head.to_bytes(),
             )
             model_id = model.id
         job.done(
@@ -243,6 +242,15 @@ def run_train_classifier(
             "experiment_id": experiment_id,
         }
     return job.result
+
+
+def _incumbent_head(session: Any, model_id: int) -> TrainedHead | None:
+    """The promoted model's head, or None (with a warning) when it cannot be read."""
+    try:
+        return load_head(session, model_id)
+    except ArtifactMissing as exc:
+        log.warning("the incumbent cannot compete: %s", exc)
+        return None
 
 
 def run_gate(
@@ -271,21 +279,21 @@ def run_gate(
             incumbent_row = promoted_model(session, row.dataset_id, row.embedding_model_id)
             baseline_row = latest_baseline(session, row.dataset_id)
             baseline = predictions_on(session, baseline_row.id, evaluation.version) if baseline_row else None
-            incumbent = (incumbent_row.id, Path(incumbent_row.artifact_path)) if incumbent_row else None
-            candidate_path, version, labels = Path(row.artifact_path), row.version, list(dataset.labels)
+            head = load_head(session, row.id)
+            incumbent_id = incumbent_row.id if incumbent_row else None
+            incumbent_head = _incumbent_head(session, incumbent_id) if incumbent_id else None
+            version, labels = row.version, list(dataset.labels)
             items = eval_items(session, dataset.id, evaluation.hashes)
             vectors = load_vectors(session, row.embedding_model_id, sorted(evaluation.hashes))  # type: ignore[arg-type]
         examples = [(h, label) for h, label in evaluation.examples if h in vectors]
         y = np.asarray([labels.index(label) for _, label in examples], dtype=np.int64)
         x = np.stack([vectors[h] for h, _ in examples]) if examples else np.zeros((0, 1), dtype=np.float32)
         described = [{"text_hash": h, **items.get(h, {})} for h, _ in examples]
-        head = TrainedHead.load(candidate_path)
         probs = head.predict_proba(x, device="cpu") if examples else np.zeros((0, len(labels)))
         incumbent_probs = None
-        if incumbent is not None and incumbent[1].exists() and examples:
-            incumbent_head = TrainedHead.load(incumbent[1])
-            if incumbent_head.labels == labels:  # a changed label set: the old model cannot compete
-                incumbent_probs = incumbent_head.predict_proba(x, device="cpu")
+        # A changed label set: the old model cannot compete.
+        if incumbent_head is not None and examples and incumbent_head.labels == labels:
+            incumbent_probs = incumbent_head.predict_proba(x, device="cpu")
         baseline_pred = (
             np.asarray([baseline[h] for h, _ in examples])
             if baseline and all(h in baseline for h, _ in examples)
@@ -309,10 +317,10 @@ def run_gate(
                 raise SkipStep(f"model {model_id} was decided by another run meanwhile")
             if examples:
                 store_evaluation(session, model_id, evaluation.version, evaluation_report(probs, y, labels, described))
-                if incumbent_probs is not None and incumbent is not None:
+                if incumbent_probs is not None and incumbent_id is not None:
                     store_evaluation(
                         session,
-                        incumbent[0],
+                        incumbent_id,
                         evaluation.version,
                         evaluation_report(incumbent_probs, y, labels, described),
                     )

@@ -6,6 +6,7 @@ Whether a candidate is promoted is decided by :mod:`include.ml.gate`; this modul
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Experiment, ModelStatus, ModelVersion
 from include.ml.gate import GateDecision
+from include.ml.training.model import TrainedHead
 
 
 def promoted_model(session: Session, dataset_id: int, embedding_model_id: int | None = None) -> ModelVersion | None:
@@ -55,9 +57,9 @@ def register_candidate(
     embedding_model_id: int,
     labels: list[str],
     metrics: dict[str, Any],
-    artifact_path: str,
+    artifact: bytes,
 ) -> ModelVersion:
-    """A new candidate in the registry, waiting for the gate."""
+    """A new candidate in the registry, waiting for the gate; ``artifact`` is the head itself."""
     model = ModelVersion(
         version=version,
         kind=kind,
@@ -67,7 +69,8 @@ def register_candidate(
         embedding_model_id=embedding_model_id,
         labels=labels,
         metrics=metrics,
-        artifact_path=artifact_path,
+        artifact_path="",
+        artifact=artifact,
     )
     session.add(model)
     session.flush()
@@ -119,3 +122,26 @@ def registry_rows(session: Session, limit: int = 200) -> list[tuple[ModelVersion
         .limit(limit)
     ).all()
     return [(m, str(name), e) for m, name, e in rows]
+
+
+class ArtifactMissing(LookupError):
+    """A model version whose head cannot be read; the message says which and why."""
+
+
+def load_head(session: Session, model_id: int) -> TrainedHead:
+    """The head of a model version, from its registry row (any worker can read it).
+
+    Rows registered before heads moved into the database name a file instead; that file is read
+    when this worker can see it.
+
+    Raises:
+        ArtifactMissing: no stored head, and no readable legacy file.
+    """
+    blob = session.scalar(select(ModelVersion.artifact).where(ModelVersion.id == model_id))
+    if blob:
+        return TrainedHead.from_bytes(bytes(blob))
+    path = session.scalar(select(ModelVersion.artifact_path).where(ModelVersion.id == model_id))
+    if path and Path(path).exists():
+        return TrainedHead.load(Path(path))
+    where = f" and {path} is not readable here" if path else ""
+    raise ArtifactMissing(f"model {model_id} has no stored head{where}")

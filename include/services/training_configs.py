@@ -95,5 +95,6 @@ def latest_sweep_experiments(session: Session, dataset_id: int, name: str, limit
         return []
     latest = rows[0].run_id
     trials = [r for r in rows if r.run_id == latest and r.metrics]
-    trials.sort(key=lambda r: -float(r.metrics.get("f1", 0.0)))
+    # The order pick_best uses: validation F1, then the lower validation loss.
+    trials.sort(key=lambda r: (-round(float(r.metrics.get("f1", 0.0)), 6), float(r.metrics.get("val_loss", 0.0))))
     return [int(r.id) for r in trials[:limit]]

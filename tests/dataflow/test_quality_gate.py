@@ -100,7 +100,6 @@ def test_a_failing_gate_blocks_import_and_training_until_overridden(db, minilm, 
             RunRef(),
             dataset_id=dataset_id,
             params=TrainParams(kind="logistic"),
-            model_dir=tmp_path,
             embedder=minilm,
         )
     with session_scope(db) as s:

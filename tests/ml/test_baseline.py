@@ -55,9 +55,7 @@ def test_the_gate_can_require_beating_the_baseline(db, llm_server, minilm, tmp_p
     weak = TrainParams(kind="logistic", epochs=1, lr=1e-5)  # barely trained: near chance
 
     def gate(require_baseline: bool) -> tuple[dict, dict]:
-        trained = run_train_classifier(
-            db, RunRef(), dataset_id=dataset_id, params=weak, model_dir=tmp_path, embedder=minilm, force=True
-        )
+        trained = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=weak, embedder=minilm, force=True)
         verdict = run_gate(
             db,
             RunRef(),

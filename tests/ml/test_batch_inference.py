@@ -21,13 +21,13 @@ from include.db.models import (
 )
 from include.db.session import session_scope
 from include.ml.embeddings.store import get_model, load_vectors
-from include.ml.training.model import TrainedHead
 from include.ml.training.params import TrainParams
 from include.pipelines.batch_inference import run_batch_inference
 from include.pipelines.runner import RunRef
 from include.pipelines.train_classifier import run_train_classifier
 from include.services import inference, snapshots
 from include.services.datasets import DatasetError
+from include.services.registry import load_head
 from tests.ml.test_eval_set import demo, label, make_dataset
 
 
@@ -36,7 +36,7 @@ def trained(db, minilm, tmp_path: Path) -> dict:
     dataset_id = make_dataset(db, "inference", demo(160, seed=4))
     label(db, dataset_id, 120)
     result = run_train_classifier(
-        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), model_dir=tmp_path, embedder=minilm
+        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
     )
     with session_scope(db) as s:
         s.execute(update(ModelVersion).where(ModelVersion.id == result["model_id"]).values(status=ModelStatus.PROMOTED))
@@ -58,7 +58,7 @@ def test_batch_inference_matches_the_heads_own_predictions(db, minilm, trained) 
     assert result["predicted"] == 160
     with session_scope(db) as s:
         model = s.get(ModelVersion, trained["model_id"])
-        head = TrainedHead.load(Path(model.artifact_path))
+        head = load_head(s, model.id)
         rows = (
             s.execute(
                 select(InferenceResult)
@@ -96,7 +96,7 @@ def test_an_uploaded_file_through_the_dag(db, minilm, trained, run_dag, monkeypa
     assert dr.state == DagRunState.SUCCESS
     with session_scope(db) as s:
         run = s.get(InferenceRun, run_id)
-        head = TrainedHead.load(Path(s.get(ModelVersion, trained["model_id"]).artifact_path))
+        head = load_head(s, trained["model_id"])
         csv_text = b"".join(inference.download_chunks(s, run, "csv", head.labels)).decode("utf-8")
         jsonl = b"".join(inference.download_chunks(s, run, "jsonl", head.labels)).decode("utf-8").splitlines()
     assert run.status == "done" and run.rows == 3

@@ -26,7 +26,7 @@ def test_nothing_to_fit_keeps_one() -> None:
     assert fit_temperature(np.zeros((3, 2)), np.array([1, 1, 1])) == 1.0
 
 
-def test_trained_heads_are_calibrated_and_remember_it(tmp_path) -> None:
+def test_trained_heads_are_calibrated_and_remember_it() -> None:
     from include.ml.training.model import TrainedHead
     from include.ml.training.params import TrainParams
     from include.ml.training.train import train_head
@@ -38,7 +38,6 @@ def test_trained_heads_are_calibrated_and_remember_it(tmp_path) -> None:
     metrics = result.metrics
     assert metrics["temperature"] == result.head.temperature and metrics["temperature"] != 1.0
     assert metrics["ece"] <= metrics["ece_before_calibration"] + 1e-9
-    saved = result.head.save(tmp_path / "head")
-    loaded = TrainedHead.load(saved)
+    loaded = TrainedHead.from_bytes(result.head.to_bytes())  # as stored in the registry row
     assert loaded.temperature == result.head.temperature
     np.testing.assert_allclose(loaded.predict_proba(x[:5]), result.head.predict_proba(x[:5]), rtol=1e-5)

@@ -89,7 +89,7 @@ def test_the_eval_set_is_never_trained_on_and_trained_texts_never_join(db, minil
     dataset_id = make_dataset(db, "eval-train", demo(260, seed=9))
     label(db, dataset_id, 120)
     trained = run_train_classifier(
-        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), model_dir=tmp_path, embedder=minilm
+        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
     )
     reserved = current(db, dataset_id, refresh=False)
     with session_scope(db) as s:
@@ -106,7 +106,7 @@ def test_the_eval_set_is_never_trained_on_and_trained_texts_never_join(db, minil
         grown = eval_set.refresh(s, ds)
     assert grown.size > reserved.size and not grown.hashes & used
     retrained = run_train_classifier(
-        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), model_dir=tmp_path, embedder=minilm
+        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
     )
     with session_scope(db) as s:
         used_again = set(
@@ -159,9 +159,7 @@ def test_the_gate_on_the_eval_set(db, minilm, tmp_path: Path) -> None:
     params = TrainParams(kind="logistic")
 
     def train_and_gate(**kwargs: object) -> dict:
-        trained = run_train_classifier(
-            db, RunRef(), dataset_id=dataset_id, params=params, model_dir=tmp_path, embedder=minilm, **kwargs
-        )
+        trained = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=params, embedder=minilm, **kwargs)
         return run_gate(db, RunRef(), dataset_id=dataset_id, model_id=trained["model_id"], min_f1=0.3)
 
     small = train_and_gate()
@@ -185,9 +183,7 @@ def test_the_gate_on_the_eval_set(db, minilm, tmp_path: Path) -> None:
     with session_scope(db) as s:
         eval_set.set_policy(s, s.get_one(Dataset, thin), 0.5, 2, 1000)
     label(db, thin)
-    trained = run_train_classifier(
-        db, RunRef(), dataset_id=thin, params=params, model_dir=tmp_path, embedder=minilm, min_labels=10
-    )
+    trained = run_train_classifier(db, RunRef(), dataset_id=thin, params=params, embedder=minilm, min_labels=10)
     have = current(db, thin, refresh=False).per_label
     assert have["NG"] < have["OK"]
     refused = run_gate(db, RunRef(), dataset_id=thin, model_id=trained["model_id"], min_eval_per_label=have["NG"] + 3)

@@ -132,9 +132,7 @@ def test_scores_order_auto_assign_hardest_first(db, ls, minilm) -> None:
 def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path: Path) -> None:
     client = ls.client()
     dataset_id = demo_dataset(db, client, 160, seed=11)
-    skipped = run_train_classifier(
-        db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, embedder=minilm
-    )
+    skipped = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), embedder=minilm)
     assert skipped["skipped"] and "training needs at least 20" in skipped["reason"]
 
     label_in_ls(db, client, dataset_id, 120)
@@ -143,16 +141,13 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
         RunRef("train_classifier", "t1"),
         dataset_id=dataset_id,
         params=TrainParams(kind="mlp", lr=3e-3),
-        model_dir=tmp_path,
         embedder=minilm,
     )
     assert trained["metrics"]["f1"] > 0.75
     gate = run_gate(db, RunRef("train_classifier", "t1"), dataset_id=dataset_id, model_id=trained["model_id"])
     assert gate["promoted"] and "first model" in gate["reason"]
 
-    again = run_train_classifier(
-        db, RunRef(), dataset_id=dataset_id, params=TrainParams(), model_dir=tmp_path, embedder=minilm
-    )
+    again = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), embedder=minilm)
     assert again["skipped"] and "no new labels" in again["reason"]
 
     weak = run_train_classifier(
@@ -160,7 +155,6 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
         RunRef(),
         dataset_id=dataset_id,
         params=TrainParams(kind="mlp", epochs=1, lr=1e-5),
-        model_dir=tmp_path,
         embedder=minilm,
         force=True,
     )
@@ -171,6 +165,9 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
         statuses = dict(s.execute(select(ModelVersion.version, ModelVersion.status)).tuples().all())
         experiment_epochs = s.scalar(select(Job.counts).where(Job.run_id == "t1", Job.step == "train_classifier"))
     assert statuses == {trained["version"]: ModelStatus.PROMOTED, weak["version"]: ModelStatus.REJECTED}
+    with session_scope(db) as s:  # heads live in their registry rows: no file on any worker's disk
+        stored = s.execute(select(ModelVersion.artifact_path, ModelVersion.artifact)).all()
+    assert all(path == "" and blob and len(blob) > 1000 for path, blob in stored)
     from tests.webapp.conftest import make_app
 
     with session_scope(db) as s:

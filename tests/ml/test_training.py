@@ -71,15 +71,6 @@ def test_not_enough_data_is_explained() -> None:
         TrainParams(kind="transformer")
 
 
-def test_artifact_round_trip(tmp_path) -> None:
-    x, y = blobs(n=120)
-    result = train_head(x, y, ["OK", "NG"], "all-MiniLM-L6-v2", TrainParams(kind="mlp", epochs=5))
-    weights = result.head.save(tmp_path / "model-v1")
-    loaded = TrainedHead.load(weights)
-    assert loaded.labels == ["OK", "NG"] and loaded.embedding_model == "all-MiniLM-L6-v2"
-    np.testing.assert_allclose(loaded.predict_proba(x), result.head.predict_proba(x), rtol=1e-5)
-
-
 def test_metrics_on_known_values() -> None:
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6]])
     y = np.array([0, 1, 1, 1])
@@ -153,3 +144,33 @@ def test_large_label_sets_choose_c_on_a_sample_and_fit_on_everything(monkeypatch
     assert (y[fit.oof_index] == 1).sum() == (y == 1).sum()
     result = train_head(x, y, ["OK", "NG"], "e", TrainParams())
     assert len(result.train_idx) == 1200 and result.metrics["f1"] > 0.8
+
+
+def test_a_head_travels_as_bytes() -> None:
+    """What the registry stores: any worker rebuilds the same head from the row, no file needed."""
+    x, y = blobs(n=120)
+    for kind in ("logistic", "mlp"):
+        head = train_head(x, y, ["OK", "NG"], "all-MiniLM-L6-v2", TrainParams(kind=kind, epochs=12)).head
+        again = TrainedHead.from_bytes(head.to_bytes())
+        assert (again.labels, again.embedding_model, again.temperature) == (
+            head.labels,
+            head.embedding_model,
+            head.temperature,
+        )
+        np.testing.assert_allclose(again.predict_proba(x), head.predict_proba(x), rtol=1e-6)
+
+
+def test_heads_saved_as_files_by_earlier_versions_still_load(tmp_path) -> None:
+    import json
+    from dataclasses import asdict
+
+    import torch
+
+    x, y = blobs(n=120)
+    head = train_head(x, y, ["OK", "NG"], "e", TrainParams(kind="mlp", epochs=5)).head
+    torch.save(head.module.state_dict(), tmp_path / "old.pt")
+    meta = {"config": asdict(head.config), "labels": head.labels, "embedding_model": "e", "temperature": 1.5}
+    (tmp_path / "old.json").write_text(json.dumps(meta))
+    loaded = TrainedHead.load(tmp_path / "old.pt")
+    assert loaded.temperature == 1.5 and loaded.labels == ["OK", "NG"]
+    np.testing.assert_allclose(loaded.logits(x), head.logits(x), rtol=1e-5)

@@ -74,7 +74,6 @@ def test_model_experiment_comparison_and_dataset_pages_draw_their_charts(
             RunRef(),
             dataset_id=dataset_id,
             params=TrainParams(kind=kind),
-            model_dir=tmp_path,
             embedder=minilm,
             force=True,
         )

@@ -42,7 +42,6 @@ def test_the_page_follows_a_running_training_and_stops_it(db, users, live_url, p
             RunRef("train_classifier", "live-1"),
             dataset_id=dataset_id,
             params=params,
-            model_dir=tmp_path,
             embedder=minilm,
             force=True,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,23 +75,42 @@ class TrainedHead:
         """Calibrated class probabilities for embeddings ``x`` (n, d)."""
         return softmax(self.logits(x, batch_size, device) / self.temperature)
 
-    def save(self, path: Path) -> Path:
-        """``<path>.pt`` (weights) and ``<path>.json`` (config, labels, embedding model)."""
+    def to_bytes(self) -> bytes:
+        """Weights, config, labels, embedding model and temperature in one blob (stored in the
+        registry row, so every worker reads the head from the database, no shared disk)."""
         import torch
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.module.cpu().state_dict(), path.with_suffix(".pt"))
+        buffer = io.BytesIO()
         meta = {
             "config": asdict(self.config),
             "labels": self.labels,
             "embedding_model": self.embedding_model,
             "temperature": self.temperature,
         }
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
-        return path.with_suffix(".pt")
+        torch.save({"state": self.module.cpu().state_dict(), "meta": meta}, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> TrainedHead:
+        import torch
+
+        saved = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        meta = saved["meta"]
+        config = HeadConfig(**meta["config"])
+        module = build_head(config)
+        module.load_state_dict(saved["state"])
+        module.eval()
+        return cls(
+            config=config,
+            labels=list(meta["labels"]),
+            embedding_model=meta["embedding_model"],
+            module=module,
+            temperature=float(meta.get("temperature", 1.0)),
+        )
 
     @classmethod
     def load(cls, weights: Path) -> TrainedHead:
+        """A head saved as files by an earlier version (``<path>.pt`` and ``<path>.json``)."""
         import torch
 
         weights = Path(weights)
