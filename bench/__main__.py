@@ -17,6 +17,7 @@ ALL = [
     "pii",
     "export",
     "inference",
+    "ml_backend",
 ]
 
 

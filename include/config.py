@@ -53,6 +53,11 @@ class Settings:
     airflow_api_password: str | None = field(repr=False)
     # Links people's browsers follow (default: the URLs the platform itself uses).
     ls_public_url: str | None
+    # The platform's Label Studio ML backend as Label Studio reaches it (connected to every project
+    # the platform creates); None: not connected. Optional basic auth on it.
+    ml_backend_url: str | None
+    ml_backend_user: str | None
+    ml_backend_password: str | None = field(repr=False)
     airflow_public_url: str
     cookie_secure: bool
     # The embedded Label Studio's admin account (make run; its password is generated).
@@ -243,6 +248,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         airflow_api_user=_get(env, "AIRFLOW_API_USER") or "webapp",
         airflow_api_password=_get(env, "AIRFLOW_API_PASSWORD"),
         ls_public_url=_http_url(env, "LS_PUBLIC_URL") or ls_url,
+        ml_backend_url=_http_url(env, "ML_BACKEND_URL"),
+        ml_backend_user=_get(env, "ML_BACKEND_USER"),
+        ml_backend_password=_get(env, "ML_BACKEND_PASSWORD"),
         airflow_public_url=_http_url(env, "AIRFLOW_PUBLIC_URL") or airflow_api_url,
         cookie_secure=_flag(env, "COOKIE_SECURE"),
         ls_admin_email=_email(env, "LS_ADMIN_EMAIL", "admin@labelops.local"),

@@ -49,6 +49,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(annotator_bp, url_prefix="/me")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-token API: no cookies, so no CSRF
+    from webapp import ml_backend
+
+    ml_backend.register(app)
 
     from webapp.cli import register_cli
 

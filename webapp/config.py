@@ -57,6 +57,8 @@ class Config:
             "AIRFLOW_API_PASSWORD": settings.airflow_api_password,
             "OPENAI_EMBEDDING_MODEL": settings.openai_embedding_model if settings.openai_base_url else None,
             "PII_KEY": settings.pii_key,
+            "ML_BACKEND_USER": settings.ml_backend_user,
+            "ML_BACKEND_PASSWORD": settings.ml_backend_password,
             # the LLM recognizer (names, addresses) for trying a policy that uses it
             "PII_LLM": bool(settings.openai_base_url or settings.ollama_base_url),
         }

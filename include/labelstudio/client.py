@@ -225,6 +225,15 @@ class LabelStudioClient:
     def update_project(self, project_id: int, **fields: Any) -> dict[str, Any]:
         return dict(self.request("PATCH", f"/api/projects/{project_id}", project_id=project_id, json_body=fields))
 
+    def connect_ml_backend(
+        self, project_id: int, url: str, title: str, *, user: str | None = None, password: str | None = None
+    ) -> dict[str, Any]:
+        """Connect an ML backend to a project (Label Studio calls its /health and /setup first)."""
+        body: dict[str, Any] = {"project": project_id, "url": url, "title": title, "is_interactive": False}
+        if user or password:
+            body.update(auth_method="BASIC_AUTH", basic_auth_user=user or "", basic_auth_pass=password or "")
+        return dict(self.request("POST", "/api/ml/", project_id=project_id, json_body=body))
+
     def delete_project(self, project_id: int) -> None:
         self.request("DELETE", f"/api/projects/{project_id}", project_id=project_id, expected_missing=True)
 

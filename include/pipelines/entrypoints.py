@@ -53,7 +53,17 @@ def ls_import(context: Mapping[str, Any]) -> dict[str, Any]:
         limit=values["limit"],
         batch_size=values["batch_size"],
         default_project_id=settings.ls_project_id,
+        ml_backend=ml_backend_ref(settings),
     )
+
+
+def ml_backend_ref(settings: Any) -> Any:
+    """The platform's ML backend for new Label Studio projects, when ML_BACKEND_URL is set."""
+    from include.services.ls_projects import MlBackendRef
+
+    if not settings.ml_backend_url:
+        return None
+    return MlBackendRef(settings.ml_backend_url, settings.ml_backend_user, settings.ml_backend_password)
 
 
 def deidentify(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from include.services.ls_import import (
     record_imported,
     task_payload,
 )
-from include.services.ls_projects import ensure_project
+from include.services.ls_projects import MlBackendRef, connect_ml_backend, ensure_project
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def import_dataset(
     batch_size: int = IMPORT_BATCH.default,
     default_project_id: int | None = None,
     job: JobHandle | None = None,
+    ml_backend: MlBackendRef | None = None,
 ) -> dict[str, Any]:
     """Import up to ``limit`` not-yet-imported items of one dataset; commits after every batch.
 
@@ -53,9 +54,14 @@ def import_dataset(
     with session_scope(db_url) as session:
         dataset = get_dataset(session, dataset_id)
         project = ensure_project(
-            session, client, dataset, default_project_id=default_project_id, search_existing=may_exist
+            session,
+            client,
+            dataset,
+            default_project_id=default_project_id,
+            search_existing=may_exist,
         )
     project_id = project.id
+    ml_problem = connect_ml_backend(client, project_id, ml_backend) if project.created and ml_backend else None
     recovered = ReconcileReport()
     if not project.created:  # a project made just now holds no task to recover
         with session_scope(db_url) as session:
@@ -116,6 +122,7 @@ def import_dataset(
         "recovered": recovered.adopted,
         "duplicates_deleted": recovered.duplicates_deleted,
         "remaining": pending - imported,
+        "ml_problem": ml_problem,
     }
 
 
@@ -137,8 +144,12 @@ def run_ls_import(
     limit: int | None = None,
     batch_size: int = IMPORT_BATCH.default,
     default_project_id: int | None = None,
+    ml_backend: MlBackendRef | None = None,
 ) -> dict[str, Any]:
-    """The ``ls_import`` job: one dataset, or every dataset with new items when ``dataset_id`` is None."""
+    """The ``ls_import`` job: one dataset, or every dataset with new items when ``dataset_id`` is None.
+
+    ``ml_backend``: connected to every project this run creates (ML_BACKEND_URL).
+    """
     params = {"dataset_id": dataset_id, "limit": limit, "batch_size": batch_size}
     with tracked_job(db_url, "ls_import", run, dataset_id=dataset_id, params=params) as job:
         if dataset_id is not None:
@@ -161,6 +172,7 @@ def run_ls_import(
                     batch_size=batch_size,
                     default_project_id=default_project_id,
                     job=job,
+                    ml_backend=ml_backend,
                 )
             except (pii.DeidentificationRequired, quality.QualityGateFailed) as exc:
                 if dataset_id is not None:
@@ -182,6 +194,9 @@ def run_ls_import(
             message += f" across {len(results)} datasets"
         if blocked:
             message += f"; {len(blocked)} blocked: " + "; ".join(blocked)
+        problems = [r["ml_problem"] for r in results if r.get("ml_problem")]
+        if problems:
+            message += "; " + "; ".join(problems)
         job.done(message, imported=imported, recovered=recovered, datasets=len(results), blocked=len(blocked))
         job.result = {"imported": imported, "recovered": recovered, "datasets": results, "blocked": blocked}
     return job.result

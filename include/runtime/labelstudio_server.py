@@ -33,6 +33,33 @@ PRIVACY_ENV = {
     "LATEST_VERSION_CHECK": "false",
 }
 
+# Label Studio refuses webhook and ML-backend URLs on private and loopback networks (SSRF
+# protection). The embedded platform lives on 127.0.0.1, so loopback is allowed and every other
+# default range stays banned (Label Studio's default list minus 127.0.0.0/8 and IPv6).
+LOOPBACK_ML_ENV = {
+    "USE_DEFAULT_BANNED_SUBNETS": "false",
+    "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(
+        (
+            "0.0.0.0/8",
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+            "172.16.0.0/12",
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "192.88.99.0/24",
+            "192.168.0.0/16",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "224.0.0.0/4",
+            "233.252.0.0/24",
+            "240.0.0.0/4",
+            "255.255.255.255/32",
+        )
+    ),
+}
+
 _MINT_PAT = (
     "from users.models import User; from jwt_auth.models import LSAPIToken; "
     "print('PAT=' + LSAPIToken.for_user(User.objects.get(email={email!r})).get_full_jwt())"
@@ -75,6 +102,7 @@ class LabelStudioServer:
             PYTHONPATH="",
             LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
             **PRIVACY_ENV,
+            **LOOPBACK_ML_ENV,
         )
         env.pop("DATABASE_URL", None)
         return env

@@ -145,6 +145,9 @@ class Launcher:
             token = server.mint_token()
             self.secrets.set("ls_token", token)
         self.env.update(LS_URL=server.url, LS_API_TOKEN=token)
+        # The embedded Label Studio reaches the web app on loopback: connect new projects to the
+        # platform's ML backend so annotators see the promoted model's predictions there too.
+        self.env.setdefault("ML_BACKEND_URL", f"http://127.0.0.1:{self.settings.webapp_port}/ml")
         self.urls["Label Studio"] = server.url
         self.logins.append(("Label Studio", server.admin_email, password))
 

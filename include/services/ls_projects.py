@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, LsProject
-from include.labelstudio.client import LabelStudioClient
+from include.labelstudio.client import LabelStudioClient, LabelStudioError
 from include.labelstudio.label_config import build_label_config, validate_project_config
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,15 @@ class ProjectRef:
 
     id: int
     created: bool
+
+
+@dataclass(frozen=True)
+class MlBackendRef:
+    """The platform's ML backend as Label Studio reaches it (include.config: ML_BACKEND_*)."""
+
+    url: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
 
 
 def ensure_project(
@@ -85,6 +94,23 @@ def ensure_project(
     _remember(session, dataset.ls_project_id, title, owned=True)
     session.flush()
     return ProjectRef(dataset.ls_project_id, created=created)
+
+
+def connect_ml_backend(client: LabelStudioClient, project_id: int, backend: MlBackendRef) -> str | None:
+    """Connect the platform's ML backend so annotators see the promoted model's predictions in
+    Label Studio; returns why it failed (the import goes on: predictions are a convenience).
+
+    Call it once the project's dataset is committed: Label Studio asks the backend's ``/setup``
+    at once, and the backend finds the dataset by its project.
+    """
+    try:
+        client.connect_ml_backend(
+            project_id, backend.url, "LabelOps promoted model", user=backend.user, password=backend.password
+        )
+    except LabelStudioError as exc:
+        log.warning("ML backend %s not connected to project %s: %s", backend.url, project_id, exc)
+        return f"ML backend not connected: {exc}"
+    return None
 
 
 def _find_by_title(client: LabelStudioClient, title: str, marker: str) -> dict | None:
