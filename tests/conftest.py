@@ -34,7 +34,14 @@ os.environ.update(
         "LABELOPS_HOME": str(_TMP / "home"),
     }
 )
-for _var in ("DATABASE_URL", "LS_URL", "LS_API_TOKEN", "LS_PROJECT_ID", "AIRFLOW_CONN_LABELOPS_DB"):
+for _var in (
+    "DATABASE_URL",
+    "LS_URL",
+    "LS_API_TOKEN",
+    "LS_PROJECT_ID",
+    "AIRFLOW_CONN_LABELOPS_DB",
+    "AIRFLOW_CONN_LABELSTUDIO_DEFAULT",
+):
     os.environ.pop(_var, None)
 
 # Label Studio's first `init` takes about 45 s: keep an initialised copy between test runs.

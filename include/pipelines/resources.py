@@ -1,7 +1,8 @@
 """Resolve the platform database and Label Studio for a pipeline run.
 
 In Airflow the platform database comes from the ``labelops_db`` connection (through the
-Postgres provider, so a secrets backend works too); elsewhere from DATABASE_URL.
+Postgres provider, so a secrets backend works too) and Label Studio from ``labelstudio_default``
+(include.labelstudio.hook); elsewhere from DATABASE_URL and LS_URL / LS_API_TOKEN.
 """
 
 from __future__ import annotations
@@ -44,6 +45,28 @@ def _airflow_connection_url() -> str:
 
 
 def ls_client(settings: Settings | None = None) -> LabelStudioClient:
-    """A Label Studio client from LS_URL / LS_API_TOKEN / LS_TIMEOUT."""
+    """A Label Studio client.
+
+    Order, as for the database: the ``labelstudio_default`` connection given as an environment
+    variable, then LS_URL / LS_API_TOKEN / LS_TIMEOUT, then the connection from Airflow's
+    metadata database or secrets backend.
+    """
+    from include.labelstudio.hook import CONN_ID
+
     settings = settings or load_settings()
+    if os.environ.get(f"AIRFLOW_CONN_{CONN_ID.upper()}"):
+        return _ls_hook_client(settings)
+    if settings.ls_url:
+        return LabelStudioClient(settings.ls_url, settings.require("ls_api_token"), timeout=settings.ls_timeout)
+    if os.environ.get("AIRFLOW_HOME"):
+        try:
+            return _ls_hook_client(settings)
+        except Exception as exc:  # the connection is optional
+            log.debug("no Airflow connection %s: %s", CONN_ID, exc)
     return LabelStudioClient(settings.require("ls_url"), settings.require("ls_api_token"), timeout=settings.ls_timeout)
+
+
+def _ls_hook_client(settings: Settings) -> LabelStudioClient:
+    from include.labelstudio.hook import LabelStudioHook
+
+    return LabelStudioHook(timeout=settings.ls_timeout).get_conn()
