@@ -37,7 +37,7 @@ from include.services.datasets import get_dataset
 from include.services.ls_projects import record_model_version
 from include.services.predictions import Prediction, push_predictions
 from include.services.prelabels import record_prelabels, unlabeled_tasks
-from include.services.registry import ArtifactMissing, load_head, promoted_model
+from include.services.registry import promoted_head
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,9 @@ def _choose_backend(db_url: str, dataset: Dataset, name: str, settings: Settings
     descriptions = dataset.label_descriptions or None
     if name in ("auto", "classifier"):
         with session_scope(db_url) as session:
-            promoted = promoted_model(session, dataset.id)
-            head = None
-            if promoted is not None:
-                try:
-                    head = load_head(session, promoted.id)
-                except ArtifactMissing as exc:
-                    log.warning("%s", exc)
-            version = promoted.version if promoted else None
-        if head is not None:
-            return ClassifierPrelabeler(head, model_version=str(version))
+            found = promoted_head(session, dataset.id)
+        if found is not None:
+            return ClassifierPrelabeler(found[1], model_version=found[0])
         if name == "classifier":
             raise SkipStep("no promoted classifier for this dataset yet: train one, or pre-label by similarity")
         name = "similarity"

@@ -24,7 +24,7 @@ from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.services.batch_selection import diversify_queue_head
 from include.services.datasets import get_dataset
-from include.services.registry import ArtifactMissing, load_head, promoted_model
+from include.services.registry import promoted_head
 from include.services.scores import tasks_to_score, write_scores
 
 log = logging.getLogger(__name__)
@@ -55,16 +55,10 @@ def _source(db_url: str, dataset_id: int, embedder: Embedder | None) -> tuple[_P
     """The probability source for the dataset and its name for messages."""
     with session_scope(db_url) as session:
         labels = list(get_dataset(session, dataset_id).labels)
-        promoted = promoted_model(session, dataset_id)
-        name = promoted.version if promoted else "pre-labels"
-        head = None
-        if promoted is not None:
-            try:
-                head = load_head(session, promoted.id)
-            except ArtifactMissing as exc:
-                log.warning("%s", exc)
-    if head is None:
+        found = promoted_head(session, dataset_id)
+    if found is None:
         return _ProbabilitySource(labels, None, None), "pre-labels"
+    name, head = found
     embedder = embedder or backend_for(head.embedding_model)
     embed_dataset(db_url, embedder, dataset_id)  # texts added since the last embedding run
     with session_scope(db_url) as session:

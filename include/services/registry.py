@@ -5,6 +5,7 @@ Whether a candidate is promoted is decided by :mod:`include.ml.gate`; this modul
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session
 from include.db.models import Dataset, Experiment, ModelStatus, ModelVersion
 from include.ml.gate import GateDecision
 from include.ml.training.model import TrainedHead
+
+log = logging.getLogger(__name__)
 
 
 def promoted_model(session: Session, dataset_id: int, embedding_model_id: int | None = None) -> ModelVersion | None:
@@ -145,3 +148,16 @@ def load_head(session: Session, model_id: int) -> TrainedHead:
         return TrainedHead.load(Path(path))
     where = f" and {path} is not readable here" if path else ""
     raise ArtifactMissing(f"model {model_id} has no stored head{where}")
+
+
+def promoted_head(session: Session, dataset_id: int) -> tuple[str, TrainedHead] | None:
+    """The promoted model's version and head, or None (a missing head is logged, not raised:
+    the callers fall back to pre-labels or similarity, as they do before any model)."""
+    promoted = promoted_model(session, dataset_id)
+    if promoted is None:
+        return None
+    try:
+        return promoted.version, load_head(session, promoted.id)
+    except ArtifactMissing as exc:
+        log.warning("%s", exc)
+        return None

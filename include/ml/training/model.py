@@ -95,10 +95,13 @@ class TrainedHead:
         import torch
 
         saved = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        meta = saved["meta"]
+        return cls._assemble(saved["meta"], saved["state"])
+
+    @classmethod
+    def _assemble(cls, meta: dict[str, Any], state: Any) -> TrainedHead:
         config = HeadConfig(**meta["config"])
         module = build_head(config)
-        module.load_state_dict(saved["state"])
+        module.load_state_dict(state)
         module.eval()
         return cls(
             config=config,
@@ -115,14 +118,4 @@ class TrainedHead:
 
         weights = Path(weights)
         meta = json.loads(weights.with_suffix(".json").read_text())
-        config = HeadConfig(**meta["config"])
-        module = build_head(config)
-        module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        module.eval()
-        return cls(
-            config=config,
-            labels=list(meta["labels"]),
-            embedding_model=meta["embedding_model"],
-            module=module,
-            temperature=float(meta.get("temperature", 1.0)),
-        )
+        return cls._assemble(meta, torch.load(weights, map_location="cpu", weights_only=True))
