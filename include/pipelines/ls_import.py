@@ -61,7 +61,10 @@ def import_dataset(
             search_existing=may_exist,
         )
     project_id = project.id
-    ml_problem = connect_ml_backend(client, project_id, ml_backend) if project.created and ml_backend else None
+    ml_problem = None
+    if ml_backend is not None:
+        with session_scope(db_url) as session:
+            ml_problem = connect_ml_backend(session, client, project_id, ml_backend)
     recovered = ReconcileReport()
     if not project.created:  # a project made just now holds no task to recover
         with session_scope(db_url) as session:

@@ -96,14 +96,24 @@ def ensure_project(
     return ProjectRef(dataset.ls_project_id, created=created)
 
 
-def connect_ml_backend(client: LabelStudioClient, project_id: int, backend: MlBackendRef) -> str | None:
-    """Connect the platform's ML backend so annotators see the promoted model's predictions in
-    Label Studio; returns why it failed (the import goes on: predictions are a convenience).
+def connect_ml_backend(
+    session: Session, client: LabelStudioClient, project_id: int, backend: MlBackendRef
+) -> str | None:
+    """Connect the platform's ML backend to a project the platform owns, unless it already is, so
+    annotators see the promoted model's predictions in Label Studio; returns why it failed (the
+    import goes on: predictions are a convenience).
 
-    Call it once the project's dataset is committed: Label Studio asks the backend's ``/setup``
-    at once, and the backend finds the dataset by its project.
+    Checked on every import, so a run that died between creating the project and connecting it
+    is mended by the next. Call it once the project's dataset is committed: Label Studio asks the
+    backend's ``/setup`` at once, and the backend finds the dataset by its project.
     """
+    state = session.get(LsProject, project_id)
+    if state is None or not state.owned:
+        return None  # a project someone else made (LS_PROJECT_ID) is theirs to configure
     try:
+        connected = client.request("GET", "/api/ml", project_id=project_id, params={"project": project_id})
+        if any(str(b.get("url", "")).rstrip("/") == backend.url.rstrip("/") for b in connected or []):
+            return None
         client.connect_ml_backend(
             project_id, backend.url, "LabelOps promoted model", user=backend.user, password=backend.password
         )

@@ -58,6 +58,9 @@ def test_label_studio_shows_the_promoted_models_predictions(db, ls, minilm, back
     project_id = imported["ls_project_id"]
     connected = client.request("GET", "/api/ml", params={"project": project_id})
     assert [b["url"] for b in connected] == [backend_url]
+    # As if the run had died after creating the project and before connecting it: the next
+    # import connects it (once, however many imports follow).
+    client.request("DELETE", f"/api/ml/{connected[0]['id']}", project_id=project_id)
 
     label(db, dataset_id, 120)
     trained = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), embedder=minilm)
@@ -66,6 +69,9 @@ def test_label_studio_shows_the_promoted_models_predictions(db, ls, minilm, back
     with session_scope(db) as s:
         add_items(s, s.get_one(Dataset, dataset_id), [(t.text, {}) for t in texts[160:]])
     run_ls_import(db, client, RunRef(), dataset_id=dataset_id, ml_backend=backend)
+    run_ls_import(db, client, RunRef(), dataset_id=dataset_id, ml_backend=backend)
+    reconnected = client.request("GET", "/api/ml", params={"project": project_id})
+    assert [b["url"] for b in reconnected] == [backend_url]
 
     client.request(
         "POST",
