@@ -3,7 +3,9 @@
 
 The loop, every night: export annotations from Label Studio, then for each dataset in Label
 Studio embed new texts (and rebuild the HNSW index after a bulk load), train a candidate, gate
-it, pre-label unlabeled tasks and score their uncertainty. Each step skips cleanly when it has
+it, pre-label unlabeled tasks and score their uncertainty. Live too: when `ls_export` finds a
+dataset with `retrain_after_labels` new labels it emits `labels_ready`, and the loop runs for
+that dataset alone (the nightly run stays as reconciliation). Each step skips cleanly when it has
 nothing to do (no new labels: no training; no candidate: nothing to gate). Every step commits
 batch by batch and is idempotent, so a failure leaves the data consistent and the next run
 completes the work.
@@ -21,11 +23,11 @@ from airflow.sdk import dag, get_current_context, task, task_group
 
 from include.pipelines import entrypoints
 from include.pipelines.catalog import PIPELINES
-from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
+from include.pipelines.dag_defaults import LABELS_READY, START_DATE, default_args, on_clock_or, on_gpu
 
 
 @dag(
-    schedule="0 3 * * *",
+    schedule=on_clock_or("0 3 * * *", LABELS_READY),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,

@@ -6,6 +6,11 @@ store each annotation, set the task's label and status (`labeled`, or `conflict`
 disagree), reflect updated and deleted annotations and tasks deleted in Label Studio.
 Incremental: never the full export, never one request per task.
 
+Runs every hour over all datasets, and at once for one dataset when Label Studio's webhooks
+report new annotations (asset `labelstudio_annotations`, posted by the web app). Then
+`live_loop_due` emits `labels_ready` for each dataset with `retrain_after_labels` new labels,
+which starts the loop for that dataset alone (and skips when none is due).
+
 * **Params**: `dataset_id` (empty = all datasets), `full` (re-read everything annotated).
 * **Reads/writes**: `tasks`, `annotations`, `ls_projects` (watermarks), `jobs`.
 * **Needs**: `labelops_db` connection or `DATABASE_URL`; `LS_URL`, `LS_API_TOKEN`.
@@ -19,11 +24,11 @@ from airflow.sdk import dag, get_current_context, task
 
 from include.pipelines import entrypoints
 from include.pipelines.catalog import PIPELINES
-from include.pipelines.dag_defaults import START_DATE, default_args
+from include.pipelines.dag_defaults import ANNOTATIONS_CHANGED, LABELS_READY, START_DATE, default_args, on_clock_or
 
 
 @dag(
-    schedule="@hourly",
+    schedule=on_clock_or("0 * * * *", ANNOTATIONS_CHANGED),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -37,7 +42,11 @@ def ls_export():
     def ls_export() -> dict:
         return entrypoints.ls_export(get_current_context())
 
-    ls_export()
+    @task(outlets=[LABELS_READY])
+    def live_loop_due(exported: dict) -> list[int]:
+        return entrypoints.live_loop_due(get_current_context(), exported, LABELS_READY)
+
+    live_loop_due(ls_export())
 
 
 ls_export_dag = ls_export()

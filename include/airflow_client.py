@@ -32,6 +32,7 @@ class AirflowClient:
         self.timeout = timeout
         self._token: str | None = None
         self._expires = 0.0
+        self._asset_ids: dict[str, int] = {}
         self.session = requests.Session()
 
     def _auth(self) -> dict[str, str]:
@@ -127,6 +128,22 @@ class AirflowClient:
         with contextlib.suppress(AirflowError):  # the note is for people; the state change is what matters
             self._request("PATCH", path, json={"note": note}, params={"update_mask": "note"})
         return self.get_run(dag_id, run_id)
+
+    def asset_event(self, uri: str, extra: dict[str, Any]) -> dict[str, Any]:
+        """Record an event on the asset with this URI (the DAGs scheduled on it run); needs a user
+        with the ``op`` role or higher.
+
+        Raises:
+            AirflowError: no DAG declares the asset yet (the DAG files are not parsed), or refused.
+        """
+        asset_id = self._asset_ids.get(uri)
+        if asset_id is None:
+            body = self._request("GET", "/assets", params={"uri_pattern": uri, "limit": 100})
+            matches = [a for a in (body or {}).get("assets", []) if a.get("uri") == uri]
+            if not matches:
+                raise AirflowError(f"Airflow knows no asset {uri!r} yet (are the LabelOps DAGs parsed?)")
+            asset_id = self._asset_ids[uri] = int(matches[0]["id"])
+        return dict(self._request("POST", "/assets/events", json={"asset_id": asset_id, "extra": extra}))
 
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/dags/{quote(dag_id)}", json={"is_paused": False})

@@ -58,6 +58,11 @@ class Settings:
     ml_backend_url: str | None
     ml_backend_user: str | None
     ml_backend_password: str | None = field(repr=False)
+    # The live loop: the platform's webhook receiver as Label Studio reaches it, registered on
+    # every project the platform creates, and the secret Label Studio sends in a header with each
+    # delivery. Both or neither; None: no webhooks (the hourly export still picks labels up).
+    webhook_url: str | None
+    webhook_secret: str | None = field(repr=False)
     airflow_public_url: str
     cookie_secure: bool
     # The embedded Label Studio's admin account (make run; its password is generated).
@@ -226,6 +231,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("SECRET_KEY", "at least 16 characters of random text", "<too short>")
     openai_key = _get(env, "OPENAI_API_KEY")
     airflow_api_url = _http_url(env, "AIRFLOW_API_URL", "http://127.0.0.1:8080") or ""
+    webhook_url, webhook_secret = _http_url(env, "WEBHOOK_URL"), _get(env, "WEBHOOK_SECRET")
+    if webhook_url and (webhook_secret is None or len(webhook_secret) < 16):
+        shown = None if webhook_secret is None else "<too short>"
+        raise SettingsError("WEBHOOK_SECRET", "16+ random characters that Label Studio sends to WEBHOOK_URL", shown)
     return Settings(
         home=home,
         database_url=_database_url(env),
@@ -251,6 +260,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ml_backend_url=_http_url(env, "ML_BACKEND_URL"),
         ml_backend_user=_get(env, "ML_BACKEND_USER"),
         ml_backend_password=_get(env, "ML_BACKEND_PASSWORD"),
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
         airflow_public_url=_http_url(env, "AIRFLOW_PUBLIC_URL") or airflow_api_url,
         cookie_secure=_flag(env, "COOKIE_SECURE"),
         ls_admin_email=_email(env, "LS_ADMIN_EMAIL", "admin@labelops.local"),

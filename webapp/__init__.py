@@ -52,6 +52,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp import ml_backend
 
     ml_backend.register(app)
+    from webapp import hooks
+
+    hooks.register(app)
 
     from webapp.cli import register_cli
 

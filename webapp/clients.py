@@ -7,6 +7,7 @@ from flask import current_app
 from include.airflow_client import AirflowClient
 from include.labelstudio.client import LabelStudioClient
 from include.labelstudio.dispatch import OutboxDispatcher
+from include.runtime.asset_signaller import AssetSignaller
 
 
 class NotConfigured(RuntimeError):
@@ -64,3 +65,33 @@ def wake_dispatcher() -> None:
     dispatcher = label_dispatcher()
     if dispatcher is not None:
         dispatcher.wake()
+
+
+def asset_signaller() -> AssetSignaller | None:
+    """This process's asset signaller (started on first use), or None when it is turned off
+    (tests) or Airflow is not configured: webhooks then wait in the database for a process
+    that has it, and the hourly export picks their labels up anyway."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config.get("ASSET_SIGNALLER") or not app.config.get("AIRFLOW_API_PASSWORD"):
+        return None
+    signaller = app.extensions.get("labelops.signaller")
+    if signaller is None:
+        url, user, password = (
+            app.config["AIRFLOW_API_URL"],
+            app.config.get("AIRFLOW_API_USER"),
+            app.config["AIRFLOW_API_PASSWORD"],
+        )
+        signaller = AssetSignaller(
+            app.config["SQLALCHEMY_DATABASE_URI"],
+            lambda: AirflowClient(url, user or "webapp", password, timeout=5),
+            sweep=app.config.get("OUTBOX_SWEEP_SECONDS", 5.0),
+        )
+        app.extensions["labelops.signaller"] = signaller.start()
+    return signaller
+
+
+def wake_signaller() -> None:
+    """A webhook was just committed: tell Airflow now rather than at the next sweep."""
+    signaller = asset_signaller()
+    if signaller is not None:
+        signaller.wake()

@@ -36,6 +36,8 @@ class Config:
     # LOCKED, so any number of processes may do it); every OUTBOX_SWEEP_SECONDS and on each label.
     OUTBOX_DISPATCHER = True
     OUTBOX_SWEEP_SECONDS = 5.0
+    # Tell Airflow about Label Studio webhooks from a thread of each web process (the live loop).
+    ASSET_SIGNALLER = True
     TESTING = False
 
     @staticmethod
@@ -59,6 +61,7 @@ class Config:
             "PII_KEY": settings.pii_key,
             "ML_BACKEND_USER": settings.ml_backend_user,
             "ML_BACKEND_PASSWORD": settings.ml_backend_password,
+            "WEBHOOK_SECRET": settings.webhook_secret,
             # the LLM recognizer (names, addresses) for trying a policy that uses it
             "PII_LLM": bool(settings.openai_base_url or settings.ollama_base_url),
         }

@@ -58,6 +58,7 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         "items": dataset.item_count,
         "pii_policy_id": dataset.pii_policy_id,
         "overlap_share": dataset.overlap_share,
+        "retrain_after_labels": dataset.retrain_after_labels,
         "created_at": _iso(dataset.created_at),
     }
 
@@ -209,3 +210,8 @@ def inference_json(run: InferenceRun) -> dict[str, Any]:
         "created_at": _iso(run.created_at),
         "finished_at": _iso(run.finished_at),
     }
+
+
+def live_loop_json(dataset_id: int, state: dict[str, Any]) -> dict[str, Any]:
+    """include.services.live_loop.status for the API (times as ISO 8601)."""
+    return {"dataset_id": dataset_id, **{k: _iso(v) if k.endswith("_at") else v for k, v in state.items()}}

@@ -182,6 +182,10 @@ class Dataset(Base):
     quality_thresholds: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
     # Share of auto-assigned tasks that also go to a second annotator (agreement).
     overlap_share: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # The live loop: this many new labels since the last model (or the last time the loop was
+    # started for it) start a quick retrain of this dataset alone; NULL: only the nightly loop.
+    retrain_after_labels: Mapped[int | None] = mapped_column(Integer, default=50, server_default="50")
+    live_loop_signalled_at: Mapped[datetime | None] = mapped_column(TSTZ)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
@@ -352,6 +356,30 @@ class JobAttempt(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     ended_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class LsWebhook(Base):
+    """A Label Studio webhook delivery, kept until the platform has told Airflow about it.
+
+    ``body_sha256`` makes a replayed or retried delivery of the same event a no-op; the
+    signaller (include.labelstudio.signals) turns pending rows into one asset event per dataset.
+    """
+
+    __tablename__ = "ls_webhooks"
+    __table_args__ = (
+        Index("ix_ls_webhooks_pending", "next_attempt_at", postgresql_where=sql_text("signalled_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    body_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    ls_project_id: Mapped[int] = mapped_column(Integer)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    signalled_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class LabelOutbox(Base):

@@ -10,7 +10,6 @@ rounds in a thread: woken right after a label is committed, and every few second
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from include.labelstudio.client import (
     LabelStudioUnavailable,
 )
 from include.labelstudio.label_config import choice_result, label_of
+from include.runtime.pump import Pump
 from include.services import label_outbox
 from include.services.label_outbox import Delivery
 
@@ -151,11 +151,13 @@ def _deliver(client: LabelStudioClient, d: Delivery, ls_user: int, existing: dic
     return int(created["id"])
 
 
-class OutboxDispatcher:
+class OutboxDispatcher(Pump):
     """Delivers the outbox in a background thread: at once when woken, and every ``sweep`` seconds.
 
     Safe to run in several processes at the same time (entries are claimed with SKIP LOCKED).
     """
+
+    name = "label-outbox"
 
     def __init__(
         self,
@@ -165,40 +167,13 @@ class OutboxDispatcher:
         sweep: float = 5.0,
         batch: int = BATCH,
     ) -> None:
+        super().__init__(sweep)
         self.db_url = db_url
         self.client_factory = client_factory
-        self.sweep = sweep
         self.batch = batch
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.rounds = 0
+        self._client: LabelStudioClient | None = None
 
-    def start(self) -> OutboxDispatcher:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="label-outbox", daemon=True)
-            self._thread.start()
-        return self
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 10) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        client: LabelStudioClient | None = None
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                client = client or self.client_factory()
-                outcome = deliver_due(self.db_url, client, limit=self.batch)
-                self.rounds += 1
-                if outcome.claimed == self.batch and not outcome.error:
-                    continue  # more may be due: no pause
-            except Exception as exc:  # the database or Label Studio is away: try again later
-                log.warning("label outbox round failed (will retry): %s", exc)
-            self._wake.wait(self.sweep)
+    def round(self) -> bool:
+        self._client = self._client or self.client_factory()
+        outcome = deliver_due(self.db_url, self._client, limit=self.batch)
+        return outcome.claimed == self.batch and not outcome.error  # more may be due: no pause

@@ -6,8 +6,20 @@ import os
 from typing import Any
 
 import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+
+from include.pipelines import assets
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+# The live loop (include.pipelines.assets): Label Studio webhooks -> ls_export -> the loop.
+ANNOTATIONS_CHANGED = Asset(name="labelstudio_annotations", uri=assets.ANNOTATIONS_CHANGED, group="labelops")
+LABELS_READY = Asset(name="labels_ready", uri=assets.LABELS_READY, group="labelops")
+
+
+def on_clock_or(cron: str, asset: Asset) -> AssetOrTimeSchedule:
+    """Run on the clock (reconciliation: nothing depends on a webhook arriving) and on each event."""
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=asset)
 
 
 def default_args(retries: int = 2) -> dict[str, Any]:

@@ -54,6 +54,7 @@ def ls_import(context: Mapping[str, Any]) -> dict[str, Any]:
         batch_size=values["batch_size"],
         default_project_id=settings.ls_project_id,
         ml_backend=ml_backend_ref(settings),
+        webhook=webhook_ref(settings),
     )
 
 
@@ -66,6 +67,15 @@ def ml_backend_ref(settings: Any) -> Any:
     return MlBackendRef(settings.ml_backend_url, settings.ml_backend_user, settings.ml_backend_password)
 
 
+def webhook_ref(settings: Any) -> Any:
+    """The platform's webhook receiver for new Label Studio projects, when WEBHOOK_URL is set."""
+    from include.services.ls_projects import WebhookRef
+
+    if not settings.webhook_url:
+        return None
+    return WebhookRef(settings.webhook_url, settings.webhook_secret)
+
+
 def deidentify(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
     """De-identify the dataset's pending items (every dataset with a policy when none is given)."""
     from include.config import load_settings
@@ -75,6 +85,20 @@ def deidentify(context: Mapping[str, Any], dataset_id: int | None = None) -> dic
     values = step_values("deidentify", context, dataset_id)
     settings = load_settings()
     return run_deidentify(platform_db_url(settings), run_ref(context), settings, dataset_id=values["dataset_id"])
+
+
+def triggering_datasets(context: Mapping[str, Any]) -> list[int] | None:
+    """The datasets named by the asset events that started this run; None when no event did (a
+    run on the clock or by hand)."""
+    events = [e for batch in (context.get("triggering_asset_events") or {}).values() for e in batch]
+    if not events:
+        return None
+    found: set[int] = set()
+    for event in events:
+        extra = getattr(event, "extra", None) or {}
+        named = [extra.get("dataset_id"), *(extra.get("dataset_ids") or [])]
+        found.update(int(d) for d in named if isinstance(d, int) and not isinstance(d, bool))
+    return sorted(found)
 
 
 def ls_export(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,18 +114,46 @@ def ls_export(context: Mapping[str, Any]) -> dict[str, Any]:
         run_ref(context),
         dataset_id=values["dataset_id"],
         full=values["full"],
+        only=triggering_datasets(context) if values["dataset_id"] is None else None,
     )
 
 
+def live_loop_due(context: Mapping[str, Any], exported: Mapping[str, Any], outlet: Any) -> list[int]:
+    """Datasets of this export with enough new labels for a quick loop: emits one ``labels_ready``
+    event naming them, or skips (no event) when none is due."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.db.session import session_scope
+    from include.pipelines.resources import platform_db_url
+    from include.services import live_loop
+    from include.services.datasets import datasets_of_projects
+
+    projects = [int(p) for p in exported.get("projects") or []]
+    with session_scope(platform_db_url()) as session:
+        candidates = [d.id for d in datasets_of_projects(session, projects)]
+        due = live_loop.due(session, candidates)
+        live_loop.mark_started(session, [d.dataset_id for d in due])
+    if not due:
+        raise AirflowSkipException("no dataset has enough new labels for the live loop")
+    context["outlet_events"][outlet].extra = {
+        "dataset_ids": [d.dataset_id for d in due],
+        "new_labels": {str(d.dataset_id): d.new_labels for d in due},
+    }
+    return [d.dataset_id for d in due]
+
+
 def loop_datasets(context: Mapping[str, Any]) -> list[int]:
-    """Datasets the nightly loop works on: the one asked for, or every dataset in Label Studio."""
+    """Datasets the loop works on: the one asked for, those whose new labels started this run
+    (live loop), or every dataset in Label Studio (nightly)."""
     from include.db.session import session_scope
     from include.pipelines.resources import platform_db_url
     from include.services.datasets import datasets_in_label_studio
 
     values = step_values("loop_datasets", context)
+    only = triggering_datasets(context) if values["dataset_id"] is None else None
     with session_scope(platform_db_url()) as session:
-        return datasets_in_label_studio(session, values["dataset_id"])
+        found = datasets_in_label_studio(session, values["dataset_id"])
+    return found if only is None else [d for d in found if d in only]
 
 
 def embed_items(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:

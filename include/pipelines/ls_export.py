@@ -97,13 +97,20 @@ def run_ls_export(
     *,
     dataset_id: int | None = None,
     full: bool = FULL_EXPORT.default,
+    only: list[int] | None = None,
 ) -> dict[str, Any]:
-    """The ``ls_export`` job over the projects of one dataset, or of all datasets."""
-    with tracked_job(
-        db_url, "ls_export", run, dataset_id=dataset_id, params={"dataset_id": dataset_id, "full": full}
-    ) as job:
+    """The ``ls_export`` job over the projects of one dataset, or of all datasets.
+
+    ``only``: the datasets whose webhooks started this run (the live loop), instead of all.
+    """
+    if only is not None and len(only) == 1:
+        dataset_id, only = only[0], None
+    params: dict[str, Any] = {"dataset_id": dataset_id, "full": full, **({"only": only} if only else {})}
+    with tracked_job(db_url, "ls_export", run, dataset_id=dataset_id, params=params) as job:
         with session_scope(db_url) as session:
-            projects = ls_project_ids(session, dataset_id)
+            projects = sorted(
+                {p for d in only for p in ls_project_ids(session, d)} if only else ls_project_ids(session, dataset_id)
+            )
         if not projects:
             raise SkipStep("no dataset has been imported into Label Studio yet")
         total = ExportSummary()

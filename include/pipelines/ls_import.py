@@ -21,7 +21,13 @@ from include.services.ls_import import (
     record_imported,
     task_payload,
 )
-from include.services.ls_projects import MlBackendRef, connect_ml_backend, ensure_project
+from include.services.ls_projects import (
+    MlBackendRef,
+    WebhookRef,
+    connect_ml_backend,
+    ensure_project,
+    register_webhook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,7 @@ def import_dataset(
     default_project_id: int | None = None,
     job: JobHandle | None = None,
     ml_backend: MlBackendRef | None = None,
+    webhook: WebhookRef | None = None,
 ) -> dict[str, Any]:
     """Import up to ``limit`` not-yet-imported items of one dataset; commits after every batch.
 
@@ -65,6 +72,10 @@ def import_dataset(
     if ml_backend is not None:
         with session_scope(db_url) as session:
             ml_problem = connect_ml_backend(session, client, project_id, ml_backend)
+    if webhook is not None:
+        with session_scope(db_url) as session:
+            hook_problem = register_webhook(session, client, project_id, webhook)
+        ml_problem = "; ".join(p for p in (ml_problem, hook_problem) if p) or None
     recovered = ReconcileReport()
     if not project.created:  # a project made just now holds no task to recover
         with session_scope(db_url) as session:
@@ -148,10 +159,12 @@ def run_ls_import(
     batch_size: int = IMPORT_BATCH.default,
     default_project_id: int | None = None,
     ml_backend: MlBackendRef | None = None,
+    webhook: WebhookRef | None = None,
 ) -> dict[str, Any]:
     """The ``ls_import`` job: one dataset, or every dataset with new items when ``dataset_id`` is None.
 
-    ``ml_backend``: connected to every project this run creates (ML_BACKEND_URL).
+    ``ml_backend``: connected to every project this run creates (ML_BACKEND_URL); ``webhook``:
+    registered on them (WEBHOOK_URL), which makes the loop live.
     """
     params = {"dataset_id": dataset_id, "limit": limit, "batch_size": batch_size}
     with tracked_job(db_url, "ls_import", run, dataset_id=dataset_id, params=params) as job:
@@ -176,6 +189,7 @@ def run_ls_import(
                     default_project_id=default_project_id,
                     job=job,
                     ml_backend=ml_backend,
+                    webhook=webhook,
                 )
             except (pii.DeidentificationRequired, quality.QualityGateFailed) as exc:
                 if dataset_id is not None:

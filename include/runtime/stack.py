@@ -148,6 +148,9 @@ class Launcher:
         # The embedded Label Studio reaches the web app on loopback: connect new projects to the
         # platform's ML backend so annotators see the promoted model's predictions there too.
         self.env.setdefault("ML_BACKEND_URL", f"http://127.0.0.1:{self.settings.webapp_port}/ml")
+        # ... and to post annotation events to the web app's receiver: the live loop.
+        self.env.setdefault("WEBHOOK_URL", f"http://127.0.0.1:{self.settings.webapp_port}/hooks/labelstudio")
+        self.env.setdefault("WEBHOOK_SECRET", self.settings.webhook_secret or self.secrets.get("webhook_secret"))
         self.urls["Label Studio"] = server.url
         self.logins.append(("Label Studio", server.admin_email, password))
 

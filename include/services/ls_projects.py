@@ -47,6 +47,14 @@ class MlBackendRef:
     password: str | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class WebhookRef:
+    """The platform's webhook receiver as Label Studio reaches it (WEBHOOK_URL, WEBHOOK_SECRET)."""
+
+    url: str
+    secret: str = field(repr=False)
+
+
 def ensure_project(
     session: Session,
     client: LabelStudioClient,
@@ -120,6 +128,44 @@ def connect_ml_backend(
     except LabelStudioError as exc:
         log.warning("ML backend %s not connected to project %s: %s", backend.url, project_id, exc)
         return f"ML backend not connected: {exc}"
+    return None
+
+
+def register_webhook(session: Session, client: LabelStudioClient, project_id: int, hook: WebhookRef) -> str | None:
+    """Have Label Studio post annotation events of a project the platform owns to the receiver,
+    with the shared secret in a header (updated when the secret or the events changed); returns
+    why it failed (the import goes on: the hourly export still picks the labels up).
+
+    Checked on every import, like the ML backend, so a rotated secret reaches every project.
+    """
+    from include.services.webhooks import ACTIONS, SECRET_HEADER
+
+    state = session.get(LsProject, project_id)
+    if state is None or not state.owned:
+        return None
+    wanted = {
+        "project": project_id,
+        "url": hook.url,
+        "send_payload": True,
+        "send_for_all_actions": False,
+        "is_active": True,
+        "actions": list(ACTIONS),
+        "headers": {SECRET_HEADER: hook.secret},
+    }
+    try:
+        existing = client.request("GET", "/api/webhooks/", project_id=project_id, params={"project": project_id})
+        ours = [h for h in existing or [] if str(h.get("url", "")).rstrip("/") == hook.url.rstrip("/")]
+        if not ours:
+            client.request("POST", "/api/webhooks/", project_id=project_id, json_body=wanted)
+        elif (
+            (ours[0].get("headers") or {}) != wanted["headers"]
+            or sorted(ours[0].get("actions") or []) != sorted(ACTIONS)
+            or not ours[0].get("is_active", True)
+        ):
+            client.request("PATCH", f"/api/webhooks/{int(ours[0]['id'])}/", project_id=project_id, json_body=wanted)
+    except LabelStudioError as exc:
+        log.warning("webhook %s not registered on project %s: %s", hook.url, project_id, exc)
+        return f"webhook not registered: {exc}"
     return None
 
 

@@ -57,3 +57,47 @@ def test_invalid_params_are_rejected(dagbag) -> None:
 
     with pytest.raises(ParamValidationError):
         dagbag.get_dag("ls_import").test(run_conf={"limit": 0})
+
+
+def test_export_starts_the_live_loop_after_enough_new_labels(db, ls, run_dag) -> None:
+    """``live_loop_due`` emits ``labels_ready`` naming the dataset once it has
+    ``retrain_after_labels`` new labels, and skips (no event) before that and right after."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from include.pipelines.assets import LABELS_READY
+
+    with session_scope(db) as s:
+        dataset = create_dataset(s, "live-dag", labels=["OK", "NG"])
+        add_items(s, dataset, [(f"live dag text {i}", {}) for i in range(6)])
+        dataset.retrain_after_labels = 2
+        dataset_id = dataset.id
+    assert run_dag("ls_import", {"dataset_id": dataset_id}).state == DagRunState.SUCCESS
+    with session_scope(db) as s:
+        ls_ids = s.scalars(select(Task.ls_task_id).where(Task.dataset_id == dataset_id).order_by(Task.id)).all()
+    client = ls.client()
+
+    def export_and_due() -> tuple[str, object]:
+        dr = run_dag("ls_export", {"dataset_id": dataset_id})
+        assert dr.state == DagRunState.SUCCESS
+        ti = next(t for t in dr.get_task_instances() if t.task_id == "live_loop_due")
+        return ti.state, ti.xcom_pull(task_ids="live_loop_due") if ti.state == "success" else None
+
+    def ready_events() -> list[dict]:
+        with create_session() as session:
+            rows = session.scalars(
+                select(AssetEvent)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                .where(AssetModel.uri == LABELS_READY)
+            ).all()
+            return [dict(e.extra or {}) for e in rows]
+
+    before = len(ready_events())
+    client.create_annotation(ls_ids[0], choice_result("NG"))
+    assert export_and_due()[0] == "skipped"
+    client.create_annotation(ls_ids[1], choice_result("OK"))
+    assert export_and_due() == ("success", [dataset_id])
+    events = ready_events()[before:]
+    assert events == [{"dataset_ids": [dataset_id], "new_labels": {str(dataset_id): 2}}]
+    assert export_and_due()[0] == "skipped"  # started for these labels: not again until 2 more
+    assert len(ready_events()) == before + 1

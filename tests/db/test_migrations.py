@@ -40,6 +40,7 @@ EXPECTED_TABLES = {
     "inference_inputs",
     "inference_results",
     "training_configs",
+    "ls_webhooks",
 }
 
 

@@ -33,6 +33,7 @@ def make_app(db_url: str, **overrides: Any):
         "AIRFLOW_API_USER": "webapp",
         "AIRFLOW_API_PASSWORD": "unused",
         "JOBS_REFRESH_SECONDS": 1,
+        "ASSET_SIGNALLER": False,  # tests signal Airflow themselves (signal_pending) unless they turn it on
         "OUTBOX_DISPATCHER": False,  # tests deliver the outbox themselves (deliver_due) unless they turn it on
     }
     config.update(overrides)

@@ -37,7 +37,7 @@ def airflow_api(airflow_db, tmp_path_factory):
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,webapp:user",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,webapp:op",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-that-is-long-enough-for-hmac-sha512-0123456789",
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
@@ -160,3 +160,53 @@ def test_stopping_a_training_through_the_api_ends_its_airflow_run(db, users, air
     assert missing.status_code == 404
     assert shown["status"] == "stopped" and shown["finished_at"]
     assert annotator.status_code == 403
+
+
+def test_webhooks_become_one_asset_event_per_dataset(db, airflow_api) -> None:
+    """Webhooks the receiver kept reach Airflow's REST API as ``labelstudio_annotations`` events
+    (as the web app's user), once; with Airflow away they wait and back off."""
+    from include.db.models import LsWebhook
+    from include.pipelines.assets import ANNOTATIONS_CHANGED
+    from include.runtime.asset_signaller import signal_pending
+    from include.services import webhooks
+
+    first, _ = dataset_with_tasks(db, "signal-a", 1)
+    second, _ = dataset_with_tasks(db, "signal-b", 1)
+    with session_scope(db) as s:
+        from include.db.models import Dataset
+
+        s.get(Dataset, first).ls_project_id, s.get(Dataset, second).ls_project_id = 901, 902
+    secret = "webhook-secret-0123456789"
+    app = make_app(db, WEBHOOK_SECRET=secret)
+    with app.test_client() as client:
+        for k, project in enumerate((901, 901, 902)):
+            event = {"action": "ANNOTATION_CREATED", "annotation": {"id": k}, "project": {"id": project}}
+            assert (
+                client.post("/hooks/labelstudio", json=event, headers={webhooks.SECRET_HEADER: secret}).status_code
+                == 202
+            )
+
+    away = AirflowClient("http://127.0.0.1:9", "webapp", PASSWORDS["webapp"], timeout=2)
+    assert signal_pending(db, away) == 0
+    with session_scope(db) as s:
+        rows = s.scalars(select(LsWebhook)).all()
+        assert all(r.attempts == 1 and r.signalled_at is None and "not reachable" in r.last_error for r in rows)
+        for r in rows:  # as if the backoff had passed
+            r.next_attempt_at = r.received_at
+
+    webapp_user = AirflowClient(airflow_api, "webapp", PASSWORDS["webapp"])
+    assert signal_pending(db, webapp_user) == 3
+    assert signal_pending(db, webapp_user) == 0  # each delivery once
+    admin = AirflowClient(airflow_api, "admin", PASSWORDS["admin"])
+    (asset,) = [
+        a for a in admin._request("GET", "/assets", params={"limit": 100})["assets"] if a["uri"] == ANNOTATIONS_CHANGED
+    ]
+    events = admin._request("GET", "/assets/events", params={"asset_id": asset["id"], "limit": 100})["asset_events"]
+    extras = sorted(
+        (e["extra"]["dataset_id"], e["extra"]["webhooks"])
+        for e in events
+        if e["extra"].get("dataset_id") in (first, second)
+    )
+    assert extras == [(first, 2), (second, 1)]
+    with session_scope(db) as s:
+        assert all(r.signalled_at is not None and r.last_error == "" for r in s.scalars(select(LsWebhook)))

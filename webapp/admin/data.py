@@ -9,7 +9,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.params import ParamError
-from include.services import quality, snapshots
+from include.services import live_loop, quality, snapshots
 from include.services.export import FORMATS
 from webapp.admin import bp
 from webapp.admin.common import dataset_or_404
@@ -108,6 +108,30 @@ def overlap(dataset_id: int) -> Any:
         db.session.commit()
         flash(f"{share:.0%} of each auto-assignment will also go to a second annotator.", "success")
     return redirect(url_for("admin.dataset", dataset_id=ds.id) + "#agreement")
+
+
+@bp.post("/datasets/<id:dataset_id>/live-loop")
+@admin_required
+def live_loop_setting(dataset_id: int) -> Any:
+    """After how many new labels the dataset retrains on its own (empty: only nightly)."""
+    ds = dataset_or_404(dataset_id)
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    raw = request.form.get("retrain_after_labels", "").strip()
+    try:
+        live_loop.set_threshold(ds, int(raw) if raw else None)
+    except ValueError:
+        flash(
+            f"Retrain after: a whole number from 1 to {live_loop.MAX_RETRAIN_AFTER:,}, or empty to turn it off.",
+            "error",
+        )
+    else:
+        db.session.commit()
+        if ds.retrain_after_labels is None:
+            flash("The live loop is off for this dataset: it retrains nightly.", "success")
+        else:
+            flash(f"The dataset retrains as soon as {ds.retrain_after_labels} new labels arrive.", "success")
+    return redirect(url_for("admin.dataset", dataset_id=ds.id) + "#live-loop")
 
 
 @bp.get("/datasets/<id:dataset_id>/export.<fmt>")

@@ -11,7 +11,7 @@ from include.demo.texts import generate_demo_texts
 from include.labelstudio.client import LabelStudioError
 from include.params import ParamError
 from include.pipelines.catalog import PIPELINES
-from include.services import eval_set, pii, quality, training_configs
+from include.services import eval_set, live_loop, pii, quality, training_configs
 from include.services.assignment import AssignmentError, auto_assign
 from include.services.datasets import DatasetError, add_items, create_dataset, list_datasets, parse_upload
 from include.services.deletion import delete_dataset
@@ -120,6 +120,7 @@ def dataset(dataset_id: int) -> Any:
         report=report,
         failed=quality.failed_checks(report) if report else [],
         agreement=quality.agreement(db.session(), ds),
+        live=live_loop.status(db.session(), ds),
         snapshots=list_snapshots(db.session(), ds.id)[:5],
         export_formats=list(EXPORT_FORMATS),
         training_configs=training_configs.list_configs(db.session(), ds.id),

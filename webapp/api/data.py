@@ -12,7 +12,7 @@ from include.airflow_client import AirflowError
 from include.db.models import Dataset, InferenceRun, Role
 from include.ml.training.configs import ConfigError
 from include.params import ParamError
-from include.services import inference, pii, quality, snapshots, training_configs
+from include.services import inference, live_loop, pii, quality, snapshots, training_configs
 from include.services.datasets import DatasetError
 from webapp.api import api_error, api_user, bp, json_body, token_required
 from webapp.clients import NotConfigured
@@ -22,6 +22,7 @@ from webapp.runs import start_inference_run as start_run
 from webapp.serializers import (
     inference_json,
     job_json,
+    live_loop_json,
     policy_json,
     quality_json,
     snapshot_json,
@@ -223,6 +224,35 @@ def overlap(dataset_id: int) -> Any:
     dataset.overlap_share = float(share)
     db.session.commit()
     return jsonify({"dataset_id": dataset_id, "overlap_share": dataset.overlap_share})
+
+
+@bp.get("/datasets/<id:dataset_id>/live-loop")
+@token_required(Role.ADMIN)
+def live_loop_status(dataset_id: int) -> Any:
+    """The live loop's setting and state: new labels since the last model, webhooks waiting."""
+    dataset = _dataset(dataset_id)
+    if not isinstance(dataset, Dataset):
+        return dataset
+    state = live_loop.status(db.session(), dataset)
+    return jsonify(live_loop_json(dataset_id, state))
+
+
+@bp.put("/datasets/<id:dataset_id>/live-loop")
+@token_required(Role.ADMIN)
+def live_loop_update(dataset_id: int) -> Any:
+    """``{"retrain_after_labels": 50}`` (``null``: off): retrain after that many new labels."""
+    dataset = _dataset(dataset_id)
+    if not isinstance(dataset, Dataset):
+        return dataset
+    body = json_body()
+    if "retrain_after_labels" not in body:
+        return api_error(400, "send retrain_after_labels: a whole number, or null to turn the live loop off")
+    try:
+        live_loop.set_threshold(dataset, body["retrain_after_labels"])
+    except ValueError as exc:
+        return api_error(400, str(exc))
+    db.session.commit()
+    return live_loop_status(dataset_id)
 
 
 # -- export and snapshots ------------------------------------------------------------------------

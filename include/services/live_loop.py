@@ -1,0 +1,90 @@
+"""When a dataset's new labels are worth a quick retrain of that dataset alone (the live loop).
+
+A dataset with ``retrain_after_labels = N`` is due once N tasks got a label since the later of
+its last experiment and the last time the loop was started for it. Counting from the last start
+too means a loop that trains nothing (too few labels, a quality block) is not started again on
+every export until N more labels arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, Experiment, LsWebhook, Task
+
+
+@dataclass(frozen=True)
+class Due:
+    dataset_id: int
+    new_labels: int
+    threshold: int
+
+
+def new_labels(session: Session, dataset: Dataset) -> int:
+    """Tasks of the dataset labeled since its last experiment or live-loop start."""
+    last_experiment = session.scalar(select(func.max(Experiment.started_at)).where(Experiment.dataset_id == dataset.id))
+    since = max((t for t in (last_experiment, dataset.live_loop_signalled_at) if t is not None), default=None)
+    stmt = select(func.count()).select_from(Task).where(Task.dataset_id == dataset.id, Task.label.is_not(None))
+    if since is not None:
+        stmt = stmt.where(Task.labeled_at > since)
+    return int(session.scalar(stmt) or 0)
+
+
+def due(session: Session, dataset_ids: list[int]) -> list[Due]:
+    """Which of these datasets the live loop should retrain now."""
+    found = []
+    datasets = session.scalars(
+        select(Dataset)
+        .where(Dataset.id.in_(dataset_ids), Dataset.retrain_after_labels.is_not(None))
+        .order_by(Dataset.id)
+    )
+    for dataset in datasets:
+        threshold = int(dataset.retrain_after_labels or 0)
+        count = new_labels(session, dataset)
+        if threshold > 0 and count >= threshold:
+            found.append(Due(dataset.id, count, threshold))
+    return found
+
+
+def mark_started(session: Session, dataset_ids: list[int]) -> None:
+    """The loop is on its way for these datasets: count new labels from now."""
+    now = datetime.now(UTC)
+    for dataset in session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids))):
+        dataset.live_loop_signalled_at = now
+
+
+MAX_RETRAIN_AFTER = 1_000_000
+
+
+def set_threshold(dataset: Dataset, value: int | None) -> None:
+    """Retrain after ``value`` new labels; None turns the live loop off for the dataset.
+
+    Raises:
+        ValueError: not a whole number between 1 and 1,000,000 (the message says so).
+    """
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETRAIN_AFTER
+    ):
+        raise ValueError(f"retrain_after_labels must be a whole number from 1 to {MAX_RETRAIN_AFTER:,}, or empty (off)")
+    dataset.retrain_after_labels = value
+
+
+def status(session: Session, dataset: Dataset) -> dict[str, Any]:
+    """What the dataset page and API show about the live loop."""
+    last = session.execute(
+        select(func.max(LsWebhook.received_at), func.count().filter(LsWebhook.signalled_at.is_(None))).where(
+            LsWebhook.dataset_id == dataset.id
+        )
+    ).one()
+    return {
+        "retrain_after_labels": dataset.retrain_after_labels,
+        "new_labels": new_labels(session, dataset),
+        "last_webhook_at": last[0],
+        "webhooks_waiting": int(last[1] or 0),
+        "last_started_at": dataset.live_loop_signalled_at,
+    }

@@ -1,0 +1,153 @@
+"""Label Studio webhooks on record: receive once, signal Airflow once per dataset.
+
+The receiver must answer inside Label Studio's 1 s webhook timeout whatever Airflow is doing,
+so it only commits a row here; the signaller (include.runtime.asset_signaller) turns pending
+rows into asset events. A delivery is keyed by the SHA-256 of its body: Label Studio's retries
+and replays of the same event add nothing, while an edit of the same annotation (a new
+``updated_at``) is a new event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, LsWebhook
+
+# The annotation events that change what a model would learn from.
+ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
+SECRET_HEADER = "X-LabelOps-Webhook-Secret"
+
+
+class BadWebhook(ValueError):
+    """The body is not a Label Studio webhook the platform understands (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of one delivery: ``accepted`` (kept, to be signalled), ``duplicate`` (a replay)
+    or ``ignored`` (another event, or a project that belongs to no dataset)."""
+
+    status: str
+    action: str
+    ls_project_id: int
+    dataset_id: int | None
+
+    @property
+    def new(self) -> bool:
+        return self.status == "accepted"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Pending deliveries of one dataset, claimed together: one asset event covers them all."""
+
+    dataset_id: int
+    ids: tuple[int, ...]
+    actions: tuple[str, ...]
+
+
+def project_of(payload: Any) -> tuple[str, int]:
+    """The action and Label Studio project id of a webhook body.
+
+    Raises:
+        BadWebhook: no action, or no project id anywhere Label Studio puts one.
+    """
+    if not isinstance(payload, dict):
+        raise BadWebhook("expected a JSON object")
+    action = payload.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadWebhook("no 'action' in the body")
+    project = payload.get("project")
+    found = [project.get("id") if isinstance(project, dict) else None]
+    annotations = payload.get("annotations")
+    for part in (
+        payload.get("task"),
+        payload.get("annotation"),
+        *(annotations[:1] if isinstance(annotations, list) else []),
+    ):
+        if isinstance(part, dict):
+            raw = part.get("project")
+            found.append(raw.get("id") if isinstance(raw, dict) else raw)
+    for raw in found:
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+            return action, raw
+    raise BadWebhook(f"no project id in the {action} body")
+
+
+def record(session: Session, body: bytes, payload: Any) -> Received:
+    """Keep one delivery (idempotent on its body); the caller commits.
+
+    Raises:
+        BadWebhook: see :func:`project_of`.
+    """
+    action, project_id = project_of(payload)
+    dataset_id = session.scalar(select(Dataset.id).where(Dataset.ls_project_id == project_id).limit(1))
+    if action not in ACTIONS or dataset_id is None:
+        return Received("ignored", action, project_id, dataset_id)
+    stmt = (
+        insert(LsWebhook)
+        .values(
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            ls_project_id=project_id,
+            dataset_id=dataset_id,
+            action=action,
+        )
+        .on_conflict_do_nothing(index_elements=["body_sha256"])
+        .returning(LsWebhook.id)
+    )
+    new = session.scalar(stmt) is not None
+    return Received("accepted" if new else "duplicate", action, project_id, dataset_id)
+
+
+def claim(session: Session, limit: int = 1000) -> list[Pending]:
+    """Due deliveries, grouped by dataset and locked until the caller's transaction ends (another
+    process skips them), so each is signalled by one process."""
+    rows = session.execute(
+        select(LsWebhook.id, LsWebhook.dataset_id, LsWebhook.action)
+        .where(
+            LsWebhook.signalled_at.is_(None),
+            LsWebhook.dataset_id.is_not(None),
+            LsWebhook.next_attempt_at <= datetime.now(UTC),
+        )
+        .order_by(LsWebhook.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).tuples()
+    groups: dict[int, tuple[list[int], set[str]]] = {}
+    for row_id, dataset_id, action in rows:
+        ids, actions = groups.setdefault(int(dataset_id or 0), ([], set()))
+        ids.append(int(row_id))
+        actions.add(str(action))
+    return [Pending(d, tuple(ids), tuple(sorted(actions))) for d, (ids, actions) in groups.items()]
+
+
+def signalled(session: Session, pending: Pending) -> None:
+    session.execute(
+        update(LsWebhook).where(LsWebhook.id.in_(pending.ids)).values(signalled_at=datetime.now(UTC), last_error="")
+    )
+
+
+def failed(session: Session, pending: Pending, error: str) -> None:
+    """Try again later: 2, 4, 8 ... seconds, at most a minute (the hourly export covers it anyway)."""
+    for row in session.scalars(select(LsWebhook).where(LsWebhook.id.in_(pending.ids))):
+        row.attempts += 1
+        row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=min(60, 2**row.attempts))
+        row.last_error = error[:2000]
+
+
+def pending_count(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(LsWebhook)
+            .where(LsWebhook.signalled_at.is_(None), LsWebhook.dataset_id.is_not(None))
+        )
+        or 0
+    )

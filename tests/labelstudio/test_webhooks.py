@@ -1,0 +1,184 @@
+"""Label Studio webhooks, the start of the live loop: registered on the projects the platform
+creates, posted by the real Label Studio to the receiver with the shared secret, kept once per
+event, forged ones refused; and when a dataset has enough new labels for a quick retrain."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from include.db.models import Dataset, Experiment, LsWebhook, Task, TaskStatus
+from include.db.session import session_scope
+from include.labelstudio.label_config import choice_result
+from include.pipelines.ls_import import run_ls_import
+from include.pipelines.runner import RunRef
+from include.services import live_loop, webhooks
+from include.services.datasets import add_items, create_dataset
+from include.services.ls_projects import WebhookRef
+from tests.webapp.conftest import make_app
+
+SECRET = "webhook-secret-0123456789"
+HEADERS = {webhooks.SECRET_HEADER: SECRET}
+
+
+@pytest.fixture
+def receiver(db) -> Iterator[str]:
+    """The web app on a real port, so the real Label Studio can post to it."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, make_app(db, WEBHOOK_SECRET=SECRET), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/labelstudio"
+    server.shutdown()
+
+
+def _rows(db: str) -> list[tuple[str, int | None]]:
+    with session_scope(db) as s:
+        return [(r.action, r.dataset_id) for r in s.scalars(select(LsWebhook).order_by(LsWebhook.id))]
+
+
+def _wait_rows(db: str, n: int, timeout: float = 30) -> list[tuple[str, int | None]]:
+    deadline = time.monotonic() + timeout
+    while len(rows := _rows(db)) < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return rows
+
+
+@pytest.mark.labelstudio
+def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) -> None:
+    with session_scope(db) as s:
+        dataset = create_dataset(s, "webhooks", labels=["OK", "NG"])
+        add_items(s, dataset, [(f"webhook text {i}", {}) for i in range(5)])
+        dataset_id = dataset.id
+    client = ls.client()
+    result = run_ls_import(db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, SECRET))
+    (imported,) = result["datasets"]
+    assert imported["ml_problem"] is None
+    project_id = imported["ls_project_id"]
+
+    def registered() -> list[dict]:
+        return [h for h in client.request("GET", "/api/webhooks/", params={"project": project_id})]
+
+    (hook,) = registered()
+    assert hook["url"] == receiver and hook["headers"] == HEADERS and hook["send_payload"]
+    assert sorted(hook["actions"]) == sorted(webhooks.ACTIONS)
+    # Every import checks it: still one; a rotated secret reaches the project.
+    run_ls_import(db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, SECRET))
+    run_ls_import(
+        db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, "rotated-secret-0123456789")
+    )
+    (hook,) = registered()
+    assert hook["headers"] == {webhooks.SECRET_HEADER: "rotated-secret-0123456789"}
+    run_ls_import(db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, SECRET))
+
+    with session_scope(db) as s:
+        ls_task = s.scalar(select(Task.ls_task_id).where(Task.dataset_id == dataset_id).order_by(Task.id).limit(1))
+    created = client.create_annotation(ls_task, choice_result("NG"))
+    assert _wait_rows(db, 1) == [("ANNOTATION_CREATED", dataset_id)]
+    client.update_annotation(int(created["id"]), choice_result("OK"))
+    assert _wait_rows(db, 2)[1] == ("ANNOTATION_UPDATED", dataset_id)
+    client.request("DELETE", f"/api/annotations/{created['id']}/")
+    assert _wait_rows(db, 3)[2] == ("ANNOTATIONS_DELETED", dataset_id)
+    with session_scope(db) as s:
+        (pending,) = webhooks.claim(s)
+    assert pending.dataset_id == dataset_id and len(pending.ids) == 3
+    assert pending.actions == tuple(sorted(webhooks.ACTIONS))
+
+
+def test_the_receiver_refuses_forgeries_and_ignores_replays(db) -> None:
+    with session_scope(db) as s:
+        dataset = create_dataset(s, "hooks", labels=["OK", "NG"])
+        dataset.ls_project_id = 777
+        dataset_id = dataset.id
+    event = {"action": "ANNOTATION_CREATED", "annotation": {"id": 5, "updated_at": "2026-11-23T06:00:00Z"},
+             "project": {"id": 777}}  # fmt: skip
+    app = make_app(db, WEBHOOK_SECRET=SECRET)
+    with app.test_client() as client:
+        forged = client.post("/hooks/labelstudio", json=event, headers={webhooks.SECRET_HEADER: "guess"})
+        assert forged.status_code == 403 and webhooks.SECRET_HEADER in forged.json["error"]
+        assert client.post("/hooks/labelstudio", json=event).status_code == 403
+        assert _rows(db) == []
+
+        first = client.post("/hooks/labelstudio", json=event, headers=HEADERS)
+        assert first.status_code == 202
+        assert first.json == {"status": "accepted", "action": "ANNOTATION_CREATED", "dataset_id": dataset_id}
+        replay = client.post("/hooks/labelstudio", json=event, headers=HEADERS)
+        assert (replay.status_code, replay.json["status"]) == (200, "duplicate")
+        edited = {**event, "annotation": {"id": 5, "updated_at": "2026-11-23T06:00:09Z"}}
+        assert client.post("/hooks/labelstudio", json=edited, headers=HEADERS).json["status"] == "accepted"
+
+        other = {"action": "ANNOTATION_CREATED", "task": {"id": 1, "project": 31337}}
+        assert client.post("/hooks/labelstudio", json=other, headers=HEADERS).json["status"] == "ignored"
+        project_event = {"action": "PROJECT_UPDATED", "project": {"id": 777}}
+        assert client.post("/hooks/labelstudio", json=project_event, headers=HEADERS).json["status"] == "ignored"
+        for bad in ([1, 2], {"action": "ANNOTATION_CREATED"}, {"project": {"id": 777}}):
+            answer = client.post("/hooks/labelstudio", json=bad, headers=HEADERS)
+            assert answer.status_code == 400, bad
+        assert _rows(db) == [("ANNOTATION_CREATED", dataset_id)] * 2
+
+    unconfigured = make_app(db, WEBHOOK_SECRET=None)
+    with unconfigured.test_client() as client:
+        assert client.post("/hooks/labelstudio", json=event, headers=HEADERS).status_code == 404
+
+
+def _label(db: str, dataset_id: int, n: int, at: datetime) -> None:
+    with session_scope(db) as s:
+        tasks = s.scalars(
+            select(Task).where(Task.dataset_id == dataset_id, Task.label.is_(None)).order_by(Task.id).limit(n)
+        ).all()
+        assert len(tasks) == n
+        for task in tasks:
+            task.status, task.label, task.labeled_at = TaskStatus.LABELED, "OK", at
+
+
+def test_a_dataset_is_due_after_its_threshold_of_new_labels(db) -> None:
+    from tests.webapp.factories import dataset_with_tasks
+
+    dataset_id, _ = dataset_with_tasks(db, "live", 40)
+    other_id, _ = dataset_with_tasks(db, "nightly-only", 40)
+    with session_scope(db) as s:
+        live_loop.set_threshold(s.get_one(Dataset, dataset_id), 10)
+        live_loop.set_threshold(s.get_one(Dataset, other_id), None)
+        with pytest.raises(ValueError, match="1 to 1,000,000"):
+            live_loop.set_threshold(s.get_one(Dataset, dataset_id), 0)
+    now = datetime.now(UTC)
+    _label(db, dataset_id, 9, now - timedelta(minutes=10))
+    _label(db, other_id, 30, now - timedelta(minutes=10))
+    with session_scope(db) as s:
+        assert live_loop.due(s, [dataset_id, other_id]) == []
+    _label(db, dataset_id, 1, now - timedelta(minutes=9))
+    with session_scope(db) as s:
+        assert live_loop.due(s, [dataset_id, other_id]) == [live_loop.Due(dataset_id, 10, 10)]
+        # A model trained since: only labels after it count.
+        s.add(Experiment(name="e", dataset_id=dataset_id, started_at=now - timedelta(minutes=5)))
+    with session_scope(db) as s:
+        assert live_loop.due(s, [dataset_id]) == []
+    _label(db, dataset_id, 10, now - timedelta(minutes=1))
+    with session_scope(db) as s:
+        assert [d.new_labels for d in live_loop.due(s, [dataset_id])] == [10]
+        live_loop.mark_started(s, [dataset_id])  # started: not again until 10 more arrive
+    with session_scope(db) as s:
+        assert live_loop.due(s, [dataset_id]) == []
+        state = live_loop.status(s, s.get_one(Dataset, dataset_id))
+        assert (state["retrain_after_labels"], state["new_labels"]) == (10, 0)
+
+
+def test_triggering_asset_events_pick_the_datasets() -> None:
+    from types import SimpleNamespace
+
+    from include.pipelines.entrypoints import triggering_datasets
+
+    assert triggering_datasets({}) is None  # on the clock, or by hand: every dataset
+    assert triggering_datasets({"triggering_asset_events": {}}) is None
+    events = {
+        "labelstudio_annotations": [SimpleNamespace(extra={"dataset_id": 3}), SimpleNamespace(extra={"dataset_id": 1})],
+        "labels_ready": [SimpleNamespace(extra={"dataset_ids": [3, 7]}), SimpleNamespace(extra=None)],
+    }
+    assert triggering_datasets({"triggering_asset_events": events}) == [1, 3, 7]
+    assert triggering_datasets({"triggering_asset_events": {"a": [SimpleNamespace(extra={"x": True})]}}) == []
