@@ -6,7 +6,7 @@ VENV_LS := .venv-ls
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 
-.PHONY: run up test test-fast venv browser lint lock bench clean help
+.PHONY: run up test test-fast venv browser redis lint lock bench clean help
 
 help:
 	@echo "make run    - start PostgreSQL, Label Studio, Airflow and the web app; run the demo loop"
@@ -18,7 +18,7 @@ help:
 run up: venv
 	$(PY) -m include.runtime.stack $(ARGS)
 
-test: venv browser
+test: venv browser redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
@@ -41,6 +41,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)) >/dev/null; \
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+
+# Redis for the CeleryExecutor (make run ARGS=--celery, and its test): Debian's redis-server.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq redis-server || (apt-get update -qq && apt-get install -y -qq redis-server)) >/dev/null; \
+	  else echo "the CeleryExecutor test needs Debian's redis-server: sudo apt-get install redis-server"; fi; }
 
 lint: venv
 	$(VENV)/bin/ruff check dags include webapp plugins tests bench

@@ -18,6 +18,8 @@ ALL = [
     "export",
     "inference",
     "ml_backend",
+    "live_loop",
+    "executors",
 ]
 
 

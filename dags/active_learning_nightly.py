@@ -3,7 +3,7 @@
 
 The loop, every night: export annotations from Label Studio, then for each dataset in Label
 Studio embed new texts (and rebuild the HNSW index after a bulk load), train a candidate, gate
-it, pre-label unlabeled tasks and score their uncertainty. Live too: when `ls_export` finds a
+it, then (side by side) pre-label unlabeled tasks and score their uncertainty. Live too: when `ls_export` finds a
 dataset with `retrain_after_labels` new labels it emits `labels_ready`, and the loop runs for
 that dataset alone (the nightly run stays as reconciliation). Each step skips cleanly when it has
 nothing to do (no new labels: no training; no candidate: nothing to gate). Every step commits
@@ -73,7 +73,10 @@ def active_learning_nightly():
 
         indexed = build_index(embed_items(dataset_id))
         gated = gate(dataset_id, train_classifier(dataset_id, indexed))
-        score_uncertainty(dataset_id, prelabel(dataset_id, gated))
+        # Side by side: priorities need only the promoted model, while writing predictions to
+        # Label Studio takes minutes on a large dataset.
+        prelabel(dataset_id, gated)
+        score_uncertainty(dataset_id, gated)
 
     loop.expand(dataset_id=loop_datasets(ls_export()))
 

@@ -72,6 +72,7 @@ class Settings:
     ls_port: int
     airflow_port: int
     webapp_port: int
+    redis_port: int  # make run --celery: the Celery broker (not 6379: a system Redis may hold it)
 
     def require(self, name: str) -> str:
         """Return a configured string setting or fail naming its variable."""
@@ -269,4 +270,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ls_port=_port(env, "LS_PORT", 8081),
         airflow_port=_port(env, "AIRFLOW_PORT", 8080),
         webapp_port=_port(env, "WEBAPP_PORT", 5000),
+        redis_port=_port(env, "REDIS_PORT", 56379),
     )

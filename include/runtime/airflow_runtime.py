@@ -1,10 +1,13 @@
-"""Airflow on one machine: LocalExecutor on PostgreSQL, one process per component."""
+"""Airflow on one machine: LocalExecutor on PostgreSQL, one process per component; or, with
+``--celery``, the multi-machine topology on one machine: CeleryExecutor with Redis as the broker,
+a worker on queue ``default`` and one on queue ``gpu`` (what docker-compose runs on several)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +22,9 @@ from include.config import REPO_ROOT
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# CeleryExecutor: one worker per queue, named after it (task instances record the hostname).
+CELERY_WORKERS = (("default", 2), ("gpu", 1))
+WORKER_HOSTNAME = "include.runtime.worker_hostname.hostname"
 
 
 def airflow_env(
@@ -29,10 +35,25 @@ def airflow_env(
     port: int,
     jwt_secret: str,
     passwords_file: Path,
+    redis_url: str | None = None,
 ) -> dict[str, str]:
-    """Environment for every Airflow component (and the tasks they run)."""
+    """Environment for every Airflow component (and the tasks they run); with ``redis_url``, the
+    CeleryExecutor with that broker and the metadata database as its result backend."""
     base_url = f"http://127.0.0.1:{port}"
     platform_conn = platform_db_url.replace("postgresql+psycopg://", "postgresql://")
+    celery = (
+        {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": redis_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
+            # A worker lost mid-task: the scheduler fails the try once its heartbeats stop for this long.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": os.environ.get(
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "120"
+            ),
+        }
+        if redis_url
+        else {}
+    )
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
@@ -56,6 +77,7 @@ def airflow_env(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_LABELOPS_DB": platform_conn,
         "PYTHONPATH": str(REPO_ROOT),
+        **celery,
     }
 
 
@@ -80,6 +102,27 @@ def component_argv(name: str) -> list[str]:
     """The command line of one Airflow component."""
     airflow = str(Path(sys.executable).with_name("airflow"))
     return [airflow, name, *(["--skip-serve-logs"] if name == "scheduler" else [])]
+
+
+def celery_worker_argv(queue: str, concurrency: int) -> list[str]:
+    """A Celery worker serving one queue, its hostname ``<queue>@<machine>``."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    return [
+        airflow, "celery", "worker", "--queues", queue, "--concurrency", str(concurrency),
+        "--celery-hostname", f"{queue}@%h", "--skip-serve-logs",
+    ]  # fmt: skip
+
+
+def redis_argv(port: int) -> list[str]:
+    """Debian's redis-server on loopback, nothing persisted (Airflow's queue is in its database).
+
+    Raises:
+        RuntimeError: redis-server is not installed (the message says how to get it).
+    """
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("--celery needs Redis: sudo apt-get install redis-server (or make redis)")
+    return [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
 
 
 def wait_healthy(base_url: str, components: Sequence[Any], timeout: float = 180) -> None:

@@ -49,10 +49,11 @@ def _fernet_key() -> str:
 class Launcher:
     """Starts the services in order, hands each to the supervisor, and stops them in reverse."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, celery: bool = False) -> None:
         from include.runtime.local_secrets import LocalSecrets
 
         self.settings = settings
+        self.celery = celery
         self.home = settings.home
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs = self.home / "logs"
@@ -74,6 +75,8 @@ class Launcher:
     def check_ports(self) -> None:
         """Fail at once, saying by what and what to do, when a port the stack needs is taken."""
         wanted = [("AIRFLOW_PORT", self.settings.airflow_port), ("WEBAPP_PORT", self.settings.webapp_port)]
+        if self.celery:
+            wanted.append(("REDIS_PORT", self.settings.redis_port))
         if not self.settings.ls_url:
             wanted.append(("LS_PORT", self.settings.ls_port))
         for variable, port in wanted:
@@ -157,9 +160,12 @@ class Launcher:
     # -- Airflow -----------------------------------------------------------------------
     def start_airflow(self) -> None:
         from include.runtime.airflow_runtime import (
+            CELERY_WORKERS,
             COMPONENTS,
+            WORKER_HOSTNAME,
             airflow_cli,
             airflow_env,
+            celery_worker_argv,
             component_argv,
             wait_healthy,
             write_passwords,
@@ -180,15 +186,22 @@ class Launcher:
             port=self.settings.airflow_port,
             jwt_secret=self.secrets.get("airflow_jwt_secret", lambda: __import__("secrets").token_urlsafe(64)),
             passwords_file=passwords_file,
+            redis_url=self.start_redis() if self.celery else None,
         )
         env = {**os.environ, **self.env, **env}
         log.info("migrating Airflow's metadata database")
         airflow_cli(env, "db", "migrate")
         airflow_cli(env, "pools", "set", "gpu", "1", "GPU slots (one per GPU on the worker)")
         components = []
-        for name in COMPONENTS:
+        argvs = {f"airflow {name}": (component_argv(name), env) for name in COMPONENTS}
+        if self.celery:
+            for queue, concurrency in CELERY_WORKERS:
+                named = {**env, "LABELOPS_WORKER": queue, "AIRFLOW__CORE__HOSTNAME_CALLABLE": WORKER_HOSTNAME}
+                argvs[f"celery worker {queue}"] = (celery_worker_argv(queue, concurrency), named)
+        for name, (argv, component_env) in argvs.items():
+            log_name = name.removeprefix("airflow ").replace(" ", "-")
             component = ProcessComponent(
-                f"airflow {name}", component_argv(name), env=env, log_file=self.logs / "airflow" / f"{name}.log"
+                name, argv, env=component_env, log_file=self.logs / "airflow" / f"{log_name}.log"
             )
             component.launch()
             components.append(component)
@@ -199,6 +212,25 @@ class Launcher:
         self.urls["Airflow"] = base
         self.logins.append(("Airflow", "admin", passwords["admin"]))
         self.env.update(AIRFLOW_API_URL=base, AIRFLOW_API_USER="webapp", AIRFLOW_API_PASSWORD=passwords["webapp"])
+
+    def start_redis(self) -> str:
+        """Debian's redis-server as the Celery broker (``--celery``); returns its URL."""
+        from include.runtime.airflow_runtime import redis_argv
+        from include.runtime.embedded_pg import port_is_open
+
+        port = self.settings.redis_port
+        component = ProcessComponent("redis", redis_argv(port), env=dict(os.environ), log_file=self.logs / "redis.log")
+        component.launch()
+        deadline = time.monotonic() + 30
+        while not port_is_open("127.0.0.1", port):
+            if not component.alive() or time.monotonic() > deadline:
+                component.stop()
+                raise RuntimeError(f"redis-server did not start on port {port}; see {self.logs / 'redis.log'}")
+            time.sleep(0.2)
+        self.supervisor.add(component)
+        self.urls["Redis (Celery broker)"] = f"redis://127.0.0.1:{port}/0"
+        log.info("Redis on 127.0.0.1:%s: CeleryExecutor with a default and a gpu worker", port)
+        return f"redis://127.0.0.1:{port}/0"
 
     # -- web app -----------------------------------------------------------------------
     def start_webapp(self) -> None:
@@ -298,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-demo", action="store_true", help="start the services without running the demo pipeline")
     parser.add_argument("--once", action="store_true", help="run the demo pipeline, then stop everything (smoke test)")
+    parser.add_argument(
+        "--celery",
+        action="store_true",
+        help="CeleryExecutor with Redis and a worker per queue (default, gpu), as on several machines",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("alembic", "urllib3", "httpx"):
@@ -319,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    launcher = Launcher(settings)
+    launcher = Launcher(settings, celery=args.celery)
     try:
         launcher.check_ports()
         launcher.start_database()

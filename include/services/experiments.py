@@ -69,8 +69,24 @@ def start_experiment(
     snapshot_id: int | None = None,
     extra: dict[str, Any] | None = None,
 ) -> int:
-    """A running experiment; returns its id. ``extra`` joins its parameters (a sweep's trial, a config)."""
+    """A running experiment; returns its id. ``extra`` joins its parameters (a sweep's trial, a config).
+
+    A try of the same task that was killed (a worker lost, an OOM kill) left its experiment
+    running, half-written: the retry replaces it, so the run ends with one experiment and its
+    epochs once.
+    """
     now = datetime.now(UTC)
+    if run_id is not None:
+        for stale in session.scalars(
+            select(Experiment).where(
+                Experiment.run_id == run_id, Experiment.dataset_id == dataset.id, Experiment.status == "running"
+            )
+        ):
+            base = set(asdict(params)) | {"embedding_model", "n_labeled", "data_snapshot", "labels"}
+            stale_extra = {k: v for k, v in stale.params.items() if k not in base}
+            if stale_extra == (extra or {}):  # the same trial of the same task
+                session.delete(stale)
+        session.flush()
     experiment = Experiment(
         name=f"{dataset.name}-{params.kind}-{now:%Y%m%d-%H%M%S}",
         dataset_id=dataset.id,

@@ -154,7 +154,11 @@ def register_webhook(session: Session, client: LabelStudioClient, project_id: in
     }
     try:
         existing = client.request("GET", "/api/webhooks/", project_id=project_id, params={"project": project_id})
-        ours = [h for h in existing or [] if str(h.get("url", "")).rstrip("/") == hook.url.rstrip("/")]
+        ours = [  # Label Studio lists every project's webhooks, whatever the filter asks
+            h
+            for h in existing or []
+            if h.get("project") == project_id and str(h.get("url", "")).rstrip("/") == hook.url.rstrip("/")
+        ]
         if not ours:
             client.request("POST", "/api/webhooks/", project_id=project_id, json_body=wanted)
         elif (

@@ -90,15 +90,8 @@ def test_nightly_loop_end_to_end_and_skips_cleanly(db, ls, minilm, run_dag) -> N
     dr = run_dag("active_learning_nightly", {"dataset_id": dataset_id, "model_kind": "logistic", "min_f1": 0.5})
     assert dr.state == DagRunState.SUCCESS
     jobs = jobs_of(db, dr.run_id)
-    assert list(jobs) == [
-        "ls_export",
-        "embed_items",
-        "build_index",
-        "train_classifier",
-        "gate",
-        "prelabel",
-        "score_uncertainty",
-    ]
+    assert list(jobs)[:5] == ["ls_export", "embed_items", "build_index", "train_classifier", "gate"]
+    assert set(list(jobs)[5:]) == {"prelabel", "score_uncertainty"}  # side by side after the gate
     assert jobs.pop("build_index") == (JobStatus.SKIPPED, "the HNSW index of all-MiniLM-L6-v2 is up to date")
     assert all(status == JobStatus.SUCCESS for status, _ in jobs.values()), jobs
     assert jobs["ls_export"][1].startswith("exported 60 labeled tasks")

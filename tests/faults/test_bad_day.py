@@ -9,164 +9,28 @@ launcher still running.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 
-from include.runtime.embedded_pg import EmbeddedPostgres, free_port, port_is_open
-from tests.conftest import LS_TEMPLATE
+from include.runtime.embedded_pg import port_is_open
+from tests.helpers.platform import Platform, pg_of, started_platform, stop_postgres, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.labelstudio, pytest.mark.airflow]
-
-REPO = Path(__file__).resolve().parents[2]
-LS_ADMIN = ("admin@example.com", "admin-pass-123")  # the cached test Label Studio's admin
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except (requests.RequestException, OSError):
-            result = None
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(every)
-
-
-class Platform:
-    """The running launcher and what a test needs to talk to it."""
-
-    def __init__(self, home: Path, ports: dict[str, int], process: subprocess.Popen[bytes], log: Path) -> None:
-        self.home, self.ports, self.process, self.log = home, ports, process, log
-        self.web = f"http://127.0.0.1:{ports['WEBAPP_PORT']}"
-        secrets = json.loads((home / "secrets.json").read_text())
-        self.passwords = secrets["demo_passwords"]
-        self.ls_token = secrets["ls_token"]
-        self.ls_url = f"http://127.0.0.1:{ports['LS_PORT']}"
-        self.db_url = f"postgresql+psycopg://postgres@127.0.0.1:{ports['PG_PORT']}/labelops"
-        self._tokens: dict[str, str] = {}
-
-    def token(self, user: str) -> dict[str, str]:
-        if user not in self._tokens:
-            r = requests.post(
-                f"{self.web}/api/v1/auth/login", json={"username": user, "password": self.passwords[user]}, timeout=10
-            )
-            r.raise_for_status()
-            self._tokens[user] = r.json()["access_token"]
-        return {"Authorization": f"Bearer {self._tokens[user]}"}
-
-    def api(self, method: str, path: str, user: str = "admin", **kwargs: Any) -> requests.Response:
-        return requests.request(method, f"{self.web}/api/v1{path}", headers=self.token(user), timeout=30, **kwargs)
-
-    def run_pipeline(self, name: str, body: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-        """Trigger through the web app and wait for the queued job (and its steps) to end."""
-        response = self.api("POST", f"/pipelines/{name}", json=body)
-        assert response.status_code == 202, response.text
-        job_id = response.json()["job_id"]
-
-        def finished() -> dict[str, Any] | None:
-            job = self.api("GET", f"/jobs/{job_id}").json()
-            return job if job["status"] in ("success", "failed", "skipped") else None
-
-        return wait_for(f"{name} to finish", finished, timeout=timeout, every=2)
-
-    def sql(self, query: str, **params: Any) -> list[Any]:
-        engine = create_engine(self.db_url)
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(text(query), params))
-        finally:
-            engine.dispose()
-
-    def ls(self, path: str, **params: Any) -> Any:
-        from include.labelstudio.client import LabelStudioClient
-
-        return LabelStudioClient(self.ls_url, self.ls_token, retries=0).request("GET", path, params=params)
-
-    def ls_annotation_counts(self, project_id: int) -> dict[int, int]:
-        """Annotations per Label Studio task of a project (from Label Studio itself)."""
-        from include.labelstudio.client import LabelStudioClient
-
-        client = LabelStudioClient(self.ls_url, self.ls_token, retries=0)
-        return {int(t["id"]): len(t.get("annotations") or []) for t in client.iter_tasks(project_id)}
-
-    def launcher_log(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("bad-day") / "home"
-    home.mkdir()
-    if (LS_TEMPLATE / "label_studio.sqlite3").exists():  # skip Label Studio's one-minute first init
-        shutil.copytree(LS_TEMPLATE, home / "label-studio")
-    (home / "secrets.json").write_text(json.dumps({"ls_admin_password": LS_ADMIN[1]}))
-    ports = {name: free_port() for name in ("PG_PORT", "LS_PORT", "AIRFLOW_PORT", "WEBAPP_PORT")}
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update({k: str(v) for k, v in ports.items()})
-    env.update(
-        LABELOPS_HOME=str(home),
-        LS_ADMIN_EMAIL=LS_ADMIN[0],
-        AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY="3",
-        PYTHONUNBUFFERED="1",
-    )
-    log = home.parent / "launcher.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "include.runtime.stack", "--no-demo"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for(
-            "the platform to come up",
-            lambda: process.poll() is None and "LabelOps is running" in log.read_text(errors="replace"),
-            timeout=420,
-            every=2,
-        )
-        yield Platform(home, ports, process, log)
-    finally:
-        # A stop signal first: the launcher stops what it started (each in its own session, which a
-        # SIGKILL of its group would leave running); then nothing of it may remain.
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        _stop_postgres(home, ports["PG_PORT"])
-
-
-def _pg(home: Path, port: int) -> EmbeddedPostgres:
-    pg = EmbeddedPostgres(home / "postgres", port)
-    pg._prepare_permissions()
-    return pg
-
-
-def _stop_postgres(home: Path, port: int) -> None:
-    pg = _pg(home, port)
-    if pg.running_pid() is not None:
-        pg._run("pg_ctl", "-D", str(pg.data_dir), "-m", "fast", "-w", "stop", timeout=60)
+    with started_platform(tmp_path_factory.mktemp("bad-day")) as running:
+        yield running
 
 
 def _assign(platform: Platform, dataset_id: int, user: str, count: int) -> list[int]:
@@ -226,6 +90,9 @@ def test_the_platform_is_up_and_imports(platform: Platform) -> None:
     job = platform.run_pipeline("ls_import", {"dataset_id": 1})
     assert job["status"] == "success", job
     assert platform.sql("SELECT count(*) FROM tasks WHERE dataset_id = 1")[0][0] == 100
+    # The cases below count runs and attempts on dataset 1: no live retrain of it in between.
+    off = platform.api("PUT", "/datasets/1/live-loop", json={"retrain_after_labels": None})
+    assert off.status_code == 200 and off.json()["retrain_after_labels"] is None
 
 
 def test_a_web_worker_killed_while_labels_are_in_flight(platform: Platform) -> None:
@@ -268,7 +135,7 @@ def test_postgres_stops_for_a_few_seconds(platform: Platform) -> None:
     headers = platform.token("admin")
     trigger = platform.api("POST", "/pipelines/ls_export", json={"dataset_id": 1, "full": True})
     assert trigger.status_code == 202
-    _stop_postgres(platform.home, platform.ports["PG_PORT"])  # mid-export, and mid-request below
+    stop_postgres(platform.home, platform.ports["PG_PORT"])  # mid-export, and mid-request below
     try:
         for url, kwargs in (
             (f"{platform.web}/admin/", {}),
@@ -287,7 +154,7 @@ def test_postgres_stops_for_a_few_seconds(platform: Platform) -> None:
         health = requests.get(f"{platform.web}/healthz", timeout=10)
         assert health.status_code == 503 and health.json()["checks"]["database"]["ok"] is False
     finally:
-        _pg(platform.home, platform.ports["PG_PORT"]).start()  # the operator starts it again by hand
+        pg_of(platform.home, platform.ports["PG_PORT"]).start()  # the operator starts it again by hand
     wait_for("pages to work again", lambda: admin_browser.get(f"{platform.web}/admin/", timeout=5).status_code == 200)
     wait_for(
         "Airflow to be healthy",
@@ -340,6 +207,51 @@ def test_a_task_process_killed_mid_step_is_retried_and_on_record(platform: Platf
         d=dataset_id,
     )[0]
     assert tuple(embedded) == (3000, 3000)
+
+
+def test_labels_made_in_label_studio_retrain_that_dataset_alone(platform: Platform) -> None:
+    """The live loop on the real scheduler: annotations made in Label Studio reach the web app as
+    webhooks, Airflow as asset events, and start ls_export, then the loop for that dataset only."""
+    from include.labelstudio.client import LabelStudioClient
+
+    dataset_id = platform.labeled_dataset("live", 400, 200, retrain_after=200)
+    (project_id,) = platform.sql("SELECT ls_project_id FROM datasets WHERE id = :d", d=dataset_id)[0]
+    hooks = LabelStudioClient(platform.ls_url, platform.ls_token).request(
+        "GET", "/api/webhooks/", params={"project": project_id}
+    )
+    (hook,) = [h for h in hooks if h["url"] == f"{platform.web}/hooks/labelstudio"]  # the ML backend has one too
+    assert hook["is_active"] and hook["project"] == project_id
+    airflow = platform.airflow()
+
+    def live_run() -> dict[str, Any] | None:
+        runs = airflow._request("GET", "/dags/active_learning_nightly/dagRuns", params={"limit": 100})["dag_runs"]
+        done = [r for r in runs if r["run_type"] == "asset_triggered" and r["state"] in ("success", "failed")]
+        return done[0] if done else None
+
+    run = wait_for("the live loop to run", live_run, timeout=600, every=3)
+    assert run["state"] == "success", run
+    steps = {
+        step: (status, ds)
+        for step, status, ds in platform.sql(
+            "SELECT step, status, dataset_id FROM jobs WHERE run_id = :r", r=run["dag_run_id"]
+        )
+    }
+    assert steps["train_classifier"] == ("success", dataset_id), steps  # this dataset, and only it
+    assert {ds for _, ds in steps.values() if ds is not None} == {dataset_id}
+    exports = airflow._request("GET", "/dags/ls_export/dagRuns", params={"limit": 100})["dag_runs"]
+    assert any(r["run_type"] == "asset_triggered" and r["state"] == "success" for r in exports)
+    kept, waiting = platform.sql(
+        "SELECT count(*), count(*) FILTER (WHERE signalled_at IS NULL) FROM ls_webhooks WHERE dataset_id = :d",
+        d=dataset_id,
+    )[0]
+    assert (kept, waiting) == (200, 0)
+    promoted = platform.sql("SELECT count(*) FROM models WHERE dataset_id = :d AND status = 'promoted'", d=dataset_id)
+    assert promoted[0][0] == 1, steps
+    scored = platform.sql(
+        "SELECT count(*) FROM tasks WHERE dataset_id = :d AND label IS NULL AND uncertainty_score IS NOT NULL",
+        d=dataset_id,
+    )
+    assert scored[0][0] == 200  # the unlabeled half, in the annotators' new order
 
 
 def test_label_studio_goes_down_while_annotators_label(platform: Platform) -> None:

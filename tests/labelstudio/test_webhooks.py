@@ -63,7 +63,8 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
     project_id = imported["ls_project_id"]
 
     def registered() -> list[dict]:
-        return [h for h in client.request("GET", "/api/webhooks/", params={"project": project_id})]
+        hooks = client.request("GET", "/api/webhooks/", params={"project": project_id})
+        return [h for h in hooks if h["project"] == project_id]
 
     (hook,) = registered()
     assert hook["url"] == receiver and hook["headers"] == HEADERS and hook["send_payload"]
@@ -76,6 +77,17 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
     (hook,) = registered()
     assert hook["headers"] == {webhooks.SECRET_HEADER: "rotated-secret-0123456789"}
     run_ls_import(db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, SECRET))
+
+    # A second project gets its own webhook (the same URL on another project is not this one's).
+    with session_scope(db) as s:
+        other = create_dataset(s, "webhooks-2", labels=["OK", "NG"])
+        add_items(s, other, [("another text", {})])
+        other_id = other.id
+    run_ls_import(db, client, RunRef(), dataset_id=other_id, webhook=WebhookRef(receiver, SECRET))
+    with session_scope(db) as s:
+        other_project = s.get_one(Dataset, other_id).ls_project_id
+    listed = client.request("GET", "/api/webhooks/", params={"project": other_project})
+    assert [(h["project"], h["url"]) for h in listed] == [(other_project, receiver)]
 
     with session_scope(db) as s:
         ls_task = s.scalar(select(Task.ls_task_id).where(Task.dataset_id == dataset_id).order_by(Task.id).limit(1))

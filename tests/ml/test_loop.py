@@ -241,3 +241,34 @@ def test_a_failed_prelabel_keeps_finished_batches_and_the_next_run_completes(db,
     assert result["prelabeled"] == 30
     ls_tasks = {t["id"]: t for t in ls.client().iter_tasks(rows[0][0].ls_project_id, fields="all")}
     assert all(len(ls_tasks[t.ls_task_id]["predictions"]) == 1 for t, _ in rows)
+
+
+def test_a_retried_training_replaces_the_killed_tries_experiment(db) -> None:
+    """A try killed mid-training left a running experiment with some epochs; the retry (same run,
+    same dataset, same trial) replaces it: one experiment, its epochs once. Other trials and
+    finished experiments of the run are kept."""
+    from include.db.models import Experiment, ExperimentEpoch
+    from include.services.datasets import create_dataset
+    from include.services.experiments import record_epoch, start_experiment
+
+    with session_scope(db) as s:
+        dataset_id = create_dataset(s, "retried", labels=["OK", "NG"]).id
+
+    def start(s, run_id: str, extra: dict | None = None) -> int:
+        return start_experiment(
+            s, dataset=s.get_one(Dataset, dataset_id), embedding_model_id=None, embedding_model="m",
+            params=TrainParams(), n_labeled=10, snapshot="x", run_id=run_id, extra=extra,
+        )  # fmt: skip
+
+    with session_scope(db) as s:
+        killed = start(s, "run-1")
+        record_epoch(s, killed, 1, 0.9, 0.8, {})
+        other_trial = start(s, "run-1", {"trial": 2})
+        other_run = start(s, "run-0")
+    with session_scope(db) as s:
+        retry = start(s, "run-1")
+        record_epoch(s, retry, 1, 0.7, 0.6, {})
+    with session_scope(db) as s:
+        left = {e.id for e in s.scalars(select(Experiment))}
+        assert left == {retry, other_trial, other_run}
+        assert s.scalars(select(ExperimentEpoch.experiment_id)).all() == [retry]

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, jsonify, request
 
 from include.airflow_client import AirflowError
-from include.db.models import Dataset, Experiment, Job, ModelVersion, Role, Task
+from include.db.models import Dataset, Experiment, Job, JobStatus, ModelVersion, Role, Task
 from include.demo.texts import generate_demo_texts
 from include.ml.batch import BATCH_STRATEGY
 from include.params import ParamError, parse_int
@@ -351,6 +351,9 @@ def job(job_id: int) -> Any:
     row = db.session.get(Job, job_id)
     if row is None:
         return api_error(404, f"job {job_id} not found")
+    if row.status in (JobStatus.QUEUED, JobStatus.RUNNING):  # a multi-step run's row ends with its Airflow run
+        refresh_active_jobs()
+        db.session.refresh(row)
     return jsonify(job_json(row, attempts_of(db.session(), [row.id]).get(row.id)))
 
 
