@@ -230,6 +230,39 @@ def measure(platform: Any, size: int, n_labels: int) -> dict[str, Any]:
     }
 
 
+def receiver_latency(platform: Any, dataset_id: int, n: int = 300) -> dict[str, Any]:
+    """Label Studio posts each webhook before it answers the annotator, so the receiver's time is
+    the annotator's time: ``POST /hooks/labelstudio`` (new events, and replays) against ``GET
+    /livez`` (the cheapest route of the same gunicorn) in turns."""
+    import json
+
+    import requests
+
+    from bench._env import summary
+    from include.services.webhooks import SECRET_HEADER
+
+    secret = json.loads((platform.home / "secrets.json").read_text())["webhook_secret"]
+    (project_id,) = platform.sql("SELECT ls_project_id FROM datasets WHERE id = :d", d=dataset_id)[0]
+    session = requests.Session()
+    samples: dict[str, list[float]] = {"webhook_new": [], "webhook_replay": [], "livez": []}
+    for i in range(n):
+        body = {"action": "ANNOTATION_UPDATED", "annotation": {"id": 10_000_000 + i}, "project": {"id": project_id}}
+        for name, call in (
+            ("webhook_new", lambda b=body: session.post(f"{platform.web}/hooks/labelstudio", json=b,
+                                                        headers={SECRET_HEADER: secret}, timeout=10)),
+            ("webhook_replay", lambda b=body: session.post(f"{platform.web}/hooks/labelstudio", json=b,
+                                                           headers={SECRET_HEADER: secret}, timeout=10)),
+            ("livez", lambda: session.get(f"{platform.web}/livez", timeout=10)),
+        ):  # fmt: skip
+            started = time.perf_counter()
+            response = call()
+            samples[name].append((time.perf_counter() - started) * 1000)
+            assert response.status_code in (200, 202), response.text
+    out: dict[str, Any] = {name: summary(values) for name, values in samples.items()}
+    out["ratio_p95_new_vs_livez"] = out["webhook_new"]["p95"] / out["livez"]["p95"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     from tests.helpers.platform import started_platform
 
@@ -244,7 +277,9 @@ def main(argv: list[str] | None = None) -> None:
         for size in sizes:
             results.append(measure(platform, size, args.labels))
             print(results[-1], flush=True)
-    save("live_loop", {"runs": results})
+        first = int(platform.sql("SELECT min(id) FROM datasets WHERE name LIKE 'live-%'")[0][0])
+        receiver = receiver_latency(platform, first)
+    save("live_loop", {"runs": results, "receiver_ms": receiver})
 
 
 if __name__ == "__main__":
