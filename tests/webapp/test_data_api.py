@@ -287,3 +287,35 @@ def test_inference_requests_are_validated(db, client) -> None:
     login(client, "admin")
     page = client.get("/admin/inference")
     assert page.status_code == 200 and "No trained model yet" in page.get_data(as_text=True)
+
+
+def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
+    dataset_id, _ = dataset_with_tasks(db, "live-setting", 3)
+    admin = api_token(client, "admin")
+    state = client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json
+    assert (state["retrain_after_labels"], state["new_labels"], state["last_webhook_at"]) == (50, 0, None)
+    for bad in ({}, {"retrain_after_labels": 0}, {"retrain_after_labels": "ten"}, {"retrain_after_labels": True}):
+        answer = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json=bad, headers=admin)
+        assert answer.status_code == 400 and "retrain_after_labels" in answer.json["error"], bad
+    off = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json={"retrain_after_labels": None}, headers=admin)
+    assert off.status_code == 200 and off.json["retrain_after_labels"] is None
+    assert (
+        client.put(
+            f"/api/v1/datasets/{dataset_id}/live-loop",
+            json={"retrain_after_labels": 5},
+            headers=api_token(client, "alice"),
+        ).status_code
+        == 403
+    )
+
+    login(client, "admin")
+    page = client.get(f"/admin/datasets/{dataset_id}").get_data(as_text=True)
+    assert 'data-testid="live-loop"' in page and "Off: 0 new labels" in page
+    form = {"retrain_after_labels": "25"}  # CSRF is off in these tests (the browser tests keep it on)
+    shown = client.post(f"/admin/datasets/{dataset_id}/live-loop", data=form, follow_redirects=True)
+    assert "retrains as soon as 25 new labels arrive" in shown.get_data(as_text=True)
+    refused = client.post(
+        f"/admin/datasets/{dataset_id}/live-loop", data={**form, "retrain_after_labels": "-3"}, follow_redirects=True
+    )
+    assert "a whole number from 1 to 1,000,000" in refused.get_data(as_text=True)
+    assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retrain_after_labels"] == 25
