@@ -207,7 +207,7 @@ def measure(platform: Any, size: int, n_labels: int) -> dict[str, Any]:
     accounted = ["label_to_export_start", "export_ls_export", "export_live_loop_due", "export_scheduling",
                  "asset_event_to_loop_start", *[f"loop_{n.removeprefix('loop.')}" for n in chain],
                  "loop_scheduling_between_tasks", "scored_to_visible"]  # fmt: skip
-    task_s = {t["task"]: (t["end"] or 0) - (t["start"] or 0) for t in export_tasks + loop_tasks if t["start"]}
+    task_s = {t["task"]: t["end"] - t["start"] for t in export_tasks + loop_tasks if t["start"] and t["end"]}
     return {
         "tasks": size,
         "labels": n_labels,

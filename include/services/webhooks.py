@@ -64,6 +64,8 @@ def project_of(payload: Any) -> tuple[str, int]:
     action = payload.get("action")
     if not isinstance(action, str) or not action:
         raise BadWebhook("no 'action' in the body")
+    if len(action) > 64 or "\x00" in action:
+        raise BadWebhook("'action' is not a Label Studio event name")
     project = payload.get("project")
     found = [project.get("id") if isinstance(project, dict) else None]
     annotations = payload.get("annotations")

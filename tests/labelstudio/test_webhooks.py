@@ -129,7 +129,13 @@ def test_the_receiver_refuses_forgeries_and_ignores_replays(db) -> None:
         assert client.post("/hooks/labelstudio", json=other, headers=HEADERS).json["status"] == "ignored"
         project_event = {"action": "PROJECT_UPDATED", "project": {"id": 777}}
         assert client.post("/hooks/labelstudio", json=project_event, headers=HEADERS).json["status"] == "ignored"
-        for bad in ([1, 2], {"action": "ANNOTATION_CREATED"}, {"project": {"id": 777}}):
+        for bad in (
+            [1, 2],
+            {"action": "ANNOTATION_CREATED"},
+            {"project": {"id": 777}},
+            {"action": "A\u0000B", "project": {"id": 777}},
+            {"action": "X" * 65, "project": {"id": 777}},
+        ):
             answer = client.post("/hooks/labelstudio", json=bad, headers=HEADERS)
             assert answer.status_code == 400, bad
         assert _rows(db) == [("ANNOTATION_CREATED", dataset_id)] * 2

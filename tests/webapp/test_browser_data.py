@@ -113,3 +113,21 @@ def test_dataset_page_downloads_an_export(db, page, live_url, tmp_path) -> None:
     page.wait_for_selector("[data-testid=snapshots] >> text=v1")
     page.goto(f"{live_url}/admin/inference")
     assert "No trained model yet" in page.inner_text("[data-testid=inference-form]")
+
+
+def test_the_live_loop_card_sets_when_a_dataset_retrains(db, page, live_url) -> None:
+    dataset_id = make_dataset(db, [("late delivery", "NG"), ("works well", "OK"), ("fine", None)])
+    log_in(page, live_url, "admin")
+    page.goto(f"{live_url}/admin/datasets/{dataset_id}#live-loop")
+    card = page.locator("[data-testid=live-loop]")
+    assert "of 50 new labels since the last model" in card.inner_text()
+    card.locator("input[name=retrain_after_labels]").fill("25")
+    card.locator("button:has-text('Save')").click()
+    page.wait_for_selector("text=retrains as soon as 25 new labels arrive")
+    assert "of 25 new labels" in page.inner_text("[data-testid=live-loop-state]")
+    page.screenshot(path=str(SHOTS / "dataset-live-loop.png"), full_page=True)
+    page.locator("[data-testid=live-loop] input[name=retrain_after_labels]").fill("")
+    page.locator("[data-testid=live-loop] button:has-text('Save')").click()
+    page.wait_for_selector("text=The live loop is off for this dataset")
+    with session_scope(db) as s:
+        assert s.get_one(Dataset, dataset_id).retrain_after_labels is None
