@@ -110,11 +110,3 @@ def test_a_gpu_worker_killed_mid_training_is_retried_without_duplicates(platform
     models = platform.sql("SELECT count(*) FROM models WHERE experiment_id = :e", e=experiments[0][0])[0][0]
     assert models == 1
     assert "restarted celery worker gpu" in platform.launcher_log()
-    # The platform's jobs page agrees: both tries on record, the killed one closed.
-    job = wait_for(
-        "the job to settle",
-        lambda: (j := platform.api("GET", f"/jobs/{response.json()['job_id']}").json())["status"] == "success" and j,
-        timeout=120,
-        every=2,
-    )
-    assert [a["state"] for a in job["attempts"]] == ["failed", "success"], job["attempts"]
