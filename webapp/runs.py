@@ -86,7 +86,10 @@ def refresh_active_jobs(limit: int = 20) -> None:
             tries = client.task_tries(job.dag_id, job.run_id, attempt.task_id, attempt.map_index)
             this = next((t for t in tries if t.get("try_number") == attempt.try_number), None)
             if this is not None:
-                close_attempt_from_airflow(db.session(), job, attempt, str(this.get("state")))
+                latest = max(int(t.get("try_number") or 0) for t in tries)
+                close_attempt_from_airflow(
+                    db.session(), job, attempt, str(this.get("state")), last_try=attempt.try_number >= latest
+                )
         db.session.commit()
     except Exception as exc:  # the page still shows what the database knows
         db.session.rollback()

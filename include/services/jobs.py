@@ -164,11 +164,14 @@ def open_attempts(session: Session, *, started_before: datetime, limit: int = 50
     return [(job, attempt) for job, attempt in rows]
 
 
-def close_attempt_from_airflow(session: Session, job: Job, attempt: JobAttempt, airflow_state: str) -> bool:
+def close_attempt_from_airflow(
+    session: Session, job: Job, attempt: JobAttempt, airflow_state: str, *, last_try: bool = True
+) -> bool:
     """Close an attempt whose Airflow try has ended in ``airflow_state``; True if it changed.
 
     A try that ended without our step reporting was killed; if it was the last try, the job
-    ends failed too.
+    ends failed too. ``last_try`` False: Airflow already has a later try of the task (a retry
+    running or done), which owns the job's status.
     """
     if airflow_state in ("running", "queued", "scheduled", "deferred", "restarting", "None", ""):
         return False
@@ -181,7 +184,7 @@ def close_attempt_from_airflow(session: Session, job: Job, attempt: JobAttempt, 
         if succeeded
         else KILLED.format(n=attempt.try_number, then=f"; Airflow: {airflow_state}")
     )
-    if job.status == JobStatus.RUNNING and airflow_state in ("failed", "upstream_failed", "removed"):
+    if last_try and job.status == JobStatus.RUNNING and airflow_state in ("failed", "upstream_failed", "removed"):
         update_job(session, job.id, status=JobStatus.FAILED, message=attempt.message)
     return True
 

@@ -59,3 +59,26 @@ def test_settle_run_closes_umbrella_and_orphan_rows(db) -> None:
     assert rows[("n1", "active_learning_nightly")] == (JobStatus.SUCCESS, "finished: 1 steps, listed with the same run")
     assert rows[("n2", "active_learning_nightly")] == (JobStatus.FAILED, "the Airflow run failed at train_classifier")
     assert rows[("i1", "ls_import")][1].startswith("the Airflow run failed before this step started")
+
+
+def test_a_killed_try_fails_its_job_only_when_no_retry_follows(db) -> None:
+    """The reconciler reads a killed try as failed in Airflow's history; while a later try
+    exists, that try owns the job's status (a retry must not be shown failed)."""
+    from include.db.models import AttemptState, JobAttempt
+    from include.services.jobs import close_attempt_from_airflow, start_attempt, start_job
+
+    with session_scope(db) as s:
+        job_id = start_job(
+            s, step="train_classifier", dag_id="train_classifier", run_id="r", dataset_id=None, params={}
+        )
+        first = start_attempt(s, job_id, try_number=1, task_id="train_classifier")
+    with session_scope(db) as s:
+        job, attempt = s.get_one(Job, job_id), s.get_one(JobAttempt, first)
+        job.status = JobStatus.RUNNING
+        assert close_attempt_from_airflow(s, job, attempt, "failed", last_try=False)
+        assert (attempt.state, job.status) == (AttemptState.FAILED, JobStatus.RUNNING)
+    with session_scope(db) as s:
+        job, attempt = s.get_one(Job, job_id), s.get_one(JobAttempt, first)
+        attempt.state, attempt.ended_at = AttemptState.RUNNING, None
+        assert close_attempt_from_airflow(s, job, attempt, "failed")  # the last try: the job failed
+        assert job.status == JobStatus.FAILED
