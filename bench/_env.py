@@ -67,14 +67,18 @@ def postgres(name: str = "bench") -> Iterator[str]:
 
 
 @contextmanager
-def label_studio() -> Iterator[tuple[str, str]]:
+def label_studio(database: Any = None) -> Iterator[tuple[str, str]]:
+    """A Label Studio on SQLite (copied from the test template), or on ``database`` (a
+    ``PostgresDatabase``: initialised there, about 45 s)."""
     from include.runtime.embedded_pg import free_port
     from include.runtime.labelstudio_server import LabelStudioServer
 
     data = Path(tempfile.mkdtemp(dir=scratch(), prefix="ls-")) / "data"
-    if (LS_TEMPLATE / "label_studio.sqlite3").exists():
+    if database is None and (LS_TEMPLATE / "label_studio.sqlite3").exists():
         shutil.copytree(LS_TEMPLATE, data)
-    server = LabelStudioServer(data, free_port(), admin_email="admin@example.com", admin_password="admin-pass-123")
+    server = LabelStudioServer(
+        data, free_port(), admin_email="admin@example.com", admin_password="admin-pass-123", database=database
+    )
     server.start()
     try:
         token = server.mint_token()

@@ -16,6 +16,9 @@ from urllib.parse import urlparse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LABELS: tuple[str, ...] = ("OK", "NG")
+# The embedded Label Studio's database when LS_DATABASE is unset: the faster of the two at 100,000
+# tasks, PostgreSQL unless it is more than 10 % slower (bench/ls_database.py; figures in README).
+LS_DATABASE_DEFAULT = "sqlite"
 
 
 class SettingsError(ValueError):
@@ -67,6 +70,9 @@ class Settings:
     cookie_secure: bool
     # The embedded Label Studio's admin account (make run; its password is generated).
     ls_admin_email: str
+    # Where the embedded Label Studio keeps its data: "postgresql" (a ``labelstudio`` database on
+    # the platform's PostgreSQL server) or "sqlite" (a file in its data folder).
+    ls_database: str
     # Ports of the embedded stack (make run).
     pg_port: int
     ls_port: int
@@ -175,6 +181,13 @@ def _email(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (_get(env, name) or default).lower()
+    if value not in choices:
+        raise SettingsError(name, " or ".join(choices), value)
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = (_get(env, name) or "").lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -266,6 +279,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         airflow_public_url=_http_url(env, "AIRFLOW_PUBLIC_URL") or airflow_api_url,
         cookie_secure=_flag(env, "COOKIE_SECURE"),
         ls_admin_email=_email(env, "LS_ADMIN_EMAIL", "admin@labelops.local"),
+        ls_database=_choice(env, "LS_DATABASE", ("sqlite", "postgresql"), LS_DATABASE_DEFAULT),
         pg_port=_port(env, "PG_PORT", 54329),
         ls_port=_port(env, "LS_PORT", 8081),
         airflow_port=_port(env, "AIRFLOW_PORT", 8080),

@@ -18,7 +18,8 @@ PALETTE = ["#4f46e5", "#12805c", "#b54708", "#c01048", "#175cd3", "#7a5af8", "#0
 _LOCK = threading.Lock()  # pyplot's state is global: one figure at a time
 
 
-def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
+def _style() -> Any:
+    """pyplot on the Agg backend with the platform's style (text kept as text in the SVG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,6 +38,11 @@ def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
             "svg.fonttype": "none",
         }
     )
+    return plt
+
+
+def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
+    plt = _style()
     fig, ax = plt.subplots(figsize=(width, height), dpi=100)
     ax.grid(True, color=GRID, linewidth=0.6)
     ax.set_axisbelow(True)
@@ -191,6 +197,14 @@ def training(epochs: Sequence[dict[str, Any]]) -> bytes:
     if all(e.get("C") is not None for e in epochs):
         return regularisation_path(epochs)
     fig, ax = _figure()
+    if all(e.get("f1") is None for e in epochs):  # an encoder's fine-tuning: contrastive pair losses
+        x = [e.get("step") or e["epoch"] for e in epochs]
+        ax.plot(x, [e["train_loss"] for e in epochs], color=PALETTE[0], linewidth=1.6, label="pair loss (training)")
+        ax.plot(x, [e["val_loss"] for e in epochs], color=PALETTE[2], linewidth=1.6, label="pair loss (held-out texts)")
+        ax.set_xlabel("encoder step")
+        ax.set_ylabel("cosine-similarity loss")
+        ax.legend(frameon=False, loc="upper right")
+        return _svg(fig)
     x = [e["epoch"] for e in epochs]
     ax.plot(x, [e["train_loss"] for e in epochs], color=PALETTE[0], linewidth=1.6, label="train loss")
     ax.plot(x, [e["val_loss"] for e in epochs], color=PALETTE[2], linewidth=1.6, label="val loss")
@@ -231,24 +245,43 @@ def regularisation_path(points: Sequence[dict[str, Any]]) -> bytes:
     return _svg(fig)
 
 
+def _chosen_path(epochs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A logistic run's path under the class weighting it chose, by C."""
+    best = max(epochs, key=lambda p: (round(p["f1"] or 0.0, 6), -p["val_loss"]))
+    return sorted((p for p in epochs if bool(p.get("balanced")) == bool(best.get("balanced"))), key=lambda p: p["C"])
+
+
 def comparison(runs: Sequence[dict[str, Any]]) -> bytes:
-    """Validation loss and F1 of several experiments, one color each."""
+    """Validation loss and F1 of several experiments, one color each: runs that train by epochs
+    (or encoder steps) against those, logistic runs against C (their regularisation path), each
+    on its own row so no run is drawn on an axis that means something else for it."""
     if not runs:
         raise _Nothing("choose two to five experiments")
-    import matplotlib.pyplot as plt
-
-    fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
-    for ax in (loss_ax, f1_ax):
-        ax.grid(True, color=GRID, linewidth=0.6)
-        ax.set_xlabel("epoch")
-    for color, run in zip(PALETTE, runs, strict=False):
-        x = [e["epoch"] for e in run["epochs"]]
-        loss_ax.plot(x, [e["val_loss"] for e in run["epochs"]], color=color, linewidth=1.6, label=run["name"])
-        f1_ax.plot(x, [e["f1"] for e in run["epochs"]], color=color, linewidth=1.6, label=run["name"])
-    loss_ax.set_ylabel("val loss")
-    f1_ax.set_ylabel("val macro F1")
-    f1_ax.set_ylim(0, 1)
-    f1_ax.legend(frameon=False, fontsize=7, loc="lower right")
+    plt = _style()
+    colors = {id(run): color for run, color in zip(runs, PALETTE, strict=False)}
+    by_c = [r for r in runs if r["epochs"] and all(e.get("C") is not None for e in r["epochs"])]
+    rows = [(group, axis) for group, axis in (([r for r in runs if r not in by_c], "epoch"), (by_c, "C")) if group]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(9, 3.4 * len(rows)), dpi=100, squeeze=False)
+    for (group, axis), (loss_ax, f1_ax) in zip(rows, axes, strict=True):
+        for ax in (loss_ax, f1_ax):
+            ax.grid(True, color=GRID, linewidth=0.6)
+            if axis == "C":
+                ax.set_xscale("log")
+                ax.set_xlabel("C (inverse L2 strength), chosen class weighting")
+            else:
+                ax.set_xlabel("epoch (encoder runs: progress record)")
+        for run in group:
+            color = colors.get(id(run), MUTED)
+            points = _chosen_path(run["epochs"]) if axis == "C" else run["epochs"]
+            x = [p["C"] if axis == "C" else p["epoch"] for p in points]
+            loss_ax.plot(x, [p["val_loss"] for p in points], color=color, linewidth=1.6, label=run["name"])
+            if any(p["f1"] is not None for p in points):
+                f1_ax.plot(x, [p["f1"] for p in points], color=color, linewidth=1.6, label=run["name"])
+        loss_ax.set_ylabel("cross-validated loss" if axis == "C" else "val loss")
+        f1_ax.set_ylabel("cross-validated macro F1" if axis == "C" else "val macro F1")
+        f1_ax.set_ylim(0, 1)
+        loss_ax.legend(frameon=False, fontsize=7, loc="upper right")
+    fig.tight_layout()
     return _svg(fig)
 
 

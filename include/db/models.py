@@ -186,6 +186,8 @@ class Dataset(Base):
     # started for it) start a quick retrain of this dataset alone; NULL: only the nightly loop.
     retrain_after_labels: Mapped[int | None] = mapped_column(Integer, default=50, server_default="50")
     live_loop_signalled_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    live_loop_signal_run: Mapped[str | None] = mapped_column(String(250))  # the export run that sent it
+    live_loop_started_at: Mapped[datetime | None] = mapped_column(TSTZ)  # a loop run picked the dataset up
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
@@ -424,6 +426,12 @@ class EmbeddingModel(Base):
     model: Mapped[str] = mapped_column(String(255))
     dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    # A fine-tuned encoder (``ft:`` names): its weights as a tar archive, loaded by any worker from
+    # here (no shared disk), the dataset it was tuned on, and how (base model, experiment, pairs).
+    artifact: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    origin: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
 
     __table_args__ = (CheckConstraint("dimension > 0 AND dimension <= 2000", name="dimension_range"),)
 

@@ -22,7 +22,7 @@ from include.ml.embeddings.names import EMBEDDING_MODEL
 from include.ml.gate import GATE_PARAMS, MIN_F1, MIN_GAIN, REQUIRE_BASELINE
 from include.ml.prelabel.backends import BACKEND, LLM_BACKENDS
 from include.ml.scoring import STRATEGY
-from include.ml.training.params import MODEL_KIND, TRAIN_PARAMS
+from include.ml.training.params import FINETUNE_PARAMS, MODEL_KIND, TRAIN_PARAMS
 from include.params import ParamError, ParamSpec, parse_values
 
 # -- orchestration parameters ----------------------------------------------------------------
@@ -93,6 +93,10 @@ ADVANCED = frozenset(
         "force",
         "only_new",
         "epochs",
+        "max_pairs",
+        "finetune_lr",
+        "finetune_batch_size",
+        "finetune_epochs",
     }
 )
 
@@ -184,6 +188,7 @@ STEPS: dict[str, Step] = {
         Step("plan_sweep", (DATASET, TRAIN_CONFIG)),
         Step("sweep_trial", (DATASET, MIN_LABELS, EMBEDDING_MODEL)),
         Step("pick_best", (DATASET,)),
+        Step("finetune_encoder", (DATASET, *FINETUNE_PARAMS, MIN_LABELS)),
         Step("gate", (DATASET, *GATE_PARAMS)),
         Step("baseline_probe", (DATASET, LLM_BACKEND, PROBE_LIMIT)),
         Step("deidentify", (ANY_DATASET,)),
@@ -235,6 +240,14 @@ PIPELINES: dict[str, Pipeline] = {
             "Train every trial of a training config's sweep (each an experiment, on GPU workers) and send the one "
             "with the best validation F1 to the promotion gate.",
             ("plan_sweep", "sweep_trial", "pick_best", "gate"),
+        ),
+        Pipeline(
+            "finetune_encoder",
+            "Fine-tune the encoder",
+            "Tune the sentence encoder on the dataset's labels (SetFit-style pairs, on GPU workers), re-embed the "
+            "dataset with it and train a head on top; promoted only if it beats the current model on the "
+            "evaluation set.",
+            ("finetune_encoder", "gate"),
         ),
         Pipeline(
             "prelabel",

@@ -131,8 +131,9 @@ def live_loop_due(context: Mapping[str, Any], exported: Mapping[str, Any], outle
     projects = [int(p) for p in exported.get("projects") or []]
     with session_scope(platform_db_url()) as session:
         candidates = [d.id for d in datasets_of_projects(session, projects)]
-        due = live_loop.due(session, candidates)
-        live_loop.mark_started(session, [d.dataset_id for d in due])
+        run_id = run_ref(context).run_id
+        due = live_loop.due(session, candidates, run_id)
+        live_loop.mark_started(session, [d.dataset_id for d in due], run_id)
     if not due:
         raise AirflowSkipException("no dataset has enough new labels for the live loop")
     context["outlet_events"][outlet].extra = {
@@ -147,13 +148,16 @@ def loop_datasets(context: Mapping[str, Any]) -> list[int]:
     (live loop), or every dataset in Label Studio (nightly)."""
     from include.db.session import session_scope
     from include.pipelines.resources import platform_db_url
+    from include.services import live_loop
     from include.services.datasets import datasets_in_label_studio
 
     values = step_values("loop_datasets", context)
     only = triggering_datasets(context) if values["dataset_id"] is None else None
     with session_scope(platform_db_url()) as session:
         found = datasets_in_label_studio(session, values["dataset_id"])
-    return found if only is None else [d for d in found if d in only]
+        chosen = found if only is None else [d for d in found if d in only]
+        live_loop.mark_picked_up(session, chosen)
+    return chosen
 
 
 def embed_items(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
@@ -196,6 +200,29 @@ def train_classifier(context: Mapping[str, Any], dataset_id: int | None = None) 
         min_labels=values["min_labels"],
         force=values["force"],
         config_id=values["config_id"],
+    )
+
+
+def finetune_encoder(context: Mapping[str, Any]) -> dict[str, Any]:
+    from include.ml.training.finetune import FinetuneParams
+    from include.pipelines.finetune_encoder import run_finetune_encoder
+    from include.pipelines.resources import platform_db_url
+
+    values = step_values("finetune_encoder", context)
+    return run_finetune_encoder(
+        platform_db_url(),
+        run_ref(context),
+        dataset_id=values["dataset_id"],
+        tuning=FinetuneParams(
+            pair_iterations=values["pair_iterations"],
+            max_pairs=values["max_pairs"],
+            epochs=values["finetune_epochs"],
+            batch_size=values["finetune_batch_size"],
+            lr=values["finetune_lr"],
+            seed=values["seed"],
+        ),
+        base_model=values["base_model"],
+        min_labels=values["min_labels"],
     )
 
 

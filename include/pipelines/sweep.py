@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.db.models import ModelStatus, ModelVersion
+from sqlalchemy import select
+
+from include.db.models import Experiment, ModelStatus, ModelVersion
 from include.db.session import session_scope
 from include.ml.embeddings.backends import Embedder
 from include.ml.embeddings.names import EMBEDDING_MODEL
@@ -37,7 +39,7 @@ def run_plan_sweep(db_url: str, run: RunRef, *, dataset_id: int, config_id: int 
             raise ValueError(f"training config {name!r} has no sweep section: train with it instead")
         seed = int(config.values.get("seed") or 0)
         planned = [
-            {"trial": i, "config": name, "params": values}
+            {"trial": i, "config": name, "config_id": config_id, "params": values}
             for i, values in enumerate(trials(config.sweep, config.values, seed=seed), start=1)
         ]
         job.done(f"{len(planned)} trials of {name} ({config.sweep.method})", trials=len(planned))
@@ -54,20 +56,54 @@ def run_sweep_trial(
     min_labels: int = MIN_LABELS.default,
     embedder: Embedder | None = None,
 ) -> dict[str, Any]:
-    """One trial: a training run on the same labels as its siblings (forced: no "nothing new" skip)."""
+    """One trial: a training run on the same labels as its siblings (forced: no "nothing new" skip).
+
+    An Optuna trial (``params`` None) first asks the sampler, given its finished siblings.
+    """
+    values, tags = trial["params"], {"sweep": trial["config"], "trial": trial["trial"]}
+    if values is None:
+        suggested, values = _suggest(db_url, run, dataset_id, trial)
+        tags["suggested"] = suggested
     result = run_train_classifier(
         db_url,
         run,
         dataset_id=dataset_id,
-        params=TrainParams.from_values({**TrainParams().values(), **trial["params"]}),
+        params=TrainParams.from_values({**TrainParams().values(), **values}),
         embedding_model=embedding_model,
         min_labels=min_labels,
         embedder=embedder,
         force=True,
         step="sweep_trial",
-        tags={"sweep": trial["config"], "trial": trial["trial"]},
+        tags=tags,
     )
-    return {**result, "trial": trial["trial"]}
+    return {**result, "trial": trial["trial"], "params": values}
+
+
+def _suggest(db_url: str, run: RunRef, dataset_id: int, trial: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Optuna's next swept parameters from this sweep run's finished trials (their validation F1),
+    and the full parameter set (the config's fixed values with them)."""
+    from include.ml.training.search import suggest
+
+    with session_scope(db_url) as session:
+        row = training_configs.get(session, dataset_id, int(trial["config_id"]))
+        config = training_configs.as_config(row)
+        finished = session.scalars(
+            select(Experiment).where(
+                Experiment.run_id == run.run_id,
+                Experiment.dataset_id == dataset_id,
+                Experiment.status == "finished",
+            )
+        ).all()
+        history = [
+            (dict(e.params["suggested"]), float(e.metrics["f1"]))
+            for e in finished
+            if e.params.get("sweep") == trial["config"] and "suggested" in e.params and "f1" in (e.metrics or {})
+        ]
+    if config.sweep is None:
+        raise ValueError(f"training config {trial['config']!r} no longer has a sweep section")
+    seed = int(config.values.get("seed") or 0)
+    suggested = suggest(config.sweep, history, seed=seed)
+    return suggested, {**config.values, **suggested}
 
 
 def _score(result: dict[str, Any]) -> tuple[float, float]:

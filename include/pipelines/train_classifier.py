@@ -276,7 +276,9 @@ def run_gate(
                 raise SkipStep(f"model {model_id} is not a candidate")
             dataset = get_dataset(session, row.dataset_id)
             evaluation = eval_set.current_set(session, dataset)
-            incumbent_row = promoted_model(session, row.dataset_id, row.embedding_model_id)
+            # The model serving the dataset, whatever its encoder: a candidate on a fine-tuned
+            # encoder must beat the head it would replace, each judged on its own vectors.
+            incumbent_row = promoted_model(session, row.dataset_id)
             baseline_row = latest_baseline(session, row.dataset_id)
             baseline = predictions_on(session, baseline_row.id, evaluation.version) if baseline_row else None
             head = load_head(session, row.id)
@@ -285,15 +287,28 @@ def run_gate(
             version, labels = row.version, list(dataset.labels)
             items = eval_items(session, dataset.id, evaluation.hashes)
             vectors = load_vectors(session, row.embedding_model_id, sorted(evaluation.hashes))  # type: ignore[arg-type]
-        examples = [(h, label) for h, label in evaluation.examples if h in vectors]
+            incumbent_vectors = vectors
+            if incumbent_row is not None and incumbent_row.embedding_model_id != row.embedding_model_id:
+                incumbent_vectors = load_vectors(
+                    session,
+                    incumbent_row.embedding_model_id,  # type: ignore[arg-type]
+                    sorted(evaluation.hashes),
+                )
+        paired = incumbent_head is not None
+        examples = [
+            (h, label)
+            for h, label in evaluation.examples
+            if h in vectors and (not paired or h in incumbent_vectors)  # both judged on the same items
+        ]
         y = np.asarray([labels.index(label) for _, label in examples], dtype=np.int64)
         x = np.stack([vectors[h] for h, _ in examples]) if examples else np.zeros((0, 1), dtype=np.float32)
+        x_incumbent = np.stack([incumbent_vectors[h] for h, _ in examples]) if examples else x
         described = [{"text_hash": h, **items.get(h, {})} for h, _ in examples]
         probs = head.predict_proba(x, device="cpu") if examples else np.zeros((0, len(labels)))
         incumbent_probs = None
         # A changed label set: the old model cannot compete.
         if incumbent_head is not None and examples and incumbent_head.labels == labels:
-            incumbent_probs = incumbent_head.predict_proba(x, device="cpu")
+            incumbent_probs = incumbent_head.predict_proba(x_incumbent, device="cpu")
         baseline_pred = (
             np.asarray([baseline[h] for h, _ in examples])
             if baseline and all(h in baseline for h, _ in examples)

@@ -187,16 +187,7 @@ class EmbeddedPostgres:
 
     def ensure_database(self, name: str) -> str:
         """Create ``name`` if missing and return its URL."""
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(
-            host=self.host, port=self.port, user=SUPERUSER, dbname="postgres", autocommit=True
-        ) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.url(name)
+        return ensure_database(self.url("postgres"), name)
 
     def drop_database(self, name: str) -> None:
         import psycopg
@@ -206,3 +197,18 @@ class EmbeddedPostgres:
             host=self.host, port=self.port, user=SUPERUSER, dbname="postgres", autocommit=True
         ) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def ensure_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on ``server_url``'s server if missing; return its URL."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, dbname="postgres", autocommit=True
+    ) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return url.set(database=name).render_as_string(hide_password=False)

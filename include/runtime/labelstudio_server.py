@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -66,8 +67,68 @@ _MINT_PAT = (
 )
 
 
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """A PostgreSQL database for Label Studio instead of its default SQLite file.
+
+    Label Studio recommends PostgreSQL for production; it reads these as its ``POSTGRE_*``
+    settings. The database must exist; Label Studio creates its tables on first start.
+    """
+
+    host: str
+    port: int
+    name: str
+    user: str
+    password: str = field(default="", repr=False)
+    # pgserver's PostgreSQL ships without contrib, so pg_trgm and btree_gin are missing; Label
+    # Studio's own SKIP_*_EXTENSION switches then leave out the two GIN indexes that need them
+    # (they speed up Data Manager text filters on annotation results, which the platform never uses).
+    without_contrib: bool = False
+
+    @classmethod
+    def from_url(cls, url: str, name: str | None = None, *, without_contrib: bool = False) -> PostgresDatabase:
+        """From a SQLAlchemy-style URL; ``name`` replaces the URL's database (same server)."""
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        return cls(
+            host=parsed.host or "127.0.0.1",
+            port=parsed.port or 5432,
+            name=name or parsed.database or "labelstudio",
+            user=parsed.username or "postgres",
+            password=parsed.password or "",
+            without_contrib=without_contrib,
+        )
+
+    def env(self) -> dict[str, str]:
+        skip = {"SKIP_TRIGRAM_EXTENSION": "full", "SKIP_BTREE_GIN_EXTENSION": "full"} if self.without_contrib else {}
+        return skip | {
+            "DJANGO_DB": "postgresql",
+            "POSTGRE_HOST": self.host,
+            "POSTGRE_PORT": str(self.port),
+            "POSTGRE_NAME": self.name,
+            "POSTGRE_USER": self.user,
+            "POSTGRE_PASSWORD": self.password,
+        }
+
+    def has_user(self, email: str) -> bool:
+        """Whether Label Studio's tables and ``email``'s account are there (a finished init)."""
+        import psycopg
+
+        with psycopg.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password or None, dbname=self.name
+        ) as conn:
+            if conn.execute("SELECT to_regclass('public.htx_user')").fetchone() in (None, (None,)):
+                return False
+            return conn.execute("SELECT 1 FROM htx_user WHERE email = %s", (email,)).fetchone() is not None
+
+
 class LabelStudioServer:
-    """Initialise (once), start, mint a Personal Access Token for, and stop a Label Studio."""
+    """Initialise (once), start, mint a Personal Access Token for, and stop a Label Studio.
+
+    Its data lives in SQLite under ``data_dir`` unless ``database`` names a PostgreSQL database
+    (uploaded files and logs stay in ``data_dir`` either way).
+    """
 
     def __init__(
         self,
@@ -77,8 +138,10 @@ class LabelStudioServer:
         admin_password: str = "labelops-admin",
         venv: Path = DEFAULT_VENV,
         host: str = "127.0.0.1",
+        database: PostgresDatabase | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.database = database
         self.port = port
         self.host = host
         self.admin_email = admin_email
@@ -95,7 +158,8 @@ class LabelStudioServer:
         return self.data_dir / "label-studio.log"
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "LABEL_STUDIO", "VIRTUAL_ENV"))}
+        foreign = ("DJANGO", "LABEL_STUDIO", "VIRTUAL_ENV", "POSTGRE_", "SKIP_TRIGRAM", "SKIP_BTREE")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(foreign)}
         env.update(
             LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
             # The platform's own variables must not leak into Label Studio's settings.
@@ -105,6 +169,8 @@ class LabelStudioServer:
             **LOOPBACK_ML_ENV,
         )
         env.pop("DATABASE_URL", None)
+        if self.database is not None:
+            env.update(self.database.env())
         return env
 
     def _exe(self, name: str) -> str:
@@ -117,6 +183,8 @@ class LabelStudioServer:
         return str(path)
 
     def is_initialized(self) -> bool:
+        if self.database is not None:
+            return self.database.has_user(self.admin_email)
         return (self.data_dir / "label_studio.sqlite3").exists()
 
     def ensure_initialized(self) -> None:

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -31,6 +31,10 @@ from include.runtime.supervisor import (
     port_owner,
     port_taken_message,
 )
+
+if TYPE_CHECKING:
+    from include.runtime.embedded_pg import EmbeddedPostgres
+    from include.runtime.labelstudio_server import PostgresDatabase
 
 log = logging.getLogger("labelops")
 
@@ -70,6 +74,7 @@ class Launcher:
             "PII_KEY": settings.pii_key or self.secrets.get("pii_key", _fernet_key),
         }
         self.urls: dict[str, str] = {}
+        self.embedded_pg: EmbeddedPostgres | None = None
         self.logins: list[tuple[str, str, str]] = []
 
     def check_ports(self) -> None:
@@ -101,6 +106,7 @@ class Launcher:
             from include.runtime.embedded_pg import EmbeddedPostgres
 
             pg = EmbeddedPostgres(self.home / "postgres", self.settings.pg_port)
+            self.embedded_pg = pg
             if not pg.is_running():
                 owner = port_owner(pg.port)
                 if owner is not None:
@@ -135,6 +141,7 @@ class Launcher:
             self.settings.ls_port,
             admin_email=self.settings.ls_admin_email,
             admin_password=password,
+            database=self.label_studio_database(),
         )
         log.info("starting Label Studio (the first start initialises it: about a minute)")
         server.start()
@@ -156,6 +163,19 @@ class Launcher:
         self.env.setdefault("WEBHOOK_SECRET", self.settings.webhook_secret or self.secrets.get("webhook_secret"))
         self.urls["Label Studio"] = server.url
         self.logins.append(("Label Studio", server.admin_email, password))
+
+    def label_studio_database(self) -> PostgresDatabase | None:
+        """LS_DATABASE=postgresql: a ``labelstudio`` database beside the platform's (created once)."""
+        from include.runtime.labelstudio_server import PostgresDatabase
+
+        if self.settings.ls_database != "postgresql":
+            return None
+        if self.embedded_pg is not None:
+            url = self.embedded_pg.ensure_database("labelstudio")
+            return PostgresDatabase.from_url(url, without_contrib=True)
+        from include.runtime.embedded_pg import ensure_database
+
+        return PostgresDatabase.from_url(ensure_database(self.platform_url, "labelstudio"))
 
     # -- Airflow -----------------------------------------------------------------------
     def start_airflow(self) -> None:

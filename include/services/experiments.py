@@ -126,7 +126,7 @@ def record_items(session: Session, experiment_id: int, train: list[str], val: li
         session.execute(insert(ExperimentItem).on_conflict_do_nothing(), rows)
 
 
-TRAINING_STEPS = ("train_classifier", "sweep_trial")  # the job steps that run an experiment
+TRAINING_STEPS = ("train_classifier", "sweep_trial", "finetune_encoder")  # the job steps that run an experiment
 
 
 class ExperimentNotRunning(ValueError):

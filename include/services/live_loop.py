@@ -4,12 +4,17 @@ A dataset with ``retrain_after_labels = N`` is due once N tasks got a label sinc
 its last experiment and the last time the loop was started for it. Counting from the last start
 too means a loop that trains nothing (too few labels, a quality block) is not started again on
 every export until N more labels arrive.
+
+The signal is committed before Airflow records the ``labels_ready`` event, so it must not be
+trusted blindly: a retry of the same export run (the first try died in between) ignores its own
+signal, and a signal no loop picked up within ``SIGNAL_LEASE`` counts as lost, so the next
+export sends it again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,18 +30,33 @@ class Due:
     threshold: int
 
 
-def new_labels(session: Session, dataset: Dataset) -> int:
-    """Tasks of the dataset labeled since its last experiment or live-loop start."""
+SIGNAL_LEASE = timedelta(minutes=30)
+
+
+def _standing_signal(dataset: Dataset, run_id: str | None, now: datetime) -> datetime | None:
+    """When the loop was last signalled for the dataset, unless that signal may have been lost."""
+    signal = dataset.live_loop_signalled_at
+    if signal is None:
+        return None
+    if run_id is not None and dataset.live_loop_signal_run == run_id:
+        return None  # this export run's own signal: a retry after a crash, its event may not exist
+    picked_up = dataset.live_loop_started_at is not None and dataset.live_loop_started_at >= signal
+    return signal if picked_up or now - signal < SIGNAL_LEASE else None
+
+
+def new_labels(session: Session, dataset: Dataset, run_id: str | None = None) -> int:
+    """Tasks of the dataset labeled since its last experiment or live-loop start (or signal)."""
     last_experiment = session.scalar(select(func.max(Experiment.started_at)).where(Experiment.dataset_id == dataset.id))
-    since = max((t for t in (last_experiment, dataset.live_loop_signalled_at) if t is not None), default=None)
+    marks = (last_experiment, dataset.live_loop_started_at, _standing_signal(dataset, run_id, datetime.now(UTC)))
+    since = max((t for t in marks if t is not None), default=None)
     stmt = select(func.count()).select_from(Task).where(Task.dataset_id == dataset.id, Task.label.is_not(None))
     if since is not None:
         stmt = stmt.where(Task.labeled_at > since)
     return int(session.scalar(stmt) or 0)
 
 
-def due(session: Session, dataset_ids: list[int]) -> list[Due]:
-    """Which of these datasets the live loop should retrain now."""
+def due(session: Session, dataset_ids: list[int], run_id: str | None = None) -> list[Due]:
+    """Which of these datasets the live loop should retrain now (``run_id``: the asking export run)."""
     found = []
     datasets = session.scalars(
         select(Dataset)
@@ -45,17 +65,24 @@ def due(session: Session, dataset_ids: list[int]) -> list[Due]:
     )
     for dataset in datasets:
         threshold = int(dataset.retrain_after_labels or 0)
-        count = new_labels(session, dataset)
+        count = new_labels(session, dataset, run_id)
         if threshold > 0 and count >= threshold:
             found.append(Due(dataset.id, count, threshold))
     return found
 
 
-def mark_started(session: Session, dataset_ids: list[int]) -> None:
-    """The loop is on its way for these datasets: count new labels from now."""
+def mark_started(session: Session, dataset_ids: list[int], run_id: str | None = None) -> None:
+    """The loop is signalled for these datasets (by export run ``run_id``): count new labels from now."""
     now = datetime.now(UTC)
     for dataset in session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids))):
-        dataset.live_loop_signalled_at = now
+        dataset.live_loop_signalled_at, dataset.live_loop_signal_run = now, run_id
+
+
+def mark_picked_up(session: Session, dataset_ids: list[int]) -> None:
+    """A loop run has started on these datasets: their signal arrived."""
+    now = datetime.now(UTC)
+    for dataset in session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids))):
+        dataset.live_loop_started_at = now
 
 
 MAX_RETRAIN_AFTER = 1_000_000
@@ -86,5 +113,5 @@ def status(session: Session, dataset: Dataset) -> dict[str, Any]:
         "new_labels": new_labels(session, dataset),
         "last_webhook_at": last[0],
         "webhooks_waiting": int(last[1] or 0),
-        "last_started_at": dataset.live_loop_signalled_at,
+        "last_started_at": dataset.live_loop_started_at or dataset.live_loop_signalled_at,
     }

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def promoted_model(session: Session, dataset_id: int, embedding_model_id: int | None = None) -> ModelVersion | None:
+    """The model serving the dataset (the last promoted, whatever its encoder), or the promoted
+    model of one embedding model (each encoder keeps its own champion)."""
     stmt = select(ModelVersion).where(
         ModelVersion.dataset_id == dataset_id, ModelVersion.status == ModelStatus.PROMOTED
     )

@@ -16,6 +16,14 @@ def test_defaults_need_nothing() -> None:
     assert settings.airflow_api_url == "http://127.0.0.1:8080"
 
 
+def test_label_studio_database_choice() -> None:
+    from include.config import LS_DATABASE_DEFAULT
+
+    assert load_settings({}).ls_database == LS_DATABASE_DEFAULT
+    assert load_settings({"LS_DATABASE": "PostgreSQL"}).ls_database == "postgresql"
+    assert load_settings({"LS_DATABASE": "sqlite"}).ls_database == "sqlite"
+
+
 def test_plain_postgres_url_uses_psycopg3() -> None:
     settings = load_settings({"DATABASE_URL": "postgresql://u:p@db:5432/labelops"})
     assert settings.database_url == "postgresql+psycopg://u:p@db:5432/labelops"
@@ -46,6 +54,7 @@ def test_plain_postgres_url_uses_psycopg3() -> None:
         ({"AIRFLOW_PORT": "0"}, "AIRFLOW_PORT", "TCP port"),
         ({"WEBAPP_PORT": "５０００"}, "WEBAPP_PORT", "TCP port"),  # full-width digits pass str.isdigit()
         ({"LS_PROJECT_ID": "²"}, "LS_PROJECT_ID", "positive integer"),
+        ({"LS_DATABASE": "mysql"}, "LS_DATABASE", "sqlite or postgresql"),
     ],
 )
 def test_malformed_settings_name_the_variable(env: dict[str, str], variable: str, expected: str) -> None:

@@ -200,3 +200,29 @@ def test_triggering_asset_events_pick_the_datasets() -> None:
     }
     assert triggering_datasets({"triggering_asset_events": events}) == [1, 3, 7]
     assert triggering_datasets({"triggering_asset_events": {"a": [SimpleNamespace(extra={"x": True})]}}) == []
+
+
+def test_a_signal_that_may_not_have_reached_airflow_is_sent_again(db) -> None:
+    """live_loop_due commits its signal before Airflow records the event: a retry of the same
+    export run, or a signal no loop picked up within the lease, must not swallow the loop."""
+    from tests.webapp.factories import dataset_with_tasks
+
+    dataset_id, _ = dataset_with_tasks(db, "lost-signal", 40)
+    with session_scope(db) as s:
+        live_loop.set_threshold(s.get_one(Dataset, dataset_id), 5)
+    _label(db, dataset_id, 5, datetime.now(UTC) - timedelta(minutes=2))
+    with session_scope(db) as s:
+        assert [d.dataset_id for d in live_loop.due(s, [dataset_id], "export-1")] == [dataset_id]
+        live_loop.mark_started(s, [dataset_id], "export-1")
+    with session_scope(db) as s:
+        assert live_loop.due(s, [dataset_id], "export-2") == []  # another export: already signalled
+        assert [d.new_labels for d in live_loop.due(s, [dataset_id], "export-1")] == [5]  # its own retry
+    with session_scope(db) as s:  # the signal is older than the lease and no loop started: lost
+        dataset = s.get_one(Dataset, dataset_id)
+        dataset.live_loop_signalled_at = datetime.now(UTC) - live_loop.SIGNAL_LEASE - timedelta(minutes=1)
+    with session_scope(db) as s:
+        assert [d.new_labels for d in live_loop.due(s, [dataset_id], "export-3")] == [5]
+        live_loop.mark_picked_up(s, [dataset_id])  # ... unless a loop run picked the dataset up
+    with session_scope(db) as s:
+        assert live_loop.due(s, [dataset_id], "export-3") == []
+        assert live_loop.status(s, s.get_one(Dataset, dataset_id))["new_labels"] == 0

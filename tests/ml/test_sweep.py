@@ -73,3 +73,27 @@ def test_train_classifier_takes_a_config(db, minilm, run_dag) -> None:
         assert [e.metrics["C"] for e in experiment.epochs] == [0.05]
         message = s.scalar(select(Job.message).where(Job.run_id == refused.run_id, Job.step == "train_classifier"))
     assert "is a sweep: run the sweep pipeline with it" in message
+
+
+def test_an_optuna_sweep_asks_each_trial_from_the_results_before_it(db, minilm, run_dag) -> None:
+    dataset_id = make_dataset(db, "optuna", demo(200, seed=33))
+    label(db, dataset_id, 120)
+    body = (
+        "model_kind: logistic\nsweep:\n  method: optuna\n  trials: 3\n"
+        "  params:\n    c: {low: 0.01, high: 100, log: true}\n"
+    )
+    config_id = _config(db, dataset_id, "c-search", body)
+    run = run_dag("sweep", {"dataset_id": dataset_id, "config_id": config_id, "min_f1": 0.3})
+    assert run.state == DagRunState.SUCCESS
+    with session_scope(db) as s:
+        experiments = sorted(
+            s.scalars(select(Experiment).where(Experiment.run_id == run.run_id)).all(), key=lambda e: e.params["trial"]
+        )
+        jobs = {j.step: j for j in s.scalars(select(Job).where(Job.run_id == run.run_id))}
+        assert [e.params["trial"] for e in experiments] == [1, 2, 3]
+        suggested = [e.params["suggested"]["c"] for e in experiments]
+        assert all(0.01 <= c <= 100 for c in suggested) and len(set(suggested)) == 3
+        assert [e.params["c"] for e in experiments] == suggested  # trained with what Optuna asked for
+        assert [e.metrics["C"] for e in experiments] == pytest.approx(suggested)
+        assert jobs["plan_sweep"].message == "3 trials of c-search (optuna)"
+        assert jobs["gate"].status.value == "success"

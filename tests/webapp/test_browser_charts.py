@@ -99,6 +99,8 @@ def test_model_experiment_comparison_and_dataset_pages_draw_their_charts(
     page.wait_for_url("**/experiments/compare**")
     assert "kind" in page.inner_text("[data-testid=differences] .differs")
     assert _check_charts(page, live_url, page.url.replace(live_url, ""), "compare.png") == ["comparison"]
+    chart = page.request.get(live_url + page.get_attribute("img[data-chart=comparison]", "src")).text()
+    assert "C (inverse L2 strength)" in chart and "epoch (encoder runs" in chart  # each run on its own axis
     names = _check_charts(page, live_url, f"/admin/datasets/{dataset_id}", "dataset.png", minimum_marks=3)
     assert names == ["learning", "labels", "daily"]
     assert page.inner_text("[data-testid=eval-size]").endswith("items")

@@ -59,8 +59,9 @@ def _epochs(run: Experiment) -> list[dict[str, Any]]:
             "epoch": e.epoch,
             "train_loss": e.train_loss,
             "val_loss": e.val_loss,
-            "f1": e.metrics.get("f1", 0.0),
+            "f1": e.metrics.get("f1"),  # None: an encoder's fine-tuning records pair losses only
             "C": e.metrics.get("C"),
+            "step": e.metrics.get("step"),
             "balanced": bool(e.metrics.get("balanced")),
         }
         for e in run.epochs

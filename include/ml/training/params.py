@@ -113,3 +113,31 @@ class TrainParams:
             val_fraction=float(values[VAL_FRACTION.name]),  # type: ignore[arg-type]
             seed=int(values[SEED.name]),  # type: ignore[call-overload]
         )
+
+
+# -- encoder fine-tuning (include.ml.training.finetune, the finetune_encoder pipeline) --------------
+BASE_ENCODER = ParamSpec(
+    "base_model",
+    "Encoder to fine-tune",
+    "str",
+    "all-MiniLM-L6-v2",
+    help="the offline default, st:<local model directory> or ft:<an encoder fine-tuned here before>",
+    pattern=r"all-MiniLM-L6-v2|st:\S.*|ft:[\w.-]+",
+)
+PAIR_ITERATIONS = ParamSpec(
+    "pair_iterations",
+    "Pairs per labeled text",
+    "int",
+    20,
+    minimum=1,
+    maximum=100,
+    help="SetFit's iterations: each gives every labeled text one same-label and one other-label pair",
+)
+MAX_PAIRS = ParamSpec("max_pairs", "Most pairs", "int", 12_000, minimum=10, maximum=1_000_000)
+FINETUNE_EPOCHS = ParamSpec("finetune_epochs", "Epochs over the pairs", "int", 1, minimum=1, maximum=20)
+FINETUNE_LR = ParamSpec(
+    "finetune_lr", "Learning rate (encoder)", "float", 2e-5, minimum=0, exclusive_minimum=True, maximum=0.01
+)
+FINETUNE_BATCH = ParamSpec("finetune_batch_size", "Pairs per step", "int", 16, minimum=1, maximum=512)
+
+FINETUNE_PARAMS = (BASE_ENCODER, PAIR_ITERATIONS, MAX_PAIRS, FINETUNE_EPOCHS, FINETUNE_LR, FINETUNE_BATCH, SEED)
