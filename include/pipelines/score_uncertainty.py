@@ -91,22 +91,32 @@ def run_score_uncertainty(
         source, name = _source(db_url, dataset_id, embedder)
         scored = skipped = high = 0
         total_unc = 0.0
-        after = 0
-        while limit is None or scored + skipped < limit:
-            size = batch_size if limit is None else min(batch_size, limit - scored - skipped)
-            with session_scope(db_url) as session:
-                batch = tasks_to_score(session, dataset_id, only_unlabeled=only_unlabeled, after_id=after, limit=size)
-                if not batch:
-                    break
-                after = batch[-1][0]
-                ids, probs = source.probabilities(session, batch)
-                skipped += len(batch) - len(ids)
-                if ids:
-                    unc = write_scores(session, ids, probs, strategy)
-                    scored += len(ids)
-                    total_unc += float(unc.sum())
-                    high += int((priority(unc) >= HIGH_PRIORITY).sum())
-            job.progress(f"scored {scored} tasks from {name}", scored=scored)
+        # Tasks already in annotators' lists first: the order people see changes within seconds,
+        # before the (much larger) unassigned pool is rescored behind it.
+        for assigned in (True, False):
+            after = 0
+            while limit is None or scored + skipped < limit:
+                size = batch_size if limit is None else min(batch_size, limit - scored - skipped)
+                with session_scope(db_url) as session:
+                    batch = tasks_to_score(
+                        session,
+                        dataset_id,
+                        only_unlabeled=only_unlabeled,
+                        after_id=after,
+                        limit=size,
+                        assigned=assigned,
+                    )
+                    if not batch:
+                        break
+                    after = batch[-1][0]
+                    ids, probs = source.probabilities(session, batch)
+                    skipped += len(batch) - len(ids)
+                    if ids:
+                        unc = write_scores(session, ids, probs, strategy)
+                        scored += len(ids)
+                        total_unc += float(unc.sum())
+                        high += int((priority(unc) >= HIGH_PRIORITY).sum())
+                job.progress(f"scored {scored} tasks from {name}", scored=scored)
         if scored == 0:
             if source.head is None:
                 raise SkipStep("nothing to score from: no promoted classifier and no pre-labels yet")

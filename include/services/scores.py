@@ -23,14 +23,23 @@ _WRITE = text(
 
 
 def tasks_to_score(
-    session: Session, dataset_id: int, *, only_unlabeled: bool, after_id: int, limit: int
+    session: Session,
+    dataset_id: int,
+    *,
+    only_unlabeled: bool,
+    after_id: int,
+    limit: int,
+    assigned: bool | None = None,
 ) -> list[tuple[int, str, Any]]:
-    """(task id, text hash, pre-label JSON) by id (keyset), unlabeled only or every live task."""
+    """(task id, text hash, pre-label JSON) by id (keyset), unlabeled only or every live task;
+    ``assigned``: only tasks in someone's list (True) or in the pool (False)."""
     stmt = (
         select(Task.id, Item.text_hash, Task.prelabel_json)
         .join(Item, Item.id == Task.item_id)
         .where(Task.dataset_id == dataset_id, Task.id > after_id)
     )
+    if assigned is not None:
+        stmt = stmt.where(Task.assigned_to.is_not(None) if assigned else Task.assigned_to.is_(None))
     live = Task.status.in_(UNLABELED) if only_unlabeled else Task.status != TaskStatus.DELETED
     stmt = stmt.where(live)
     return [(int(i), str(h), p) for i, h, p in session.execute(stmt.order_by(Task.id).limit(limit)).tuples()]

@@ -15,6 +15,7 @@ from include.demo.texts import DEMO_LABEL_DESCRIPTIONS, DEMO_LABELS, generate_de
 from include.labelstudio.client import LabelStudioClient, LabelStudioError
 from include.labelstudio.label_config import choice_result
 from include.ml.training.params import TrainParams
+from include.pipelines import score_uncertainty as score_pipeline
 from include.pipelines.ls_export import run_ls_export
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.prelabel import run_prelabel
@@ -107,7 +108,7 @@ def test_llm_not_configured_fails_clearly(db, ls) -> None:
         run_prelabel(db, client, RunRef(), load_settings({}), dataset_id=dataset_id, backend="openai")
 
 
-def test_scores_order_auto_assign_hardest_first(db, ls, minilm) -> None:
+def test_scores_order_auto_assign_hardest_first(db, ls, minilm, monkeypatch) -> None:
     client = ls.client()
     dataset_id = demo_dataset(db, client, 60)
     run_prelabel(db, client, RunRef(), load_settings(), dataset_id=dataset_id, embedder=minilm)
@@ -127,6 +128,20 @@ def test_scores_order_auto_assign_hardest_first(db, ls, minilm) -> None:
     expected = [t.id for t in sorted((t for t, _ in rows), key=lambda t: (-t.priority, t.id))[:10]]
     assert sorted(picked) == sorted(expected)
     assert [t.priority for t in top] == sorted((t.priority for t in top), reverse=True)
+
+    # A rescore writes the tasks in annotators' lists first, then the pool, each task once.
+    written: list[list[int]] = []
+    real_write = score_pipeline.write_scores
+
+    def spy(session, ids, probs, strategy):
+        written.append(list(ids))
+        return real_write(session, ids, probs, strategy)
+
+    monkeypatch.setattr(score_pipeline, "write_scores", spy)
+    again = run_score_uncertainty(db, RunRef("score_uncertainty", "s2"), dataset_id=dataset_id, batch_size=4)
+    order = [i for batch in written for i in batch]
+    assert again["scored"] == 60 and sorted(order) == sorted(t.id for t, _ in rows)
+    assert set(order[:10]) == set(picked) and len(written) == 3 + 13  # 10 assigned in 3 batches, 50 in 13
 
 
 def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path: Path) -> None:

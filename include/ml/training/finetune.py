@@ -124,9 +124,12 @@ def finetune(
         rounds = max(1, -(-VAL_PAIRS // (2 * len(val_y))))
         val_pairs = contrastive_pairs(val_y, rounds, VAL_PAIRS, params.seed + 1)
 
+    # sentence-transformers 6 renamed tokenize() to preprocess(); older releases have only tokenize().
+    features = getattr(model, "preprocess", None) or model.tokenize
+
     def pair_loss(source: Sequence[str], batch: Sequence[tuple[int, int, float]]) -> Any:
-        left = batch_to_device(model.tokenize([source[a] for a, _, _ in batch]), model.device)
-        right = batch_to_device(model.tokenize([source[b] for _, b, _ in batch]), model.device)
+        left = batch_to_device(features([source[a] for a, _, _ in batch]), model.device)
+        right = batch_to_device(features([source[b] for _, b, _ in batch]), model.device)
         target = torch.tensor([t for _, _, t in batch], dtype=torch.float32, device=model.device)
         return loss_fn([left, right], target)
 
