@@ -14,7 +14,7 @@ from typing import Any
 
 from include.db.models import AttemptState, JobStatus
 from include.db.session import session_scope
-from include.services.jobs import finish_attempt, start_attempt, start_job, update_job
+from include.services.jobs import finish_attempt, newer_try, start_attempt, start_job, update_job
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,11 @@ def tracked_job(
 
     def finish(status: JobStatus, state: AttemptState, message: str) -> None:
         with session_scope(db_url) as session:
-            update_job(session, job_id, status=status, message=message, counts=handle.counts)
+            later = newer_try(session, attempt_id)
+            if later is None:
+                update_job(session, job_id, status=status, message=message, counts=handle.counts)
+            else:  # Airflow already retried this try: the retry owns the job's status
+                message = f"{message} (ended after try {later} had started; try {later} decides the job)"
             finish_attempt(session, attempt_id, state, message)
 
     try:

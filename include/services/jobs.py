@@ -134,6 +134,25 @@ def start_attempt(
     return int(session.execute(stmt.returning(JobAttempt.id)).scalar_one())
 
 
+def newer_try(session: Session, attempt_id: int) -> int | None:
+    """The number of a later try of the same task (same job and map index), if one has started.
+
+    A try Airflow gave up on can outlive its verdict (a worker cut off from the scheduler, a
+    SIGKILL that missed a child): when it ends, the later try owns the job's status.
+    """
+    attempt = session.get(JobAttempt, attempt_id)
+    if attempt is None:
+        return None
+    later = session.scalar(
+        select(func.max(JobAttempt.try_number)).where(
+            JobAttempt.job_id == attempt.job_id,
+            JobAttempt.map_index == attempt.map_index,
+            JobAttempt.try_number > attempt.try_number,
+        )
+    )
+    return int(later) if later is not None else None
+
+
 def finish_attempt(session: Session, attempt_id: int, state: AttemptState, message: str) -> None:
     attempt = session.get(JobAttempt, attempt_id)
     if attempt is not None:

@@ -82,3 +82,24 @@ def test_a_killed_try_fails_its_job_only_when_no_retry_follows(db) -> None:
         attempt.state, attempt.ended_at = AttemptState.RUNNING, None
         assert close_attempt_from_airflow(s, job, attempt, "failed")  # the last try: the job failed
         assert job.status == JobStatus.FAILED
+
+
+def test_a_try_that_outlives_its_retry_does_not_decide_the_job(db) -> None:
+    """A try Airflow gave up on (a SIGKILL that missed its process, a worker cut off from the
+    scheduler) may end after its retry started, or after the retry succeeded: only the latest
+    try sets the job's status; the old one keeps its own end in its attempt."""
+    from include.db.models import AttemptState, JobAttempt
+
+    ref = {"dag_id": "train_classifier", "run_id": "zombie", "task_id": "train_classifier"}
+    zombie = tracked_job(db, "train_classifier", RunRef(**ref, try_number=1))
+    zombie.__enter__()  # try 1 is running ...
+    with tracked_job(db, "train_classifier", RunRef(**ref, try_number=2)) as retry:  # ... when try 2 starts
+        retry.done("trained on try 2")
+    error = LookupError("No row was found")  # ... and try 1 dies late, its experiment gone
+    assert zombie.__exit__(LookupError, error, None) is False  # the error propagates
+    with session_scope(db) as s:
+        (row,) = s.scalars(select(Job).where(Job.run_id == "zombie")).all()
+        attempts = {a.try_number: a for a in s.scalars(select(JobAttempt).where(JobAttempt.job_id == row.id))}
+    assert (row.status, row.message) == (JobStatus.SUCCESS, "trained on try 2")
+    assert attempts[2].state == AttemptState.SUCCESS
+    assert attempts[1].state == AttemptState.FAILED and "try 2 decides the job" in attempts[1].message
