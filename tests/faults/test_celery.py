@@ -70,7 +70,7 @@ def test_a_gpu_worker_killed_mid_training_is_retried_without_duplicates(platform
             "min_f1": 0.0}  # fmt: skip
     response = platform.api("POST", "/pipelines/train_classifier", json=body)
     assert response.status_code == 202, response.text
-    run_id, job_id = response.json()["job"]["run_id"], response.json()["job_id"]
+    run_id = response.json()["job"]["run_id"]
 
     def epochs_recorded() -> int:
         rows = platform.sql(
@@ -110,12 +110,3 @@ def test_a_gpu_worker_killed_mid_training_is_retried_without_duplicates(platform
     models = platform.sql("SELECT count(*) FROM models WHERE experiment_id = :e", e=experiments[0][0])[0][0]
     assert models == 1
     assert "restarted celery worker gpu" in platform.launcher_log()
-
-    # The platform's job row agrees: try 2 decides it, even if try 1 (its process outliving the
-    # kill, as a worker cut off from the scheduler would) ends after try 2 has started.
-    def job_row() -> dict[str, Any]:
-        return platform.api("GET", f"/jobs/{job_id}").json()
-
-    wait_for("the job row to read success", lambda: job_row()["status"] == "success", timeout=60, every=1)
-    row = job_row()
-    assert [(a["try_number"], a["state"]) for a in row["attempts"]] == [(1, "failed"), (2, "success")], row
