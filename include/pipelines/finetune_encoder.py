@@ -32,8 +32,8 @@ from include.ml.training.train import TrainingDataError, stratified_split, train
 from include.pipelines.catalog import MIN_LABELS
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.pipelines.train_classifier import TrainingStopped, _training_set
-from include.services import eval_set, quality, snapshots
+from include.pipelines.train_classifier import TrainingStopped, _training_set, training_labels
+from include.services import eval_set
 from include.services.datasets import get_dataset
 from include.services.experiments import (
     data_snapshot,
@@ -118,13 +118,7 @@ def run_finetune_encoder(
     with tracked_job(db_url, "finetune_encoder", run, dataset_id=dataset_id, params=params) as job:
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
-            quality.require_passed(session, dataset, "training")
-            evaluation = eval_set.refresh(session, dataset)
-            try:
-                labels_snapshot: int | None = snapshots.take(session, dataset).snapshot.id
-            except snapshots.SnapshotError:
-                labels_snapshot = None
-            examples = snapshots.training_examples(session, labels_snapshot) if labels_snapshot else []
+            evaluation, labels_snapshot, examples = training_labels(session, dataset)
             texts = _texts(session, dataset_id, [h for h, _ in examples])
             labels = list(dataset.labels)
         examples = [(h, label) for h, label in examples if h in texts and label in labels]

@@ -130,6 +130,20 @@ def _train(
         raise
 
 
+def training_labels(session: Any, dataset: Any) -> tuple[eval_set.EvalSet, int | None, list[tuple[str, str]]]:
+    """What a training run learns from: the quality gate checked, new labels offered to the
+    evaluation set first, then the labels frozen as a snapshot (so a model traces to exactly
+    them) and its (text hash, label) rows outside the evaluation set."""
+    quality.require_passed(session, dataset, "training")
+    evaluation = eval_set.refresh(session, dataset)
+    try:
+        labels_snapshot: int | None = snapshots.take(session, dataset).snapshot.id
+    except snapshots.SnapshotError:
+        labels_snapshot = None
+    examples = snapshots.training_examples(session, labels_snapshot) if labels_snapshot else []
+    return evaluation, labels_snapshot, examples
+
+
 def run_train_classifier(
     db_url: str,
     run: RunRef,
@@ -166,13 +180,7 @@ def run_train_classifier(
                     training_configs.train_values(session, dataset_id, config_id, params.values())
                 )
                 tags = {**(tags or {}), "config": row.name}
-            quality.require_passed(session, dataset, "training")
-            evaluation = eval_set.refresh(session, dataset)  # new labels join the eval set before training
-            try:  # the labels it trains on, frozen and versioned, so the model traces to exactly them
-                labels_snapshot: int | None = snapshots.take(session, dataset).snapshot.id
-            except snapshots.SnapshotError:
-                labels_snapshot = None
-            examples = snapshots.training_examples(session, labels_snapshot) if labels_snapshot else []
+            evaluation, labels_snapshot, examples = training_labels(session, dataset)
             snapshot = data_snapshot(examples, embedding_model)
             last = last_snapshot(session, dataset_id)
         if len(examples) < min_labels:
