@@ -3,7 +3,9 @@
 
 The loop, every night: export annotations from Label Studio, then for each dataset in Label
 Studio embed new texts (and rebuild the HNSW index after a bulk load), train a candidate, gate
-it, then (side by side) pre-label unlabeled tasks and score their uncertainty. Live too: when `ls_export` finds a
+it (or, with `retune_at_labels`, fine-tune the encoder when the labels reach it and each time
+they double, and train later heads on the tuned encoder), then (side by side) pre-label
+unlabeled tasks and score their uncertainty. Live too: when `ls_export` finds a
 dataset with `retrain_after_labels` new labels it emits `labels_ready`, and the loop runs for
 that dataset alone (the nightly run stays as reconciliation). Each step skips cleanly when it has
 nothing to do (no new labels: no training; no candidate: nothing to gate). Every step commits
@@ -11,7 +13,7 @@ batch by batch and is idempotent, so a failure leaves the data consistent and th
 completes the work.
 
 * **Params**: `dataset_id` (empty = every dataset in Label Studio), `model_kind`, `strategy`,
-  `backend`, `min_labels`, `min_f1` (declared in `include/pipelines/catalog.py`).
+  `backend`, `min_labels`, `min_f1`, `retune_at_labels` (declared in `include/pipelines/catalog.py`).
 * **Routing**: embedding and training on `queue="gpu"`, `pool="gpu"`.
 """
 
@@ -57,7 +59,7 @@ def active_learning_nightly():
 
         @task(**on_gpu(execution_timeout=timedelta(hours=4)))
         def train_classifier(dataset_id: int, _: dict) -> dict:
-            return entrypoints.train_classifier(get_current_context(), dataset_id)
+            return entrypoints.loop_train(get_current_context(), dataset_id)
 
         @task
         def gate(dataset_id: int, trained: dict) -> dict:

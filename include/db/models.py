@@ -188,6 +188,8 @@ class Dataset(Base):
     live_loop_signalled_at: Mapped[datetime | None] = mapped_column(TSTZ)
     live_loop_signal_run: Mapped[str | None] = mapped_column(String(250))  # the export run that sent it
     live_loop_started_at: Mapped[datetime | None] = mapped_column(TSTZ)  # a loop run picked the dataset up
+    # The loop fine-tunes the encoder at this many labeled tasks and each doubling; NULL: never.
+    retune_at_labels: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 

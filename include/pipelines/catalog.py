@@ -22,7 +22,14 @@ from include.ml.embeddings.names import EMBEDDING_MODEL
 from include.ml.gate import GATE_PARAMS, MIN_F1, MIN_GAIN, REQUIRE_BASELINE
 from include.ml.prelabel.backends import BACKEND, LLM_BACKENDS
 from include.ml.scoring import STRATEGY
-from include.ml.training.params import FINETUNE_PARAMS, MODEL_KIND, TRAIN_PARAMS
+from include.ml.training.params import (
+    BASE_ENCODER,
+    FINETUNE_PARAMS,
+    MODEL_KIND,
+    PAIR_ITERATIONS,
+    RETUNE_AT,
+    TRAIN_PARAMS,
+)
 from include.params import ParamError, ParamSpec, parse_values
 
 # -- orchestration parameters ----------------------------------------------------------------
@@ -189,6 +196,7 @@ STEPS: dict[str, Step] = {
         Step("sweep_trial", (DATASET, MIN_LABELS, EMBEDDING_MODEL)),
         Step("pick_best", (DATASET,)),
         Step("finetune_encoder", (DATASET, *FINETUNE_PARAMS, MIN_LABELS)),
+        Step("loop_train", (DATASET, RETUNE_AT)),
         Step("gate", (DATASET, *GATE_PARAMS)),
         Step("baseline_probe", (DATASET, LLM_BACKEND, PROBE_LIMIT)),
         Step("deidentify", (ANY_DATASET,)),
@@ -297,12 +305,24 @@ PIPELINES: dict[str, Pipeline] = {
                 "loop_datasets",
                 "embed_items",
                 "build_index",
-                "train_classifier",
+                "train_classifier",  # entrypoints.loop_train: a head, or the encoder tuned (retune_at_labels)
                 "gate",
                 "prelabel",
                 "score_uncertainty",
             ),
-            exposed=(ANY_DATASET, MODEL_KIND, STRATEGY, BACKEND, MIN_LABELS, MIN_F1, MIN_GAIN, REQUIRE_BASELINE),
+            exposed=(
+                ANY_DATASET,
+                MODEL_KIND,
+                STRATEGY,
+                BACKEND,
+                MIN_LABELS,
+                MIN_F1,
+                MIN_GAIN,
+                REQUIRE_BASELINE,
+                RETUNE_AT,
+                BASE_ENCODER,
+                PAIR_ITERATIONS,
+            ),
         ),
     )
 }

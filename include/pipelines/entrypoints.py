@@ -183,7 +183,22 @@ def build_index(context: Mapping[str, Any]) -> dict[str, Any]:
     return run_build_index(platform_db_url(), run_ref(context), model_name=values["embedding_model"])
 
 
-def train_classifier(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
+def loop_train(context: Mapping[str, Any], dataset_id: int) -> dict[str, Any]:
+    """The loop's training step: fine-tune the encoder when due, else train a head on the serving
+    tuned encoder (or the run's embedding model). Why: include.services.retune."""
+    from include.pipelines.loop_train import choose
+    from include.pipelines.resources import platform_db_url
+
+    retune_at = step_values("loop_train", context, dataset_id)["retune_at_labels"]
+    choice = choose(platform_db_url(), dataset_id, retune_at)
+    if choice.retune:
+        return finetune_encoder(context, dataset_id, reason=choice.retune)
+    return train_classifier(context, dataset_id, embedding_model=choice.encoder)
+
+
+def train_classifier(
+    context: Mapping[str, Any], dataset_id: int | None = None, *, embedding_model: str | None = None
+) -> dict[str, Any]:
     from include.config import load_settings
     from include.ml.training.params import TrainParams
     from include.pipelines.resources import platform_db_url
@@ -196,19 +211,21 @@ def train_classifier(context: Mapping[str, Any], dataset_id: int | None = None) 
         run_ref(context),
         dataset_id=values["dataset_id"],
         params=TrainParams.from_values(values),
-        embedding_model=values["embedding_model"],
+        embedding_model=embedding_model or values["embedding_model"],
         min_labels=values["min_labels"],
         force=values["force"],
         config_id=values["config_id"],
     )
 
 
-def finetune_encoder(context: Mapping[str, Any]) -> dict[str, Any]:
+def finetune_encoder(
+    context: Mapping[str, Any], dataset_id: int | None = None, *, reason: str | None = None
+) -> dict[str, Any]:
     from include.ml.training.finetune import FinetuneParams
     from include.pipelines.finetune_encoder import run_finetune_encoder
     from include.pipelines.resources import platform_db_url
 
-    values = step_values("finetune_encoder", context)
+    values = step_values("finetune_encoder", context, dataset_id)
     return run_finetune_encoder(
         platform_db_url(),
         run_ref(context),
@@ -223,6 +240,7 @@ def finetune_encoder(context: Mapping[str, Any]) -> dict[str, Any]:
         ),
         base_model=values["base_model"],
         min_labels=values["min_labels"],
+        reason=reason,
     )
 
 

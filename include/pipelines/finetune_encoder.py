@@ -33,7 +33,7 @@ from include.pipelines.catalog import MIN_LABELS
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 from include.pipelines.train_classifier import TrainingStopped, _training_set, training_labels
-from include.services import eval_set
+from include.services import eval_set, retune
 from include.services.datasets import get_dataset
 from include.services.experiments import (
     data_snapshot,
@@ -111,8 +111,12 @@ def run_finetune_encoder(
     base_model: str = BASE_ENCODER.default,
     min_labels: int = MIN_LABELS.default,
     head: TrainParams | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune, register, re-embed, train the head; returns the candidate like train_classifier."""
+    """Fine-tune, register, re-embed, train the head; returns the candidate like train_classifier.
+
+    ``reason``: why the loop decided to tune now (include.services.retune), for the job log.
+    """
     head = head or TrainParams(seed=tuning.seed)
     params = {"dataset_id": dataset_id, "base_model": base_model, "min_labels": min_labels, **tuning.values()}
     with tracked_job(db_url, "finetune_encoder", run, dataset_id=dataset_id, params=params) as job:
@@ -134,6 +138,8 @@ def run_finetune_encoder(
             raise SkipStep(f"cannot fine-tune yet: {exc}") from None
 
         name = encoder_name(dataset_id, run)
+        if reason:
+            job.progress(f"retuning: {reason}")
         job.progress(f"loading {base_model} to tune on {len(pair_idx)} labels ({len(val_idx)} held out)")
         encoder = trainable_encoder(base_model)
         encoder.to(torch_device())
@@ -144,7 +150,14 @@ def run_finetune_encoder(
             # A retried try replaces what a killed one left: its vectors came from other weights.
             session.execute(delete(Embedding).where(Embedding.model_id == row.id))
             row.artifact, row.artifact_sha256 = None, None
-            row.dataset_id, row.origin = dataset_id, {"base_model": base_model, "run_id": run.run_id}
+            row.dataset_id, row.origin = (
+                dataset_id,
+                {
+                    "base_model": base_model,
+                    "run_id": run.run_id,
+                    "labeled_tasks": retune.labeled_tasks(session, dataset_id),  # the loop retunes when it doubles
+                },
+            )
             experiment_id = start_experiment(
                 session,
                 dataset=dataset,

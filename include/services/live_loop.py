@@ -110,6 +110,7 @@ def status(session: Session, dataset: Dataset) -> dict[str, Any]:
     ).one()
     return {
         "retrain_after_labels": dataset.retrain_after_labels,
+        "retune_at_labels": dataset.retune_at_labels,  # include.services.retune
         "new_labels": new_labels(session, dataset),
         "last_webhook_at": last[0],
         "webhooks_waiting": int(last[1] or 0),

@@ -10,6 +10,7 @@ from airflow.utils.state import DagRunState
 from sqlalchemy import func, select
 
 from include.db.models import (
+    Dataset,
     Embedding,
     EmbeddingModel,
     EvalItem,
@@ -138,3 +139,50 @@ def test_finetune_dag_registers_an_encoder_and_gates_it_against_the_serving_mode
         assert head.embedding_model_id != encoder.id
         assert head.gate["incumbent"] is not None  # compared with the serving (tuned) model
         assert head.gate["eval_size"] == tuned.gate["eval_size"]
+
+
+def test_the_loop_retunes_when_labels_reach_the_setting_and_then_trains_on_the_tuned_encoder(db, tiny_encoder) -> None:
+    """The nightly loop's training step (entrypoints.loop_train, the DAG's train_classifier task)."""
+    from include.pipelines import entrypoints
+    from include.services import retune
+
+    dataset_id = make_dataset(db, "retune", demo(120, seed=43))
+    label(db, dataset_id, 40)
+    # The scheduled loop's params say 0: the dataset's own setting decides.
+    context = {"params": {"base_model": f"st:{tiny_encoder}", "pair_iterations": 2, "min_f1": 0.0}}
+    with session_scope(db) as s:
+        assert retune.due(s, dataset_id) is None  # off unless set
+        retune.set_threshold(s.get_one(Dataset, dataset_id), 60)
+        with pytest.raises(ValueError, match="retune_at_labels must be a whole number from 20"):
+            retune.set_threshold(s.get_one(Dataset, dataset_id), 10)
+    with session_scope(db) as s:
+        assert retune.due(s, dataset_id) is None  # 40 labeled tasks: not yet
+        assert retune.serving_encoder(s, dataset_id) is None
+
+    label(db, dataset_id, 20)
+    tuned = entrypoints.loop_train(context, dataset_id)
+    with session_scope(db) as s:
+        encoder = retune.last_tuned(s, dataset_id)
+        assert encoder is not None and encoder.origin["labeled_tasks"] == 60
+        assert s.scalar(select(Job.step).where(Job.dataset_id == dataset_id)) == "finetune_encoder"
+    gated = entrypoints.gate(context, tuned, dataset_id)
+    assert gated["promoted"] is True, gated
+    with session_scope(db) as s:
+        assert retune.serving_encoder(s, dataset_id) == encoder.name
+        assert retune.due(s, dataset_id) is None  # tuned at 60, and 60 have not doubled
+
+    # New labels: the next head trains on the serving tuned encoder, not on a frozen default.
+    label(db, dataset_id, 30)
+    trained = entrypoints.loop_train(context, dataset_id)
+    with session_scope(db) as s:
+        experiment = s.scalar(select(Experiment).where(Experiment.id == trained["experiment_id"]))
+        assert experiment.embedding_model_id == encoder.id and experiment.params.get("finetune") is None
+        assert retune.last_tuned(s, dataset_id).id == encoder.id  # no second tune
+        label_count = retune.labeled_tasks(s, dataset_id)
+    assert label_count == 90
+
+    label(db, dataset_id, 30)  # 120 = twice the 60 it was tuned at
+    with session_scope(db) as s:
+        reason, by_run = retune.due(s, dataset_id), retune.due(s, dataset_id, 500)
+    assert reason is not None and "2x the 60" in reason
+    assert by_run is None  # a run's own setting (500) wins over the dataset's

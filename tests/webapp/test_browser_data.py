@@ -122,12 +122,18 @@ def test_the_live_loop_card_sets_when_a_dataset_retrains(db, page, live_url) -> 
     card = page.locator("[data-testid=live-loop]")
     assert "of 50 new labels since the last model" in card.inner_text()
     card.locator("input[name=retrain_after_labels]").fill("25")
-    card.locator("button:has-text('Save')").click()
+    card.locator("form:has(input[name=retrain_after_labels]) button").click()
     page.wait_for_selector("text=retrains as soon as 25 new labels arrive")
     assert "of 25 new labels" in page.inner_text("[data-testid=live-loop-state]")
     page.screenshot(path=str(SHOTS / "dataset-live-loop.png"), full_page=True)
     page.locator("[data-testid=live-loop] input[name=retrain_after_labels]").fill("")
-    page.locator("[data-testid=live-loop] button:has-text('Save')").click()
+    page.locator("[data-testid=live-loop] form:has(input[name=retrain_after_labels]) button").click()
     page.wait_for_selector("text=The live loop is off for this dataset")
+    retune = page.locator("[data-testid=retune-form]")
+    retune.locator("input[name=retune_at_labels]").fill("120")
+    retune.locator("button").click()
+    page.wait_for_selector("text=fine-tunes the encoder at 120 labeled tasks")
+    assert page.locator("[data-testid=retune-form] input[name=retune_at_labels]").input_value() == "120"
     with session_scope(db) as s:
-        assert s.get_one(Dataset, dataset_id).retrain_after_labels is None
+        row = s.get_one(Dataset, dataset_id)
+        assert row.retrain_after_labels is None and row.retune_at_labels == 120

@@ -299,6 +299,12 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
         assert answer.status_code == 400 and "retrain_after_labels" in answer.json["error"], bad
     off = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json={"retrain_after_labels": None}, headers=admin)
     assert off.status_code == 200 and off.json["retrain_after_labels"] is None
+    assert off.json["retune_at_labels"] is None  # never fine-tunes unless asked
+    for bad in ({"retune_at_labels": 5}, {"retune_at_labels": "many"}):
+        answer = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json=bad, headers=admin)
+        assert answer.status_code == 400 and "retune_at_labels" in answer.json["error"], bad
+    tune = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json={"retune_at_labels": 120}, headers=admin)
+    assert tune.status_code == 200 and (tune.json["retune_at_labels"], tune.json["retrain_after_labels"]) == (120, None)
     assert (
         client.put(
             f"/api/v1/datasets/{dataset_id}/live-loop",
@@ -319,3 +325,10 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
     )
     assert "a whole number from 1 to 1,000,000" in refused.get_data(as_text=True)
     assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retrain_after_labels"] == 25
+    for raw in ("abc", "3"):
+        form = {"retune_at_labels": raw}
+        refused = client.post(f"/admin/datasets/{dataset_id}/retune", data=form, follow_redirects=True)
+        assert "Retune at: a whole number from 20 to 10,000,000" in refused.get_data(as_text=True), raw
+    never = client.post(f"/admin/datasets/{dataset_id}/retune", data={"retune_at_labels": ""}, follow_redirects=True)
+    assert "never fine-tunes this dataset" in never.get_data(as_text=True)
+    assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retune_at_labels"] is None

@@ -9,7 +9,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.params import ParamError
-from include.services import live_loop, quality, snapshots
+from include.services import live_loop, quality, retune, snapshots
 from include.services.export import FORMATS
 from webapp.admin import bp
 from webapp.admin.common import dataset_or_404
@@ -131,6 +131,33 @@ def live_loop_setting(dataset_id: int) -> Any:
             flash("The live loop is off for this dataset: it retrains nightly.", "success")
         else:
             flash(f"The dataset retrains as soon as {ds.retrain_after_labels} new labels arrive.", "success")
+    return redirect(url_for("admin.dataset", dataset_id=ds.id) + "#live-loop")
+
+
+@bp.post("/datasets/<id:dataset_id>/retune")
+@admin_required
+def retune_setting(dataset_id: int) -> Any:
+    """At how many labeled tasks the loop fine-tunes the dataset's encoder (empty: never)."""
+    ds = dataset_or_404(dataset_id)
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    raw = request.form.get("retune_at_labels", "").strip()
+    try:
+        retune.set_threshold(ds, int(raw) if raw else None)
+    except ValueError:
+        flash(
+            f"Retune at: a whole number from {retune.MIN_RETUNE_AT} to {retune.MAX_RETUNE_AT:,}, or empty for never.",
+            "error",
+        )
+    else:
+        db.session.commit()
+        if ds.retune_at_labels is None:
+            flash("The loop never fine-tunes this dataset's encoder.", "success")
+        else:
+            flash(
+                f"The loop fine-tunes the encoder at {ds.retune_at_labels} labeled tasks and each time they double.",
+                "success",
+            )
     return redirect(url_for("admin.dataset", dataset_id=ds.id) + "#live-loop")
 
 

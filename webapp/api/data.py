@@ -12,7 +12,7 @@ from include.airflow_client import AirflowError
 from include.db.models import Dataset, InferenceRun, Role
 from include.ml.training.configs import ConfigError
 from include.params import ParamError
-from include.services import inference, live_loop, pii, quality, snapshots, training_configs
+from include.services import inference, live_loop, pii, quality, retune, snapshots, training_configs
 from include.services.datasets import DatasetError
 from webapp.api import api_error, api_user, bp, json_body, token_required
 from webapp.clients import NotConfigured
@@ -240,15 +240,23 @@ def live_loop_status(dataset_id: int) -> Any:
 @bp.put("/datasets/<id:dataset_id>/live-loop")
 @token_required(Role.ADMIN)
 def live_loop_update(dataset_id: int) -> Any:
-    """``{"retrain_after_labels": 50}`` (``null``: off): retrain after that many new labels."""
+    """``{"retrain_after_labels": 50}`` (``null``: off): retrain after that many new labels;
+    ``{"retune_at_labels": 120}`` (``null``: never): fine-tune the encoder at that many labeled tasks."""
     dataset = _dataset(dataset_id)
     if not isinstance(dataset, Dataset):
         return dataset
     body = json_body()
-    if "retrain_after_labels" not in body:
-        return api_error(400, "send retrain_after_labels: a whole number, or null to turn the live loop off")
+    if not {"retrain_after_labels", "retune_at_labels"} & set(body):
+        return api_error(
+            400,
+            "send retrain_after_labels (a whole number, or null to turn the live loop off) and/or "
+            "retune_at_labels (a whole number, or null: never fine-tune the encoder)",
+        )
     try:
-        live_loop.set_threshold(dataset, body["retrain_after_labels"])
+        if "retrain_after_labels" in body:
+            live_loop.set_threshold(dataset, body["retrain_after_labels"])
+        if "retune_at_labels" in body:
+            retune.set_threshold(dataset, body["retune_at_labels"])
     except ValueError as exc:
         return api_error(400, str(exc))
     db.session.commit()

@@ -140,4 +140,15 @@ FINETUNE_LR = ParamSpec(
 )
 FINETUNE_BATCH = ParamSpec("finetune_batch_size", "Pairs per step", "int", 16, minimum=1, maximum=512)
 
+RETUNE_AT = ParamSpec(
+    "retune_at_labels",
+    "Retune the encoder at labels",
+    "int",
+    0,
+    minimum=0,
+    maximum=10_000_000,
+    help="0: the dataset's own setting (off unless set on its page); N: the loop fine-tunes the encoder once the "
+    "dataset has N labeled tasks, and again each time they double; in between, heads train on the tuned encoder",
+)
+
 FINETUNE_PARAMS = (BASE_ENCODER, PAIR_ITERATIONS, MAX_PAIRS, FINETUNE_EPOCHS, FINETUNE_LR, FINETUNE_BATCH, SEED)

@@ -1,0 +1,20 @@
+"""The loop's training decision: tune the encoder now, or train a head, and on which encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from include.db.session import session_scope
+from include.services import retune
+
+
+@dataclass(frozen=True)
+class TrainChoice:
+    retune: str | None  # why the encoder is tuned now; None: train a head
+    encoder: str | None  # the serving tuned encoder a head trains on; None: the run's embedding model
+
+
+def choose(db_url: str, dataset_id: int, retune_at: int) -> TrainChoice:
+    """Read-only: what the loop's training step does for this dataset (include.services.retune)."""
+    with session_scope(db_url) as session:
+        return TrainChoice(retune.due(session, dataset_id, retune_at), retune.serving_encoder(session, dataset_id))

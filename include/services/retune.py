@@ -1,0 +1,88 @@
+"""When the loop should fine-tune a dataset's encoder, and which encoder its heads train on.
+
+On frozen embeddings the sentiment benchmark plateaus, and no batch strategy beats random there
+(bench/active_learning.py); tuning the encoder once on the first labels lifts every later round
+(bench/active_learning_retune.py). A dataset's loop therefore tunes when it first has
+``retune_at_labels`` labeled tasks, and again each time that count doubles since the last tune
+(the encoder then sees a representative share of the labels, while tuning, minutes even on a GPU,
+stays rare). Between tunes, heads keep training on the serving tuned encoder's vectors, so new
+labels still improve the serving model instead of feeding frozen heads that cannot beat it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from include.db.models import Dataset, EmbeddingModel, Task
+from include.ml.embeddings.names import FINETUNED_PREFIX
+from include.services.registry import promoted_model
+
+GROWTH = 2  # retune when the labeled tasks have doubled since the last tune
+MIN_RETUNE_AT = 20  # fewer labels give too few pairs (and the evaluation set reserves some)
+MAX_RETUNE_AT = 10_000_000
+
+
+def labeled_tasks(session: Session, dataset_id: int) -> int:
+    """Tasks of the dataset that carry a label (evaluation items included)."""
+    stmt = select(func.count()).select_from(Task).where(Task.dataset_id == dataset_id, Task.label.is_not(None))
+    return int(session.scalar(stmt) or 0)
+
+
+def last_tuned(session: Session, dataset_id: int) -> EmbeddingModel | None:
+    """The dataset's most recent fine-tuned encoder that finished (its weights are stored)."""
+    stmt = (
+        select(EmbeddingModel)
+        .where(EmbeddingModel.dataset_id == dataset_id, EmbeddingModel.artifact_sha256.is_not(None))
+        .order_by(EmbeddingModel.id.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def set_threshold(dataset: Dataset, value: int | None) -> None:
+    """Tune the dataset's encoder at ``value`` labeled tasks (and each doubling); None: never.
+
+    Raises:
+        ValueError: not a whole number from MIN_RETUNE_AT to 10,000,000 (the message says so).
+    """
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not MIN_RETUNE_AT <= value <= MAX_RETUNE_AT
+    ):
+        raise ValueError(
+            f"retune_at_labels must be a whole number from {MIN_RETUNE_AT} to {MAX_RETUNE_AT:,}, or empty (never)"
+        )
+    dataset.retune_at_labels = value
+
+
+def due(session: Session, dataset_id: int, retune_at: int = 0) -> str | None:
+    """Why the encoder should be tuned now (a sentence for the job log), or None.
+
+    ``retune_at``: the run's setting; 0 falls back to the dataset's ``retune_at_labels``.
+    """
+    if retune_at <= 0:
+        dataset = session.get(Dataset, dataset_id)
+        retune_at = int(dataset.retune_at_labels or 0) if dataset is not None else 0
+    if retune_at <= 0:
+        return None
+    labeled = labeled_tasks(session, dataset_id)
+    if labeled < retune_at:
+        return None
+    last = last_tuned(session, dataset_id)
+    if last is None:
+        return f"{labeled} labeled tasks reached retune_at_labels={retune_at} and no encoder is tuned yet"
+    before = int(last.origin.get("labeled_tasks") or 0)
+    if labeled >= GROWTH * before:
+        return f"{labeled} labeled tasks, {GROWTH}x the {before} that {last.name} was tuned at"
+    return None
+
+
+def serving_encoder(session: Session, dataset_id: int) -> str | None:
+    """The fine-tuned encoder of the model serving the dataset, if that model is on one."""
+    serving = promoted_model(session, dataset_id)
+    if serving is None or serving.embedding_model_id is None:
+        return None
+    encoder = session.get(EmbeddingModel, serving.embedding_model_id)
+    if encoder is None or encoder.dataset_id != dataset_id or not encoder.name.startswith(FINETUNED_PREFIX):
+        return None
+    return encoder.name
