@@ -12,8 +12,8 @@ Rounds start at 20 labels and add 20 up to 400, with 5 seeds. Strategies:
 
 * ``random``: 20 random labels a round;
 * ``top``: the 20 most uncertain (least confidence), after a random start;
-* ``diverse`` (the platform's default): a cold start from cluster representatives, then the
-  most uncertain spread over clusters (``include.ml.batch``).
+* ``diverse`` (auto-assign's ``strategy=diverse``; its default stays ``top``): a cold start
+  from cluster representatives, then the most uncertain spread over clusters (``include.ml.batch``).
 
 Each round retrains the platform's default head (``train_head`` with default parameters) and
 measures macro F1 on the test set. On the random rounds scikit-learn's ``LogisticRegressionCV``
