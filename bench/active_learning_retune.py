@@ -15,8 +15,10 @@ Both strategies get the same retune, so the comparison is fair; the issue's targ
 F1 over its last three rounds on the frozen embeddings, up to 400 labels) is read from
 bench/results/active_learning.json.
 
-``BENCH_RETUNE_SEEDS`` picks seeds ("11,23"); ``BENCH_RETUNE_PART`` names the output file so two
-processes can share the seeds, and ``--merge`` writes the report from the parts.
+``BENCH_RETUNE_STRATEGIES`` narrows the strategies, ``BENCH_RETUNE_TAG`` names a variant's
+files (``_20it`` for SetFit's full 20 iterations). ``BENCH_RETUNE_SEEDS`` picks seeds ("11,23");
+``BENCH_RETUNE_PART`` names the output file so two processes can share the seeds, and ``--merge``
+writes the report from the parts.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from bench.active_learning import SEEDS, SPLIT_SEED, START, STEP, TEST_SIZE, _f1
 RETUNE_AT = int(os.environ.get("BENCH_RETUNE_AT", "120"))
 ITERATIONS = int(os.environ.get("BENCH_RETUNE_ITERATIONS", "5"))
 BUDGET = int(os.environ.get("BENCH_AL_BUDGET", "260"))
-STRATEGIES = ("diverse", "random")
+STRATEGIES = tuple(os.environ.get("BENCH_RETUNE_STRATEGIES", "diverse,random").split(","))
+TAG = os.environ.get("BENCH_RETUNE_TAG", "")  # a variant's own result files (e.g. "_20it")
 
 
 def data() -> dict[str, Any]:
@@ -103,12 +106,12 @@ def run_part() -> None:
     out = {s: {str(seed): run_curve(d, s, seed) for seed in seeds} for s in STRATEGIES}
     part = os.environ.get("BENCH_RETUNE_PART", "all")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f".active_learning_retune_{part}.json").write_text(json.dumps(out))
+    (RESULTS / f".active_learning_retune{TAG}_{part}.json").write_text(json.dumps(out))
 
 
 def merge() -> None:
     curves: dict[str, dict[str, Any]] = {s: {} for s in STRATEGIES}
-    for path in sorted(RESULTS.glob(".active_learning_retune_*.json")):
+    for path in sorted(RESULTS.glob(f".active_learning_retune{TAG}_*.json")):
         for strategy, by_seed in json.loads(path.read_text()).items():
             curves[strategy].update(by_seed)
     frozen = json.loads((RESULTS / "active_learning.json").read_text())["datasets"]["sentiment"]
@@ -132,7 +135,7 @@ def merge() -> None:
         }
     _plot(sizes, curves, frozen, target)
     save(
-        "active_learning_retune",
+        f"active_learning_retune{TAG}",
         {
             "dataset": "sentiment",
             "retune_at_labels": RETUNE_AT,
@@ -142,8 +145,10 @@ def merge() -> None:
             "frozen_random_target_last3_mean_f1": target,
             "frozen_random_labels_to_target": frozen["random"]["labels_to_reach_target"],
             "strategies": report,
-            "diverse_minus_random_after_retune": (means["diverse"] - means["random"]).round(4).tolist(),
-            "plot": "bench/results/active_learning_retune_sentiment.png",
+            "diverse_minus_random_after_retune": (
+                (means["diverse"] - means["random"]).round(4).tolist() if len(means) == 2 else None
+            ),
+            "plot": f"bench/results/active_learning_retune{TAG}_sentiment.png",
         },
     )
 
@@ -176,7 +181,7 @@ def _plot(sizes: list[int], curves: dict[str, dict[str, Any]], frozen: dict[str,
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "active_learning_retune_sentiment.png")
+    fig.savefig(RESULTS / f"active_learning_retune{TAG}_sentiment.png")
     plt.close(fig)
 
 

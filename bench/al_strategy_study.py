@@ -16,7 +16,8 @@ labels). Strategies, each with the platform's default head:
 Then the head's regularisation rule on ``diverse`` and ``random`` labels: the default (C and class
 weighting by out-of-fold macro F1), by out-of-fold log-loss, and the strongest regularisation
 within one standard error of the best F1. On uncertainty-picked labels, cross-validation
-chooses C = 30 to 1,000 (it judges on the hard cases only) where 1 to 3 is best on the test set.
+chooses C = 30 to 1,000 (it judges on the hard cases only) where 1 to 3 is best on the test set
+(measured before this script recorded the default rule's C; a rerun records it per round).
 
 ``BENCH_STUDY_PART=a|b`` runs half of the curves (two processes on two cores); ``--merge`` writes
 bench/results/al_strategy_study.json.
@@ -106,7 +107,9 @@ def run_curve(data: dict[str, Any], strategy: str, seed: int, rule: str | None =
         head: Any = None
         try:
             if rule is None:
-                head = train_head(x_pool[idx], y_pool[idx], ["0", "1"], "minilm", TrainParams(seed=seed)).head
+                result = train_head(x_pool[idx], y_pool[idx], ["0", "1"], "minilm", TrainParams(seed=seed))
+                head = result.head
+                chosen_c.append(float(result.metrics["C"]))
             else:
                 head = _RuleHead(x_pool[idx], y_pool[idx], seed, rule)
                 chosen_c.append(head.c)
