@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Experiment, LsWebhook, Task
+from include.services import retune
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def status(session: Session, dataset: Dataset) -> dict[str, Any]:
     return {
         "retrain_after_labels": dataset.retrain_after_labels,
         "retune_at_labels": dataset.retune_at_labels,  # include.services.retune
+        "next_retune_at_labels": retune.next_tune_at(session, dataset),
+        "labeled_tasks": retune.labeled_tasks(session, dataset.id),
         "new_labels": new_labels(session, dataset),
         "last_webhook_at": last[0],
         "webhooks_waiting": int(last[1] or 0),

@@ -77,6 +77,16 @@ def due(session: Session, dataset_id: int, retune_at: int = 0) -> str | None:
     return None
 
 
+def next_tune_at(session: Session, dataset: Dataset) -> int | None:
+    """At how many labeled tasks the loop tunes the dataset's encoder next (None: never)."""
+    if not dataset.retune_at_labels:
+        return None
+    last = last_tuned(session, dataset.id)
+    if last is None:
+        return int(dataset.retune_at_labels)
+    return max(int(dataset.retune_at_labels), GROWTH * int(last.origin.get("labeled_tasks") or 0))
+
+
 def serving_encoder(session: Session, dataset_id: int) -> str | None:
     """The fine-tuned encoder of the model serving the dataset, if that model is on one."""
     serving = promoted_model(session, dataset_id)

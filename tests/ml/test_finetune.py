@@ -170,6 +170,7 @@ def test_the_loop_retunes_when_labels_reach_the_setting_and_then_trains_on_the_t
     with session_scope(db) as s:
         assert retune.serving_encoder(s, dataset_id) == encoder.name
         assert retune.due(s, dataset_id) is None  # tuned at 60, and 60 have not doubled
+        assert retune.next_tune_at(s, s.get_one(Dataset, dataset_id)) == 120
 
     # New labels: the next head trains on the serving tuned encoder, not on a frozen default.
     label(db, dataset_id, 30)

@@ -134,6 +134,7 @@ def test_the_live_loop_card_sets_when_a_dataset_retrains(db, page, live_url) -> 
     retune.locator("button").click()
     page.wait_for_selector("text=fine-tunes the encoder at 120 labeled tasks")
     assert page.locator("[data-testid=retune-form] input[name=retune_at_labels]").input_value() == "120"
+    assert "2 of 120 labeled tasks until the next encoder tune" in page.inner_text("[data-testid=retune-state]")
     with session_scope(db) as s:
         row = s.get_one(Dataset, dataset_id)
         assert row.retrain_after_labels is None and row.retune_at_labels == 120

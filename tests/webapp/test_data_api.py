@@ -305,6 +305,7 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
         assert answer.status_code == 400 and "retune_at_labels" in answer.json["error"], bad
     tune = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json={"retune_at_labels": 120}, headers=admin)
     assert tune.status_code == 200 and (tune.json["retune_at_labels"], tune.json["retrain_after_labels"]) == (120, None)
+    assert (tune.json["next_retune_at_labels"], tune.json["labeled_tasks"]) == (120, 0)  # no encoder tuned yet
     assert (
         client.put(
             f"/api/v1/datasets/{dataset_id}/live-loop",
