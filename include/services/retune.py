@@ -55,36 +55,36 @@ def set_threshold(dataset: Dataset, value: int | None) -> None:
     dataset.retune_at_labels = value
 
 
+def _threshold(session: Session, dataset_id: int, retune_at: int) -> tuple[int, EmbeddingModel | None]:
+    """The labeled-task count of the next tune (0: never) and the last tuned encoder: the
+    setting, or twice the count the last encoder was tuned at if that is higher."""
+    if retune_at <= 0:
+        dataset = session.get(Dataset, dataset_id)
+        retune_at = int(dataset.retune_at_labels or 0) if dataset is not None else 0
+    if retune_at <= 0:
+        return 0, None
+    last = last_tuned(session, dataset_id)
+    before = int(last.origin.get("labeled_tasks") or 0) if last is not None else 0
+    return max(retune_at, GROWTH * before), last
+
+
 def due(session: Session, dataset_id: int, retune_at: int = 0) -> str | None:
     """Why the encoder should be tuned now (a sentence for the job log), or None.
 
     ``retune_at``: the run's setting; 0 falls back to the dataset's ``retune_at_labels``.
     """
-    if retune_at <= 0:
-        dataset = session.get(Dataset, dataset_id)
-        retune_at = int(dataset.retune_at_labels or 0) if dataset is not None else 0
-    if retune_at <= 0:
+    threshold, last = _threshold(session, dataset_id, retune_at)
+    labeled = labeled_tasks(session, dataset_id) if threshold else 0
+    if not threshold or labeled < threshold:
         return None
-    labeled = labeled_tasks(session, dataset_id)
-    if labeled < retune_at:
-        return None
-    last = last_tuned(session, dataset_id)
     if last is None:
-        return f"{labeled} labeled tasks reached retune_at_labels={retune_at} and no encoder is tuned yet"
-    before = int(last.origin.get("labeled_tasks") or 0)
-    if labeled >= GROWTH * before:
-        return f"{labeled} labeled tasks, {GROWTH}x the {before} that {last.name} was tuned at"
-    return None
+        return f"{labeled} labeled tasks reached retune_at_labels={threshold} and no encoder is tuned yet"
+    return f"{labeled} labeled tasks, {GROWTH}x the {last.origin.get('labeled_tasks')} that {last.name} was tuned at"
 
 
 def next_tune_at(session: Session, dataset: Dataset) -> int | None:
     """At how many labeled tasks the loop tunes the dataset's encoder next (None: never)."""
-    if not dataset.retune_at_labels:
-        return None
-    last = last_tuned(session, dataset.id)
-    if last is None:
-        return int(dataset.retune_at_labels)
-    return max(int(dataset.retune_at_labels), GROWTH * int(last.origin.get("labeled_tasks") or 0))
+    return _threshold(session, dataset.id, 0)[0] or None
 
 
 def serving_encoder(session: Session, dataset_id: int) -> str | None:
