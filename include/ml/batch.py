@@ -24,10 +24,10 @@ BATCH_STRATEGY = ParamSpec(
     "batch_strategy",
     "Batch strategy",
     "choice",
-    "top",
+    "diverse",
     choices=BATCH_STRATEGIES,
-    help="top: strictly by priority (hardest first); diverse: the most uncertain tasks, one per cluster of "
-    "similar texts (and representatives of the data before any model)",
+    help="diverse (default): the most uncertain tasks, one per cluster of similar texts (and representatives "
+    "of the data before any model); top: strictly by priority (hardest first)",
 )
 RELATIVE_FLOOR = 0.5  # candidates need at least half the uncertainty of the k-th most uncertain
 DIVERSE_HEAD = ParamSpec(

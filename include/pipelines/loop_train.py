@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from include.db.session import session_scope
+from include.ml.embeddings.backends import torch_device
 from include.services import retune
 
 
@@ -15,6 +16,12 @@ class TrainChoice:
 
 
 def choose(db_url: str, dataset_id: int, retune_at: int) -> TrainChoice:
-    """Read-only: what the loop's training step does for this dataset (include.services.retune)."""
+    """Read-only: what the loop's training step does for this dataset (include.services.retune).
+
+    Runs on the training worker, so the automatic setting follows the device that would tune.
+    """
+    gpu = torch_device() == "cuda"
     with session_scope(db_url) as session:
-        return TrainChoice(retune.due(session, dataset_id, retune_at), retune.serving_encoder(session, dataset_id))
+        return TrainChoice(
+            retune.due(session, dataset_id, retune_at, gpu=gpu), retune.serving_encoder(session, dataset_id)
+        )

@@ -111,8 +111,10 @@ def status(session: Session, dataset: Dataset) -> dict[str, Any]:
     ).one()
     return {
         "retrain_after_labels": dataset.retrain_after_labels,
-        "retune_at_labels": dataset.retune_at_labels,  # include.services.retune
-        "next_retune_at_labels": retune.next_tune_at(session, dataset),
+        "retune_at_labels": dataset.retune_at_labels,  # include.services.retune; None: automatic
+        "retune_mode": {None: "auto", 0: "never"}.get(dataset.retune_at_labels, "set"),
+        # automatic: the count where training runs on a GPU (CPU-only workers never tune)
+        "next_retune_at_labels": retune.next_tune_at(session, dataset, gpu=True),
         "labeled_tasks": retune.labeled_tasks(session, dataset.id),
         "new_labels": new_labels(session, dataset),
         "last_webhook_at": last[0],

@@ -7,6 +7,10 @@ On frozen embeddings the sentiment benchmark plateaus, and no batch strategy bea
 (the encoder then sees a representative share of the labels, while tuning, minutes even on a GPU,
 stays rare). Between tunes, heads keep training on the serving tuned encoder's vectors, so new
 labels still improve the serving model instead of feeding frozen heads that cannot beat it.
+
+A dataset with no setting of its own tunes at ``AUTO_RETUNE_AT`` labeled tasks where its training
+runs on a GPU (a tune takes about a minute there), and never on a CPU-only worker, where one takes
+10 to 20 minutes of the loop; 0 turns tuning off, a number sets the threshold on any device.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from include.ml.embeddings.names import FINETUNED_PREFIX
 from include.services.registry import promoted_model
 
 GROWTH = 2  # retune when the labeled tasks have doubled since the last tune
+AUTO_RETUNE_AT = 120  # bench/active_learning_retune.py: one tune at 120 labels passes frozen random's target
 MIN_RETUNE_AT = 20  # fewer labels give too few pairs (and the evaluation set reserves some)
 MAX_RETUNE_AT = 10_000_000
 
@@ -41,26 +46,37 @@ def last_tuned(session: Session, dataset_id: int) -> EmbeddingModel | None:
 
 
 def set_threshold(dataset: Dataset, value: int | None) -> None:
-    """Tune the dataset's encoder at ``value`` labeled tasks (and each doubling); None: never.
+    """Tune the dataset's encoder at ``value`` labeled tasks (and each doubling); 0: never; None:
+    automatic (AUTO_RETUNE_AT where training runs on a GPU, never on a CPU).
 
     Raises:
-        ValueError: not a whole number from MIN_RETUNE_AT to 10,000,000 (the message says so).
+        ValueError: not 0 or a whole number from MIN_RETUNE_AT to 10,000,000 (the message says so).
     """
     if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int) or not MIN_RETUNE_AT <= value <= MAX_RETUNE_AT
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (value == 0 or MIN_RETUNE_AT <= value <= MAX_RETUNE_AT)
     ):
         raise ValueError(
-            f"retune_at_labels must be a whole number from {MIN_RETUNE_AT} to {MAX_RETUNE_AT:,}, or empty (never)"
+            f"retune_at_labels must be a whole number from {MIN_RETUNE_AT} to {MAX_RETUNE_AT:,}, 0 (never) "
+            "or empty (automatic)"
         )
     dataset.retune_at_labels = value
 
 
-def _threshold(session: Session, dataset_id: int, retune_at: int) -> tuple[int, EmbeddingModel | None]:
+def setting(dataset: Dataset, *, gpu: bool) -> int:
+    """The dataset's own threshold on a worker with (or without) a GPU; 0: never."""
+    if dataset.retune_at_labels is None:
+        return AUTO_RETUNE_AT if gpu else 0
+    return int(dataset.retune_at_labels)
+
+
+def _threshold(session: Session, dataset_id: int, retune_at: int, *, gpu: bool) -> tuple[int, EmbeddingModel | None]:
     """The labeled-task count of the next tune (0: never) and the last tuned encoder: the
     setting, or twice the count the last encoder was tuned at if that is higher."""
     if retune_at <= 0:
         dataset = session.get(Dataset, dataset_id)
-        retune_at = int(dataset.retune_at_labels or 0) if dataset is not None else 0
+        retune_at = setting(dataset, gpu=gpu) if dataset is not None else 0
     if retune_at <= 0:
         return 0, None
     last = last_tuned(session, dataset_id)
@@ -68,12 +84,13 @@ def _threshold(session: Session, dataset_id: int, retune_at: int) -> tuple[int, 
     return max(retune_at, GROWTH * before), last
 
 
-def due(session: Session, dataset_id: int, retune_at: int = 0) -> str | None:
+def due(session: Session, dataset_id: int, retune_at: int = 0, *, gpu: bool = False) -> str | None:
     """Why the encoder should be tuned now (a sentence for the job log), or None.
 
-    ``retune_at``: the run's setting; 0 falls back to the dataset's ``retune_at_labels``.
+    ``retune_at``: the run's setting; 0 falls back to the dataset's (:func:`setting`). ``gpu``:
+    whether this worker trains on a GPU, which turns the automatic setting on.
     """
-    threshold, last = _threshold(session, dataset_id, retune_at)
+    threshold, last = _threshold(session, dataset_id, retune_at, gpu=gpu)
     labeled = labeled_tasks(session, dataset_id) if threshold else 0
     if not threshold or labeled < threshold:
         return None
@@ -82,9 +99,9 @@ def due(session: Session, dataset_id: int, retune_at: int = 0) -> str | None:
     return f"{labeled} labeled tasks, {GROWTH}x the {last.origin.get('labeled_tasks')} that {last.name} was tuned at"
 
 
-def next_tune_at(session: Session, dataset: Dataset) -> int | None:
+def next_tune_at(session: Session, dataset: Dataset, *, gpu: bool) -> int | None:
     """At how many labeled tasks the loop tunes the dataset's encoder next (None: never)."""
-    return _threshold(session, dataset.id, 0)[0] or None
+    return _threshold(session, dataset.id, 0, gpu=gpu)[0] or None
 
 
 def serving_encoder(session: Session, dataset_id: int) -> str | None:

@@ -44,7 +44,7 @@ def test_diverse_auto_assign_takes_from_every_cluster_of_uncertain_tasks(db) -> 
     alice, bob = _annotator(db, "div-alice"), _annotator(db, "div-bob")
     with session_scope(db) as s:
         top = auto_assign(s, dataset_id, s.get(User, alice), 6, strategy="top")
-        diverse = auto_assign(s, dataset_id, s.get(User, bob), 6, strategy="diverse")
+        diverse = auto_assign(s, dataset_id, s.get(User, bob), 6)  # diverse is the default
         with pytest.raises(AssignmentError, match="strategy must be one of"):
             auto_assign(s, dataset_id, s.get(User, bob), 6, strategy="random")
     assert {cluster_of[t] for t in top} == {0}

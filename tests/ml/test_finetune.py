@@ -151,7 +151,8 @@ def test_the_loop_retunes_when_labels_reach_the_setting_and_then_trains_on_the_t
     # The scheduled loop's params say 0: the dataset's own setting decides.
     context = {"params": {"base_model": f"st:{tiny_encoder}", "pair_iterations": 2, "min_f1": 0.0}}
     with session_scope(db) as s:
-        assert retune.due(s, dataset_id) is None  # off unless set
+        assert retune.due(s, dataset_id) is None  # automatic: never on a CPU-only worker
+        assert retune.next_tune_at(s, s.get_one(Dataset, dataset_id), gpu=True) == retune.AUTO_RETUNE_AT
         retune.set_threshold(s.get_one(Dataset, dataset_id), 60)
         with pytest.raises(ValueError, match="retune_at_labels must be a whole number from 20"):
             retune.set_threshold(s.get_one(Dataset, dataset_id), 10)
@@ -170,7 +171,7 @@ def test_the_loop_retunes_when_labels_reach_the_setting_and_then_trains_on_the_t
     with session_scope(db) as s:
         assert retune.serving_encoder(s, dataset_id) == encoder.name
         assert retune.due(s, dataset_id) is None  # tuned at 60, and 60 have not doubled
-        assert retune.next_tune_at(s, s.get_one(Dataset, dataset_id)) == 120
+        assert retune.next_tune_at(s, s.get_one(Dataset, dataset_id), gpu=False) == 120
 
     # New labels: the next head trains on the serving tuned encoder, not on a frozen default.
     label(db, dataset_id, 30)
@@ -187,3 +188,26 @@ def test_the_loop_retunes_when_labels_reach_the_setting_and_then_trains_on_the_t
         reason, by_run = retune.due(s, dataset_id), retune.due(s, dataset_id, 500)
     assert reason is not None and "2x the 60" in reason
     assert by_run is None  # a run's own setting (500) wins over the dataset's
+    with session_scope(db) as s:
+        retune.set_threshold(s.get_one(Dataset, dataset_id), 0)
+    with session_scope(db) as s:
+        assert retune.due(s, dataset_id, gpu=True) is None  # 0: never, even on a GPU
+
+
+def test_the_automatic_retune_follows_the_training_device(db) -> None:
+    """No setting: a GPU worker tunes at AUTO_RETUNE_AT labeled tasks, a CPU-only one never does."""
+    from include.pipelines import loop_train
+    from include.services import retune
+
+    dataset_id = make_dataset(db, "auto-retune", demo(150, seed=47))
+    label(db, dataset_id, retune.AUTO_RETUNE_AT)
+    with session_scope(db) as s:
+        assert s.get_one(Dataset, dataset_id).retune_at_labels is None
+        assert retune.due(s, dataset_id, gpu=False) is None
+        reason = retune.due(s, dataset_id, gpu=True)
+    assert reason is not None and f"retune_at_labels={retune.AUTO_RETUNE_AT}" in reason
+    # The loop's decision probes the device of the worker it runs on.
+    assert loop_train.choose(db, dataset_id, 0).retune is None  # this machine has no GPU
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop_train, "torch_device", lambda: "cuda")
+        assert loop_train.choose(db, dataset_id, 0).retune == reason

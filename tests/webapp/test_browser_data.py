@@ -129,6 +129,7 @@ def test_the_live_loop_card_sets_when_a_dataset_retrains(db, page, live_url) -> 
     page.locator("[data-testid=live-loop] input[name=retrain_after_labels]").fill("")
     page.locator("[data-testid=live-loop] form:has(input[name=retrain_after_labels]) button").click()
     page.wait_for_selector("text=The live loop is off for this dataset")
+    assert "(automatic: where training runs on a GPU" in page.inner_text("[data-testid=retune-state]")
     retune = page.locator("[data-testid=retune-form]")
     retune.locator("input[name=retune_at_labels]").fill("120")
     retune.locator("button").click()

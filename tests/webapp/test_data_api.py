@@ -299,13 +299,16 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
         assert answer.status_code == 400 and "retrain_after_labels" in answer.json["error"], bad
     off = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json={"retrain_after_labels": None}, headers=admin)
     assert off.status_code == 200 and off.json["retrain_after_labels"] is None
-    assert off.json["retune_at_labels"] is None  # never fine-tunes unless asked
-    for bad in ({"retune_at_labels": 5}, {"retune_at_labels": "many"}):
+    assert (off.json["retune_at_labels"], off.json["retune_mode"]) == (None, "auto")  # on GPU workers only
+    assert off.json["next_retune_at_labels"] == 120
+    for bad in ({"retune_at_labels": 5}, {"retune_at_labels": "many"}, {"retune_at_labels": -1}):
         answer = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json=bad, headers=admin)
         assert answer.status_code == 400 and "retune_at_labels" in answer.json["error"], bad
     tune = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json={"retune_at_labels": 120}, headers=admin)
     assert tune.status_code == 200 and (tune.json["retune_at_labels"], tune.json["retrain_after_labels"]) == (120, None)
     assert (tune.json["next_retune_at_labels"], tune.json["labeled_tasks"]) == (120, 0)  # no encoder tuned yet
+    never = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json={"retune_at_labels": 0}, headers=admin)
+    assert (never.json["retune_mode"], never.json["next_retune_at_labels"]) == ("never", None)
     assert (
         client.put(
             f"/api/v1/datasets/{dataset_id}/live-loop",
@@ -329,7 +332,11 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
     for raw in ("abc", "3"):
         form = {"retune_at_labels": raw}
         refused = client.post(f"/admin/datasets/{dataset_id}/retune", data=form, follow_redirects=True)
-        assert "Retune at: a whole number from 20 to 10,000,000" in refused.get_data(as_text=True), raw
-    never = client.post(f"/admin/datasets/{dataset_id}/retune", data={"retune_at_labels": ""}, follow_redirects=True)
+        assert "Retune at: a whole number from 20 to 10,000,000, 0 for never" in refused.get_data(as_text=True), raw
+    never = client.post(f"/admin/datasets/{dataset_id}/retune", data={"retune_at_labels": "0"}, follow_redirects=True)
     assert "never fine-tunes this dataset" in never.get_data(as_text=True)
-    assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retune_at_labels"] is None
+    assert "Never: heads train on the current encoder" in never.get_data(as_text=True)
+    assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retune_at_labels"] == 0
+    auto = client.post(f"/admin/datasets/{dataset_id}/retune", data={"retune_at_labels": ""}, follow_redirects=True)
+    assert "Automatic: the loop fine-tunes the encoder at 120 labeled tasks" in auto.get_data(as_text=True)
+    assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retune_mode"] == "auto"

@@ -137,7 +137,7 @@ def live_loop_setting(dataset_id: int) -> Any:
 @bp.post("/datasets/<id:dataset_id>/retune")
 @admin_required
 def retune_setting(dataset_id: int) -> Any:
-    """At how many labeled tasks the loop fine-tunes the dataset's encoder (empty: never)."""
+    """At how many labeled tasks the loop fine-tunes the dataset's encoder (0: never; empty: automatic)."""
     ds = dataset_or_404(dataset_id)
     if not CsrfForm().validate_on_submit():
         abort(400)
@@ -146,12 +146,19 @@ def retune_setting(dataset_id: int) -> Any:
         retune.set_threshold(ds, int(raw) if raw else None)
     except ValueError:
         flash(
-            f"Retune at: a whole number from {retune.MIN_RETUNE_AT} to {retune.MAX_RETUNE_AT:,}, or empty for never.",
+            f"Retune at: a whole number from {retune.MIN_RETUNE_AT} to {retune.MAX_RETUNE_AT:,}, 0 for never, "
+            "or empty for automatic.",
             "error",
         )
     else:
         db.session.commit()
         if ds.retune_at_labels is None:
+            flash(
+                f"Automatic: the loop fine-tunes the encoder at {retune.AUTO_RETUNE_AT} labeled tasks where "
+                "training runs on a GPU, never on a CPU-only worker.",
+                "success",
+            )
+        elif ds.retune_at_labels == 0:
             flash("The loop never fine-tunes this dataset's encoder.", "success")
         else:
             flash(

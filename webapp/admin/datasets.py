@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from include.demo.texts import generate_demo_texts
 from include.labelstudio.client import LabelStudioError
+from include.ml.batch import BATCH_STRATEGY
 from include.params import ParamError
 from include.pipelines.catalog import PIPELINES
 from include.services import eval_set, live_loop, pii, quality, training_configs
@@ -229,7 +230,7 @@ def auto_assign_view(dataset_id: int) -> Any:
             annotator,
             form.count.data or 0,
             overlap_share=ds.overlap_share,
-            strategy=form.strategy.data or "top",
+            strategy=form.strategy.data or BATCH_STRATEGY.default,
         )
         db.session.commit()
     except AssignmentError as exc:

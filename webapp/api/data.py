@@ -241,7 +241,8 @@ def live_loop_status(dataset_id: int) -> Any:
 @token_required(Role.ADMIN)
 def live_loop_update(dataset_id: int) -> Any:
     """``{"retrain_after_labels": 50}`` (``null``: off): retrain after that many new labels;
-    ``{"retune_at_labels": 120}`` (``null``: never): fine-tune the encoder at that many labeled tasks."""
+    ``{"retune_at_labels": 120}`` (``0``: never; ``null``: automatic, on GPU workers only): fine-tune
+    the encoder at that many labeled tasks."""
     dataset = _dataset(dataset_id)
     if not isinstance(dataset, Dataset):
         return dataset
@@ -250,7 +251,7 @@ def live_loop_update(dataset_id: int) -> Any:
         return api_error(
             400,
             "send retrain_after_labels (a whole number, or null to turn the live loop off) and/or "
-            "retune_at_labels (a whole number, or null: never fine-tune the encoder)",
+            "retune_at_labels (a whole number, 0: never fine-tune the encoder, null: automatically on GPU workers)",
         )
     try:
         if "retrain_after_labels" in body:
