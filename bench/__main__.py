@@ -6,6 +6,7 @@ import importlib
 import sys
 
 ALL = [
+    "diverse_assign",
     "ls_sync",
     "ls_import_100k",
     "webapp_queries",

@@ -42,6 +42,7 @@ DIVERSE_HEAD = ParamSpec(
 )
 POOL_FACTOR = 10  # candidates per batch slot: wide enough to skip duplicates, narrow enough to stay uncertain
 COLD_SAMPLE = 20_000  # tasks clustered for a cold start (k-means on a sample is as representative)
+RESTARTS_UP_TO = 100  # k-means restarts 3 times up to this k, once above (k-means++ seeding costs k x n)
 
 
 def _nearest_to_centres(x: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -58,10 +59,11 @@ def _nearest_to_centres(x: np.ndarray, labels: np.ndarray, centres: np.ndarray) 
 def _kmeans(x: np.ndarray, k: int, weights: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
+    n_init = 3 if k <= RESTARTS_UP_TO else 1
     if len(x) > 5_000:
-        model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048)
+        model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=n_init, batch_size=2048)
     else:
-        model = KMeans(n_clusters=k, random_state=seed, n_init=3)
+        model = KMeans(n_clusters=k, random_state=seed, n_init=n_init)
     labels = model.fit_predict(x, sample_weight=weights)
     return labels, model.cluster_centers_
 
