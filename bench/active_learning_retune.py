@@ -18,7 +18,7 @@ bench/results/active_learning.json.
 ``BENCH_RETUNE_STRATEGIES`` narrows the strategies, ``BENCH_RETUNE_TAG`` names a variant's
 files (``_20it`` for SetFit's full 20 iterations). ``BENCH_RETUNE_SEEDS`` picks seeds ("11,23");
 ``BENCH_RETUNE_PART`` names the output file so two processes can share the seeds, and ``--merge``
-writes the report from the parts.
+writes the report from the parts (over the rounds every part has, if their budgets differed).
 """
 
 from __future__ import annotations
@@ -116,7 +116,12 @@ def merge() -> None:
             curves[strategy].update(by_seed)
     frozen = json.loads((RESULTS / "active_learning.json").read_text())["datasets"]["sentiment"]
     target = frozen["target_random_last3_mean_f1"]
-    sizes = list(range(START, BUDGET + 1, STEP))
+    # Parts run with different budgets: report the rounds every curve has.
+    rounds = min(len(run["f1"]) for by_seed in curves.values() for run in by_seed.values())
+    for by_seed in curves.values():
+        for run in by_seed.values():
+            run["f1"] = run["f1"][:rounds]
+    sizes = list(range(START, START + STEP * rounds, STEP))
     report: dict[str, Any] = {}
     means = {}
     for strategy, by_seed in curves.items():
