@@ -39,6 +39,7 @@ from include.services.experiments import (
     data_snapshot,
     fail_experiment,
     finish_experiment,
+    finished_by_earlier_try,
     is_stopped,
     record_epoch,
     record_items,
@@ -138,6 +139,27 @@ def run_finetune_encoder(
             raise SkipStep(f"cannot fine-tune yet: {exc}") from None
 
         name = encoder_name(dataset_id, run)
+        with session_scope(db_url) as session:
+            earlier = finished_by_earlier_try(
+                session,
+                dataset_id=dataset_id,
+                run_id=run.run_id,
+                snapshot=data_snapshot(examples, name),
+                params=head,
+                extra={"finetune": {**tuning.values(), "base_model": base_model}},
+            )
+            if earlier is not None:  # killed after its work committed: keep it for the gate
+                done, model = earlier
+                job.done(f"{model.version} was tuned by an earlier try of this run (experiment {done.id}): kept")
+                job.result = {
+                    "model_id": model.id,
+                    "version": model.version,
+                    "metrics": model.metrics,
+                    "device": done.device,
+                    "experiment_id": done.id,
+                    "encoder": name,
+                }
+                return job.result
         if reason:
             job.progress(f"retuning: {reason}")
         job.progress(f"loading {base_model} to tune on {len(pair_idx)} labels ({len(val_idx)} held out)")

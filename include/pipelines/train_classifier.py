@@ -34,6 +34,7 @@ from include.services.experiments import (
     data_snapshot,
     fail_experiment,
     finish_experiment,
+    finished_by_earlier_try,
     is_stopped,
     last_snapshot,
     record_epoch,
@@ -183,6 +184,20 @@ def run_train_classifier(
             evaluation, labels_snapshot, examples = training_labels(session, dataset)
             snapshot = data_snapshot(examples, embedding_model)
             last = last_snapshot(session, dataset_id)
+            earlier = finished_by_earlier_try(
+                session, dataset_id=dataset_id, run_id=run.run_id, snapshot=snapshot, params=params, extra=tags
+            )
+            if earlier is not None:
+                done, model = earlier
+                job.done(f"{model.version} was trained by an earlier try of this run (experiment {done.id}): kept")
+                job.result = {
+                    "model_id": model.id,
+                    "version": model.version,
+                    "metrics": model.metrics,
+                    "device": done.device,
+                    "experiment_id": done.id,
+                }
+                return job.result
         if len(examples) < min_labels:
             raise SkipStep(
                 f"{len(examples)} labeled tasks to train on ({evaluation.size} more are reserved for evaluation); "

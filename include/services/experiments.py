@@ -16,7 +16,17 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Experiment, ExperimentEpoch, ExperimentItem, Item, Job, Task, TaskStatus
+from include.db.models import (
+    Dataset,
+    Experiment,
+    ExperimentEpoch,
+    ExperimentItem,
+    Item,
+    Job,
+    ModelVersion,
+    Task,
+    TaskStatus,
+)
 from include.ml.training.params import TrainParams
 
 
@@ -82,9 +92,7 @@ def start_experiment(
                 Experiment.run_id == run_id, Experiment.dataset_id == dataset.id, Experiment.status == "running"
             )
         ):
-            base = set(asdict(params)) | {"embedding_model", "n_labeled", "data_snapshot", "labels"}
-            stale_extra = {k: v for k, v in stale.params.items() if k not in base}
-            if stale_extra == (extra or {}):  # the same trial of the same task
+            if _same_trial(stale, params, extra):
                 session.delete(stale)
         session.flush()
     experiment = Experiment(
@@ -106,6 +114,41 @@ def start_experiment(
     session.add(experiment)
     session.flush()
     return experiment.id
+
+
+def _same_trial(experiment: Experiment, params: TrainParams, extra: dict[str, Any] | None) -> bool:
+    """The experiment is this task's (and this sweep trial's): its extra parameters match."""
+    base = set(asdict(params)) | {"embedding_model", "n_labeled", "data_snapshot", "labels"}
+    return {k: v for k, v in experiment.params.items() if k not in base} == (extra or {})
+
+
+def finished_by_earlier_try(
+    session: Session,
+    *,
+    dataset_id: int,
+    run_id: str | None,
+    snapshot: str,
+    params: TrainParams,
+    extra: dict[str, Any] | None,
+) -> tuple[Experiment, ModelVersion] | None:
+    """This task's experiment and model when an earlier try of it finished them on the same labels.
+
+    A worker killed after the work committed but before Airflow heard of it: the retry must hand
+    the gate that model, not train again, and not skip as "no new labels" (the gate then never
+    sees the model).
+    """
+    if run_id is None:
+        return None
+    rows = session.execute(
+        select(Experiment, ModelVersion)
+        .join(ModelVersion, ModelVersion.experiment_id == Experiment.id)
+        .where(Experiment.run_id == run_id, Experiment.dataset_id == dataset_id, Experiment.status == "finished")
+        .order_by(Experiment.id.desc())
+    ).all()
+    for experiment, model in rows:
+        if experiment.params.get("data_snapshot") == snapshot and _same_trial(experiment, params, extra):
+            return experiment, model
+    return None
 
 
 def record_epoch(

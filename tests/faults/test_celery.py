@@ -109,4 +109,16 @@ def test_a_gpu_worker_killed_mid_training_is_retried_without_duplicates(platform
     assert epochs[0] == epochs[1] > 0
     models = platform.sql("SELECT count(*) FROM models WHERE experiment_id = :e", e=experiments[0][0])[0][0]
     assert models == 1
+    # The jobs page tells the same story: one row per step, both settled by the retry. Whether the
+    # kill landed mid-training (the retry trains again) or just after the work committed (the retry
+    # keeps that model instead of skipping it as "no new labels"), the gate judges the model.
+    jobs = platform.sql("SELECT step, status FROM jobs WHERE run_id = :r ORDER BY id", r=run_id)
+    attempts = platform.sql(
+        "SELECT j.step, a.try_number, a.state, a.message FROM job_attempts a JOIN jobs j ON j.id = a.job_id "
+        "WHERE j.run_id = :r ORDER BY a.id",
+        r=run_id,
+    )
+    assert [tuple(j) for j in jobs] == [("train_classifier", "success"), ("gate", "success")], (jobs, attempts)
+    judged = platform.sql("SELECT status, gate FROM models WHERE experiment_id = :e", e=experiments[0][0])[0]
+    assert judged[0] in ("promoted", "rejected") and judged[1].get("eval_size"), judged
     assert "restarted celery worker gpu" in platform.launcher_log()

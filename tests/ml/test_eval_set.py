@@ -7,9 +7,9 @@ import itertools
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from include.db.models import Dataset, ExperimentItem, Item, ModelStatus, ModelVersion, Task, TaskStatus
+from include.db.models import Dataset, Experiment, ExperimentItem, Item, ModelStatus, ModelVersion, Task, TaskStatus
 from include.db.session import session_scope
 from include.demo.texts import DEMO_LABELS, generate_demo_texts
 from include.ml.training.params import TrainParams
@@ -191,3 +191,33 @@ def test_the_gate_on_the_eval_set(db, minilm, tmp_path: Path) -> None:
     assert refused["reason"] == "not enough evaluation labels to decide: needs 3 more evaluation labels for NG"
     with session_scope(db) as s:
         assert s.get_one(ModelVersion, trained["model_id"]).status == ModelStatus.CANDIDATE
+
+
+def test_a_retry_after_the_work_committed_keeps_the_model_for_the_gate(db, minilm) -> None:
+    """A worker killed after training committed, before Airflow heard of it: the retry keeps that
+    model (no second experiment, no "no new labels" skip that would leave it ungated)."""
+    from include.db.models import Job, JobAttempt
+
+    dataset_id = make_dataset(db, "retry-after-commit", demo(150, seed=13))
+    label(db, dataset_id, 110)
+    run = {"dag_id": "train_classifier", "run_id": "manual__retry-after-commit", "task_id": "train_classifier"}
+    first = run_train_classifier(
+        db, RunRef(**run, try_number=1), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+    )
+    retry = run_train_classifier(
+        db, RunRef(**run, try_number=2), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+    )
+    assert retry["model_id"] == first["model_id"] and retry["experiment_id"] == first["experiment_id"]
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count()).select_from(Experiment).where(Experiment.dataset_id == dataset_id)) == 1
+        job = s.scalars(select(Job).where(Job.run_id == run["run_id"])).one()
+        attempts = s.scalars(select(JobAttempt).where(JobAttempt.job_id == job.id).order_by(JobAttempt.try_number))
+        assert job.status.value == "success" and "trained by an earlier try" in job.message
+        assert [a.state.value for a in attempts] == ["success", "success"]
+    gated = run_gate(db, RunRef(**run, try_number=1), dataset_id=dataset_id, model_id=retry["model_id"], min_f1=0.0)
+    assert gated["promoted"] is True
+    # Another run on the same labels still skips: only the same run's own model is kept.
+    other = run_train_classifier(
+        db, RunRef(run_id="manual__other"), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+    )
+    assert other.get("skipped") is True and "no new labels" in other["reason"]

@@ -211,3 +211,23 @@ def test_the_automatic_retune_follows_the_training_device(db) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loop_train, "torch_device", lambda: "cuda")
         assert loop_train.choose(db, dataset_id, 0).retune == reason
+
+
+def test_a_retried_tune_keeps_what_the_killed_try_committed(db, tiny_encoder) -> None:
+    """Killed after the tune committed, before Airflow heard: the retry hands the gate that model
+    instead of tuning again (minutes on a GPU, far more on CPU)."""
+    from include.pipelines.finetune_encoder import run_finetune_encoder
+    from include.pipelines.runner import RunRef
+
+    dataset_id = make_dataset(db, "tune-retry", demo(80, seed=53))
+    label(db, dataset_id, 60)
+    run = {"dag_id": "finetune_encoder", "run_id": "manual__tune-retry", "task_id": "finetune_encoder"}
+    tuning = FinetuneParams(pair_iterations=2, max_pairs=80, lr=1e-3, seed=5)
+    kwargs = {"dataset_id": dataset_id, "tuning": tuning, "base_model": f"st:{tiny_encoder}"}
+    first = run_finetune_encoder(db, RunRef(**run, try_number=1), **kwargs)
+    retry = run_finetune_encoder(db, RunRef(**run, try_number=2), **kwargs)
+    assert (retry["model_id"], retry["encoder"]) == (first["model_id"], first["encoder"])
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count()).select_from(Experiment).where(Experiment.dataset_id == dataset_id)) == 1
+        job = s.scalars(select(Job).where(Job.run_id == run["run_id"])).one()
+        assert job.status.value == "success" and "tuned by an earlier try" in job.message
