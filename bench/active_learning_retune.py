@@ -15,6 +15,7 @@ Both strategies get the same retune, so the comparison is fair; the issue's targ
 F1 over its last three rounds on the frozen embeddings, up to 400 labels) is read from
 bench/results/active_learning.json.
 
+``BENCH_RETUNE_DOUBLING=1`` tunes again each time the labels double, as the platform's loop does.
 ``BENCH_RETUNE_STRATEGIES`` narrows the strategies, ``BENCH_RETUNE_TAG`` names a variant's
 files (``_20it`` for SetFit's full 20 iterations). ``BENCH_RETUNE_SEEDS`` picks seeds ("11,23");
 ``BENCH_RETUNE_PART`` names the output file so two processes can share the seeds, and ``--merge``
@@ -40,6 +41,8 @@ ITERATIONS = int(os.environ.get("BENCH_RETUNE_ITERATIONS", "5"))
 BUDGET = int(os.environ.get("BENCH_AL_BUDGET", "260"))
 STRATEGIES = tuple(os.environ.get("BENCH_RETUNE_STRATEGIES", "diverse,random").split(","))
 TAG = os.environ.get("BENCH_RETUNE_TAG", "")  # a variant's own result files (e.g. "_20it")
+# The platform's rule: tune again each time the labels double since the last tune (one tune if 0).
+DOUBLING = os.environ.get("BENCH_RETUNE_DOUBLING", "0") == "1"
 
 
 def data() -> dict[str, Any]:
@@ -76,16 +79,18 @@ def run_curve(d: dict[str, Any], strategy: str, seed: int) -> dict[str, Any]:
         labeled = [int(i) for i in rng.choice(len(x_pool), START, replace=False)]
     f1: list[float] = []
     tune_s = 0.0
+    next_tune = RETUNE_AT
     while True:
         idx = np.array(labeled)
-        if len(labeled) == RETUNE_AT:
+        if len(labeled) == next_tune:
+            next_tune = 2 * next_tune if DOUBLING else -1
             started = time.perf_counter()
             encoder = copy.deepcopy(SentenceTransformerEmbedder().sentence_transformer())
             texts = [d["t_pool"][i] for i in idx]
             finetune(encoder, texts, y_pool[idx].tolist(), FinetuneParams(pair_iterations=ITERATIONS, seed=seed))
             x_pool = encoder.encode(d["t_pool"], normalize_embeddings=True, convert_to_numpy=True, batch_size=128)
             x_test = encoder.encode(d["t_test"], normalize_embeddings=True, convert_to_numpy=True, batch_size=128)
-            tune_s = time.perf_counter() - started
+            tune_s += time.perf_counter() - started
         head = train_head(x_pool[idx], y_pool[idx], ["0", "1"], "minilm", TrainParams(seed=seed)).head
         f1.append(_f1(head.predict_proba(x_test, device="cpu"), y_test))
         print(strategy, seed, len(labeled), round(f1[-1], 4), flush=True)
@@ -144,6 +149,7 @@ def merge() -> None:
         {
             "dataset": "sentiment",
             "retune_at_labels": RETUNE_AT,
+            "retune_again_when_labels_double": DOUBLING,
             "pair_iterations": ITERATIONS,
             "device": "cpu",
             "sizes": sizes,
@@ -169,7 +175,8 @@ def _plot(sizes: list[int], curves: dict[str, dict[str, Any]], frozen: dict[str,
     for strategy, by_seed in curves.items():
         runs = np.array([by_seed[k]["f1"] for k in sorted(by_seed)])
         mean, std = runs.mean(axis=0), runs.std(axis=0)
-        label = f"{strategy}, encoder retuned at {RETUNE_AT} ({len(runs)} seeds)"
+        when = f"{RETUNE_AT} and each doubling" if DOUBLING else f"{RETUNE_AT}"
+        label = f"{strategy}, encoder retuned at {when} ({len(runs)} seeds)"
         ax.plot(sizes, mean, "-", color=colors[strategy], linewidth=2, label=label)
         ax.fill_between(sizes, mean - std, mean + std, color=colors[strategy], alpha=0.15)
     frozen_sizes = list(range(START, 401, STEP))
