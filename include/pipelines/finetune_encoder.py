@@ -32,7 +32,7 @@ from include.ml.training.train import TrainingDataError, stratified_split, train
 from include.pipelines.catalog import MIN_LABELS
 from include.pipelines.embed_items import embed_dataset
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.pipelines.train_classifier import TrainingStopped, _training_set, training_labels
+from include.pipelines.train_classifier import TrainingStopped, _training_set, kept_from_earlier_try, training_labels
 from include.services import eval_set, retune
 from include.services.datasets import get_dataset
 from include.services.experiments import (
@@ -149,17 +149,7 @@ def run_finetune_encoder(
                 extra={"finetune": {**tuning.values(), "base_model": base_model}},
             )
             if earlier is not None:  # killed after its work committed: keep it for the gate
-                done, model = earlier
-                job.done(f"{model.version} was tuned by an earlier try of this run (experiment {done.id}): kept")
-                job.result = {
-                    "model_id": model.id,
-                    "version": model.version,
-                    "metrics": model.metrics,
-                    "device": done.device,
-                    "experiment_id": done.id,
-                    "encoder": name,
-                }
-                return job.result
+                return kept_from_earlier_try(job, *earlier, encoder=name)
         if reason:
             job.progress(f"retuning: {reason}")
         job.progress(f"loading {base_model} to tune on {len(pair_idx)} labels ({len(val_idx)} held out)")

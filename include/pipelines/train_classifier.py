@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from include.db.models import Experiment, ModelVersion
 from include.db.session import session_scope
 from include.ml.embeddings.backends import Embedder, backend_for
 from include.ml.embeddings.names import EMBEDDING_MODEL
@@ -145,6 +146,20 @@ def training_labels(session: Any, dataset: Any) -> tuple[eval_set.EvalSet, int |
     return evaluation, labels_snapshot, examples
 
 
+def kept_from_earlier_try(job: JobHandle, experiment: Experiment, model: ModelVersion, **extra: Any) -> dict[str, Any]:
+    """End the step with the model an earlier try of this run committed (see finished_by_earlier_try)."""
+    job.done(f"{model.version} was trained by an earlier try of this run (experiment {experiment.id}): kept")
+    job.result = {
+        "model_id": model.id,
+        "version": model.version,
+        "metrics": model.metrics,
+        "device": experiment.device,
+        "experiment_id": experiment.id,
+        **extra,
+    }
+    return job.result
+
+
 def run_train_classifier(
     db_url: str,
     run: RunRef,
@@ -188,16 +203,7 @@ def run_train_classifier(
                 session, dataset_id=dataset_id, run_id=run.run_id, snapshot=snapshot, params=params, extra=tags
             )
             if earlier is not None:
-                done, model = earlier
-                job.done(f"{model.version} was trained by an earlier try of this run (experiment {done.id}): kept")
-                job.result = {
-                    "model_id": model.id,
-                    "version": model.version,
-                    "metrics": model.metrics,
-                    "device": done.device,
-                    "experiment_id": done.id,
-                }
-                return job.result
+                return kept_from_earlier_try(job, *earlier)
         if len(examples) < min_labels:
             raise SkipStep(
                 f"{len(examples)} labeled tasks to train on ({evaluation.size} more are reserved for evaluation); "

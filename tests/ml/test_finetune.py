@@ -230,4 +230,4 @@ def test_a_retried_tune_keeps_what_the_killed_try_committed(db, tiny_encoder) ->
     with session_scope(db) as s:
         assert s.scalar(select(func.count()).select_from(Experiment).where(Experiment.dataset_id == dataset_id)) == 1
         job = s.scalars(select(Job).where(Job.run_id == run["run_id"])).one()
-        assert job.status.value == "success" and "tuned by an earlier try" in job.message
+        assert job.status.value == "success" and "trained by an earlier try" in job.message
