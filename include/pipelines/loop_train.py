@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from include.db.models import Dataset
 from include.db.session import session_scope
 from include.ml.embeddings.backends import torch_device
 from include.services import retune
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,17 @@ def choose(db_url: str, dataset_id: int, retune_at: int) -> TrainChoice:
     """
     gpu = torch_device() == "cuda"
     with session_scope(db_url) as session:
-        return TrainChoice(
+        choice = TrainChoice(
             retune.due(session, dataset_id, retune_at, gpu=gpu), retune.serving_encoder(session, dataset_id)
         )
+        if choice.retune is None:  # the task log says why not, and on which device it was decided
+            dataset = session.get(Dataset, dataset_id)
+            upcoming = retune.next_tune_at(session, dataset, gpu=gpu) if dataset is not None else None
+            log.info(
+                "no encoder tune (%s worker; run setting %s, dataset setting %s): next at %s labeled tasks",
+                "GPU" if gpu else "CPU-only",
+                retune_at or "none",
+                "automatic" if dataset is None or dataset.retune_at_labels is None else dataset.retune_at_labels,
+                upcoming or "never",
+            )
+        return choice

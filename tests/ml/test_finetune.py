@@ -194,7 +194,7 @@ def test_the_loop_retunes_when_labels_reach_the_setting_and_then_trains_on_the_t
         assert retune.due(s, dataset_id, gpu=True) is None  # 0: never, even on a GPU
 
 
-def test_the_automatic_retune_follows_the_training_device(db) -> None:
+def test_the_automatic_retune_follows_the_training_device(db, caplog: pytest.LogCaptureFixture) -> None:
     """No setting: a GPU worker tunes at AUTO_RETUNE_AT labeled tasks, a CPU-only one never does."""
     from include.pipelines import loop_train
     from include.services import retune
@@ -207,7 +207,11 @@ def test_the_automatic_retune_follows_the_training_device(db) -> None:
         reason = retune.due(s, dataset_id, gpu=True)
     assert reason is not None and f"retune_at_labels={retune.AUTO_RETUNE_AT}" in reason
     # The loop's decision probes the device of the worker it runs on.
-    assert loop_train.choose(db, dataset_id, 0).retune is None  # this machine has no GPU
+    with caplog.at_level("INFO", logger="include.pipelines.loop_train"):
+        assert loop_train.choose(db, dataset_id, 0).retune is None  # this machine has no GPU
+    assert "no encoder tune (CPU-only worker; run setting none, dataset setting automatic): next at never" in (
+        caplog.text
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loop_train, "torch_device", lambda: "cuda")
         assert loop_train.choose(db, dataset_id, 0).retune == reason
