@@ -185,7 +185,10 @@ def _plot(sizes: list[int], curves: dict[str, dict[str, Any]], frozen: dict[str,
     ax.axhline(
         target, color="#b54708", linestyle="--", linewidth=1, label=f"target: frozen random's last 3 ({target:.3f})"
     )
-    ax.axvline(RETUNE_AT, color="#6b7280", linewidth=0.8)
+    tune = RETUNE_AT
+    while tune <= sizes[-1]:  # each tune (one, or every doubling)
+        ax.axvline(tune, color="#6b7280", linewidth=0.8)
+        tune = 2 * tune if DOUBLING else sizes[-1] + 1
     ax.set_xlabel("labels")
     ax.set_ylabel("macro F1 on the test set")
     ax.set_title("Sentiment: active learning with the encoder retuned in the loop (CPU budget)")
