@@ -23,7 +23,9 @@ from include.ml.embeddings.names import FINETUNED_PREFIX
 from include.services.registry import promoted_model
 
 GROWTH = 2  # retune when the labeled tasks have doubled since the last tune
-AUTO_RETUNE_AT = 120  # bench/active_learning_retune.py: one tune at 120 labels passes frozen random's target
+# bench/active_learning_retune.py on sentiment: tuning at 100 and 200 passes frozen random's target at
+# 100 labels and reaches 0.912 macro F1 at 200 (above the frozen full-pool ceiling); at 120, 0.902.
+AUTO_RETUNE_AT = 100
 MIN_RETUNE_AT = 20  # fewer labels give too few pairs (and the evaluation set reserves some)
 MAX_RETUNE_AT = 10_000_000
 

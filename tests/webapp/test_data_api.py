@@ -300,7 +300,7 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
     off = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json={"retrain_after_labels": None}, headers=admin)
     assert off.status_code == 200 and off.json["retrain_after_labels"] is None
     assert (off.json["retune_at_labels"], off.json["retune_mode"]) == (None, "auto")  # on GPU workers only
-    assert off.json["next_retune_at_labels"] == 120
+    assert off.json["next_retune_at_labels"] == 100
     for bad in ({"retune_at_labels": 5}, {"retune_at_labels": "many"}, {"retune_at_labels": -1}):
         answer = client.put(f"/api/v1/datasets/{dataset_id}/live-loop", json=bad, headers=admin)
         assert answer.status_code == 400 and "retune_at_labels" in answer.json["error"], bad
@@ -338,5 +338,5 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
     assert "Never: heads train on the current encoder" in never.get_data(as_text=True)
     assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retune_at_labels"] == 0
     auto = client.post(f"/admin/datasets/{dataset_id}/retune", data={"retune_at_labels": ""}, follow_redirects=True)
-    assert "Automatic: the loop fine-tunes the encoder at 120 labeled tasks" in auto.get_data(as_text=True)
+    assert "Automatic: the loop fine-tunes the encoder at 100 labeled tasks" in auto.get_data(as_text=True)
     assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retune_mode"] == "auto"

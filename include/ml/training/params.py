@@ -147,7 +147,7 @@ RETUNE_AT = ParamSpec(
     0,
     minimum=0,
     maximum=10_000_000,
-    help="0: the dataset's own setting (automatic unless set on its page: at 120 labeled tasks on a GPU worker, "
+    help="0: the dataset's own setting (automatic unless set on its page: at 100 labeled tasks on a GPU worker, "
     "never on CPU); N: the loop fine-tunes the encoder once the "
     "dataset has N labeled tasks, and again each time they double; in between, heads train on the tuned encoder",
 )
