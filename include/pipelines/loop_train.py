@@ -31,7 +31,7 @@ def choose(db_url: str, dataset_id: int, retune_at: int) -> TrainChoice:
         )
         if choice.retune is None:  # the task log says why not, and on which device it was decided
             dataset = session.get(Dataset, dataset_id)
-            upcoming = retune.next_tune_at(session, dataset, gpu=gpu) if dataset is not None else None
+            upcoming = retune.next_tune_at(session, dataset, gpu=gpu, retune_at=retune_at) if dataset else None
             log.info(
                 "no encoder tune (%s worker; run setting %s, dataset setting %s): next at %s labeled tasks",
                 "GPU" if gpu else "CPU-only",

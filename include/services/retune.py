@@ -9,8 +9,8 @@ stays rare). Between tunes, heads keep training on the serving tuned encoder's v
 labels still improve the serving model instead of feeding frozen heads that cannot beat it.
 
 A dataset with no setting of its own tunes at ``AUTO_RETUNE_AT`` labeled tasks where its training
-runs on a GPU (a tune takes about a minute there), and never on a CPU-only worker, where one takes
-10 to 20 minutes of the loop; 0 turns tuning off, a number sets the threshold on any device.
+runs on a GPU, and never on a CPU-only worker, where one takes 8 to 20 minutes of the loop
+(bench/finetune.py, bench/active_learning_retune.py); 0 turns tuning off, a number sets the threshold on any device.
 """
 
 from __future__ import annotations
@@ -101,9 +101,10 @@ def due(session: Session, dataset_id: int, retune_at: int = 0, *, gpu: bool = Fa
     return f"{labeled} labeled tasks, {GROWTH}x the {last.origin.get('labeled_tasks')} that {last.name} was tuned at"
 
 
-def next_tune_at(session: Session, dataset: Dataset, *, gpu: bool) -> int | None:
-    """At how many labeled tasks the loop tunes the dataset's encoder next (None: never)."""
-    return _threshold(session, dataset.id, 0, gpu=gpu)[0] or None
+def next_tune_at(session: Session, dataset: Dataset, *, gpu: bool, retune_at: int = 0) -> int | None:
+    """At how many labeled tasks the loop tunes the dataset's encoder next (None: never);
+    ``retune_at``: a run's own setting, as in :func:`due`."""
+    return _threshold(session, dataset.id, retune_at, gpu=gpu)[0] or None
 
 
 def serving_encoder(session: Session, dataset_id: int) -> str | None:
