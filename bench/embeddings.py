@@ -21,7 +21,7 @@ def main() -> None:
     from include.db.session import get_engine, session_scope
     from include.demo.texts import generate_demo_texts
     from include.ml.embeddings.backends import SentenceTransformerEmbedder, backend_for, torch_device
-    from include.pipelines.embed_items import build_index, embed_dataset
+    from include.pipelines.training.embedding import build_index, embed_dataset
     from include.services.datasets import add_items, create_dataset
 
     # BENCH_EMBED_MODEL=st:<dir> measures another local model of the same kind (the GPU run uses

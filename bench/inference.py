@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench._env import postgres, save, scratch
+from include.pipelines.catalog import BatchInferenceValues
 
 N = int(os.environ.get("BENCH_INFERENCE_N", "1000000"))
 DIM = 384
@@ -45,7 +46,7 @@ def populate(db: str) -> tuple[int, int, np.ndarray]:
     from sqlalchemy import text
 
     from include.db.session import get_engine, session_scope
-    from include.ml.embeddings.store import drop_index, register_model, write_embeddings
+    from include.services.vectors import drop_index, register_model, write_embeddings
 
     rng = np.random.default_rng(0)
     with get_engine(db).begin() as conn:
@@ -155,7 +156,9 @@ def main() -> None:
             assert by_hand(db, dataset_id, embedding_model_id, head) == N
             rounds["by_hand"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            result = run_batch_inference(db, RunRef(), dataset_id=dataset_id, model_id=model_id, embedder=StoredOnly())
+            result = run_batch_inference(
+                db, RunRef(), BatchInferenceValues(dataset_id=dataset_id, model_id=model_id), embedder=StoredOnly()
+            )
             rounds["pipeline"].append(time.perf_counter() - started)
             assert result["predicted"] == N, result
         best = {name: min(values) for name, values in rounds.items()}

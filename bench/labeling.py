@@ -25,6 +25,7 @@ import requests
 
 from bench._env import REPO, label_studio, postgres, save, summary
 from bench.webapp_queries import N_TASKS, populate
+from include.pipelines.catalog import ImportValues
 
 SUBMITS = 300
 DRAIN_N = 150
@@ -136,7 +137,6 @@ def drain_rate() -> dict[str, Any]:
     from include.db.models import Role, Task, User
     from include.db.session import session_scope
     from include.labelstudio.client import LabelStudioClient
-    from include.labelstudio.dispatch import deliver_due
     from include.labelstudio.label_config import build_label_config, choice_result
     from include.pipelines.ls_import import run_ls_import
     from include.pipelines.runner import RunRef
@@ -144,6 +144,7 @@ def drain_rate() -> dict[str, Any]:
     from include.services.datasets import add_items, create_dataset
     from include.services.labeling import submit_label
     from include.services.users import create_user
+    from include.workers.label_dispatcher import deliver_due
 
     with postgres("bench_drain") as db, label_studio() as (url, token):
         client = LabelStudioClient(url, token, retries=0)
@@ -152,7 +153,7 @@ def drain_rate() -> dict[str, Any]:
             ds = create_dataset(s, "drain", labels=["OK", "NG"])
             add_items(s, ds, [(f"drain text {i}", {}) for i in range(DRAIN_N)])
             dataset_id, user_id = ds.id, user.id
-        run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+        run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
         with session_scope(db) as s:
             auto_assign(s, dataset_id, s.get(User, user_id), DRAIN_N)
             task_ids = [t.id for t in s.query(Task).filter_by(dataset_id=dataset_id).order_by(Task.id)]

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench._env import label_studio, postgres, save, timed
 from bench.ls_sync import _dataset
+from include.pipelines.catalog import ExportValues, ImportValues
 
 
 def _annotate(client: Any, ls_ids: list[int], label: str) -> None:
@@ -42,21 +43,21 @@ def run_backend(db: str, backend: str, n: int) -> dict[str, Any]:
         started, (url, token) = timed(lambda: stack.enter_context(label_studio(database)))
         client = LabelStudioClient(url, token, timeout=900)
         dataset_id = _dataset(db, n)
-        import_s, result = timed(lambda: run_ls_import(db, client, RunRef(), dataset_id=dataset_id))
+        import_s, result = timed(lambda: run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id)))
         assert result["imported"] == n, result
         with session_scope(db) as s:
             project_id = int(s.get_one(Dataset, dataset_id).ls_project_id or 0)
-        first_s, _ = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
+        first_s, _ = timed(lambda: run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id)))
         ls_ids = [t["id"] for t in client.iter_tasks(project_id, fields="task_only", include=["id"])]
         exports: dict[str, Any] = {}
         offset = 0
         for new in (100, 1_000):
             annotate_s, _ = timed(lambda new=new, offset=offset: _annotate(client, ls_ids[offset : offset + new], "OK"))
             offset += new
-            export_s, res = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
+            export_s, res = timed(lambda: run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id)))
             assert res["labeled"] == new, res
             exports[f"incremental_after_{new}"] = {"export_s": export_s, "annotate_via_api_s": annotate_s}
-        full_s, res = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id, full=True))
+        full_s, res = timed(lambda: run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id, full=True)))
         exports["full_export_s"] = full_s
         return {
             "start_s": started,

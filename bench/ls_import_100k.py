@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bench._env import label_studio, postgres, save, timed
 from bench.ls_sync import _dataset, _raw_import
+from include.pipelines.catalog import ImportValues
 
 N = 100_000
 
@@ -18,8 +19,8 @@ def main() -> None:
         client = LabelStudioClient(url, token, timeout=900)
         dataset_id = _dataset(db, N)
         raw_s = _raw_import(client, N)
-        platform_s, result = timed(lambda: run_ls_import(db, client, RunRef(), dataset_id=dataset_id))
-        rerun_s, again = timed(lambda: run_ls_import(db, client, RunRef(), dataset_id=dataset_id))
+        platform_s, result = timed(lambda: run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id)))
+        rerun_s, again = timed(lambda: run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id)))
         assert result["imported"] == N and again["imported"] == 0
         project_id = result["datasets"][0]["ls_project_id"]
         in_ls = int(client.get_project(project_id)["task_number"])

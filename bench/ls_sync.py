@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from bench._env import REPO, RESULTS, postgres, save, setup_airflow_env, timed
+from include.pipelines.catalog import ExportValues, ImportValues
 
 setup_airflow_env()
 
@@ -110,12 +111,12 @@ def main() -> None:
             results["import"] = bench_import(db, client, dag)
         if "export" in parts or "sql" in parts:
             dataset_id = _dataset(db, N)
-            run_ls_import(db, client, RunRef(), dataset_id=dataset_id, batch_size=BATCH)
+            run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id, batch_size=BATCH))
             with session_scope(db) as s:
                 project_id = int(s.get_one(Dataset, dataset_id).ls_project_id or 0)
             ls_ids = [t["id"] for t in client.iter_tasks(project_id, fields="task_only", include=["id"])]
             assert len(ls_ids) == N
-            run_ls_export(db, client, RunRef(), dataset_id=dataset_id)  # first sync sets the watermark
+            run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id))  # first sync sets the watermark
             if "export" in parts:
                 results["export"] = bench_export(db, client, dataset_id, project_id, ls_ids)
             if "sql" in parts:
@@ -168,11 +169,11 @@ def bench_export(db: str, client: Any, dataset_id: int, project_id: int, ls_ids:
         for ls_id in ls_ids[r * 100 : (r + 1) * 100]:
             client.create_annotation(ls_id, choice_result("OK" if ls_id % 2 else "NG"))
         if r == 0:
-            inc, result = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
+            inc, result = timed(lambda: run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id)))
             full, body = _full_export(client, project_id)
         else:
             full, body = _full_export(client, project_id)
-            inc, result = timed(lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
+            inc, result = timed(lambda: run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id)))
         assert result["labeled"] == 100, result
         assert len(body) == N
         rounds.append({"incremental_s": inc, "full_export_s": full, "speedup": full / inc})
@@ -196,7 +197,7 @@ def bench_sql(db: str, client: Any, dataset_id: int, ls_ids: list[int]) -> dict[
     for n in (2_000, 20_000):
         ds = _dataset(db, n)
         count, _ = count_statements(
-            db, lambda ds=ds: run_ls_import(db, client, RunRef(), dataset_id=ds, batch_size=BATCH)
+            db, lambda ds=ds: run_ls_import(db, client, RunRef(), ImportValues(dataset_id=ds, batch_size=BATCH))
         )
         statements[f"import_{n}"] = {
             "statements": count,
@@ -206,7 +207,9 @@ def bench_sql(db: str, client: Any, dataset_id: int, ls_ids: list[int]) -> dict[
     for n in (100, 1_000):
         for ls_id in ls_ids[1_000 : 1_000 + n]:
             client.create_annotation(ls_id, choice_result("NG"))
-        count, res = count_statements(db, lambda: run_ls_export(db, client, RunRef(), dataset_id=dataset_id))
+        count, res = count_statements(
+            db, lambda: run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id))
+        )
         statements[f"export_{n}"] = {
             "statements": count,
             "tasks_synced": res["tasks_seen"],
@@ -215,7 +218,7 @@ def bench_sql(db: str, client: Any, dataset_id: int, ls_ids: list[int]) -> dict[
         for ls_id in ls_ids[1_000 : 1_000 + n]:  # reset for the next size
             for ann in client.request("GET", f"/api/tasks/{ls_id}/annotations"):
                 client.delete_annotation(ann["id"])
-        run_ls_export(db, client, RunRef(), dataset_id=dataset_id)
+        run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id))
     return statements
 
 

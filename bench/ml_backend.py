@@ -16,6 +16,8 @@ import time
 from typing import Any
 
 from bench._env import postgres, save, summary
+from include.ml.gate import GatePolicy
+from include.pipelines.catalog import GateValues, TrainValues
 
 BATCH, ROUNDS = 100, 20
 
@@ -28,9 +30,10 @@ def main() -> None:
     from include.demo.texts import generate_demo_texts
     from include.ml.embeddings.backends import SentenceTransformerEmbedder
     from include.ml.training.params import TrainParams
-    from include.pipelines.embed_items import embed_dataset
     from include.pipelines.runner import RunRef
-    from include.pipelines.train_classifier import run_gate, run_train_classifier
+    from include.pipelines.train_classifier import run_train_classifier
+    from include.pipelines.training.embedding import embed_dataset
+    from include.pipelines.training.gate import run_gate
     from include.services.datasets import add_items, create_dataset
     from include.services.registry import load_head, promoted_model
     from webapp import create_app
@@ -46,8 +49,12 @@ def main() -> None:
         _tasks(db, dataset_id)
         embed_dataset(db, embedder, dataset_id)
         _label(db, dataset_id, 300)
-        trained = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), embedder=embedder)
-        run_gate(db, RunRef(), dataset_id=dataset_id, model_id=trained["model_id"], min_f1=0.3)
+        trained = run_train_classifier(
+            db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams()), embedder=embedder
+        )
+        run_gate(
+            db, RunRef(), GateValues(dataset_id=dataset_id, policy=GatePolicy(min_f1=0.3)), model_id=trained["model_id"]
+        )
         with session_scope(db) as s:
             head = load_head(s, promoted_model(s, dataset_id).id)
         app = create_app(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bench._env import postgres, save
+from include.pipelines.catalog import ScoreValues
 
 N = int(os.environ.get("BENCH_ORDER_N", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ORDER_ROUNDS", "3"))
@@ -44,11 +45,11 @@ def setup(db: str) -> tuple[int, list[int]]:
 
     from include.db.models import Item, ModelStatus, Role, Task, TaskStatus
     from include.db.session import session_scope
-    from include.ml.embeddings.store import register_model, write_embeddings
     from include.ml.training.train import TrainParams, train_head
     from include.services.datasets import add_items, create_dataset
     from include.services.registry import register_candidate
     from include.services.users import create_user
+    from include.services.vectors import register_model, write_embeddings
 
     rng = np.random.default_rng(7)
     with session_scope(db) as s:
@@ -111,7 +112,7 @@ def one_round(db: str, dataset_id: int, assigned: list[int]) -> dict[str, float]
             real_progress(self, message, **counts)
 
         JobHandle.progress = progress  # type: ignore[method-assign]
-        result = pipeline.run_score_uncertainty(db, RunRef(), dataset_id=dataset_id, embedder=_Stored())  # type: ignore[arg-type]
+        result = pipeline.run_score_uncertainty(db, RunRef(), ScoreValues(dataset_id=dataset_id), embedder=_Stored())  # type: ignore[arg-type]
         total = time.perf_counter() - started
     finally:
         pipeline.write_scores = real_write  # type: ignore[assignment]

@@ -4,16 +4,15 @@
 The loop, every night: export annotations from Label Studio, then for each dataset in Label
 Studio embed new texts (and rebuild the HNSW index after a bulk load), train a candidate, gate
 it (or, with `retune_at_labels`, fine-tune the encoder when the labels reach it and each time
-they double, and train later heads on the tuned encoder), then (side by side) pre-label
-unlabeled tasks and score their uncertainty. Live too: when `ls_export` finds a
+they double, and train later heads on the tuned encoder), then pre-label unlabeled tasks and
+score their uncertainty (after the pre-labels: before any model, the scores are read from the
+pre-labels of the same run). Live too: when `ls_export` finds a
 dataset with `retrain_after_labels` new labels it emits `labels_ready`, and the loop runs for
 that dataset alone (the nightly run stays as reconciliation). Each step skips cleanly when it has
 nothing to do (no new labels: no training; no candidate: nothing to gate). Every step commits
 batch by batch and is idempotent, so a failure leaves the data consistent and the next run
 completes the work.
 
-* **Params**: `dataset_id` (empty = every dataset in Label Studio), `model_kind`, `strategy`,
-  `backend`, `min_labels`, `min_f1`, `retune_at_labels` (declared in `include/pipelines/catalog.py`).
 * **Routing**: embedding and training on `queue="gpu"`, `pool="gpu"`.
 """
 
@@ -34,7 +33,7 @@ from include.pipelines.dag_defaults import LABELS_READY, START_DATE, default_arg
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml", "labelstudio"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["active_learning_nightly"].doc_md(__doc__),
     default_args=default_args(2),
     params=PIPELINES["active_learning_nightly"].airflow_params(),
 )
@@ -69,16 +68,15 @@ def active_learning_nightly():
         def prelabel(dataset_id: int, _: dict) -> dict:
             return entrypoints.prelabel(get_current_context(), dataset_id)
 
-        @task
+        @task(trigger_rule="all_done")  # a failed pre-label run (Label Studio away) must not stop scoring
         def score_uncertainty(dataset_id: int, _: dict) -> dict:
             return entrypoints.score_uncertainty(get_current_context(), dataset_id)
 
         indexed = build_index(embed_items(dataset_id))
         gated = gate(dataset_id, train_classifier(dataset_id, indexed))
-        # Side by side: priorities need only the promoted model, while writing predictions to
-        # Label Studio takes minutes on a large dataset.
-        prelabel(dataset_id, gated)
-        score_uncertainty(dataset_id, gated)
+        # Scoring after pre-labeling: a dataset with no model yet scores from the pre-labels
+        # (cold start), which must be this run's, or the first "hardest first" has nothing to go on.
+        score_uncertainty(dataset_id, prelabel(dataset_id, gated))
 
     loop.expand(dataset_id=loop_datasets(ls_export()))
 

@@ -7,7 +7,6 @@ evaluation report as any classifier, so the gate can require a classifier to bea
 (`require_baseline`). The probe also checks the answer contract (JSON, a label of the dataset,
 a confidence in [0, 1]) and reports latency percentiles.
 
-* **Params**: `dataset_id`, `backend` (`openai` or `ollama`), `limit`.
 * **Needs**: `OPENAI_BASE_URL`/`OPENAI_MODEL` or `OLLAMA_BASE_URL`/`OLLAMA_MODEL`.
 * **Reads/writes**: `eval_items`, `tasks`, `models` (status `baseline`), `model_evaluations`, `jobs`.
 """
@@ -29,7 +28,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["baseline_probe"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["baseline_probe"].airflow_params(),
 )

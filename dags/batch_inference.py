@@ -6,7 +6,6 @@ an uploaded file the web app prepared as a run. Writes predictions with probabil
 uncertainty per text, shows progress on the job, and resumes after the last written row when a
 try is retried. Runs on queue and pool `gpu`.
 
-* **Params**: `dataset_id`, `model_id` (empty: promoted), `inference_run_id` (a prepared run).
 * **Reads/writes**: `models`, `items`, `embeddings`, `inference_runs`, `inference_inputs`,
   `inference_results`, `jobs`.
 """
@@ -28,7 +27,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
     catchup=False,
     max_active_runs=4,
     tags=["labelops", "ml"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["batch_inference"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["batch_inference"].airflow_params(),
 )

@@ -6,7 +6,6 @@ numbers, resident IDs, bank cards, emails, IPs, URLs, passports; names and addre
 optional LLM recognizer), storing the originals encrypted with `PII_KEY`. A dataset with a policy
 cannot be imported into Label Studio, embedded or sent to an LLM until this has run.
 
-* **Params**: `dataset_id` (empty: every dataset with a policy).
 * **Needs**: `PII_KEY`; an LLM (`OPENAI_*` or `OLLAMA_*`) when the policy names PERSON or ADDRESS.
 * **Reads/writes**: `items` (text, pii_status), `pii_mappings`, `jobs`.
 """
@@ -28,7 +27,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "privacy"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["deidentify"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["deidentify"].airflow_params(),
 )

@@ -4,8 +4,6 @@
 Embed dataset texts into PostgreSQL + pgvector: each text once per embedding model (keyed by its
 sha256), in batches, written with binary COPY; every model has its own HNSW index.
 
-* **Params**: `dataset_id` (empty = all datasets), `embedding_model` (the offline default,
-  `st:<dir>`, `openai:<model>` or `ollama:<model>`), `batch_size`.
 * **Routing**: `embed` on `queue="gpu"`, `pool="gpu"` (the GPU Celery worker; CUDA when present,
   else CPU); `build_index` (the HNSW rebuild after a bulk load, on the database) on the default queue.
 * **Reads/writes**: `items`, `embedding_models`, `embeddings`, `jobs`.
@@ -28,7 +26,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["embed_items"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["embed_items"].airflow_params(),
 )

@@ -7,8 +7,6 @@ in its registry row so any worker can load it), re-embed the dataset with it and
 default head on top. Then `gate`: promoted only if it beats the dataset's current model on the
 frozen evaluation set, which the encoder never saw.
 
-* **Params**: `dataset_id`, `base_model`, `pair_iterations`, `max_pairs`, `finetune_epochs`,
-  `finetune_lr`, `finetune_batch_size`, `seed`, `min_labels`, and the gate's.
 * **Routing**: tuning runs on `queue="gpu"`, `pool="gpu"`; CUDA when present, CPU otherwise
   (minutes for a few hundred labels on a GPU, much longer on a CPU).
 * **Reads/writes**: `tasks`, `items`, `embedding_models`, `embeddings`, `experiments`,
@@ -32,7 +30,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["finetune_encoder"].doc_md(__doc__),
     default_args=default_args(1),
     params=PIPELINES["finetune_encoder"].airflow_params(),
 )

@@ -11,7 +11,6 @@ report new annotations (asset `labelstudio_annotations`, posted by the web app).
 `live_loop_due` emits `labels_ready` for each dataset with `retrain_after_labels` new labels,
 which starts the loop for that dataset alone (and skips when none is due).
 
-* **Params**: `dataset_id` (empty = all datasets), `full` (re-read everything annotated).
 * **Reads/writes**: `tasks`, `annotations`, `ls_projects` (watermarks), `jobs`.
 * **Needs**: `labelops_db` connection or `DATABASE_URL`; `LS_URL`, `LS_API_TOKEN`.
 """
@@ -33,7 +32,7 @@ from include.pipelines.dag_defaults import ANNOTATIONS_CHANGED, LABELS_READY, ST
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "labelstudio"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["ls_export"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["ls_export"].airflow_params(),
 )

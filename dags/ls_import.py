@@ -6,7 +6,6 @@ as tasks, in bulk batches, and record the Label Studio task ids in the platform'
 (`tasks`). Idempotent: a re-run imports nothing twice,
 also after a crash between the Label Studio call and the database write.
 
-* **Params**: `dataset_id` (empty = every dataset with new items), `limit`, `batch_size`.
 * **Reads/writes**: `items`, `tasks`, `jobs` ("imported 100 tasks"); Label Studio projects and tasks.
 * **Needs**: `labelops_db` connection or `DATABASE_URL`; `LS_URL`, `LS_API_TOKEN`, optional `LS_PROJECT_ID`.
 """
@@ -28,7 +27,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "labelstudio"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["ls_import"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["ls_import"].airflow_params(),
 )

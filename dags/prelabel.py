@@ -5,9 +5,6 @@ Suggest labels for a dataset's unlabeled tasks and write them to the shadow inde
 (`prelabel_label`, `prelabel_score`, `prelabel_json`, `model_version`) and to Label Studio as bulk
 predictions (`score` = confidence, `model_version` on predictions and on the project).
 
-* **Params**: `dataset_id`, `backend` (`auto` = the promoted classifier, else embedding similarity;
-  `classifier`, `similarity`, `ollama`, `openai`), `limit`, `only_new` (skip tasks this model
-  version already pre-labeled).
 * **Needs**: `LS_URL`, `LS_API_TOKEN`; `OLLAMA_BASE_URL`/`OLLAMA_MODEL`/`OLLAMA_TIMEOUT` or
   `OPENAI_BASE_URL`/`OPENAI_API_KEY`/`OPENAI_MODEL`/`OPENAI_TIMEOUT` for the LLM backends.
 * **Reads/writes**: `tasks`, `embeddings`, `models`, `jobs`; Label Studio predictions.
@@ -30,7 +27,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml", "labelstudio"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["prelabel"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["prelabel"].airflow_params(),
 )

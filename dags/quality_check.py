@@ -7,7 +7,6 @@ on out-of-fold probabilities) and annotator agreement (Cohen's and Fleiss' kappa
 has pass or fail per check with examples; a failing report blocks `ls_import` and
 `train_classifier` until the data is fixed or an admin overrides it with a reason.
 
-* **Params**: `dataset_id`. Thresholds are set per dataset on its page.
 * **Reads/writes**: `items`, `tasks`, `annotations`, `embeddings`, `quality_reports`, `jobs`.
 """
 
@@ -28,7 +27,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "quality"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["quality_check"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["quality_check"].airflow_params(),
 )

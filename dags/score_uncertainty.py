@@ -5,7 +5,6 @@ Score tasks so the hardest are labeled first: `model_prob` (confidence), `uncert
 `priority = int(uncertainty * 1000)`. Least confidence is the seed's `1 - confidence`; margin and
 entropy are on the same 0..1 scale. Auto-assign and the priority task list follow `priority desc`.
 
-* **Params**: `dataset_id`, `strategy`, `limit`, `only_unlabeled`.
 * **Reads/writes**: `tasks`, `embeddings`, `models`, `jobs`.
 """
 
@@ -26,7 +25,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["score_uncertainty"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["score_uncertainty"].airflow_params(),
 )

@@ -5,7 +5,6 @@ Freeze the dataset's labels (text hash, label, eval-set membership) as an immuta
 snapshot with a content hash and counts per label. A training run records the snapshot it used,
 so a model traces to exactly the labels it saw. Nothing new is written when nothing changed.
 
-* **Params**: `dataset_id`.
 * **Reads/writes**: `tasks`, `items`, `eval_items`, `snapshots`, `snapshot_items`, `jobs`.
 """
 
@@ -26,7 +25,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "data"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["snapshot_labels"].doc_md(__doc__),
     default_args=default_args(),
     params=PIPELINES["snapshot_labels"].airflow_params(),
 )

@@ -7,8 +7,6 @@ over them, each a full training run (experiment, candidate model) on `queue="gpu
 `pool="gpu"`; `pick_best` keeps the trial with the best validation macro F1 and rejects the
 others with the reason; `gate` judges the best on the evaluation set like any candidate.
 
-* **Params**: `dataset_id`, `config_id` (a config with a sweep section), `min_labels`,
-  `embedding_model`, and the gate's (declared in `include/pipelines/catalog.py`).
 * **Compare**: the trials' experiments side by side on the dataset page's config list.
 """
 
@@ -29,7 +27,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["sweep"].doc_md(__doc__),
     default_args=default_args(1),
     params=PIPELINES["sweep"].airflow_params(),
 )

@@ -7,8 +7,6 @@ record the experiment (per-epoch metrics) and a candidate in the model registry;
 promoted only if it beats the promoted model on the same held-out set (or, the first time,
 reaches `min_f1`), otherwise rejected with the reason.
 
-* **Params**: `dataset_id`, `model_kind`, `epochs`, `lr`, `batch_size`, `patience`, `val_fraction`,
-  `seed`, `min_labels`, `min_f1`, `embedding_model`, `force`.
 * **Routing**: training runs on `queue="gpu"`, `pool="gpu"`; CUDA when present, CPU otherwise.
 * **Reads/writes**: `tasks`, `embeddings`, `experiments`, `experiment_epochs`, `models` (the head
   itself is stored in its registry row, so any worker can read it), `jobs`.
@@ -31,7 +29,7 @@ from include.pipelines.dag_defaults import START_DATE, default_args, on_gpu
     catchup=False,
     max_active_runs=1,
     tags=["labelops", "ml"],
-    doc_md=__doc__,
+    doc_md=PIPELINES["train_classifier"].doc_md(__doc__),
     default_args=default_args(1),
     params=PIPELINES["train_classifier"].airflow_params(),
 )

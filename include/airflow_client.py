@@ -10,8 +10,10 @@ from urllib.parse import quote
 
 import requests
 
+from include.errors import Unavailable
 
-class AirflowError(RuntimeError):
+
+class AirflowError(Unavailable, RuntimeError):
     """Airflow refused or failed a call; the message is safe to show to an admin."""
 
 

@@ -7,17 +7,18 @@ query-string numbers use :func:`int_arg` (bad or out of range: 400 with the reas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import request
-from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter, ValidationError
 
+from include.errors import Invalid
 from include.params import INT4_MAX, INT8_MAX, ParamError, parse_int
 
 
-class BadArgument(BadRequest):
-    """A malformed value in the request; the description is shown to the person as is."""
+class BadArgument(Invalid):
+    """A malformed value in the request; the message is shown to the person as is."""
 
 
 class IdConverter(BaseConverter):
@@ -42,9 +43,16 @@ class BigIdConverter(IdConverter):
     maximum = INT8_MAX
 
 
-def int_arg(name: str, default: int | None = None, *, minimum: int = 1, maximum: int = INT4_MAX) -> int | None:
-    """A whole number from the query string, ``default`` when absent; 400 when malformed."""
-    raw = request.args.get(name)
+def int_arg(
+    name: str,
+    default: int | None = None,
+    *,
+    minimum: int = 1,
+    maximum: int = INT4_MAX,
+    args: Mapping[str, str] | None = None,
+) -> int | None:
+    """A whole number from the query string (or ``args``), ``default`` when absent; 400 when malformed."""
+    raw = (request.args if args is None else args).get(name)
     if raw in (None, ""):
         return default
     try:
@@ -53,9 +61,9 @@ def int_arg(name: str, default: int | None = None, *, minimum: int = 1, maximum:
         raise BadArgument(str(exc)) from None
 
 
-def page_arg(name: str = "page") -> int:
+def page_arg(name: str = "page", args: Mapping[str, str] | None = None) -> int:
     """A page number (1 when absent); pages beyond any real list are refused, not fetched."""
-    return int_arg(name, 1, maximum=1_000_000) or 1
+    return int_arg(name, 1, maximum=1_000_000, args=args) or 1
 
 
 def has_nul(value: Any) -> bool:

@@ -2,32 +2,41 @@
 
 Pages show them with ``<img src=".../x.svg">``: an SVG loaded as an image runs nothing and is
 not bound by the page's style-src policy (matplotlib styles its marks inline). Each function
-takes plain data (an evaluation report, epochs, points) and returns the SVG bytes.
+takes plain data (an evaluation report, a run's record, points) and returns the SVG bytes.
+
+Built with matplotlib's object API, as its own web-server example does: each chart is a
+``Figure`` of its own (no pyplot, whose global state needs a lock), and the style is set once,
+on first use. The font list puts a CJK font after the Latin one, so Chinese labels render
+(matplotlib falls back glyph by glyph) where such a font is installed, as on the platform's
+images (Debian's fonts-wqy-microhei or fonts-noto-cjk).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 INK, MUTED, GRID = "#1d2433", "#667085", "#e4e7ec"
 PALETTE = ["#4f46e5", "#12805c", "#b54708", "#c01048", "#175cd3", "#7a5af8", "#0e9384", "#667085"]
-_LOCK = threading.Lock()  # pyplot's state is global: one figure at a time
+# Latin first, then the CJK fonts a Debian or macOS or Windows machine may have.
+FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "WenQuanYi Micro Hei", "Source Han Sans SC", "Noto Sans SC",
+         "PingFang SC", "Microsoft YaHei", "SimHei"]  # fmt: skip
 
 
-def _style() -> Any:
-    """pyplot on the Agg backend with the platform's style (text kept as text in the SVG)."""
+@functools.cache
+def _figure_class() -> Any:
+    """matplotlib's ``Figure``, with the platform's style set once (text kept as text in the SVG)."""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(
+    matplotlib.rcParams.update(
         {
             "font.size": 9,
+            "font.family": "sans-serif",
+            "font.sans-serif": FONTS,
             "axes.edgecolor": GRID,
             "axes.labelcolor": MUTED,
             "xtick.color": MUTED,
@@ -38,24 +47,28 @@ def _style() -> Any:
             "svg.fonttype": "none",
         }
     )
-    return plt
+    return Figure
+
+
+def cjk_font() -> str | None:
+    """The first CJK font of :data:`FONTS` this machine has (None: Chinese would not render)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in FONTS[1:] if name in installed), None)
 
 
 def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
-    plt = _style()
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    fig = _figure_class()(figsize=(width, height), dpi=100, layout="tight")
+    ax = fig.subplots()
     ax.grid(True, color=GRID, linewidth=0.6)
     ax.set_axisbelow(True)
     return fig, ax
 
 
 def _svg(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
-    fig.tight_layout()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -68,15 +81,42 @@ def _empty(message: str) -> bytes:
 
 def draw(name: str, data: Any) -> bytes:
     """The chart ``name`` for ``data``; an empty-state picture when there is nothing to draw."""
-    with _LOCK:
-        try:
-            return CHARTS[name](data)
-        except _Nothing as nothing:
-            return _empty(str(nothing))
+    try:
+        return CHARTS[name](data)
+    except _Nothing as nothing:
+        return _empty(str(nothing))
 
 
 class _Nothing(Exception):
     """Nothing to draw; the message says why (shown in the picture)."""
+
+
+def epochs_of(run: Any) -> dict[str, Any]:
+    """A training run as its charts draw it, read from its experiment record: what kind of run
+    it was (a logistic head's regularisation path, an MLP's epochs, an encoder's steps), the
+    setting a logistic head chose, and its progress records."""
+    params, metrics = run.params or {}, run.metrics or {}
+    kind = "encoder" if "finetune" in params else str(params.get("kind") or params.get("model_kind") or "mlp")
+    chosen = None
+    if kind == "logistic" and metrics.get("C") is not None:
+        chosen = {"C": float(metrics["C"]), "balanced": bool(metrics.get("balanced"))}
+    return {
+        "name": run.name,
+        "kind": kind,
+        "chosen": chosen,
+        "epochs": [
+            {
+                "epoch": e.epoch,
+                "train_loss": e.train_loss,
+                "val_loss": e.val_loss,
+                "f1": e.metrics.get("f1"),  # None: an encoder's records are pair losses only
+                "C": e.metrics.get("C"),
+                "step": e.metrics.get("step"),
+                "balanced": bool(e.metrics.get("balanced")),
+            }
+            for e in run.epochs
+        ],
+    }
 
 
 # -- a model's evaluation report --------------------------------------------------------------
@@ -190,14 +230,16 @@ def histogram(report: dict[str, Any]) -> bytes:
 
 
 # -- experiments ------------------------------------------------------------------------------
-def training(epochs: Sequence[dict[str, Any]]) -> bytes:
-    """Train and validation loss (left axis) and validation F1 (right axis) per epoch."""
+def training(run: dict[str, Any]) -> bytes:
+    """A run's curves: a logistic head's regularisation path, an encoder's pair losses by step,
+    or an MLP's train and validation loss (left axis) and validation F1 (right axis) by epoch."""
+    epochs = run["epochs"]
     if not epochs:
         raise _Nothing("no epochs recorded")
-    if all(e.get("C") is not None for e in epochs):
-        return regularisation_path(epochs)
+    if run["kind"] == "logistic":
+        return regularisation_path(epochs, run["chosen"])
     fig, ax = _figure()
-    if all(e.get("f1") is None for e in epochs):  # an encoder's fine-tuning: contrastive pair losses
+    if run["kind"] == "encoder":
         x = [e.get("step") or e["epoch"] for e in epochs]
         ax.plot(x, [e["train_loss"] for e in epochs], color=PALETTE[0], linewidth=1.6, label="pair loss (training)")
         ax.plot(x, [e["val_loss"] for e in epochs], color=PALETTE[2], linewidth=1.6, label="pair loss (held-out texts)")
@@ -220,8 +262,9 @@ def training(epochs: Sequence[dict[str, Any]]) -> bytes:
     return _svg(fig)
 
 
-def regularisation_path(points: Sequence[dict[str, Any]]) -> bytes:
-    """A logistic head's run: cross-validated loss and macro F1 against C, per class weighting."""
+def regularisation_path(points: Sequence[dict[str, Any]], chosen: dict[str, Any] | None) -> bytes:
+    """A logistic head's run: cross-validated loss and macro F1 against C, per class weighting;
+    the setting the run chose (from its record) is marked; a run still going has none yet."""
     fig, ax = _figure()
     right = ax.twinx()
     for balanced, style in ((False, "-"), (True, ":")):
@@ -232,8 +275,9 @@ def regularisation_path(points: Sequence[dict[str, Any]]) -> bytes:
         c = [p["C"] for p in mine]
         ax.plot(c, [p["val_loss"] for p in mine], color=PALETTE[2], linestyle=style, label=f"CV loss, {tag}")
         right.plot(c, [p["f1"] for p in mine], color=PALETTE[1], linestyle=style, label=f"CV F1, {tag}")
-    best = max(points, key=lambda p: (round(p["f1"], 6), -p["val_loss"]))
-    right.scatter([best["C"]], [best["f1"]], color=PALETTE[1], zorder=3, s=30, label=f"chosen C = {best['C']:.3g}")
+    best = _chosen_point(points, chosen)
+    if best is not None:
+        right.scatter([best["C"]], [best["f1"]], color=PALETTE[1], zorder=3, s=30, label=f"chosen C = {best['C']:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("C (inverse L2 strength)")
     ax.set_ylabel("cross-validated loss")
@@ -245,23 +289,26 @@ def regularisation_path(points: Sequence[dict[str, Any]]) -> bytes:
     return _svg(fig)
 
 
-def _chosen_path(epochs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A logistic run's path under the class weighting it chose, by C."""
-    best = max(epochs, key=lambda p: (round(p["f1"] or 0.0, 6), -p["val_loss"]))
-    return sorted((p for p in epochs if bool(p.get("balanced")) == bool(best.get("balanced"))), key=lambda p: p["C"])
+def _chosen_point(points: Sequence[dict[str, Any]], chosen: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The path's point of the setting the run recorded as chosen."""
+    if chosen is None:
+        return None
+    same = [p for p in points if bool(p.get("balanced")) == chosen["balanced"]]
+    return min(same, key=lambda p: abs(p["C"] - chosen["C"]) / chosen["C"]) if same else None
 
 
 def comparison(runs: Sequence[dict[str, Any]]) -> bytes:
     """Validation loss and F1 of several experiments, one color each: runs that train by epochs
-    (or encoder steps) against those, logistic runs against C (their regularisation path), each
-    on its own row so no run is drawn on an axis that means something else for it."""
+    (or encoder steps) against those, logistic runs against C (their regularisation path under
+    the class weighting each chose), each on its own row so no run is drawn on an axis that
+    means something else for it."""
     if not runs:
         raise _Nothing("choose two to five experiments")
-    plt = _style()
     colors = {id(run): color for run, color in zip(runs, PALETTE, strict=False)}
-    by_c = [r for r in runs if r["epochs"] and all(e.get("C") is not None for e in r["epochs"])]
+    by_c = [r for r in runs if r["kind"] == "logistic" and r["epochs"]]
     rows = [(group, axis) for group, axis in (([r for r in runs if r not in by_c], "epoch"), (by_c, "C")) if group]
-    fig, axes = plt.subplots(len(rows), 2, figsize=(9, 3.4 * len(rows)), dpi=100, squeeze=False)
+    fig = _figure_class()(figsize=(9, 3.4 * len(rows)), dpi=100, layout="tight")
+    axes = fig.subplots(len(rows), 2, squeeze=False)
     for (group, axis), (loss_ax, f1_ax) in zip(rows, axes, strict=True):
         for ax in (loss_ax, f1_ax):
             ax.grid(True, color=GRID, linewidth=0.6)
@@ -272,7 +319,7 @@ def comparison(runs: Sequence[dict[str, Any]]) -> bytes:
                 ax.set_xlabel("epoch (encoder runs: progress record)")
         for run in group:
             color = colors.get(id(run), MUTED)
-            points = _chosen_path(run["epochs"]) if axis == "C" else run["epochs"]
+            points = _chosen_path(run) if axis == "C" else run["epochs"]
             x = [p["C"] if axis == "C" else p["epoch"] for p in points]
             loss_ax.plot(x, [p["val_loss"] for p in points], color=color, linewidth=1.6, label=run["name"])
             if any(p["f1"] is not None for p in points):
@@ -281,8 +328,15 @@ def comparison(runs: Sequence[dict[str, Any]]) -> bytes:
         f1_ax.set_ylabel("cross-validated macro F1" if axis == "C" else "val macro F1")
         f1_ax.set_ylim(0, 1)
         loss_ax.legend(frameon=False, fontsize=7, loc="upper right")
-    fig.tight_layout()
     return _svg(fig)
+
+
+def _chosen_path(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """A logistic run's path under the class weighting it chose (all of it while it runs), by C."""
+    balanced = run["chosen"]["balanced"] if run["chosen"] else None
+    return sorted(
+        (p for p in run["epochs"] if balanced is None or bool(p.get("balanced")) == balanced), key=lambda p: p["C"]
+    )
 
 
 # -- datasets ---------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def register_cli(app: Flask) -> None:
         import time
 
         from include.labelstudio.client import LabelStudioClient
-        from include.labelstudio.dispatch import deliver_due
+        from include.workers.label_dispatcher import deliver_due
 
         url, token = app.config.get("LS_URL"), app.config.get("LS_API_TOKEN")
         if not url or not token:

@@ -1,16 +1,27 @@
-"""Per-process clients for Label Studio and Airflow, built from the app's config."""
+"""Per-process clients and background workers, built from the app's config.
+
+Label Studio and Airflow clients are cached per process; the background workers
+(``include.workers``) start on first use and are woken when a request committed work for them.
+"""
 
 from __future__ import annotations
 
-from flask import current_app
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app
 
 from include.airflow_client import AirflowClient
+from include.errors import Unavailable
 from include.labelstudio.client import LabelStudioClient
-from include.labelstudio.dispatch import OutboxDispatcher
-from include.runtime.asset_signaller import AssetSignaller
+from include.services import pii
+from include.workers.asset_signaller import AssetSignaller
+from include.workers.job_reconciler import JobReconciler
+from include.workers.label_dispatcher import OutboxDispatcher
+from include.workers.pump import Pump
 
 
-class NotConfigured(RuntimeError):
+class NotConfigured(Unavailable):
     """A service the action needs is not configured; the message names the variable."""
 
 
@@ -27,6 +38,12 @@ def ls_client() -> LabelStudioClient:
     return cache[key]
 
 
+def _airflow_factory(app: Flask, timeout: float = 10) -> Callable[[], AirflowClient]:
+    cfg = app.config
+    url, user, password = cfg["AIRFLOW_API_URL"], cfg.get("AIRFLOW_API_USER") or "webapp", cfg["AIRFLOW_API_PASSWORD"]
+    return lambda: AirflowClient(url, user, password, timeout=timeout)
+
+
 def airflow_client() -> AirflowClient:
     cfg = current_app.config
     if not cfg.get("AIRFLOW_API_URL") or not cfg.get("AIRFLOW_API_PASSWORD"):
@@ -35,63 +52,105 @@ def airflow_client() -> AirflowClient:
     key = (cfg["AIRFLOW_API_URL"], cfg.get("AIRFLOW_API_USER"), cfg["AIRFLOW_API_PASSWORD"])
     if key not in cache:
         cache.clear()
-        cache[key] = AirflowClient(
-            cfg["AIRFLOW_API_URL"], cfg.get("AIRFLOW_API_USER") or "webapp", cfg["AIRFLOW_API_PASSWORD"]
-        )
+        cache[key] = _airflow_factory(current_app)()
     return cache[key]
 
 
-def label_dispatcher() -> OutboxDispatcher | None:
-    """This process's outbox dispatcher (started on first use), or None when it is turned off
-    (tests, or when a separate ``flask deliver-labels`` process does the delivering)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if not app.config.get("OUTBOX_DISPATCHER") or not app.config.get("LS_URL"):
+def _worker(key: str, enabled: bool, build: Callable[[Flask], Pump]) -> Pump | None:
+    """This process's worker ``key``, started on first use; None when turned off."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not enabled:
         return None
-    dispatcher = app.extensions.get("labelops.dispatcher")
-    if dispatcher is None:
-        url, token = app.config["LS_URL"], app.config["LS_API_TOKEN"]
-        timeout = app.config.get("LS_TIMEOUT", 30)
-        dispatcher = OutboxDispatcher(
+    worker = app.extensions.get(key)
+    if worker is None:
+        worker = app.extensions[key] = build(app).start()
+    return worker
+
+
+def label_dispatcher() -> Pump | None:
+    """The outbox dispatcher, or None when turned off (tests, or when a separate ``flask
+    deliver-labels`` process does the delivering)."""
+    cfg = current_app.config
+
+    def build(app: Flask) -> Pump:
+        url, token, timeout = app.config["LS_URL"], app.config["LS_API_TOKEN"], app.config.get("LS_TIMEOUT", 30)
+        return OutboxDispatcher(
             app.config["SQLALCHEMY_DATABASE_URI"],
             lambda: LabelStudioClient(url, token, timeout=timeout, retries=0),
             sweep=app.config.get("OUTBOX_SWEEP_SECONDS", 5.0),
         )
-        app.extensions["labelops.dispatcher"] = dispatcher.start()
-    return dispatcher
+
+    return _worker("labelops.dispatcher", bool(cfg.get("OUTBOX_DISPATCHER") and cfg.get("LS_URL")), build)
+
+
+def asset_signaller() -> Pump | None:
+    """The asset signaller, or None when turned off (tests) or Airflow is not configured:
+    webhooks then wait in the database for a process that has it, and the hourly export picks
+    their labels up anyway."""
+    cfg = current_app.config
+
+    def build(app: Flask) -> Pump:
+        return AssetSignaller(
+            app.config["SQLALCHEMY_DATABASE_URI"],
+            _airflow_factory(app, timeout=5),
+            sweep=app.config.get("OUTBOX_SWEEP_SECONDS", 5.0),
+        )
+
+    return _worker("labelops.signaller", bool(cfg.get("ASSET_SIGNALLER") and cfg.get("AIRFLOW_API_PASSWORD")), build)
+
+
+def job_reconciler() -> Pump | None:
+    """The job reconciler, or None when turned off (tests) or Airflow is not configured."""
+    cfg = current_app.config
+
+    def build(app: Flask) -> Pump:
+        return JobReconciler(
+            app.config["SQLALCHEMY_DATABASE_URI"],
+            _airflow_factory(app, timeout=5),
+            sweep=app.config.get("JOB_RECONCILE_SECONDS", 10.0),
+        )
+
+    enabled = bool(cfg.get("JOB_RECONCILER") and cfg.get("AIRFLOW_API_URL") and cfg.get("AIRFLOW_API_PASSWORD"))
+    return _worker("labelops.reconciler", enabled, build)
+
+
+def _wake(worker: Pump | None) -> None:
+    if worker is not None:
+        worker.wake()
 
 
 def wake_dispatcher() -> None:
     """A label was just committed: deliver it now rather than at the next sweep."""
-    dispatcher = label_dispatcher()
-    if dispatcher is not None:
-        dispatcher.wake()
-
-
-def asset_signaller() -> AssetSignaller | None:
-    """This process's asset signaller (started on first use), or None when it is turned off
-    (tests) or Airflow is not configured: webhooks then wait in the database for a process
-    that has it, and the hourly export picks their labels up anyway."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if not app.config.get("ASSET_SIGNALLER") or not app.config.get("AIRFLOW_API_PASSWORD"):
-        return None
-    signaller = app.extensions.get("labelops.signaller")
-    if signaller is None:
-        url, user, password = (
-            app.config["AIRFLOW_API_URL"],
-            app.config.get("AIRFLOW_API_USER"),
-            app.config["AIRFLOW_API_PASSWORD"],
-        )
-        signaller = AssetSignaller(
-            app.config["SQLALCHEMY_DATABASE_URI"],
-            lambda: AirflowClient(url, user or "webapp", password, timeout=5),
-            sweep=app.config.get("OUTBOX_SWEEP_SECONDS", 5.0),
-        )
-        app.extensions["labelops.signaller"] = signaller.start()
-    return signaller
+    _wake(label_dispatcher())
 
 
 def wake_signaller() -> None:
     """A webhook was just committed: tell Airflow now rather than at the next sweep."""
-    signaller = asset_signaller()
-    if signaller is not None:
-        signaller.wake()
+    _wake(asset_signaller())
+
+
+def wake_reconciler() -> None:
+    """Someone is looking at jobs: bring them in step with Airflow now (the page polls)."""
+    _wake(job_reconciler())
+
+
+def pii_key() -> bytes | None:
+    """PII_KEY when set (hash and encrypt operators need it), else None."""
+    raw = current_app.config.get("PII_KEY")
+    return pii.key_of(raw) if raw else None
+
+
+def pii_llm() -> Any:
+    """A factory of the LLM recognizer (built from the environment's LLM settings), for policies
+    that use it; it raises PolicyError when no LLM is configured."""
+
+    def build() -> Any:
+        from include.config import SettingsError, load_settings
+        from include.pii.llm import llm_recognizer
+
+        try:
+            return llm_recognizer(load_settings())
+        except SettingsError as exc:
+            raise pii.PolicyError(f"the policy uses the LLM recognizer: {exc}") from None
+
+    return build

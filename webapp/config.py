@@ -38,6 +38,9 @@ class Config:
     OUTBOX_SWEEP_SECONDS = 5.0
     # Tell Airflow about Label Studio webhooks from a thread of each web process (the live loop).
     ASSET_SIGNALLER = True
+    # Keep job rows in step with Airflow from a thread of each web process (woken by job pages).
+    JOB_RECONCILER = True
+    JOB_RECONCILE_SECONDS = 10.0
     TESTING = False
 
     @staticmethod

@@ -16,16 +16,9 @@ from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, InferenceRun, ModelVersion, User
 from include.db.session import session_scope
+from include.errors import Conflict, Forbidden, Invalid
 from include.services import export, inference, pii
 from webapp.extensions import db
-
-
-class DownloadRefused(ValueError):
-    """The download cannot be given (format, missing key, role); the message says why."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _own_session(make: Callable[[Session], Iterator[bytes]]) -> Iterator[bytes]:
@@ -49,10 +42,7 @@ def _attachment(chunks: Iterator[bytes], mimetype: str, filename: str) -> Any:
 
 def export_response(dataset: Dataset, fmt: str, *, originals: bool, user: User) -> Any:
     """The dataset's labeled rows as a download; ``originals`` (admins, PII_KEY set) is audited."""
-    try:
-        request = export.ExportRequest(dataset.id, fmt, _key_for_originals(dataset, user) if originals else None)
-    except export.ExportError as exc:
-        raise DownloadRefused(str(exc)) from None
+    request = export.ExportRequest(dataset.id, fmt, _key_for_originals(dataset, user) if originals else None)
     if request.key is not None:
         pii.record_export_reveal(db.session(), user, dataset.id)
         db.session.commit()  # the audit row stands even if the download is interrupted
@@ -65,22 +55,19 @@ def export_response(dataset: Dataset, fmt: str, *, originals: bool, user: User) 
 
 def _key_for_originals(dataset: Dataset, user: User) -> bytes | None:
     if not user.is_admin:
-        raise DownloadRefused("only admins can export original personal data", 403)
+        raise Forbidden("only admins can export original personal data")
     if dataset.pii_policy_id is None:
         return None  # nothing was de-identified: the texts are the originals
-    try:
-        return pii.key_of(current_app.config.get("PII_KEY"))
-    except pii.PolicyError as exc:
-        raise DownloadRefused(str(exc), 503) from None
+    return pii.key_of(current_app.config.get("PII_KEY"))
 
 
 def inference_response(run: InferenceRun, fmt: str) -> Any:
     if run.status != "done":
-        raise DownloadRefused(f"run {run.id} is {run.status}: its results can be downloaded once it is done", 409)
+        raise Conflict(f"run {run.id} is {run.status}: its results can be downloaded once it is done")
     model = db.session.get(ModelVersion, run.model_id)
     labels = list(model.labels) if model else []
     if fmt not in inference.DOWNLOADS:
-        raise DownloadRefused(f"download as one of {', '.join(inference.DOWNLOADS)}")
+        raise Invalid(f"download as one of {', '.join(inference.DOWNLOADS)}")
     run_id = run.id
     return _attachment(
         _own_session(

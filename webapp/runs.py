@@ -1,20 +1,41 @@
-"""Trigger pipelines through Airflow's REST API and keep the jobs page in step with Airflow."""
+"""Start pipeline runs and stop training runs through Airflow's REST API (job rows are kept in
+step with Airflow by ``include.workers.job_reconciler``)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 
 from include.airflow_client import AirflowError, new_run_id
 from include.db.models import InferenceRun, Job, User
 from include.pipelines.catalog import PIPELINES, Pipeline
+from include.pipelines.catalog import pipeline as catalog_pipeline
+from include.services.datasets import get_dataset
 from include.services.experiments import experiment_dag_id, request_stop
-from include.services.jobs import close_attempt_from_airflow, open_attempts, queue_job, queued_runs, settle_run
+from include.services.jobs import queue_job
 from webapp.clients import NotConfigured, airflow_client
 from webapp.extensions import db
 
 log = logging.getLogger(__name__)
+
+
+def start_pipeline(name: str, raw: Mapping[str, Any], user: User, *, form: bool = False) -> tuple[Pipeline, Job]:
+    """Validate what a person sent against the pipeline's declaration and start a run.
+
+    Raises:
+        NotFound: no such pipeline, or the dataset it names. ParamError: a bad parameter.
+        AirflowError, NotConfigured: Airflow refused the run or cannot be reached.
+    """
+    pipeline = catalog_pipeline(name)
+    conf = pipeline.build_conf(raw, form=form)
+    dataset_id = conf.get("dataset_id")
+    if dataset_id is not None:
+        get_dataset(db.session(), dataset_id)
+    try:
+        return pipeline, trigger_pipeline(pipeline, conf, user)
+    except AirflowError as exc:  # the same meaning, saying which pipeline did not start
+        raise AirflowError(f"Could not start {pipeline.title}: {exc}") from exc
 
 
 def trigger_pipeline(pipeline: Pipeline, conf: dict[str, Any], user: User) -> Job:
@@ -64,36 +85,6 @@ def start_inference_run(run: InferenceRun, user: User) -> Job:
     run.job_id = job.id
     db.session.commit()
     return job
-
-
-def refresh_active_jobs(limit: int = 20) -> None:
-    """Bring the jobs page in step with Airflow: queued jobs whose run already ended (e.g. failed
-    before its task started), and attempts whose process was killed before it could report."""
-    now = datetime.now(UTC)
-    jobs = queued_runs(db.session(), older_than=now - timedelta(seconds=10), limit=limit)
-    stale = open_attempts(db.session(), started_before=now - timedelta(seconds=30), limit=limit)
-    if not jobs and not stale:
-        return
-    try:
-        client = airflow_client()
-        for job in jobs:
-            dag_id = job.dag_id or job.step
-            state = str(client.get_run(dag_id, job.run_id or "").get("state"))
-            settle_run(db.session(), dag_id, job.run_id or "", state)
-        for job, attempt in stale:
-            if not job.dag_id or not job.run_id or not attempt.task_id:
-                continue
-            tries = client.task_tries(job.dag_id, job.run_id, attempt.task_id, attempt.map_index)
-            this = next((t for t in tries if t.get("try_number") == attempt.try_number), None)
-            if this is not None:
-                latest = max(int(t.get("try_number") or 0) for t in tries)
-                close_attempt_from_airflow(
-                    db.session(), job, attempt, str(this.get("state")), last_try=attempt.try_number >= latest
-                )
-        db.session.commit()
-    except Exception as exc:  # the page still shows what the database knows
-        db.session.rollback()
-        log.info("could not refresh job states from Airflow: %s", exc)
 
 
 def stop_experiment(experiment_id: int, user: User) -> str:

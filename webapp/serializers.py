@@ -19,6 +19,9 @@ from include.db.models import (
     Task,
     TrainingConfigFile,
 )
+from include.pipelines.catalog import Pipeline
+from include.services.eval_set import EvalPolicy, EvalSet
+from include.services.label_outbox import OutboxSummary
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -59,6 +62,7 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         "pii_policy_id": dataset.pii_policy_id,
         "overlap_share": dataset.overlap_share,
         "retrain_after_labels": dataset.retrain_after_labels,
+        "retune_at_labels": dataset.retune_at_labels,
         "created_at": _iso(dataset.created_at),
     }
 
@@ -209,6 +213,39 @@ def inference_json(run: InferenceRun) -> dict[str, Any]:
         "job_id": run.job_id,
         "created_at": _iso(run.created_at),
         "finished_at": _iso(run.finished_at),
+    }
+
+
+def eval_set_json(dataset: Dataset, current: EvalSet) -> dict[str, Any]:
+    return {
+        "dataset_id": dataset.id,
+        "policy": EvalPolicy.from_object(dataset).as_params(),
+        "version": current.version,
+        "size": current.size,
+        "per_label": current.per_label,
+        "dropped": current.excluded,
+    }
+
+
+def outbox_json(summary: OutboxSummary) -> dict[str, Any]:
+    return {
+        "waiting": summary.waiting,
+        "failing": summary.failing,
+        "undeliverable": summary.dead,
+        "oldest_waiting_at": _iso(summary.oldest_waiting_at),
+        "last_error": summary.last_error,
+    }
+
+
+def pipeline_json(pipeline: Pipeline) -> dict[str, Any]:
+    return {
+        "name": pipeline.name,
+        "title": pipeline.title,
+        "description": pipeline.description,
+        "params": [
+            {"name": s.name, "label": s.label, "help": s.help, "default": s.default, **s.json_schema()}
+            for s in pipeline.params
+        ],
     }
 
 

@@ -388,7 +388,7 @@ class LsWebhook(Base):
 
 class LabelOutbox(Base):
     """A label on its way to Label Studio: committed with the annotation, delivered by the
-    dispatcher (include.labelstudio.dispatch), safe to deliver again.
+    dispatcher (include.workers.label_dispatcher), safe to deliver again.
 
     One entry per annotation (``idempotency_key`` names the task and annotator); a new label
     for the same annotation bumps ``version`` and makes the entry pending again.
@@ -442,7 +442,7 @@ class Embedding(Base):
     """A text's vector for one model, keyed by text hash so a text is embedded once per model.
 
     The column has no fixed dimension so models of different sizes share the table; each model
-    gets a partial HNSW index over ``embedding::vector(dim)`` (see include.ml.embeddings.store).
+    gets a partial HNSW index over ``embedding::vector(dim)`` (see include.services.vectors).
     """
 
     __tablename__ = "embeddings"

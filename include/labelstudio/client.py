@@ -27,17 +27,19 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from include.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = (500, 502, 503, 504)
 
 
-class LabelStudioError(RuntimeError):
+class LabelStudioError(Unavailable, RuntimeError):
     """Any failure talking to Label Studio; the message says what to fix."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.ls_status = status
 
 
 class LabelStudioAuthError(LabelStudioError):

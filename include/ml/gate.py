@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from include.params import ParamSpec
+from include.params import ParamSpec, Values, param
 
 MIN_F1 = ParamSpec(
     "min_f1",
@@ -55,7 +55,19 @@ REQUIRE_BASELINE = ParamSpec(
     False,
     help="when a baseline probe ran on this evaluation set, the candidate must beat it too",
 )
-GATE_PARAMS = (MIN_F1, MIN_GAIN, MIN_EVAL_PER_LABEL, REQUIRE_BASELINE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatePolicy(Values):
+    """What a candidate must show on the evaluation set to be promoted."""
+
+    min_f1: float = param(MIN_F1)
+    min_gain: float = param(MIN_GAIN)
+    min_eval_per_label: int = param(MIN_EVAL_PER_LABEL)
+    require_baseline: bool = param(REQUIRE_BASELINE)
+
+
+GATE_PARAMS = GatePolicy.specs()
 
 RESAMPLES = 2000
 CONFIDENCE = 0.90  # two-sided; its lower end is a one-sided 95 % bound

@@ -6,8 +6,10 @@ from typing import Any
 
 import requests
 
+from include.errors import Unavailable
 
-class BackendError(RuntimeError):
+
+class BackendError(Unavailable, RuntimeError):
     """A model server failed, timed out or answered something unusable; the message says which."""
 
 

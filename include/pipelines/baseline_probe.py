@@ -18,7 +18,7 @@ from include.config import Settings
 from include.db.session import session_scope
 from include.ml.evaluation import evaluation_report
 from include.ml.prelabel.backends import llm_prelabeler
-from include.pipelines.catalog import LLM_BACKEND, PROBE_LIMIT
+from include.pipelines.catalog import BaselineValues
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.services import eval_set, pii
 from include.services.datasets import eval_items, get_dataset
@@ -32,14 +32,11 @@ def run_baseline_probe(
     db_url: str,
     run: RunRef,
     settings: Settings,
-    *,
-    dataset_id: int,
-    backend: str = LLM_BACKEND.default,
-    limit: int | None = PROBE_LIMIT.default,
+    values: BaselineValues,
 ) -> dict[str, Any]:
     """The ``baseline_probe`` job for one dataset."""
-    params = {"dataset_id": dataset_id, "backend": backend, "limit": limit}
-    with tracked_job(db_url, "baseline_probe", run, dataset_id=dataset_id, params=params) as job:
+    dataset_id, backend, limit = values.dataset_id, values.backend, values.limit
+    with tracked_job(db_url, "baseline_probe", run, values) as job:
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
             pii.require_deidentified(session, dataset, "sending its texts to an LLM")

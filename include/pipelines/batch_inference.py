@@ -14,12 +14,14 @@ from typing import Any
 
 from include.db.models import EmbeddingModel, InferenceRun
 from include.db.session import session_scope
-from include.ml.embeddings.backends import Embedder, backend_for
+from include.ml.embeddings.backends import Embedder
 from include.ml.training.model import TrainedHead
-from include.pipelines.embed_items import embed_dataset
+from include.pipelines.catalog import BatchInferenceValues
 from include.pipelines.runner import JobHandle, RunRef, tracked_job
+from include.pipelines.training.embedding import embed_dataset
 from include.services import inference
 from include.services.datasets import get_dataset
+from include.services.embedding_models import embedder_for
 from include.services.registry import ArtifactMissing, load_head
 
 log = logging.getLogger(__name__)
@@ -30,17 +32,15 @@ BATCH = 20_000
 def run_batch_inference(
     db_url: str,
     run: RunRef,
+    values: BatchInferenceValues,
     *,
-    dataset_id: int | None = None,
-    model_id: int | None = None,
-    inference_run_id: int | None = None,
     embedder: Embedder | None = None,
     batch_size: int = BATCH,
 ) -> dict[str, Any]:
     """The ``batch_inference`` job: a run prepared by the web app (``inference_run_id``), or a new
     one over ``dataset_id`` with ``model_id`` (the dataset's promoted model when empty)."""
-    params = {"dataset_id": dataset_id, "model_id": model_id, "inference_run_id": inference_run_id}
-    with tracked_job(db_url, "batch_inference", run, dataset_id=dataset_id, params=params) as job:
+    dataset_id, model_id, inference_run_id = values.dataset_id, values.model_id, values.inference_run_id
+    with tracked_job(db_url, "batch_inference", run, values) as job:
         with session_scope(db_url) as session:
             if inference_run_id is not None:
                 target = inference.get_run(session, inference_run_id)
@@ -60,7 +60,7 @@ def run_batch_inference(
             embedding_name = embedding.name if embedding else None
             embedding_id = embedding.id if embedding else None
         try:
-            embedder = embedder or backend_for(embedding_name or head.embedding_model)
+            embedder = embedder or embedder_for(embedding_name or head.embedding_model, db_url)
             if source == "dataset":
                 _over_dataset(db_url, job, run_id, run_dataset, head, embedder, embedding_id, batch_size)  # type: ignore[arg-type]
             else:
@@ -96,7 +96,7 @@ def _over_dataset(
         done, after = inference.done_rows(session, run_id)
         total = inference.count_items(session, dataset_id)
         if embedding_id is None:
-            from include.ml.embeddings.store import get_model
+            from include.services.vectors import get_model
 
             found = get_model(session, embedder.name)
             embedding_id = found.id if found else None

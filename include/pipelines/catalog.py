@@ -17,20 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.errors import NotFound
 from include.ml.batch import DIVERSE_HEAD
 from include.ml.embeddings.names import EMBEDDING_MODEL
-from include.ml.gate import GATE_PARAMS, MIN_F1, MIN_GAIN, REQUIRE_BASELINE
+from include.ml.gate import MIN_F1, MIN_GAIN, REQUIRE_BASELINE, GatePolicy
 from include.ml.prelabel.backends import BACKEND, LLM_BACKENDS
 from include.ml.scoring import STRATEGY
-from include.ml.training.params import (
-    BASE_ENCODER,
-    FINETUNE_PARAMS,
-    MODEL_KIND,
-    PAIR_ITERATIONS,
-    RETUNE_AT,
-    TRAIN_PARAMS,
-)
-from include.params import ParamError, ParamSpec, parse_values
+from include.ml.training.params import BASE_ENCODER, MODEL_KIND, PAIR_ITERATIONS, RETUNE_AT, FinetuneParams, TrainParams
+from include.params import ParamError, ParamSpec, Values, group, param, parse_values, schema_of
 
 # -- orchestration parameters ----------------------------------------------------------------
 DATASET = ParamSpec("dataset_id", "Dataset", "dataset")
@@ -108,20 +102,138 @@ ADVANCED = frozenset(
 )
 
 
+# -- each step's values: one frozen type per step, its fields declared by the specs ------------
+@dataclass(frozen=True, kw_only=True)
+class ImportValues(Values):
+    dataset_id: int | None = param(ANY_DATASET)
+    limit: int | None = param(IMPORT_LIMIT)
+    batch_size: int = param(IMPORT_BATCH)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportValues(Values):
+    dataset_id: int | None = param(ANY_DATASET)
+    full: bool = param(FULL_EXPORT)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnyDatasetValues(Values):
+    """Steps that work on one dataset or every one (loop_datasets, deidentify)."""
+
+    dataset_id: int | None = param(ANY_DATASET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetValues(Values):
+    """Steps that take only a dataset (quality_check, snapshot_labels, pick_best)."""
+
+    dataset_id: int = param(DATASET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedValues(Values):
+    dataset_id: int | None = param(ANY_DATASET)
+    embedding_model: str = param(EMBEDDING_MODEL)
+    batch_size: int = param(EMBED_BATCH)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexValues(Values):
+    embedding_model: str = param(EMBEDDING_MODEL)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainValues(Values):
+    dataset_id: int = param(DATASET)
+    hyper: TrainParams = group(TrainParams)
+    min_labels: int = param(MIN_LABELS)
+    embedding_model: str = param(EMBEDDING_MODEL)
+    force: bool = param(FORCE_TRAIN)
+    config_id: int | None = param(TRAIN_CONFIG)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanSweepValues(Values):
+    dataset_id: int = param(DATASET)
+    config_id: int | None = param(TRAIN_CONFIG)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepTrialValues(Values):
+    dataset_id: int = param(DATASET)
+    min_labels: int = param(MIN_LABELS)
+    embedding_model: str = param(EMBEDDING_MODEL)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneValues(Values):
+    dataset_id: int = param(DATASET)
+    base_model: str = param(BASE_ENCODER)
+    tuning: FinetuneParams = group(FinetuneParams)
+    min_labels: int = param(MIN_LABELS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopTrainValues(Values):
+    dataset_id: int = param(DATASET)
+    retune_at_labels: int | None = param(RETUNE_AT)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateValues(Values):
+    dataset_id: int = param(DATASET)
+    policy: GatePolicy = group(GatePolicy)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineValues(Values):
+    dataset_id: int = param(DATASET)
+    backend: str = param(LLM_BACKEND)
+    limit: int | None = param(PROBE_LIMIT)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchInferenceValues(Values):
+    dataset_id: int | None = param(OPTIONAL_DATASET)
+    model_id: int | None = param(MODEL_ID)
+    inference_run_id: int | None = param(INFERENCE_RUN)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrelabelValues(Values):
+    dataset_id: int = param(DATASET)
+    backend: str = param(BACKEND)
+    limit: int | None = param(PRELABEL_LIMIT)
+    only_new: bool = param(ONLY_NEW)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreValues(Values):
+    dataset_id: int = param(DATASET)
+    strategy: str = param(STRATEGY)
+    diverse_head: int = param(DIVERSE_HEAD)
+    limit: int | None = param(SCORE_LIMIT)
+    only_unlabeled: bool = param(ONLY_UNLABELED)
+
+
 @dataclass(frozen=True)
 class Step:
-    """One DAG task: the job kind it records and the parameters it reads."""
+    """One DAG task: the job kind it records and the one type of the values it reads."""
 
     name: str
-    params: tuple[ParamSpec, ...]
+    values_type: type[Values]
 
-    def values(self, raw: Mapping[str, Any], **given: Any) -> dict[str, Any]:
-        """Typed values for this step from a run's params (``given`` wins; absent: the default).
+    @property
+    def params(self) -> tuple[ParamSpec, ...]:
+        return self.values_type.specs()
+
+    def values(self, raw: Mapping[str, Any], **given: Any) -> Any:
+        """The step's typed values from a run's params (``given`` wins; absent: the default).
 
         Raises:
             ParamError: a value does not fit its declaration.
         """
-        return parse_values(self.params, {**raw, **given})
+        return self.values_type.parse({**raw, **given})
 
 
 @dataclass(frozen=True)
@@ -155,6 +267,21 @@ class Pipeline:
         spec = self.dataset_param
         return spec is not None and spec.required
 
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of a run's conf (the API's body for this pipeline)."""
+        return schema_of(self.params)
+
+    def doc_md(self, intro: str | None) -> str:
+        """The DAG's documentation: its own text, then its parameters as the catalog declares them."""
+        rows = [
+            f"| `{s.name}` | {s.type} | {'' if s.default is None else f'`{s.default}`'} | {s.label}"
+            f"{': ' + s.help if s.help else ''} |"
+            for s in self.params
+        ]
+        table = "\n".join(["| parameter | type | default | meaning |", "|---|---|---|---|", *rows])
+        where = "declared in `include/pipelines/catalog.py` and next to the code they tune"
+        return f"{(intro or '').rstrip()}\n\n### Params ({where})\n\n{table}\n"
+
     def airflow_params(self) -> dict[str, Any]:
         """The DAG's ``params`` (Airflow validates every run's conf against them)."""
         return {spec.name: spec.to_airflow() for spec in self.params}
@@ -186,25 +313,25 @@ class Pipeline:
 STEPS: dict[str, Step] = {
     step.name: step
     for step in (
-        Step("ls_import", (ANY_DATASET, IMPORT_LIMIT, IMPORT_BATCH)),
-        Step("ls_export", (ANY_DATASET, FULL_EXPORT)),
-        Step("loop_datasets", (ANY_DATASET,)),
-        Step("embed_items", (ANY_DATASET, EMBEDDING_MODEL, EMBED_BATCH)),
-        Step("build_index", (EMBEDDING_MODEL,)),
-        Step("train_classifier", (DATASET, *TRAIN_PARAMS, MIN_LABELS, EMBEDDING_MODEL, FORCE_TRAIN, TRAIN_CONFIG)),
-        Step("plan_sweep", (DATASET, TRAIN_CONFIG)),
-        Step("sweep_trial", (DATASET, MIN_LABELS, EMBEDDING_MODEL)),
-        Step("pick_best", (DATASET,)),
-        Step("finetune_encoder", (DATASET, *FINETUNE_PARAMS, MIN_LABELS)),
-        Step("loop_train", (DATASET, RETUNE_AT)),
-        Step("gate", (DATASET, *GATE_PARAMS)),
-        Step("baseline_probe", (DATASET, LLM_BACKEND, PROBE_LIMIT)),
-        Step("deidentify", (ANY_DATASET,)),
-        Step("quality_check", (DATASET,)),
-        Step("snapshot_labels", (DATASET,)),
-        Step("batch_inference", (OPTIONAL_DATASET, MODEL_ID, INFERENCE_RUN)),
-        Step("prelabel", (DATASET, BACKEND, PRELABEL_LIMIT, ONLY_NEW)),
-        Step("score_uncertainty", (DATASET, STRATEGY, DIVERSE_HEAD, SCORE_LIMIT, ONLY_UNLABELED)),
+        Step("ls_import", ImportValues),
+        Step("ls_export", ExportValues),
+        Step("loop_datasets", AnyDatasetValues),
+        Step("embed_items", EmbedValues),
+        Step("build_index", IndexValues),
+        Step("train_classifier", TrainValues),
+        Step("plan_sweep", PlanSweepValues),
+        Step("sweep_trial", SweepTrialValues),
+        Step("pick_best", DatasetValues),
+        Step("finetune_encoder", FinetuneValues),
+        Step("loop_train", LoopTrainValues),
+        Step("gate", GateValues),
+        Step("baseline_probe", BaselineValues),
+        Step("deidentify", AnyDatasetValues),
+        Step("quality_check", DatasetValues),
+        Step("snapshot_labels", DatasetValues),
+        Step("batch_inference", BatchInferenceValues),
+        Step("prelabel", PrelabelValues),
+        Step("score_uncertainty", ScoreValues),
     )
 }
 
@@ -328,12 +455,19 @@ PIPELINES: dict[str, Pipeline] = {
 }
 
 
+class UnknownPipeline(NotFound, KeyError):
+    """No pipeline of that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 def pipeline(name: str) -> Pipeline:
-    """The pipeline called ``name``; KeyError names the known ones."""
+    """The pipeline called ``name``; :class:`UnknownPipeline` names the known ones."""
     try:
         return PIPELINES[name]
     except KeyError:
-        raise KeyError(f"unknown pipeline {name!r}; one of: {', '.join(sorted(PIPELINES))}") from None
+        raise UnknownPipeline(f"unknown pipeline {name!r}; one of: {', '.join(sorted(PIPELINES))}") from None
 
 
 def step(name: str) -> Step:

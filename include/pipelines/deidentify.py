@@ -15,6 +15,7 @@ from typing import Any
 from include.config import Settings
 from include.db.session import session_scope
 from include.pii.engine import deidentify
+from include.pipelines.catalog import AnyDatasetValues
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 from include.services import pii
 from include.services.datasets import datasets_with_policy, get_dataset
@@ -24,9 +25,10 @@ log = logging.getLogger(__name__)
 BATCH = 200
 
 
-def run_deidentify(db_url: str, run: RunRef, settings: Settings, *, dataset_id: int | None) -> dict[str, Any]:
+def run_deidentify(db_url: str, run: RunRef, settings: Settings, values: AnyDatasetValues) -> dict[str, Any]:
     """The ``deidentify`` job for one dataset, or every dataset with a policy."""
-    with tracked_job(db_url, "deidentify", run, dataset_id=dataset_id, params={"dataset_id": dataset_id}) as job:
+    dataset_id = values.dataset_id
+    with tracked_job(db_url, "deidentify", run, values) as job:
         with session_scope(db_url) as session:
             if dataset_id is not None and get_dataset(session, dataset_id).pii_policy_id is None:
                 raise SkipStep(f"dataset {dataset_id} has no de-identification policy")

@@ -32,8 +32,9 @@ def run_ref(context: Mapping[str, Any]) -> RunRef:
     )
 
 
-def step_values(step: str, context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
-    """The step's typed parameters from the run's params; a mapped task's ``dataset_id`` wins."""
+def step_values(step: str, context: Mapping[str, Any], dataset_id: int | None = None) -> Any:
+    """The step's typed values (its one frozen type, include.pipelines.catalog) from the run's
+    params; a mapped task's ``dataset_id`` wins."""
     given = {} if dataset_id is None else {"dataset_id": dataset_id}
     return STEPS[step].values(context.get("params") or {}, **given)
 
@@ -43,15 +44,12 @@ def ls_import(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.pipelines.ls_import import run_ls_import
     from include.pipelines.resources import ls_client, platform_db_url
 
-    values = step_values("ls_import", context)
     settings = load_settings()
     return run_ls_import(
         platform_db_url(settings),
         ls_client(settings),
         run_ref(context),
-        dataset_id=values["dataset_id"],
-        limit=values["limit"],
-        batch_size=values["batch_size"],
+        step_values("ls_import", context),
         default_project_id=settings.ls_project_id,
         ml_backend=ml_backend_ref(settings),
         webhook=webhook_ref(settings),
@@ -82,9 +80,10 @@ def deidentify(context: Mapping[str, Any], dataset_id: int | None = None) -> dic
     from include.pipelines.deidentify import run_deidentify
     from include.pipelines.resources import platform_db_url
 
-    values = step_values("deidentify", context, dataset_id)
     settings = load_settings()
-    return run_deidentify(platform_db_url(settings), run_ref(context), settings, dataset_id=values["dataset_id"])
+    return run_deidentify(
+        platform_db_url(settings), run_ref(context), settings, step_values("deidentify", context, dataset_id)
+    )
 
 
 def triggering_datasets(context: Mapping[str, Any]) -> list[int] | None:
@@ -112,9 +111,8 @@ def ls_export(context: Mapping[str, Any]) -> dict[str, Any]:
         platform_db_url(settings),
         ls_client(settings),
         run_ref(context),
-        dataset_id=values["dataset_id"],
-        full=values["full"],
-        only=triggering_datasets(context) if values["dataset_id"] is None else None,
+        values,
+        only=triggering_datasets(context) if values.dataset_id is None else None,
     )
 
 
@@ -152,9 +150,9 @@ def loop_datasets(context: Mapping[str, Any]) -> list[int]:
     from include.services.datasets import datasets_in_label_studio
 
     values = step_values("loop_datasets", context)
-    only = triggering_datasets(context) if values["dataset_id"] is None else None
+    only = triggering_datasets(context) if values.dataset_id is None else None
     with session_scope(platform_db_url()) as session:
-        found = datasets_in_label_studio(session, values["dataset_id"])
+        found = datasets_in_label_studio(session, values.dataset_id)
         chosen = found if only is None else [d for d in found if d in only]
         live_loop.mark_picked_up(session, chosen)
     return chosen
@@ -164,13 +162,10 @@ def embed_items(context: Mapping[str, Any], dataset_id: int | None = None) -> di
     from include.pipelines.embed_items import run_embed_items
     from include.pipelines.resources import platform_db_url
 
-    values = step_values("embed_items", context, dataset_id)
     return run_embed_items(
         platform_db_url(),
         run_ref(context),
-        dataset_id=values["dataset_id"],
-        model_name=values["embedding_model"],
-        batch_size=values["batch_size"],
+        step_values("embed_items", context, dataset_id),
         defer_index=True,  # the DAG builds the index in its own task (build_index)
     )
 
@@ -179,8 +174,7 @@ def build_index(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.pipelines.embed_items import run_build_index
     from include.pipelines.resources import platform_db_url
 
-    values = step_values("build_index", context)
-    return run_build_index(platform_db_url(), run_ref(context), model_name=values["embedding_model"])
+    return run_build_index(platform_db_url(), run_ref(context), step_values("build_index", context))
 
 
 def loop_train(context: Mapping[str, Any], dataset_id: int) -> dict[str, Any]:
@@ -189,7 +183,7 @@ def loop_train(context: Mapping[str, Any], dataset_id: int) -> dict[str, Any]:
     from include.pipelines.loop_train import choose
     from include.pipelines.resources import platform_db_url
 
-    retune_at = step_values("loop_train", context, dataset_id)["retune_at_labels"]
+    retune_at = step_values("loop_train", context, dataset_id).retune_at_labels
     choice = choose(platform_db_url(), dataset_id, retune_at)
     if choice.retune:
         return finetune_encoder(context, dataset_id, reason=choice.retune)
@@ -199,131 +193,73 @@ def loop_train(context: Mapping[str, Any], dataset_id: int) -> dict[str, Any]:
 def train_classifier(
     context: Mapping[str, Any], dataset_id: int | None = None, *, embedding_model: str | None = None
 ) -> dict[str, Any]:
-    from include.config import load_settings
-    from include.ml.training.params import TrainParams
     from include.pipelines.resources import platform_db_url
     from include.pipelines.train_classifier import run_train_classifier
 
     values = step_values("train_classifier", context, dataset_id)
-    settings = load_settings()
-    return run_train_classifier(
-        platform_db_url(settings),
-        run_ref(context),
-        dataset_id=values["dataset_id"],
-        params=TrainParams.from_values(values),
-        embedding_model=embedding_model or values["embedding_model"],
-        min_labels=values["min_labels"],
-        force=values["force"],
-        config_id=values["config_id"],
-    )
+    if embedding_model is not None:  # the loop's choice: the serving tuned encoder
+        values = values.replace(embedding_model=embedding_model)
+    return run_train_classifier(platform_db_url(), run_ref(context), values)
 
 
 def finetune_encoder(
     context: Mapping[str, Any], dataset_id: int | None = None, *, reason: str | None = None
 ) -> dict[str, Any]:
-    from include.ml.training.finetune import FinetuneParams
     from include.pipelines.finetune_encoder import run_finetune_encoder
     from include.pipelines.resources import platform_db_url
 
     values = step_values("finetune_encoder", context, dataset_id)
-    return run_finetune_encoder(
-        platform_db_url(),
-        run_ref(context),
-        dataset_id=values["dataset_id"],
-        tuning=FinetuneParams(
-            pair_iterations=values["pair_iterations"],
-            max_pairs=values["max_pairs"],
-            epochs=values["finetune_epochs"],
-            batch_size=values["finetune_batch_size"],
-            lr=values["finetune_lr"],
-            seed=values["seed"],
-        ),
-        base_model=values["base_model"],
-        min_labels=values["min_labels"],
-        reason=reason,
-    )
+    return run_finetune_encoder(platform_db_url(), run_ref(context), values, reason=reason)
 
 
 def plan_sweep(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     from include.pipelines.resources import platform_db_url
     from include.pipelines.sweep import run_plan_sweep
 
-    values = step_values("plan_sweep", context)
-    return run_plan_sweep(
-        platform_db_url(), run_ref(context), dataset_id=values["dataset_id"], config_id=values["config_id"]
-    )
+    return run_plan_sweep(platform_db_url(), run_ref(context), step_values("plan_sweep", context))
 
 
 def sweep_trial(context: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, Any]:
-    from include.config import load_settings
     from include.pipelines.resources import platform_db_url
     from include.pipelines.sweep import run_sweep_trial
 
-    values = step_values("sweep_trial", context)
-    settings = load_settings()
-    return run_sweep_trial(
-        platform_db_url(settings),
-        run_ref(context),
-        dataset_id=values["dataset_id"],
-        trial=dict(trial),
-        embedding_model=values["embedding_model"],
-        min_labels=values["min_labels"],
-    )
+    return run_sweep_trial(platform_db_url(), run_ref(context), step_values("sweep_trial", context), trial=dict(trial))
 
 
 def pick_best(context: Mapping[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
     from include.pipelines.resources import platform_db_url
     from include.pipelines.sweep import run_pick_best
 
-    values = step_values("pick_best", context)
-    return run_pick_best(platform_db_url(), run_ref(context), dataset_id=values["dataset_id"], results=list(results))
+    return run_pick_best(platform_db_url(), run_ref(context), step_values("pick_best", context), results=list(results))
 
 
 def gate(context: Mapping[str, Any], trained: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
     from include.pipelines.resources import platform_db_url
-    from include.pipelines.train_classifier import run_gate
+    from include.pipelines.training.gate import run_gate
 
     values = step_values("gate", context, dataset_id)
-    return run_gate(
-        platform_db_url(),
-        run_ref(context),
-        dataset_id=values["dataset_id"],
-        model_id=(trained or {}).get("model_id"),
-        min_f1=values["min_f1"],
-        min_gain=values["min_gain"],
-        min_eval_per_label=values["min_eval_per_label"],
-        require_baseline=values["require_baseline"],
-    )
+    return run_gate(platform_db_url(), run_ref(context), values, model_id=(trained or {}).get("model_id"))
 
 
 def quality_check(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.pipelines.quality_check import run_quality_check
     from include.pipelines.resources import platform_db_url
 
-    values = step_values("quality_check", context)
-    return run_quality_check(platform_db_url(), run_ref(context), dataset_id=values["dataset_id"])
+    return run_quality_check(platform_db_url(), run_ref(context), step_values("quality_check", context))
 
 
 def snapshot_labels(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.pipelines.resources import platform_db_url
     from include.pipelines.snapshot_labels import run_snapshot_labels
 
-    values = step_values("snapshot_labels", context)
-    return run_snapshot_labels(platform_db_url(), run_ref(context), dataset_id=values["dataset_id"])
+    return run_snapshot_labels(platform_db_url(), run_ref(context), step_values("snapshot_labels", context))
 
 
 def batch_inference(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.pipelines.batch_inference import run_batch_inference
     from include.pipelines.resources import platform_db_url
 
-    values = step_values("batch_inference", context)
-    return run_batch_inference(
-        platform_db_url(),
-        run_ref(context),
-        dataset_id=values["dataset_id"],
-        model_id=values["model_id"],
-        inference_run_id=values["inference_run_id"],
-    )
+    return run_batch_inference(platform_db_url(), run_ref(context), step_values("batch_inference", context))
 
 
 def baseline_probe(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -331,16 +267,9 @@ def baseline_probe(context: Mapping[str, Any]) -> dict[str, Any]:
     from include.pipelines.baseline_probe import run_baseline_probe
     from include.pipelines.resources import platform_db_url
 
-    values = step_values("baseline_probe", context)
     settings = load_settings()
-    return run_baseline_probe(
-        platform_db_url(settings),
-        run_ref(context),
-        settings,
-        dataset_id=values["dataset_id"],
-        backend=values["backend"],
-        limit=values["limit"],
-    )
+    values = step_values("baseline_probe", context)
+    return run_baseline_probe(platform_db_url(settings), run_ref(context), settings, values)
 
 
 def prelabel(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
@@ -348,18 +277,9 @@ def prelabel(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[
     from include.pipelines.prelabel import run_prelabel
     from include.pipelines.resources import ls_client, platform_db_url
 
-    values = step_values("prelabel", context, dataset_id)
     settings = load_settings()
-    return run_prelabel(
-        platform_db_url(settings),
-        ls_client(settings),
-        run_ref(context),
-        settings,
-        dataset_id=values["dataset_id"],
-        backend=values["backend"],
-        limit=values["limit"],
-        only_new=values["only_new"],
-    )
+    values = step_values("prelabel", context, dataset_id)
+    return run_prelabel(platform_db_url(settings), ls_client(settings), run_ref(context), settings, values)
 
 
 def score_uncertainty(context: Mapping[str, Any], dataset_id: int | None = None) -> dict[str, Any]:
@@ -367,12 +287,4 @@ def score_uncertainty(context: Mapping[str, Any], dataset_id: int | None = None)
     from include.pipelines.score_uncertainty import run_score_uncertainty
 
     values = step_values("score_uncertainty", context, dataset_id)
-    return run_score_uncertainty(
-        platform_db_url(),
-        run_ref(context),
-        dataset_id=values["dataset_id"],
-        strategy=values["strategy"],
-        limit=values["limit"],
-        only_unlabeled=values["only_unlabeled"],
-        diverse_head=values["diverse_head"],
-    )
+    return run_score_uncertainty(platform_db_url(), run_ref(context), values)

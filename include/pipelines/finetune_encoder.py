@@ -15,37 +15,32 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
-from include.db.models import Embedding, EmbeddingBackend, EmbeddingModel, Experiment, Item
+from include.db.models import Embedding, EmbeddingBackend, EmbeddingModel, Experiment
 from include.db.session import session_scope
-from include.ml.embeddings.backends import FineTunedEmbedder, SentenceTransformerEmbedder, backend_for, torch_device
+from include.ml.embeddings.backends import FineTunedEmbedder, SentenceTransformerEmbedder, torch_device
 from include.ml.embeddings.names import FINETUNED_PREFIX
-from include.ml.embeddings.store import register_model
-from include.ml.training.finetune import FinetuneDataError, FinetuneParams, FinetuneStep, finetune, pack
-from include.ml.training.params import BASE_ENCODER, TrainParams
-from include.ml.training.train import TrainingDataError, stratified_split, train_head
-from include.pipelines.catalog import MIN_LABELS
-from include.pipelines.embed_items import embed_dataset
-from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.pipelines.train_classifier import TrainingStopped, _training_set, kept_from_earlier_try, training_labels
+from include.ml.training.finetune import FinetuneDataError, FinetuneStep, finetune, pack
+from include.ml.training.params import TrainParams
+from include.ml.training.train import TrainingDataError, TrainResult, stratified_split, train_head
+from include.pipelines.catalog import FinetuneValues
+from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.pipelines.training.adoption import adopt_earlier_try
+from include.pipelines.training.data import TrainingSet, load_training_set, texts_of, training_labels
+from include.pipelines.training.embedding import embed_dataset
+from include.pipelines.training.progress import ProgressRecorder, encoder_progress, supervised
 from include.services import eval_set, retune
 from include.services.datasets import get_dataset
-from include.services.experiments import (
-    data_snapshot,
-    fail_experiment,
-    finish_experiment,
-    finished_by_earlier_try,
-    is_stopped,
-    record_epoch,
-    record_items,
-    start_experiment,
-)
+from include.services.embedding_models import StoredWeights, embedder_for
+from include.services.experiments import data_snapshot, finish_experiment, record_items, start_experiment
 from include.services.registry import register_candidate
+from include.services.vectors import register_model
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +53,9 @@ def encoder_name(dataset_id: int, run: RunRef) -> str:
     return f"{FINETUNED_PREFIX}ds{dataset_id}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def trainable_encoder(base_model: str) -> Any:
+def trainable_encoder(base_model: str, db_url: str) -> Any:
     """A private copy of the base SentenceTransformer (the cached one serves embedding meanwhile)."""
-    embedder = backend_for(base_model)
+    embedder = embedder_for(base_model, db_url)
     if isinstance(embedder, FineTunedEmbedder):
         embedder = embedder.local()
     if not isinstance(embedder, SentenceTransformerEmbedder):
@@ -68,49 +63,142 @@ def trainable_encoder(base_model: str) -> Any:
     return copy.deepcopy(embedder.sentence_transformer())
 
 
-def _texts(session: Any, dataset_id: int, hashes: list[str]) -> dict[str, str]:
-    rows = session.execute(
-        select(Item.text_hash, Item.text).where(Item.dataset_id == dataset_id, Item.text_hash.in_(hashes))
-    ).tuples()
-    return {str(h): str(t) for h, t in rows}
+@dataclass(frozen=True)
+class Plan:
+    """What one tune learns from: the labeled rows (outside the evaluation set), their texts and
+    label indices, and which of them are paired and which held out."""
+
+    examples: list[tuple[str, str]]
+    texts: list[str]
+    labels: list[str]
+    y: np.ndarray
+    pair_idx: np.ndarray
+    val_idx: np.ndarray
+    snapshot_id: int | None
+    eval_size: int
 
 
-class _StepRecorder:
-    """Commits each progress record as an experiment "epoch" row (the page's loss curve grows
-    while it trains) and stops when an admin stopped the experiment."""
-
-    def __init__(self, db_url: str, experiment_id: int, job: JobHandle) -> None:
-        self.db_url, self.experiment_id, self.job, self.n = db_url, experiment_id, job, 0
-
-    def __call__(self, record: FinetuneStep) -> None:
-        self.n += 1
-        val = record.val_loss if np.isfinite(record.val_loss) else record.loss
-        with session_scope(self.db_url) as session:
-            metrics = {
-                "step": record.step,
-                "steps": record.steps,
-                "pair_epoch": record.epoch,
-                "seconds": record.seconds,
-            }
-            record_epoch(session, self.experiment_id, self.n, record.loss, val, metrics)
-            stopped = is_stopped(session, self.experiment_id)
-        if stopped:
-            raise TrainingStopped(self.n)
-        self.job.progress(
-            f"encoder step {record.step}/{record.steps}: pair loss {record.loss:.4f}, held-out pair loss {val:.4f}",
-            done=record.step,
-            total=record.steps,
+def _plan(session: Any, values: FinetuneValues) -> Plan:
+    """The labels to tune on, or a skip that says why there are not enough."""
+    dataset = get_dataset(session, values.dataset_id)
+    found = training_labels(session, dataset)
+    texts = texts_of(session, values.dataset_id, [h for h, _ in found.examples])
+    labels = list(dataset.labels)
+    examples = [(h, label) for h, label in found.examples if h in texts and label in labels]
+    if len(examples) < values.min_labels:
+        raise SkipStep(
+            f"{len(examples)} labeled tasks to tune on ({found.evaluation.size} more are reserved for evaluation); "
+            f"fine-tuning needs at least {values.min_labels}"
         )
+    y = np.asarray([labels.index(label) for _, label in examples], dtype=np.int64)
+    try:
+        pair_idx, val_idx = stratified_split(y, VAL_SHARE, values.tuning.seed)
+    except TrainingDataError as exc:
+        raise SkipStep(f"cannot fine-tune yet: {exc}") from None
+    return Plan(examples, [texts[h] for h, _ in examples], labels, y, pair_idx, val_idx, found.snapshot_id,
+                found.evaluation.size)  # fmt: skip
+
+
+def _start(db_url: str, values: FinetuneValues, run: RunRef, plan: Plan, name: str, head: TrainParams,
+           dimension: int, snapshot: str, origin: dict[str, Any]) -> tuple[int, int]:  # fmt: skip
+    """Register the encoder (a retried try replaces what a killed one left: its vectors came
+    from other weights) and start its experiment; returns (encoder id, experiment id)."""
+    with session_scope(db_url) as session:
+        row = register_model(session, name, EmbeddingBackend.SENTENCE_TRANSFORMERS.value, name, dimension)
+        session.execute(delete(Embedding).where(Embedding.model_id == row.id))
+        row.artifact, row.artifact_sha256 = None, None
+        row.dataset_id = values.dataset_id
+        # labeled_tasks: the loop retunes when the dataset's labels double from here
+        row.origin = {**origin, "labeled_tasks": retune.labeled_tasks(session, values.dataset_id)}
+        experiment_id = start_experiment(
+            session,
+            dataset=get_dataset(session, values.dataset_id),
+            embedding_model_id=row.id,
+            embedding_model=name,
+            params=head,
+            n_labeled=len(plan.examples),
+            snapshot=snapshot,
+            run_id=run.run_id,
+            snapshot_id=plan.snapshot_id,
+            extra=_extra(values),
+        )
+        experiment = session.get_one(Experiment, experiment_id)
+        experiment.name = experiment.name.replace(f"-{head.kind}-", "-setfit-", 1)
+        return row.id, experiment_id
+
+
+def _tune(db_url: str, encoder: Any, plan: Plan, values: FinetuneValues, recorder: ProgressRecorder[FinetuneStep]
+          ) -> list[FinetuneStep]:  # fmt: skip
+    """Tune ``encoder`` in place on the plan's pairs; a stop or too few pairs ends the step."""
+    with supervised(db_url, recorder.experiment_id, "records"):
+        try:
+            return finetune(
+                encoder,
+                [plan.texts[i] for i in plan.pair_idx],
+                plan.y[plan.pair_idx].tolist(),
+                values.tuning,
+                val_texts=[plan.texts[i] for i in plan.val_idx],
+                val_y=plan.y[plan.val_idx].tolist(),
+                on_step=recorder,
+            )
+        except FinetuneDataError as exc:
+            raise SkipStep(f"cannot fine-tune yet: {exc}") from None
+
+
+def _extra(values: FinetuneValues) -> dict[str, Any]:
+    """How the encoder was tuned, in its experiment's parameters (earlier tries are matched on it)."""
+    return {"finetune": {**values.tuning.values(), "base_model": values.base_model}}
+
+
+def _store_encoder(db_url: str, encoder_id: int, encoder: Any, records: list[FinetuneStep], values: FinetuneValues,
+                   experiment_id: int) -> None:  # fmt: skip
+    """The tuned weights into the encoder's registry row, so any worker can load them."""
+    artifact, sha = pack(encoder)
+    with session_scope(db_url) as session:
+        row = session.get_one(EmbeddingModel, encoder_id)
+        row.artifact, row.artifact_sha256 = artifact, sha
+        pairs = records[-1].steps * values.tuning.batch_size if records else 0
+        row.origin = {**row.origin, "experiment_id": experiment_id, "pairs": pairs, "bytes": len(artifact)}
+
+
+def _register(db_url: str, values: FinetuneValues, plan: Plan, data: TrainingSet, result: TrainResult,
+              experiment_id: int, tuned: dict[str, Any], records: int, device: str) -> int:  # fmt: skip
+    """Record the lineage, finish the experiment and register the candidate; returns its id."""
+    with session_scope(db_url) as session:
+        record_items(
+            session,
+            experiment_id,
+            [plan.examples[i][0] for i in plan.pair_idx],
+            [plan.examples[i][0] for i in plan.val_idx],
+        )
+        eval_set.mark_trained(session, values.dataset_id, data.hashes)
+        finish_experiment(
+            session,
+            experiment_id,
+            metrics={**result.metrics, **tuned, "epochs": records},
+            device=device,
+            n_train=len(plan.pair_idx),
+            n_val=len(plan.val_idx),
+        )
+        model = register_candidate(
+            session,
+            version=f"setfit-ds{values.dataset_id}-e{experiment_id}",
+            kind="setfit",
+            experiment_id=experiment_id,
+            dataset_id=values.dataset_id,
+            embedding_model_id=data.embedding_model_id,
+            labels=data.labels,
+            metrics={**result.metrics, **tuned},
+            artifact=result.head.to_bytes(),
+        )
+        return model.id
 
 
 def run_finetune_encoder(
     db_url: str,
     run: RunRef,
+    values: FinetuneValues,
     *,
-    dataset_id: int,
-    tuning: FinetuneParams,
-    base_model: str = BASE_ENCODER.default,
-    min_labels: int = MIN_LABELS.default,
     head: TrainParams | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
@@ -118,151 +206,53 @@ def run_finetune_encoder(
 
     ``reason``: why the loop decided to tune now (include.services.retune), for the job log.
     """
-    head = head or TrainParams(seed=tuning.seed)
-    params = {"dataset_id": dataset_id, "base_model": base_model, "min_labels": min_labels, **tuning.values()}
-    with tracked_job(db_url, "finetune_encoder", run, dataset_id=dataset_id, params=params) as job:
+    head = head or TrainParams(seed=values.tuning.seed)
+    dataset_id, name = values.dataset_id, encoder_name(values.dataset_id, run)
+    with tracked_job(db_url, "finetune_encoder", run, values) as job:
         with session_scope(db_url) as session:
-            dataset = get_dataset(session, dataset_id)
-            evaluation, labels_snapshot, examples = training_labels(session, dataset)
-            texts = _texts(session, dataset_id, [h for h, _ in examples])
-            labels = list(dataset.labels)
-        examples = [(h, label) for h, label in examples if h in texts and label in labels]
-        if len(examples) < min_labels:
-            raise SkipStep(
-                f"{len(examples)} labeled tasks to tune on ({evaluation.size} more are reserved for evaluation); "
-                f"fine-tuning needs at least {min_labels}"
-            )
-        y = np.asarray([labels.index(label) for _, label in examples], dtype=np.int64)
-        try:
-            pair_idx, val_idx = stratified_split(y, VAL_SHARE, tuning.seed)
-        except TrainingDataError as exc:
-            raise SkipStep(f"cannot fine-tune yet: {exc}") from None
-
-        name = encoder_name(dataset_id, run)
-        with session_scope(db_url) as session:
-            earlier = finished_by_earlier_try(
-                session,
-                dataset_id=dataset_id,
-                run_id=run.run_id,
-                snapshot=data_snapshot(examples, name),
-                params=head,
-                extra={"finetune": {**tuning.values(), "base_model": base_model}},
-            )
-            if earlier is not None:  # killed after its work committed: keep it for the gate
-                return kept_from_earlier_try(job, *earlier, encoder=name)
+            plan = _plan(session, values)
+            snapshot = data_snapshot(plan.examples, name)
+            kept = adopt_earlier_try(  # killed after its work committed: keep it for the gate
+                session, job, run, dataset_id=dataset_id, snapshot=snapshot, params=head, extra=_extra(values),
+                encoder=name,
+            )  # fmt: skip
+            if kept is not None:
+                return kept
         if reason:
             job.progress(f"retuning: {reason}")
-        job.progress(f"loading {base_model} to tune on {len(pair_idx)} labels ({len(val_idx)} held out)")
-        encoder = trainable_encoder(base_model)
+        job.progress(f"loading {values.base_model} to tune on {len(plan.pair_idx)} labels ({len(plan.val_idx)} out)")
+        encoder = trainable_encoder(values.base_model, db_url)
         encoder.to(torch_device())
         getter = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
         dimension = int(getter())
-        with session_scope(db_url) as session:
-            row = register_model(session, name, EmbeddingBackend.SENTENCE_TRANSFORMERS.value, name, dimension)
-            # A retried try replaces what a killed one left: its vectors came from other weights.
-            session.execute(delete(Embedding).where(Embedding.model_id == row.id))
-            row.artifact, row.artifact_sha256 = None, None
-            row.dataset_id, row.origin = (
-                dataset_id,
-                {
-                    "base_model": base_model,
-                    "run_id": run.run_id,
-                    "labeled_tasks": retune.labeled_tasks(session, dataset_id),  # the loop retunes when it doubles
-                },
-            )
-            experiment_id = start_experiment(
-                session,
-                dataset=dataset,
-                embedding_model_id=row.id,
-                embedding_model=name,
-                params=head,
-                n_labeled=len(examples),
-                snapshot=data_snapshot(examples, name),
-                run_id=run.run_id,
-                snapshot_id=labels_snapshot,
-                extra={"finetune": {**tuning.values(), "base_model": base_model}},
-            )
-            experiment = session.get_one(Experiment, experiment_id)
-            experiment.name = experiment.name.replace(f"-{head.kind}-", "-setfit-", 1)
-        all_texts = [texts[h] for h, _ in examples]
-        try:
-            records = finetune(
-                encoder,
-                [all_texts[i] for i in pair_idx],
-                y[pair_idx].tolist(),
-                tuning,
-                val_texts=[all_texts[i] for i in val_idx],
-                val_y=y[val_idx].tolist(),
-                on_step=_StepRecorder(db_url, experiment_id, job),
-            )
-        except TrainingStopped as stop:
-            raise SkipStep(
-                f"stopped by an admin after {stop.args[0]} records; experiment {experiment_id} keeps them"
-            ) from None
-        except FinetuneDataError as exc:
-            with session_scope(db_url) as session:
-                fail_experiment(session, experiment_id)
-            raise SkipStep(f"cannot fine-tune yet: {exc}") from None
-        except Exception:
-            with session_scope(db_url) as session:
-                fail_experiment(session, experiment_id)
-            raise
-
-        artifact, sha = pack(encoder)
-        with session_scope(db_url) as session:
-            row = session.get_one(EmbeddingModel, row.id)
-            row.artifact, row.artifact_sha256 = artifact, sha
-            row.origin = {
-                **row.origin,
-                "experiment_id": experiment_id,
-                "pairs": records[-1].steps * tuning.batch_size if records else 0,
-                "bytes": len(artifact),
-            }
+        origin = {"base_model": values.base_model, "run_id": run.run_id}
+        encoder_id, experiment_id = _start(db_url, values, run, plan, name, head, dimension, snapshot, origin)
+        records = _tune(db_url, encoder, plan, values, ProgressRecorder(db_url, experiment_id, job, encoder_progress))
+        _store_encoder(db_url, encoder_id, encoder, records, values, experiment_id)
         job.progress(f"re-embedding dataset {dataset_id} with {name}")
-        embedder = FineTunedEmbedder(name, db_url=db_url)
+        embedder = FineTunedEmbedder(name, StoredWeights(db_url))
         embed_dataset(db_url, embedder, dataset_id, job=job)
-        data = _training_set(db_url, embedder, examples, labels)
+        data = load_training_set(db_url, embedder, plan.examples, plan.labels)
         result = train_head(data.x, data.y, data.labels, name, head)
-        version = f"setfit-ds{dataset_id}-e{experiment_id}"
         tuned = {
             "encoder": name,
             "encoder_steps": records[-1].step if records else 0,
             "final_pair_loss": records[-1].loss if records else None,
             "final_val_pair_loss": records[-1].val_loss if records else None,
         }
-        with session_scope(db_url) as session:
-            record_items(session, experiment_id, [examples[i][0] for i in pair_idx], [examples[i][0] for i in val_idx])
-            eval_set.mark_trained(session, dataset_id, data.hashes)
-            finish_experiment(
-                session,
-                experiment_id,
-                metrics={**result.metrics, **tuned, "epochs": len(records)},
-                device=str(encoder.device),
-                n_train=len(pair_idx),
-                n_val=len(val_idx),
-            )
-            model = register_candidate(
-                session,
-                version=version,
-                kind="setfit",
-                experiment_id=experiment_id,
-                dataset_id=dataset_id,
-                embedding_model_id=data.embedding_model_id,
-                labels=data.labels,
-                metrics={**result.metrics, **tuned},
-                artifact=result.head.to_bytes(),
-            )
-            model_id = model.id
+        device = str(encoder.device)
+        model_id = _register(db_url, values, plan, data, result, experiment_id, tuned, len(records), device)
+        version = f"setfit-ds{dataset_id}-e{experiment_id}"
         job.done(
-            f"tuned {base_model} into {name} on {len(pair_idx)} labels ({encoder.device}); {version}: "
+            f"tuned {values.base_model} into {name} on {len(plan.pair_idx)} labels ({device}); {version}: "
             f"val F1 {result.metrics['f1']:.3f} (optimistic: the encoder saw these labels)",
-            labels=len(examples),
+            labels=len(plan.examples),
         )
         job.result = {
             "model_id": model_id,
             "version": version,
             "metrics": result.metrics,
-            "device": str(encoder.device),
+            "device": device,
             "experiment_id": experiment_id,
             "encoder": name,
         }

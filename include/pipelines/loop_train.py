@@ -19,7 +19,7 @@ class TrainChoice:
     encoder: str | None  # the serving tuned encoder a head trains on; None: the run's embedding model
 
 
-def choose(db_url: str, dataset_id: int, retune_at: int) -> TrainChoice:
+def choose(db_url: str, dataset_id: int, retune_at: int | None) -> TrainChoice:
     """Read-only: what the loop's training step does for this dataset (include.services.retune).
 
     Runs on the training worker, so the automatic setting follows the device that would tune.
@@ -35,7 +35,7 @@ def choose(db_url: str, dataset_id: int, retune_at: int) -> TrainChoice:
             log.info(
                 "no encoder tune (%s worker; run setting %s, dataset setting %s): next at %s labeled tasks",
                 "GPU" if gpu else "CPU-only",
-                retune_at or "none",
+                "the dataset's" if retune_at is None else retune_at,
                 "automatic" if dataset is None or dataset.retune_at_labels is None else dataset.retune_at_labels,
                 upcoming or "never",
             )

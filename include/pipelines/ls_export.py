@@ -15,7 +15,7 @@ from typing import Any
 
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, parse_ls_datetime
-from include.pipelines.catalog import FULL_EXPORT
+from include.pipelines.catalog import ExportValues
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 from include.services import eval_set
 from include.services.datasets import datasets_of_projects, ls_project_ids
@@ -94,9 +94,8 @@ def run_ls_export(
     db_url: str,
     client: LabelStudioClient,
     run: RunRef,
+    values: ExportValues,
     *,
-    dataset_id: int | None = None,
-    full: bool = FULL_EXPORT.default,
     only: list[int] | None = None,
 ) -> dict[str, Any]:
     """The ``ls_export`` job over the projects of one dataset, or of all datasets.
@@ -104,9 +103,9 @@ def run_ls_export(
     ``only``: the datasets whose webhooks started this run (the live loop), instead of all.
     """
     if only is not None and len(only) == 1:
-        dataset_id, only = only[0], None
-    params: dict[str, Any] = {"dataset_id": dataset_id, "full": full, **({"only": only} if only else {})}
-    with tracked_job(db_url, "ls_export", run, dataset_id=dataset_id, params=params) as job:
+        values, only = values.replace(dataset_id=only[0]), None
+    dataset_id, full = values.dataset_id, values.full
+    with tracked_job(db_url, "ls_export", run, values, params={"only": only} if only else None) as job:
         with session_scope(db_url) as session:
             projects = sorted(
                 {p for d in only for p in ls_project_ids(session, d)} if only else ls_project_ids(session, dataset_id)

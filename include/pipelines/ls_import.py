@@ -9,7 +9,7 @@ from typing import Any
 
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, LabelStudioError
-from include.pipelines.catalog import IMPORT_BATCH
+from include.pipelines.catalog import IMPORT_BATCH, ImportValues
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 from include.services import pii, quality
 from include.services.datasets import all_dataset_ids, get_dataset
@@ -153,10 +153,8 @@ def run_ls_import(
     db_url: str,
     client: LabelStudioClient,
     run: RunRef,
+    values: ImportValues,
     *,
-    dataset_id: int | None = None,
-    limit: int | None = None,
-    batch_size: int = IMPORT_BATCH.default,
     default_project_id: int | None = None,
     ml_backend: MlBackendRef | None = None,
     webhook: WebhookRef | None = None,
@@ -166,8 +164,8 @@ def run_ls_import(
     ``ml_backend``: connected to every project this run creates (ML_BACKEND_URL); ``webhook``:
     registered on them (WEBHOOK_URL), which makes the loop live.
     """
-    params = {"dataset_id": dataset_id, "limit": limit, "batch_size": batch_size}
-    with tracked_job(db_url, "ls_import", run, dataset_id=dataset_id, params=params) as job:
+    dataset_id, limit, batch_size = values.dataset_id, values.limit, values.batch_size
+    with tracked_job(db_url, "ls_import", run, values) as job:
         if dataset_id is not None:
             dataset_ids = [dataset_id]
         else:
@@ -214,6 +212,14 @@ def run_ls_import(
         problems = [r["ml_problem"] for r in results if r.get("ml_problem")]
         if problems:
             message += "; " + "; ".join(problems)
-        job.done(message, imported=imported, recovered=recovered, datasets=len(results), blocked=len(blocked))
+        per_dataset = {str(r["dataset_id"]): r["imported"] + r["recovered"] for r in results}
+        job.done(
+            message,
+            imported=imported,
+            recovered=recovered,
+            datasets=len(results),
+            blocked=len(blocked),
+            per_dataset=per_dataset,  # which run brought a dataset's tasks (include.demo.report)
+        )
         job.result = {"imported": imported, "recovered": recovered, "datasets": results, "blocked": blocked}
     return job.result

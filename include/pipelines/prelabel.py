@@ -18,9 +18,8 @@ from include.config import Settings
 from include.db.models import Dataset
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient
-from include.ml.embeddings.backends import Embedder, backend_for
+from include.ml.embeddings.backends import Embedder
 from include.ml.embeddings.names import DEFAULT_MODEL
-from include.ml.embeddings.store import get_model, load_vectors
 from include.ml.prelabel.backends import (
     BACKEND,
     LLM_BACKENDS,
@@ -29,15 +28,17 @@ from include.ml.prelabel.backends import (
     SimilarityPrelabeler,
     llm_prelabeler,
 )
-from include.pipelines.catalog import ONLY_NEW
-from include.pipelines.embed_items import embed_dataset
+from include.pipelines.catalog import PrelabelValues
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.pipelines.training.embedding import embed_dataset
 from include.services import pii
 from include.services.datasets import get_dataset
+from include.services.embedding_models import embedder_for
 from include.services.ls_projects import record_model_version
 from include.services.predictions import Prediction, push_predictions
 from include.services.prelabels import record_prelabels, unlabeled_tasks
 from include.services.registry import promoted_head
+from include.services.vectors import get_model, load_vectors
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +66,14 @@ def run_prelabel(
     client: LabelStudioClient,
     run: RunRef,
     settings: Settings,
+    values: PrelabelValues,
     *,
-    dataset_id: int,
-    backend: str = BACKEND.default,
-    limit: int | None = None,
     batch_size: int = 500,
-    only_new: bool = ONLY_NEW.default,
     embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """The ``prelabel`` job for one dataset."""
-    params = {"dataset_id": dataset_id, "backend": backend, "limit": limit, "only_new": only_new}
-    with tracked_job(db_url, "prelabel", run, dataset_id=dataset_id, params=params) as job:
+    dataset_id, backend, limit, only_new = values.dataset_id, values.backend, values.limit, values.only_new
+    with tracked_job(db_url, "prelabel", run, values) as job:
         BACKEND.parse(backend)
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
@@ -84,10 +82,10 @@ def run_prelabel(
             session.expunge(dataset)
         if dataset.ls_project_id is None:
             raise SkipStep("the dataset is not in Label Studio yet: run ls_import first")
-        model = _choose_backend(db_url, dataset, backend, settings, embedder or backend_for(DEFAULT_MODEL))
+        model = _choose_backend(db_url, dataset, backend, settings, embedder or embedder_for(DEFAULT_MODEL, db_url))
         if embedder is None:  # a classifier reads the vectors of the model it was trained on
             head = getattr(model, "head", None)
-            embedder = backend_for(head.embedding_model if head is not None else DEFAULT_MODEL)
+            embedder = embedder_for(head.embedding_model if head is not None else DEFAULT_MODEL, db_url)
         stats = PrelabelStats()
         if model.needs_vectors:
             embed_dataset(db_url, embedder, dataset_id)

@@ -10,22 +10,27 @@ import logging
 from typing import Any
 
 from include.db.session import session_scope
-from include.ml.embeddings.backends import Embedder, backend_for
+from include.ml.embeddings.backends import Embedder
 from include.ml.embeddings.names import DEFAULT_MODEL
-from include.ml.embeddings.store import get_model, load_vectors, near_pairs
-from include.pipelines.embed_items import embed_dataset
+from include.pipelines.catalog import DatasetValues
 from include.pipelines.runner import RunRef, tracked_job
+from include.pipelines.training.embedding import embed_dataset
 from include.services import pii, quality
 from include.services.datasets import get_dataset, item_hashes
+from include.services.embedding_models import embedder_for
+from include.services.vectors import get_model, load_vectors, near_pairs
 
 log = logging.getLogger(__name__)
 
 NEAR_SAMPLE = 20_000  # texts whose neighbours are looked up (the index makes each lookup cheap)
 
 
-def run_quality_check(db_url: str, run: RunRef, *, dataset_id: int, embedder: Embedder | None = None) -> dict[str, Any]:
+def run_quality_check(
+    db_url: str, run: RunRef, values: DatasetValues, *, embedder: Embedder | None = None
+) -> dict[str, Any]:
     """The ``quality_check`` job for one dataset."""
-    with tracked_job(db_url, "quality_check", run, dataset_id=dataset_id, params={"dataset_id": dataset_id}) as job:
+    dataset_id = values.dataset_id
+    with tracked_job(db_url, "quality_check", run, values) as job:
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
             waiting = pii.pending_count(session, dataset_id) if dataset.pii_policy_id else 0
@@ -33,7 +38,7 @@ def run_quality_check(db_url: str, run: RunRef, *, dataset_id: int, embedder: Em
             hashes = item_hashes(session, dataset_id)
         vectors = near = None
         if not waiting and hashes:
-            embedder = embedder or backend_for(DEFAULT_MODEL)
+            embedder = embedder or embedder_for(DEFAULT_MODEL, db_url)
             job.progress("embedding the texts the checks compare")
             embed_dataset(db_url, embedder, dataset_id)
             with session_scope(db_url) as session:

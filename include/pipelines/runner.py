@@ -14,6 +14,7 @@ from typing import Any
 
 from include.db.models import AttemptState, JobStatus
 from include.db.session import session_scope
+from include.params import Values
 from include.services.jobs import finish_attempt, newer_try, start_attempt, start_job, update_job
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ class JobHandle:
         with session_scope(self.db_url) as session:
             update_job(session, self.job_id, message=message, counts=counts)
 
+    def record_values(self, values: Values, **extra: Any) -> None:
+        """What the step ended up running with (a training config's values applied, say)."""
+        with session_scope(self.db_url) as session:
+            update_job(session, self.job_id, params={**values.as_params(), **extra})
+
     def done(self, message: str, **counts: Any) -> None:
         """Set the final message and counts; committed when the step ends."""
         self.counts.update(counts)
@@ -63,12 +69,19 @@ def tracked_job(
     db_url: str,
     step: str,
     run: RunRef,
+    values: Values | None = None,
     *,
     dataset_id: int | None = None,
     params: dict[str, Any] | None = None,
 ) -> Iterator[JobHandle]:
     """Run a step as a job, each try of it as an attempt. Exceptions mark both failed with their
-    message and propagate. A try killed before it could report is closed by the next one."""
+    message and propagate. A try killed before it could report is closed by the next one.
+
+    ``values``: the step's typed values; the job row records exactly these (and their dataset).
+    """
+    if values is not None:
+        params = {**values.as_params(), **(params or {})}
+        dataset_id = dataset_id if dataset_id is not None else params.get("dataset_id")
     with session_scope(db_url) as session:
         job_id = start_job(
             session, step=step, dag_id=run.dag_id, run_id=run.run_id, dataset_id=dataset_id, params=params

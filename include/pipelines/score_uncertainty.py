@@ -14,18 +14,18 @@ from typing import Any
 import numpy as np
 
 from include.db.session import session_scope
-from include.ml.batch import DIVERSE_HEAD
-from include.ml.embeddings.backends import Embedder, backend_for
-from include.ml.embeddings.store import get_model, load_vectors
+from include.ml.embeddings.backends import Embedder
 from include.ml.scoring import STRATEGY, priority
 from include.ml.training.model import TrainedHead
-from include.pipelines.catalog import ONLY_UNLABELED
-from include.pipelines.embed_items import embed_dataset
+from include.pipelines.catalog import ScoreValues
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
+from include.pipelines.training.embedding import embed_dataset
 from include.services.batch_selection import diversify_queue_head
 from include.services.datasets import get_dataset
+from include.services.embedding_models import embedder_for
 from include.services.registry import promoted_head
 from include.services.scores import tasks_to_score, write_scores
+from include.services.vectors import get_model, load_vectors
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _source(db_url: str, dataset_id: int, embedder: Embedder | None) -> tuple[_P
     if found is None:
         return _ProbabilitySource(labels, None, None), "pre-labels"
     name, head = found
-    embedder = embedder or backend_for(head.embedding_model)
+    embedder = embedder or embedder_for(head.embedding_model, db_url)
     embed_dataset(db_url, embedder, dataset_id)  # texts added since the last embedding run
     with session_scope(db_url) as session:
         model = get_model(session, head.embedding_model)
@@ -69,24 +69,15 @@ def _source(db_url: str, dataset_id: int, embedder: Embedder | None) -> tuple[_P
 def run_score_uncertainty(
     db_url: str,
     run: RunRef,
+    values: ScoreValues,
     *,
-    dataset_id: int,
-    strategy: str = STRATEGY.default,
-    limit: int | None = None,
-    only_unlabeled: bool = ONLY_UNLABELED.default,
     batch_size: int = 20_000,
     embedder: Embedder | None = None,
-    diverse_head: int = DIVERSE_HEAD.default,
 ) -> dict[str, Any]:
     """The ``score_uncertainty`` job for one dataset (``diverse_head``: see include.ml.batch)."""
-    params = {
-        "dataset_id": dataset_id,
-        "strategy": strategy,
-        "limit": limit,
-        "only_unlabeled": only_unlabeled,
-        "diverse_head": diverse_head,
-    }
-    with tracked_job(db_url, "score_uncertainty", run, dataset_id=dataset_id, params=params) as job:
+    dataset_id, strategy, limit = values.dataset_id, values.strategy, values.limit
+    only_unlabeled, diverse_head = values.only_unlabeled, values.diverse_head
+    with tracked_job(db_url, "score_uncertainty", run, values) as job:
         STRATEGY.parse(strategy)
         source, name = _source(db_url, dataset_id, embedder)
         scored = skipped = high = 0

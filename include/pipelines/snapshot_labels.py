@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from include.db.session import session_scope
+from include.pipelines.catalog import DatasetValues
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.services import snapshots
 from include.services.datasets import get_dataset
 
 
-def run_snapshot_labels(db_url: str, run: RunRef, *, dataset_id: int) -> dict[str, Any]:
+def run_snapshot_labels(db_url: str, run: RunRef, values: DatasetValues) -> dict[str, Any]:
     """The ``snapshot_labels`` job; skips when the labels equal the latest snapshot's."""
-    with tracked_job(db_url, "snapshot_labels", run, dataset_id=dataset_id, params={"dataset_id": dataset_id}) as job:
+    dataset_id = values.dataset_id
+    with tracked_job(db_url, "snapshot_labels", run, values) as job:
         with session_scope(db_url) as session:
             taken = snapshots.take(session, get_dataset(session, dataset_id))
             snap = taken.snapshot

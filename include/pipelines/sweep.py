@@ -16,27 +16,27 @@ from sqlalchemy import select
 
 from include.db.models import Experiment, ModelStatus, ModelVersion
 from include.db.session import session_scope
+from include.errors import Invalid
 from include.ml.embeddings.backends import Embedder
-from include.ml.embeddings.names import EMBEDDING_MODEL
 from include.ml.training.configs import trials
 from include.ml.training.params import TrainParams
-from include.pipelines.catalog import MIN_LABELS
+from include.pipelines.catalog import DatasetValues, PlanSweepValues, SweepTrialValues, TrainValues
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.pipelines.train_classifier import run_train_classifier
 from include.services import training_configs
 
 
-def run_plan_sweep(db_url: str, run: RunRef, *, dataset_id: int, config_id: int | None) -> list[dict[str, Any]]:
+def run_plan_sweep(db_url: str, run: RunRef, values: PlanSweepValues) -> list[dict[str, Any]]:
     """The trials to run: ``[{"trial": 1, "config": name, "params": {...}}, ...]``."""
-    params = {"dataset_id": dataset_id, "config_id": config_id}
-    with tracked_job(db_url, "plan_sweep", run, dataset_id=dataset_id, params=params) as job:
+    dataset_id, config_id = values.dataset_id, values.config_id
+    with tracked_job(db_url, "plan_sweep", run, values) as job:
         if config_id is None:
-            raise ValueError("choose a training config with a sweep section (config_id)")
+            raise Invalid("choose a training config with a sweep section (config_id)")
         with session_scope(db_url) as session:
             row = training_configs.get(session, dataset_id, config_id)
             name, config = row.name, training_configs.as_config(row)
         if config.sweep is None:
-            raise ValueError(f"training config {name!r} has no sweep section: train with it instead")
+            raise Invalid(f"training config {name!r} has no sweep section: train with it instead")
         seed = int(config.values.get("seed") or 0)
         planned = [
             {"trial": i, "config": name, "config_id": config_id, "params": values}
@@ -49,34 +49,28 @@ def run_plan_sweep(db_url: str, run: RunRef, *, dataset_id: int, config_id: int 
 def run_sweep_trial(
     db_url: str,
     run: RunRef,
+    values: SweepTrialValues,
     *,
-    dataset_id: int,
     trial: dict[str, Any],
-    embedding_model: str = EMBEDDING_MODEL.default,
-    min_labels: int = MIN_LABELS.default,
     embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """One trial: a training run on the same labels as its siblings (forced: no "nothing new" skip).
 
     An Optuna trial (``params`` None) first asks the sampler, given its finished siblings.
     """
-    values, tags = trial["params"], {"sweep": trial["config"], "trial": trial["trial"]}
-    if values is None:
-        suggested, values = _suggest(db_url, run, dataset_id, trial)
+    chosen, tags = trial["params"], {"sweep": trial["config"], "trial": trial["trial"]}
+    if chosen is None:
+        suggested, chosen = _suggest(db_url, run, values.dataset_id, trial)
         tags["suggested"] = suggested
-    result = run_train_classifier(
-        db_url,
-        run,
-        dataset_id=dataset_id,
-        params=TrainParams.from_values({**TrainParams().values(), **values}),
-        embedding_model=embedding_model,
-        min_labels=min_labels,
-        embedder=embedder,
+    train = TrainValues(
+        dataset_id=values.dataset_id,
+        hyper=TrainParams.parse(chosen),
+        embedding_model=values.embedding_model,
+        min_labels=values.min_labels,
         force=True,
-        step="sweep_trial",
-        tags=tags,
     )
-    return {**result, "trial": trial["trial"], "params": values}
+    result = run_train_classifier(db_url, run, train, embedder=embedder, step="sweep_trial", tags=tags)
+    return {**result, "trial": trial["trial"], "params": chosen}
 
 
 def _suggest(db_url: str, run: RunRef, dataset_id: int, trial: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -111,9 +105,9 @@ def _score(result: dict[str, Any]) -> tuple[float, float]:
     return float(metrics.get("f1", 0.0)), -float(metrics.get("val_loss", float("inf")))
 
 
-def run_pick_best(db_url: str, run: RunRef, *, dataset_id: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+def run_pick_best(db_url: str, run: RunRef, values: DatasetValues, *, results: list[dict[str, Any]]) -> dict[str, Any]:
     """The best trial by validation (for the gate); the others are rejected, saying which won."""
-    with tracked_job(db_url, "pick_best", run, dataset_id=dataset_id, params={"trials": len(results)}) as job:
+    with tracked_job(db_url, "pick_best", run, values, params={"trials": len(results)}) as job:
         trained = [r for r in results if r and r.get("model_id")]
         if not trained:
             raise SkipStep("no trial produced a model")

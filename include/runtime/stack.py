@@ -303,6 +303,7 @@ class Launcher:
         """Run the demo dataset through the pipeline via Airflow's REST API, as the web app does."""
         from include.airflow_client import AirflowClient, new_run_id
         from include.db.session import session_scope
+        from include.demo.report import import_report, loop_report
         from include.services.jobs import jobs_of_run, queue_job, settle_run
 
         client = AirflowClient(self.urls["Airflow"], "webapp", self.env["AIRFLOW_API_PASSWORD"], timeout=30)
@@ -329,6 +330,9 @@ class Launcher:
                 session.flush()
                 for job in jobs_of_run(session, run_id):
                     log.info("  %-22s %-8s %s", job.step, job.status.value, job.message)
+                # The dataset, not just this run: a scheduled run may have done the work meanwhile.
+                log.info("  => %s", import_report(session, dataset_id, run_id) if dag_id == "ls_import"
+                         else loop_report(session, dataset_id))  # fmt: skip
             if state != "success":
                 log.error("%s ended %s; see the jobs page or the Airflow UI", dag_id, state)
                 return False

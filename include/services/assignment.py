@@ -6,19 +6,46 @@ at the same moment get disjoint tasks instead of one task going to two people.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from include.db.models import ExtraAssignee, Role, Task, TaskStatus, User
+from include.db.models import Dataset, ExtraAssignee, Role, Task, TaskStatus, User
+from include.errors import Invalid
 from include.ml.batch import BATCH_STRATEGIES, BATCH_STRATEGY
+from include.params import ParamSpec, Values, param
 from include.services.batch_selection import diverse_task_ids
+from include.services.task_queries import TaskNotFound
 
 MAX_AUTO_ASSIGN = 50_000
 
+OVERLAP_SHARE = ParamSpec(
+    "overlap_share", "Second annotator", "float", 0.0, minimum=0, maximum=1, percent=True,
+    help="share of each auto-assignment also given to a second annotator, so the two can be compared",
+)  # fmt: skip
+ASSIGNEE = ParamSpec("username", "Annotator", "annotator", max_length=64)
+ASSIGN_COUNT = ParamSpec("count", "Tasks", "int", minimum=1, maximum=MAX_AUTO_ASSIGN, nullable=False)
 
-class AssignmentError(ValueError):
+
+@dataclass(frozen=True, kw_only=True)
+class OverlapSettings(Values):
+    """How much of each auto-assignment a second annotator also gets (for agreement)."""
+
+    overlap_share: float = param(OVERLAP_SHARE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoAssignRequest(Values):
+    """Who gets how many of the hardest unassigned tasks, and how the batch is chosen."""
+
+    username: str = param(ASSIGNEE)
+    count: int = param(ASSIGN_COUNT)
+    strategy: str = param(BATCH_STRATEGY)
+
+
+class AssignmentError(Invalid):
     """The assignment cannot be made; the message says why."""
 
 
@@ -37,7 +64,7 @@ def assign_task(session: Session, task_id: int, user: User | None) -> Task:
     user = _check_assignee(user)
     task = session.get(Task, task_id, with_for_update=True)
     if task is None:
-        raise AssignmentError(f"task {task_id} does not exist")
+        raise TaskNotFound(f"task {task_id} does not exist")
     if task.status not in (TaskStatus.IMPORTED, TaskStatus.ASSIGNED):
         raise AssignmentError(f"task {task_id} is {task.status.value}; only unlabeled tasks can be assigned")
     task.assigned_to = user.id
@@ -51,7 +78,7 @@ def unassign_task(session: Session, task_id: int) -> Task:
     """Return an unlabeled task to the pool."""
     task = session.get(Task, task_id, with_for_update=True)
     if task is None:
-        raise AssignmentError(f"task {task_id} does not exist")
+        raise TaskNotFound(f"task {task_id} does not exist")
     if task.status != TaskStatus.ASSIGNED:
         raise AssignmentError(
             f"task {task_id} is {task.status.value}; only assigned, unlabeled tasks can be unassigned"
@@ -110,6 +137,20 @@ _OVERLAP = text(
     RETURNING task_id
     """
 )
+
+
+def apply_overlap(session: Session, dataset: Dataset, settings: OverlapSettings) -> str:
+    """Set the dataset's overlap; returns the sentence that confirms it."""
+    dataset.overlap_share = settings.overlap_share
+    return f"{settings.overlap_share:.0%} of each auto-assignment will also go to a second annotator."
+
+
+def auto_assign_request(session: Session, dataset: Dataset, request: AutoAssignRequest) -> list[int]:
+    """:func:`auto_assign` as a person asks for it (by username, with the dataset's overlap)."""
+    user = session.scalar(select(User).where(User.username == request.username))
+    return auto_assign(
+        session, dataset.id, user, request.count, overlap_share=dataset.overlap_share, strategy=request.strategy
+    )
 
 
 def auto_assign(

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from include.ml.batch import COLD_SAMPLE, POOL_FACTOR, diverse_batch, representatives
-from include.ml.embeddings.store import load_vectors
 from include.services.registry import promoted_model
+from include.services.vectors import load_vectors
 
 # k-means with k = batch size, on one core: 300 takes 0.3 s scored and 2.4 s at a cold start, 1,000
 # took 20 to 27 s. Beyond it, the rest of a batch is priority order.

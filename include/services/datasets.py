@@ -16,6 +16,9 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Item, Task, User
+from include.errors import Invalid, NotFound
+from include.params import ParamSpec, Values, param
+from include.services.paging import Page, PageQuery, paginate
 
 MAX_TEXT_CHARS = 20_000
 # An upload cell beyond this is refused outright (a text over MAX_TEXT_CHARS is only skipped).
@@ -23,12 +26,35 @@ MAX_UPLOAD_CELL = 131_072
 NAME_RE = re.compile(r"^[\w][\w .\-]{1,127}$")
 
 
-class DatasetError(ValueError):
+class DatasetError(Invalid):
     """Bad dataset input; the message is shown to the user as is."""
 
 
-class DatasetNotFound(LookupError):
+class DatasetNotFound(NotFound):
     """The dataset id names no dataset (deleted, or a typo in DAG params)."""
+
+
+NAME = ParamSpec("name", "Name", "str", max_length=128)
+DESCRIPTION = ParamSpec("description", "Description", "text", "", max_length=2000)
+LABELS = ParamSpec(
+    "labels", "Labels", "list", None, nullable=True, max_length=64, help="comma-separated; empty: the LABELS setting"
+)
+LABEL_DESCRIPTIONS = ParamSpec(
+    "label_descriptions", "What each label means", "mapping", None, nullable=True, max_length=500,
+    help="optional, one per line: LABEL: description",
+)  # fmt: skip
+DEMO_COUNT = ParamSpec("demo", "Demo texts", "int", 0, minimum=0, maximum=5000, help="generated demo texts to add")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewDataset(Values):
+    """A dataset to create: its name, labels and what they mean (and, from the API, demo texts)."""
+
+    name: str = param(NAME)
+    description: str = param(DESCRIPTION)
+    labels: list[str] | None = param(LABELS)
+    label_descriptions: dict[str, str] | None = param(LABEL_DESCRIPTIONS)
+    demo: int = param(DEMO_COUNT)
 
 
 def get_dataset(session: Session, dataset_id: int) -> Dataset:
@@ -37,6 +63,11 @@ def get_dataset(session: Session, dataset_id: int) -> Dataset:
     if dataset is None:
         raise DatasetNotFound(f"dataset {dataset_id} does not exist")
     return dataset
+
+
+def dataset_page(session: Session, query: PageQuery) -> Page[Dataset]:
+    """Datasets by id, one page, with the total (a platform has tens of them, not millions)."""
+    return paginate(session, select(Dataset).order_by(Dataset.id), query.page, query.limit, count=True)
 
 
 def list_datasets(session: Session, *, newest_first: bool = False) -> list[Dataset]:
@@ -219,6 +250,30 @@ def create_dataset(
     return dataset
 
 
+def create_with_items(
+    session: Session,
+    request: NewDataset,
+    rows: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    default_labels: Sequence[str],
+    created_by: User | None,
+) -> tuple[Dataset, ItemsReport]:
+    """Create a dataset as a person asked for it and add its first items (none: an empty one).
+
+    Raises:
+        DatasetError: a bad or taken name, bad labels or descriptions, an item that cannot be stored.
+    """
+    dataset = create_dataset(
+        session,
+        request.name,
+        labels=request.labels or list(default_labels),
+        description=request.description,
+        label_descriptions=request.label_descriptions,
+        created_by=created_by,
+    )
+    return dataset, add_items(session, dataset, rows)
+
+
 # Arrays instead of a multi-row VALUES list: compiles once, whatever the batch size.
 _INSERT_ITEMS = sql_text(
     """
@@ -328,6 +383,8 @@ def parse_upload(
         DatasetError: unknown format, undecodable bytes, a missing text column, too many rows.
     """
     lower = filename.lower()
+    if not lower.endswith((".csv", ".jsonl", ".ndjson")):
+        raise DatasetError("upload a .csv (with a header row) or a .jsonl file")
     try:
         content = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Item, LsProject, Task
+from include.errors import Unavailable
 from include.labelstudio.client import LabelStudioClient
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def delete_dataset(session: Session, client: LabelStudioClient | None, dataset: 
     project_id = dataset.ls_project_id
     if project_id is not None:
         if client is None:
-            raise RuntimeError("Label Studio is not configured (LS_URL): cannot remove this dataset's tasks")
+            raise Unavailable("Label Studio is not configured (LS_URL): cannot remove this dataset's tasks")
         state = session.get(LsProject, project_id)
         shared = session.scalar(
             select(func.count(Dataset.id)).where(Dataset.ls_project_id == project_id, Dataset.id != dataset.id)
@@ -59,7 +60,7 @@ def delete_items(session: Session, client: LabelStudioClient | None, dataset: Da
     ls_ids = list(session.scalars(select(Task.ls_task_id).where(Task.item_id.in_(ids))))
     if ls_ids:
         if client is None or dataset.ls_project_id is None:
-            raise RuntimeError("Label Studio is not configured (LS_URL): cannot remove these items' tasks")
+            raise Unavailable("Label Studio is not configured (LS_URL): cannot remove these items' tasks")
         _delete_ls_tasks(client, dataset.ls_project_id, ls_ids)
     session.execute(delete(Item).where(Item.id.in_(ids)))
     session.execute(update(Dataset).where(Dataset.id == dataset.id).values(item_count=Dataset.item_count - len(ids)))

@@ -26,17 +26,31 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, EvalItem, Item, Task, TaskStatus
-from include.params import ParamSpec
+from include.errors import Invalid
+from include.params import ParamSpec, Values, param
+from include.services.task_queries import get_task
 
 EVAL_FRACTION = ParamSpec(
-    "eval_fraction", "Share kept for evaluation", "float", 0.2, minimum=0.0, maximum=0.5, help="of the labeled items"
-)
+    "eval_fraction", "Share kept for evaluation", "float", 0.2, minimum=0.0, maximum=0.5, help="of the labeled items",
+    percent=True,
+)  # fmt: skip
 EVAL_MIN_PER_LABEL = ParamSpec("eval_min_per_label", "At least, per label", "int", 10, minimum=0, maximum=10_000)
 EVAL_CAP = ParamSpec("eval_cap", "At most, in all", "int", 1000, minimum=10, maximum=1_000_000)
-EVAL_POLICY = (EVAL_FRACTION, EVAL_MIN_PER_LABEL, EVAL_CAP)
 
 
-class EvalSetError(ValueError):
+@dataclass(frozen=True, kw_only=True)
+class EvalPolicy(Values):
+    """How much of the labeled data is reserved for judging models."""
+
+    eval_fraction: float = param(EVAL_FRACTION)
+    eval_min_per_label: int = param(EVAL_MIN_PER_LABEL)
+    eval_cap: int = param(EVAL_CAP)
+
+
+EVAL_POLICY = EvalPolicy.specs()
+
+
+class EvalSetError(Invalid):
     """An evaluation-set change that cannot be made; the message says why."""
 
 
@@ -150,6 +164,27 @@ def eval_hashes(session: Session, dataset_id: int) -> set[str]:
     }
 
 
+MEMBER = ParamSpec("member", "In the evaluation set", "bool", help="true: a gold item; false: dropped")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Membership(Values):
+    """Whether a labeled task is a gold item of its dataset's evaluation set."""
+
+    member: bool = param(MEMBER)
+
+
+def set_task_membership(session: Session, task_id: int, membership: Membership, by: int | None) -> tuple[Dataset, str]:
+    """:func:`set_membership` for a task named by its id; returns its dataset and what happened.
+
+    Raises:
+        TaskNotFound: no such task. EvalSetError: the task cannot be (or is not) a member.
+    """
+    task = get_task(session, task_id)
+    dataset = session.get_one(Dataset, task.dataset_id)
+    return dataset, set_membership(session, dataset, task_id, membership.member, by)
+
+
 def set_membership(session: Session, dataset: Dataset, task_id: int, member: bool, by: int | None) -> str:
     """Add a labeled task as a gold item, or drop it from the set; returns what happened."""
     row = session.execute(
@@ -209,11 +244,19 @@ def mark_trained(session: Session, dataset_id: int, text_hashes: list[str]) -> N
         )
 
 
-def set_policy(session: Session, dataset: Dataset, fraction: float, min_per_label: int, cap: int) -> None:
-    dataset.eval_fraction = EVAL_FRACTION.parse(fraction)
-    dataset.eval_min_per_label = EVAL_MIN_PER_LABEL.parse(min_per_label)
-    dataset.eval_cap = EVAL_CAP.parse(cap)
+def set_policy(session: Session, dataset: Dataset, policy: EvalPolicy) -> EvalSet:
+    """Change the policy and refresh the set at once (members stay members); returns the set."""
+    dataset.eval_fraction = policy.eval_fraction
+    dataset.eval_min_per_label = policy.eval_min_per_label
+    dataset.eval_cap = policy.eval_cap
     session.flush()
+    return refresh(session, dataset)
+
+
+def apply_policy(session: Session, dataset: Dataset, policy: EvalPolicy) -> str:
+    """:func:`set_policy` as a setting: returns the sentence that confirms it."""
+    evaluation = set_policy(session, dataset, policy)
+    return f"Evaluation policy saved: {evaluation.size} evaluation items, version {evaluation.version}."
 
 
 def count_members(session: Session, dataset_id: int) -> int:

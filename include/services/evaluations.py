@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Experiment, ModelEvaluation, ModelStatus, ModelVersion
+from include.errors import NotFound
 
 
 def store(session: Session, model_id: int, eval_version: str, report: dict[str, Any]) -> None:
@@ -33,6 +34,18 @@ def has_report(session: Session, model_id: int, eval_version: str) -> bool:
         )
         is not None
     )
+
+
+class NoReport(NotFound):
+    """The model has not been judged yet."""
+
+
+def latest_report(session: Session, model_id: int) -> ModelEvaluation:
+    """The model's latest evaluation, or :class:`NoReport`."""
+    evaluation = latest(session, model_id)
+    if evaluation is None:
+        raise NoReport(f"model {model_id} has no evaluation report yet")
+    return evaluation
 
 
 def latest(session: Session, model_id: int) -> ModelEvaluation | None:

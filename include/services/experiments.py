@@ -27,6 +27,7 @@ from include.db.models import (
     Task,
     TaskStatus,
 )
+from include.errors import Conflict, NotFound
 from include.ml.training.params import TrainParams
 
 
@@ -172,8 +173,19 @@ def record_items(session: Session, experiment_id: int, train: list[str], val: li
 TRAINING_STEPS = ("train_classifier", "sweep_trial", "finetune_encoder")  # the job steps that run an experiment
 
 
-class ExperimentNotRunning(ValueError):
+class ExperimentNotFound(NotFound):
+    """The experiment id names no experiment."""
+
+
+class ExperimentNotRunning(Conflict):
     """Only a running experiment can be stopped; the message says what it is instead."""
+
+
+def get_experiment(session: Session, experiment_id: int) -> Experiment:
+    experiment = session.get(Experiment, experiment_id)
+    if experiment is None:
+        raise ExperimentNotFound(f"experiment {experiment_id} not found")
+    return experiment
 
 
 def request_stop(session: Session, experiment_id: int) -> Experiment:
@@ -184,7 +196,7 @@ def request_stop(session: Session, experiment_id: int) -> Experiment:
     """
     experiment = session.get(Experiment, experiment_id, with_for_update=True)
     if experiment is None:
-        raise ExperimentNotRunning(f"experiment {experiment_id} does not exist")
+        raise ExperimentNotFound(f"experiment {experiment_id} does not exist")
     if experiment.status != "running":
         raise ExperimentNotRunning(f"experiment {experiment_id} is {experiment.status}; only a running one can stop")
     experiment.status, experiment.finished_at = "stopped", datetime.now(UTC)

@@ -31,11 +31,29 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from include.errors import Invalid
+from include.params import ParamSpec, Values, param
+
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
     "jsonl": "application/x-ndjson; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
 }
+
+EXPORT_FORMAT = ParamSpec("format", "Format", "choice", "jsonl", choices=tuple(FORMATS))
+ORIGINALS = ParamSpec(
+    "originals", "Originals", "bool", False, help="the texts before de-identification (admins, PII_KEY set; audited)"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportQuery(Values):
+    """How a dataset's labels are downloaded."""
+
+    format: str = param(EXPORT_FORMAT)
+    originals: bool = param(ORIGINALS)
+
+
 COLUMNS = (
     "task_id",
     "item_id",
@@ -61,7 +79,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 BOM = "\ufeff".encode()
 
 
-class ExportError(ValueError):
+class ExportError(Invalid):
     """An export that cannot be made; the message says why."""
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,16 +22,64 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, InferenceInput, InferenceResult, InferenceRun, ModelStatus, ModelVersion, User
+from include.errors import Invalid, NotFound
 from include.ml.scoring import uncertainty
-from include.services.datasets import parse_upload, text_hash
+from include.params import ParamSpec, Values, param
+from include.services.datasets import get_dataset, parse_upload, text_hash
 from include.services.export import CHUNK, neutralise
+from include.services.paging import Page, PageQuery, paginate
 
 MAX_UPLOAD_ROWS = 1_000_000
 DOWNLOADS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
-class InferenceError(ValueError):
+class InferenceError(Invalid):
     """A run that cannot be prepared or carried out; the message says why."""
+
+
+class InferenceNotFound(InferenceError, NotFound):
+    """The model or run named does not exist."""
+
+
+INFERENCE_DATASET = ParamSpec("dataset_id", "Dataset", "dataset", nullable=True, help="run over this dataset")
+INFERENCE_MODEL = ParamSpec(
+    "model_id", "Model version", "int", None, nullable=True, minimum=1, maximum=2**31 - 1,
+    help="empty: the dataset's promoted model (an uploaded file needs one)",
+)  # fmt: skip
+DOWNLOAD_FORMAT = ParamSpec("format", "Format", "choice", "jsonl", choices=tuple(DOWNLOADS))
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceRequest(Values):
+    """A batch-inference run over a dataset, or (with a file) over an upload."""
+
+    dataset_id: int | None = param(INFERENCE_DATASET)
+    model_id: int | None = param(INFERENCE_MODEL)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultsQuery(Values):
+    format: str = param(DOWNLOAD_FORMAT)
+
+
+def create_run(
+    session: Session, request: InferenceRequest, upload: tuple[str, bytes] | None, user: User | None
+) -> InferenceRun:
+    """A run as a person asked for it: over ``upload`` (filename, bytes) when given, else the dataset.
+
+    Raises:
+        InferenceError: neither a dataset nor a file, no model to use. DatasetNotFound, DatasetError.
+    """
+    if upload is not None:
+        return create_for_upload(session, upload[0], upload[1], request.model_id, user)
+    if request.dataset_id is None:
+        raise InferenceError("choose a dataset (dataset_id), or upload a file")
+    dataset = get_dataset(session, request.dataset_id)
+    return create_for_dataset(session, dataset, request.model_id, user)
+
+
+def run_page(session: Session, query: PageQuery) -> Page[InferenceRun]:
+    return paginate(session, select(InferenceRun).order_by(InferenceRun.id.desc()), query.page, query.limit, count=True)
 
 
 def resolve_model(session: Session, dataset_id: int | None, model_id: int | None) -> ModelVersion:
@@ -38,7 +87,7 @@ def resolve_model(session: Session, dataset_id: int | None, model_id: int | None
     if model_id is not None:
         model = session.get(ModelVersion, model_id)
         if model is None:
-            raise InferenceError(f"no model version {model_id}")
+            raise InferenceNotFound(f"no model version {model_id}")
         if model.status == ModelStatus.BASELINE:
             raise InferenceError(f"model {model.version} is the LLM baseline, not a classifier: name a trained model")
         return model
@@ -70,7 +119,7 @@ def create_for_upload(
         DatasetError: the file cannot be read (the message names the line).
     """
     if model_id is None:
-        raise InferenceError("an uploaded file needs a model version (model_id)")
+        raise InferenceError("an uploaded file needs a model_id (the model version to run)")
     model = resolve_model(session, None, model_id)
     rows = parse_upload(data, filename, text_column=text_column, max_rows=MAX_UPLOAD_ROWS)
     run = InferenceRun(
@@ -102,7 +151,7 @@ def _driver(session: Session) -> Any:
 def get_run(session: Session, run_id: int) -> InferenceRun:
     run = session.get(InferenceRun, run_id)
     if run is None:
-        raise InferenceError(f"no batch-inference run {run_id}")
+        raise InferenceNotFound(f"no batch-inference run {run_id}")
     return run
 
 

@@ -12,6 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import AttemptState, Dataset, Job, JobAttempt, JobStatus
+from include.errors import NotFound
+from include.services.paging import DatasetPageQuery, Page, paginate
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -81,6 +83,7 @@ def start_job(
             "started_at": base.excluded.started_at,
             "finished_at": None,
             "dataset_id": base.excluded.dataset_id,
+            "params": base.excluded.params,  # what the step runs with, its defaults filled in
         },
     ).returning(Job.id)
     return int(session.execute(stmt).scalar_one())
@@ -215,10 +218,13 @@ def update_job(
     status: JobStatus | None = None,
     message: str | None = None,
     counts: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> None:
     job = session.get(Job, job_id)
     if job is None:
         return
+    if params is not None:
+        job.params = params
     if status is not None:
         job.status = status
         if status not in ACTIVE:
@@ -239,6 +245,25 @@ def recent_jobs(
     if dataset_id is not None:
         stmt = stmt.where(Job.dataset_id == dataset_id)
     return list(session.scalars(stmt))
+
+
+def job_page(session: Session, query: DatasetPageQuery) -> Page[Job]:
+    """Pipeline runs, newest first, of one dataset or all."""
+    stmt = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    if query.dataset_id is not None:
+        stmt = stmt.where(Job.dataset_id == query.dataset_id)
+    return paginate(session, stmt, query.page, query.limit, count=True)
+
+
+class JobNotFound(NotFound):
+    """The job id names no job."""
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(f"job {job_id} not found")
+    return job
 
 
 def jobs_of_run(session: Session, run_id: str) -> list[Job]:

@@ -1,7 +1,7 @@
 """The label outbox: labels are committed to the platform first, then delivered to Label Studio.
 
 An annotator's label is one transaction (annotation row, task status, outbox entry); the web
-request never waits for Label Studio. The dispatcher (:mod:`include.labelstudio.dispatch`)
+request never waits for Label Studio. The dispatcher (:mod:`include.workers.label_dispatcher`)
 claims due entries, writes them to Label Studio and records the annotation id. Every step can
 be repeated:
 

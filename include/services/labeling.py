@@ -1,7 +1,7 @@
 """An annotator labels a task in the web app: one database transaction, then the outbox.
 
 The annotation row, the task's status and an outbox entry are committed together; the
-dispatcher (include.labelstudio.dispatch) writes the label to Label Studio afterwards, still
+dispatcher (include.workers.label_dispatcher) writes the label to Label Studio afterwards, still
 attributed to the annotator. Nothing is half-written if the process dies at any point, and
 the web request does not wait for (or fail with) Label Studio.
 """
@@ -9,20 +9,24 @@ the web request does not wait for (or fail with) Label Studio.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.db.models import Annotation, AnnotationSource, Dataset, Task, TaskStatus, User
+from include.errors import Invalid
+from include.params import ParamSpec, Values, param
 from include.services.assignment import may_label
 from include.services.consensus import Vote, decide
 from include.services.label_outbox import enqueue
+from include.services.task_queries import TaskNotFound
 
 log = logging.getLogger(__name__)
 
 
-class LabelingError(ValueError):
+class LabelingError(Invalid):
     """The label cannot be recorded; the message is safe to show to the annotator."""
 
 
@@ -39,6 +43,26 @@ def _check_label(session: Session, task: Task, label: str) -> None:
     dataset = session.get(Dataset, task.dataset_id)
     if dataset is None or label not in dataset.labels:
         raise LabelingError(f"choose one of: {', '.join(dataset.labels if dataset else [])}")
+
+
+LABEL = ParamSpec("label", "Label", "str", max_length=64, help="one of the dataset's labels")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelChoice(Values):
+    """An annotator's answer for one task."""
+
+    label: str = param(LABEL)
+
+
+def own_task(session: Session, task_id: int, user: User, *, include_deleted: bool = False) -> Task:
+    """The task if ``user`` may label it; otherwise :class:`TaskNotFound`, so a task that is not
+    theirs looks the same as one that does not exist."""
+    task = session.get(Task, task_id)
+    gone = task is not None and task.status == TaskStatus.DELETED and not include_deleted
+    if task is None or gone or not may_label(session, task, user):
+        raise TaskNotFound("task not found")
+    return task
 
 
 def submit_label(session: Session, task_id: int, user: User, label: str) -> Task:
@@ -95,7 +119,7 @@ def resolve_conflict(session: Session, task_id: int, admin: User, label: str) ->
     """
     task = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
     if task is None:
-        raise LabelingError(f"task {task_id} does not exist")
+        raise TaskNotFound(f"task {task_id} does not exist")
     if task.status != TaskStatus.CONFLICT:
         raise LabelingError(f"task {task_id} is {task.status.value}, not in conflict")
     _check_label(session, task, label)

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Experiment, LsWebhook, Task
+from include.params import ParamError, ParamSpec, Values, group, param
 from include.services import retune
 
 
@@ -89,17 +90,50 @@ def mark_picked_up(session: Session, dataset_ids: list[int]) -> None:
 MAX_RETRAIN_AFTER = 1_000_000
 
 
+RETRAIN_AFTER = ParamSpec(
+    "retrain_after_labels", "Retrain after new labels", "int", None, nullable=True, minimum=1,
+    maximum=MAX_RETRAIN_AFTER, help="the loop runs for this dataset once this many new labels arrive; empty: off "
+    "(the dataset retrains nightly)",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveLoopSettings(Values):
+    """After how many new labels the dataset runs the loop on its own."""
+
+    retrain_after_labels: int | None = param(RETRAIN_AFTER)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveLoopUpdate(Values):
+    """The live-loop resource of the API: the retrain threshold and the encoder's retune."""
+
+    loop: LiveLoopSettings = group(LiveLoopSettings)
+    tune: retune.RetuneSettings = group(retune.RetuneSettings)
+
+
+def apply_settings(session: Session, dataset: Dataset, settings: LiveLoopSettings) -> str:
+    """Set the live loop's threshold; returns the sentence that confirms it."""
+    dataset.retrain_after_labels = settings.retrain_after_labels
+    if settings.retrain_after_labels is None:
+        return "The live loop is off for this dataset: it retrains nightly."
+    return f"The dataset retrains as soon as {settings.retrain_after_labels} new labels arrive."
+
+
+def apply_update(session: Session, dataset: Dataset, update: LiveLoopUpdate) -> None:
+    apply_settings(session, dataset, update.loop)
+    retune.apply_settings(session, dataset, update.tune)
+
+
 def set_threshold(dataset: Dataset, value: int | None) -> None:
     """Retrain after ``value`` new labels; None turns the live loop off for the dataset.
 
     Raises:
-        ValueError: not a whole number between 1 and 1,000,000 (the message says so).
+        ParamError: not a whole number between 1 and 1,000,000 (the message says so).
     """
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETRAIN_AFTER
-    ):
-        raise ValueError(f"retrain_after_labels must be a whole number from 1 to {MAX_RETRAIN_AFTER:,}, or empty (off)")
-    dataset.retrain_after_labels = value
+    if isinstance(value, bool):
+        raise ParamError("retrain_after_labels must be a whole number")
+    dataset.retrain_after_labels = LiveLoopSettings(retrain_after_labels=value).retrain_after_labels
 
 
 def status(session: Session, dataset: Dataset) -> dict[str, Any]:

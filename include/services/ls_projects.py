@@ -16,8 +16,17 @@ from include.labelstudio.label_config import build_label_config, validate_projec
 log = logging.getLogger(__name__)
 
 
+# Label Studio refuses a project title over 50 characters (a 400 on create); dataset names may
+# have 128, so a long name is shortened to fit. The project is found again by its marker in the
+# description (project_marker), never by its title alone.
+LS_TITLE_MAX = 50
+
+
 def project_title(dataset: Dataset) -> str:
-    return f"{dataset.name} (LabelOps dataset {dataset.id})"
+    suffix = f" (LabelOps dataset {dataset.id})"
+    room = LS_TITLE_MAX - len(suffix)
+    name = dataset.name if len(dataset.name) <= room else dataset.name[: room - 1].rstrip() + "…"
+    return f"{name}{suffix}"
 
 
 def project_marker(dataset: Dataset) -> str:

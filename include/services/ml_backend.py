@@ -19,10 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset
+from include.errors import NotFound
 from include.labelstudio.label_config import choice_result
-from include.ml.embeddings.store import get_model, load_vectors
 from include.services.datasets import text_hash
 from include.services.registry import load_head, promoted_model
+from include.services.vectors import get_model, load_vectors
 
 TEXT_KEY = "text"
 _HEADS: dict[int, Any] = {}
@@ -30,7 +31,7 @@ _EMBEDDERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
-class UnknownProject(LookupError):
+class UnknownProject(NotFound):
     """No dataset of the platform owns this Label Studio project."""
 
 
@@ -72,12 +73,12 @@ def _head(session: Session, model_id: int) -> Any:
     return head
 
 
-def _embedder(name: str) -> Any:
-    from include.ml.embeddings.backends import backend_for
+def _embedder(session: Session, name: str) -> Any:
+    from include.services.embedding_models import embedder_for, session_url
 
     with _LOCK:
         if name not in _EMBEDDERS:
-            _EMBEDDERS[name] = backend_for(name)
+            _EMBEDDERS[name] = embedder_for(name, session_url(session))
         return _EMBEDDERS[name]
 
 
@@ -94,7 +95,7 @@ def predict(session: Session, dataset: Dataset, tasks: list[dict[str, Any]]) -> 
     missing = [i for i, h in enumerate(hashes) if h not in stored and texts[i]]
     vectors: dict[int, np.ndarray] = {i: stored[h] for i, h in enumerate(hashes) if h in stored}
     if missing:
-        fresh = _embedder(head.embedding_model).embed([texts[i] for i in missing])
+        fresh = _embedder(session, head.embedding_model).embed([texts[i] for i in missing])
         vectors.update({i: fresh[k] for k, i in enumerate(missing)})
     order = sorted(vectors)
     probs = head.predict_proba(np.stack([vectors[i] for i in order]), device="cpu") if order else np.zeros((0, 0))

@@ -9,6 +9,7 @@ written to ``pii_reveals``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Item, PiiMapping, PiiPolicy, PiiReveal, User
+from include.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from include.params import ParamSpec, Values, param
 from include.pii.entities import ENTITIES, NEEDS_MODEL, OPERATORS, STRUCTURED
 from include.pii.mapping import MappingError, restore
 from include.pii.mapping import decrypt as _decrypt
@@ -29,18 +32,30 @@ if TYPE_CHECKING:  # the engine loads Presidio and spaCy: only where texts are d
 LOCALES = ("auto", "zh", "en")
 
 
-class PolicyError(ValueError):
+class PolicyError(Invalid):
     """A policy that cannot be saved or used; the message says why."""
 
 
-class DeidentificationRequired(RuntimeError):
+class PolicyNotFound(PolicyError, NotFound):
+    """The policy id names no policy."""
+
+
+class MappingNotFound(PolicyError, NotFound):
+    """The item has no de-identification mapping (it was never de-identified)."""
+
+
+class KeyUnavailable(PolicyError, Unavailable):
+    """PII_KEY is missing or malformed: the server cannot encrypt or open mappings."""
+
+
+class DeidentificationRequired(Conflict, RuntimeError):
     """The dataset's policy requires de-identification that has not run over every item yet."""
 
 
 def key_of(raw: str | None) -> bytes:
     """The Fernet key from PII_KEY, or a clear error."""
     if not raw:
-        raise PolicyError(
+        raise KeyUnavailable(
             "PII_KEY is not set: de-identification stores its mappings encrypted and needs a key "
             "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
         )
@@ -49,7 +64,7 @@ def key_of(raw: str | None) -> bytes:
     try:
         Fernet(raw.encode())
     except (ValueError, TypeError):
-        raise PolicyError("PII_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+        raise KeyUnavailable("PII_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
     return raw.encode()
 
 
@@ -107,7 +122,7 @@ def save_policy(
 def get_policy(session: Session, policy_id: int) -> PiiPolicy:
     policy = session.get(PiiPolicy, policy_id)
     if policy is None:
-        raise PolicyError(f"no de-identification policy {policy_id}")
+        raise PolicyNotFound(f"no de-identification policy {policy_id}")
     return policy
 
 
@@ -115,10 +130,52 @@ def list_policies(session: Session) -> list[PiiPolicy]:
     return list(session.scalars(select(PiiPolicy).order_by(PiiPolicy.name)))
 
 
+POLICY_NAME = ParamSpec("name", "Name", "str", max_length=128)
+POLICY_ENTITIES = ParamSpec(
+    "entities", "Entities", "mapping", help='entity -> operator, e.g. {"PHONE": "placeholder"}', max_length=32
+)
+POLICY_LOCALE = ParamSpec("locale", "Locale", "choice", "auto", choices=LOCALES)
+POLICY_USE_LLM = ParamSpec(
+    "use_llm", "Use the LLM recognizer", "bool", False, help="names and addresses (needs an LLM configured)"
+)
+DATASET_POLICY = ParamSpec("policy_id", "De-identification policy", "int", None, nullable=True, minimum=1,
+                           maximum=2**31 - 1, help="null: none, texts are used as uploaded")  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyBody(Values):
+    """A de-identification policy: which entities, replaced how."""
+
+    name: str = param(POLICY_NAME)
+    entities: dict[str, str] = param(POLICY_ENTITIES)
+    locale: str = param(POLICY_LOCALE)
+    use_llm: bool = param(POLICY_USE_LLM)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetPolicy(Values):
+    """Which policy de-identifies a dataset's texts."""
+
+    policy_id: int | None = param(DATASET_POLICY)
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> DatasetPolicy:
+        return cls(policy_id=dataset.pii_policy_id)
+
+
+def save_policy_body(session: Session, body: PolicyBody, policy_id: int | None = None) -> PiiPolicy:
+    """:func:`save_policy` from its declared body."""
+    return save_policy(session, body.name, body.entities, locale=body.locale, use_llm=body.use_llm, policy_id=policy_id)
+
+
 def attach(session: Session, dataset: Dataset, policy_id: int | None) -> int:
-    """Give a dataset a policy (or none); returns how many items now wait for de-identification."""
-    if policy_id is not None:
-        get_policy(session, policy_id)
+    """Give a dataset a policy (or none); returns how many items now wait for de-identification.
+
+    Raises:
+        PolicyError: ``policy_id`` names no policy (a bad reference in the request: 400, not 404).
+    """
+    if policy_id is not None and session.get(PiiPolicy, policy_id) is None:
+        raise PolicyError(f"no de-identification policy {policy_id}")
     dataset.pii_policy_id = policy_id
     status = "pending" if policy_id is not None else "none"
     where = [Item.dataset_id == dataset.id]
@@ -185,7 +242,7 @@ def decrypt(mapping: bytes, key: bytes) -> list[dict[str, Any]]:
     try:
         return _decrypt(mapping, key)
     except MappingError as exc:
-        raise PolicyError(str(exc)) from None
+        raise KeyUnavailable(str(exc)) from None
 
 
 def store(session: Session, item_id: int, result: Deidentified, policy: PiiPolicy, key: bytes) -> None:
@@ -221,11 +278,11 @@ def reveal(session: Session, item_id: int, user: User, key: bytes) -> dict[str, 
         PolicyError: the item has no mapping, or the key does not open it.
     """
     if not user.is_admin:
-        raise PermissionError("only admins can see original personal data")
+        raise Forbidden("only admins can see original personal data")
     item = session.get(Item, item_id)
     mapping = session.get(PiiMapping, item_id)
     if item is None or mapping is None:
-        raise PolicyError(f"item {item_id} has no de-identification mapping")
+        raise MappingNotFound(f"item {item_id} has no de-identification mapping")
     replacements = decrypt(mapping.mapping, key)
     session.add(PiiReveal(user_id=user.id, dataset_id=item.dataset_id, item_id=item_id, what="item"))
     session.flush()
@@ -315,6 +372,63 @@ def parse_test_request(body: dict[str, Any]) -> tuple[int | None, list[str], Try
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise PolicyError("options.seed must be a whole number or null")
     return policy_id, list(texts), TryOptions(locale, fmt, return_mapping, seed)
+
+
+TRY_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["text"],
+    "additionalProperties": False,
+    "properties": {
+        "policy_id": {"anyOf": [{"type": "integer", "minimum": 1}, {"enum": ["default", None]}],
+                      "description": "a policy id, or \"default\" (the built-in policy)"},
+        "text": {"anyOf": [{"type": "string", "maxLength": MAX_TEST_CHARS},
+                           {"type": "array", "minItems": 1, "maxItems": MAX_TEST_TEXTS,
+                            "items": {"type": "string", "maxLength": MAX_TEST_CHARS}}]},
+        "options": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "locale": {"type": "string", "description": "zh-CN, en-US, zh, en or auto"},
+                "format": {"enum": list(FORMATS)},
+                "return_mapping": {"type": "boolean", "description": "admins only"},
+                "seed": {"type": ["integer", "null"], "description": "salts the hash operator"},
+            },
+        },
+    },
+}  # fmt: skip
+"""The body :func:`parse_test_request` reads (seed 003's contract), for the API's description;
+a test checks the two agree. Hand-written: its fields take aliases no ParamSpec has."""
+
+
+def try_request(
+    session: Session,
+    body: dict[str, Any],
+    *,
+    is_admin: bool,
+    key: bytes | None,
+    llm: Callable[[], Any],
+) -> dict[str, Any]:
+    """Seed 003's ``deidentify:test``: parse the body, check who may see the mapping, try it.
+
+    ``llm`` builds the LLM recognizer, asked only when the policy uses it.
+
+    Raises:
+        PolicyError: a malformed body, an unknown policy (404), a missing key (503).
+        Forbidden: the mapping was asked for by someone who is not an admin.
+    """
+    policy_id, texts, options = parse_test_request(body)
+    if options.return_mapping and not is_admin:
+        raise Forbidden("only admins may see the mapping to original personal data")
+    policy = get_policy(session, policy_id) if policy_id is not None else None
+    return try_policy(
+        session,
+        policy_id,
+        texts,
+        options,
+        key=key,
+        with_mapping=options.return_mapping,
+        llm_recognizer=llm() if policy is not None and policy.use_llm else None,
+    )
 
 
 def try_policy(

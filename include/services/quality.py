@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.db.models import Annotation, Dataset, Item, QualityReport, Task, TaskStatus, User
-from include.params import ParamSpec, parse_values
+from include.errors import Conflict, Invalid, NotFound
+from include.params import ParamSpec, Values, param
 
 MAX_DUPLICATE_SHARE = ParamSpec(
     "max_duplicate_share", "Duplicates (at most)", "float", 0.02, minimum=0, maximum=1, help="share of items"
@@ -55,38 +57,56 @@ MAX_SUSPECT_SHARE = ParamSpec(
     help="share of labeled tasks",
 )  # fmt: skip
 MIN_KAPPA = ParamSpec("min_kappa", "Annotator agreement (at least)", "float", 0.4, minimum=-1, maximum=1, help="kappa")
-THRESHOLDS = (
-    MAX_DUPLICATE_SHARE,
-    NEAR_DUPLICATE_SIMILARITY,
-    MAX_NEAR_DUPLICATE_SHARE,
-    MIN_CHARS,
-    MAX_CHARS,
-    MAX_BAD_LENGTH_SHARE,
-    MIN_SCRIPT_SHARE,
-    MIN_LABEL_SHARE,
-    MAX_SUSPECT_SHARE,
-    MIN_KAPPA,
-)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityThresholds(Values):
+    """Where each quality check passes or fails (a dataset keeps only those it changed)."""
+
+    max_duplicate_share: float = param(MAX_DUPLICATE_SHARE)
+    near_duplicate_similarity: float = param(NEAR_DUPLICATE_SIMILARITY)
+    max_near_duplicate_share: float = param(MAX_NEAR_DUPLICATE_SHARE)
+    min_chars: int = param(MIN_CHARS)
+    max_chars: int = param(MAX_CHARS)
+    max_bad_length_share: float = param(MAX_BAD_LENGTH_SHARE)
+    min_script_share: float = param(MIN_SCRIPT_SHARE)
+    min_label_share: float = param(MIN_LABEL_SHARE)
+    max_suspect_share: float = param(MAX_SUSPECT_SHARE)
+    min_kappa: float = param(MIN_KAPPA)
+
+
+THRESHOLDS = QualityThresholds.specs()
 EXAMPLES = 8
 MIN_LABELS_FOR_SUSPECTS = 30
 MIN_SHARED_FOR_KAPPA = 5
 
 
-class QualityGateFailed(RuntimeError):
+class QualityGateFailed(Conflict, RuntimeError):
     """The dataset's latest quality report failed and nobody overrode it."""
 
 
-def thresholds_of(dataset: Dataset) -> dict[str, Any]:
+def current_thresholds(dataset: Dataset) -> QualityThresholds:
     """The dataset's thresholds: its overrides over the declared defaults."""
-    return parse_values(THRESHOLDS, dict(dataset.quality_thresholds or {}))
+    return QualityThresholds.parse(dict(dataset.quality_thresholds or {}))
+
+
+def thresholds_of(dataset: Dataset) -> dict[str, Any]:
+    return current_thresholds(dataset).as_params()
+
+
+def apply_thresholds(session: Session, dataset: Dataset, thresholds: QualityThresholds) -> str:
+    """Keep only the thresholds that differ from the defaults; returns the confirming sentence."""
+    values = thresholds.as_params()
+    dataset.quality_thresholds = {s.name: values[s.name] for s in THRESHOLDS if values[s.name] != s.default}
+    session.flush()
+    return "Thresholds saved: they apply from the next quality check."
 
 
 def set_thresholds(session: Session, dataset: Dataset, raw: dict[str, Any]) -> dict[str, Any]:
-    """Keep only the thresholds that differ from the defaults (validated)."""
-    values = parse_values(THRESHOLDS, {**thresholds_of(dataset), **raw})
-    dataset.quality_thresholds = {s.name: values[s.name] for s in THRESHOLDS if values[s.name] != s.default}
-    session.flush()
-    return values
+    """Change some thresholds (by name; validated); returns them all."""
+    thresholds = QualityThresholds.parse(raw, strict=True, current=current_thresholds(dataset))
+    apply_thresholds(session, dataset, thresholds)
+    return thresholds.as_params()
 
 
 # -- the checks (plain functions over texts and labels) ---------------------------------------
@@ -462,11 +482,33 @@ def require_passed(session: Session, dataset: Dataset, action: str) -> None:
     )
 
 
+OVERRIDE_REASON = ParamSpec("reason", "Why the gate may be overridden", "text", max_length=2000,
+                            help="at least 10 characters; kept on record")  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Override(Values):
+    """An admin's decision to let import and training go ahead despite a failed report."""
+
+    reason: str = param(OVERRIDE_REASON)
+
+
+class NoReport(NotFound):
+    """The dataset has no quality report yet."""
+
+
+def latest_or_missing(session: Session, dataset_id: int) -> QualityReport:
+    report = latest(session, dataset_id)
+    if report is None:
+        raise NoReport(f"dataset {dataset_id} has no quality report: run quality_check first")
+    return report
+
+
 def override(session: Session, report: QualityReport, user: User, reason: str) -> None:
     reason = (reason or "").strip()
     if len(reason) < 10:
-        raise ValueError("say why the gate is overridden (at least 10 characters)")
+        raise Invalid("say why the gate is overridden (at least 10 characters)")
     if report.passed:
-        raise ValueError("this report passed: there is nothing to override")
+        raise Conflict("this report passed: there is nothing to override")
     report.override_by, report.override_reason, report.overridden_at = user.id, reason[:2000], datetime.now(UTC)
     session.flush()

@@ -14,8 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Experiment, ModelStatus, ModelVersion
+from include.errors import NotFound
 from include.ml.gate import GateDecision
 from include.ml.training.model import TrainedHead
+from include.services.paging import DatasetPageQuery, Page, paginate
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,25 @@ def candidate(session: Session, model_id: int) -> ModelVersion | None:
     return row if row is not None and row.status == ModelStatus.CANDIDATE else None
 
 
+class ModelNotFound(NotFound):
+    """The model id names no model version."""
+
+
+def get_model_version(session: Session, model_id: int) -> ModelVersion:
+    model = session.get(ModelVersion, model_id)
+    if model is None:
+        raise ModelNotFound(f"model {model_id} not found")
+    return model
+
+
+def model_page(session: Session, query: DatasetPageQuery) -> Page[ModelVersion]:
+    """Model versions, newest first, of one dataset or all."""
+    stmt = select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+    if query.dataset_id is not None:
+        stmt = stmt.where(ModelVersion.dataset_id == query.dataset_id)
+    return paginate(session, stmt, query.page, query.limit, count=True)
+
+
 def registry_rows(session: Session, limit: int = 200) -> list[tuple[ModelVersion, str, Experiment | None]]:
     """Newest models first with their dataset's name and experiment (the models page)."""
     rows = session.execute(
@@ -129,7 +150,7 @@ def registry_rows(session: Session, limit: int = 200) -> list[tuple[ModelVersion
     return [(m, str(name), e) for m, name, e in rows]
 
 
-class ArtifactMissing(LookupError):
+class ArtifactMissing(NotFound):
     """A model version whose head cannot be read; the message says which and why."""
 
 

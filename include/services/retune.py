@@ -15,11 +15,14 @@ runs on a GPU, and never on a CPU-only worker, where one takes 8 to 20 minutes o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, EmbeddingModel, Task
 from include.ml.embeddings.names import FINETUNED_PREFIX
+from include.params import ParamSpec, Values, param
 from include.services.registry import promoted_model
 
 GROWTH = 2  # retune when the labeled tasks have doubled since the last tune
@@ -47,23 +50,38 @@ def last_tuned(session: Session, dataset_id: int) -> EmbeddingModel | None:
     return session.scalar(stmt)
 
 
+DATASET_RETUNE_AT = ParamSpec(
+    "retune_at_labels", "Fine-tune the encoder at labeled tasks", "int", None, nullable=True,
+    minimum=MIN_RETUNE_AT, maximum=MAX_RETUNE_AT, also=(0,),
+    help=f"and each time they double; empty: automatic ({AUTO_RETUNE_AT} where training runs on a GPU, never on "
+    "a CPU-only worker); 0: never",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetuneSettings(Values):
+    """When the loop fine-tunes the dataset's encoder instead of training a head."""
+
+    retune_at_labels: int | None = param(DATASET_RETUNE_AT)
+
+
+def apply_settings(session: Session, dataset: Dataset, settings: RetuneSettings) -> str:
+    """Set when the dataset's encoder is tuned; returns the sentence that confirms it."""
+    dataset.retune_at_labels = settings.retune_at_labels
+    if settings.retune_at_labels is None:
+        return (
+            f"Automatic: the loop fine-tunes the encoder at {AUTO_RETUNE_AT} labeled tasks where training runs on "
+            "a GPU, never on a CPU-only worker."
+        )
+    if settings.retune_at_labels == 0:
+        return "The loop never fine-tunes this dataset's encoder."
+    return f"The loop fine-tunes the encoder at {settings.retune_at_labels} labeled tasks and each time they double."
+
+
 def set_threshold(dataset: Dataset, value: int | None) -> None:
     """Tune the dataset's encoder at ``value`` labeled tasks (and each doubling); 0: never; None:
-    automatic (AUTO_RETUNE_AT where training runs on a GPU, never on a CPU).
-
-    Raises:
-        ValueError: not 0 or a whole number from MIN_RETUNE_AT to 10,000,000 (the message says so).
-    """
-    if value is not None and (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not (value == 0 or MIN_RETUNE_AT <= value <= MAX_RETUNE_AT)
-    ):
-        raise ValueError(
-            f"retune_at_labels must be a whole number from {MIN_RETUNE_AT} to {MAX_RETUNE_AT:,}, 0 (never) "
-            "or empty (automatic)"
-        )
-    dataset.retune_at_labels = value
+    automatic. Raises ParamError (a ValueError) outside :data:`DATASET_RETUNE_AT`."""
+    dataset.retune_at_labels = RetuneSettings(retune_at_labels=value).retune_at_labels
 
 
 def setting(dataset: Dataset, *, gpu: bool) -> int:
@@ -73,10 +91,12 @@ def setting(dataset: Dataset, *, gpu: bool) -> int:
     return int(dataset.retune_at_labels)
 
 
-def _threshold(session: Session, dataset_id: int, retune_at: int, *, gpu: bool) -> tuple[int, EmbeddingModel | None]:
+def _threshold(
+    session: Session, dataset_id: int, retune_at: int | None, *, gpu: bool
+) -> tuple[int, EmbeddingModel | None]:
     """The labeled-task count of the next tune (0: never) and the last tuned encoder: the
     setting, or twice the count the last encoder was tuned at if that is higher."""
-    if retune_at <= 0:
+    if retune_at is None:
         dataset = session.get(Dataset, dataset_id)
         retune_at = setting(dataset, gpu=gpu) if dataset is not None else 0
     if retune_at <= 0:
@@ -86,11 +106,12 @@ def _threshold(session: Session, dataset_id: int, retune_at: int, *, gpu: bool) 
     return max(retune_at, GROWTH * before), last
 
 
-def due(session: Session, dataset_id: int, retune_at: int = 0, *, gpu: bool = False) -> str | None:
+def due(session: Session, dataset_id: int, retune_at: int | None = None, *, gpu: bool = False) -> str | None:
     """Why the encoder should be tuned now (a sentence for the job log), or None.
 
-    ``retune_at``: the run's setting; 0 falls back to the dataset's (:func:`setting`). ``gpu``:
-    whether this worker trains on a GPU, which turns the automatic setting on.
+    ``retune_at``: the run's setting, as everywhere: None (empty) is the dataset's own
+    (:func:`setting`), 0 is never. ``gpu``: whether this worker trains on a GPU, which turns the
+    automatic setting on.
     """
     threshold, last = _threshold(session, dataset_id, retune_at, gpu=gpu)
     labeled = labeled_tasks(session, dataset_id) if threshold else 0
@@ -101,7 +122,7 @@ def due(session: Session, dataset_id: int, retune_at: int = 0, *, gpu: bool = Fa
     return f"{labeled} labeled tasks, {GROWTH}x the {last.origin.get('labeled_tasks')} that {last.name} was tuned at"
 
 
-def next_tune_at(session: Session, dataset: Dataset, *, gpu: bool, retune_at: int = 0) -> int | None:
+def next_tune_at(session: Session, dataset: Dataset, *, gpu: bool, retune_at: int | None = None) -> int | None:
     """At how many labeled tasks the loop tunes the dataset's encoder next (None: never);
     ``retune_at``: a run's own setting, as in :func:`due`."""
     return _threshold(session, dataset.id, retune_at, gpu=gpu)[0] or None

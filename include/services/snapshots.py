@@ -15,11 +15,16 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Snapshot, SnapshotItem
+from include.errors import Invalid, NotFound
 from include.services import eval_set
 
 
-class SnapshotError(ValueError):
+class SnapshotError(Invalid):
     """A snapshot that cannot be taken or found; the message says why."""
+
+
+class SnapshotNotFound(SnapshotError, NotFound):
+    """The snapshot id names no snapshot."""
 
 
 _CONTENT = sql_text(
@@ -114,5 +119,5 @@ def list_snapshots(session: Session, dataset_id: int) -> list[Snapshot]:
 def get_snapshot(session: Session, snapshot_id: int) -> Snapshot:
     snapshot = session.get(Snapshot, snapshot_id)
     if snapshot is None:
-        raise SnapshotError(f"no snapshot {snapshot_id}")
+        raise SnapshotNotFound(f"no snapshot {snapshot_id}")
     return snapshot

@@ -9,39 +9,59 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from include.db.models import Annotation, ExtraAssignee, Task, TaskStatus, User
+from include.errors import Invalid, NotFound
+from include.params import ParamSpec, param
+from include.services.paging import DATASET_FILTER, Page, PageQuery, paginate
 
 MAX_PAGE_SIZE = 200
 
-
-@dataclass
-class Page:
-    items: list[Task]
-    page: int
-    per_page: int
-    has_next: bool
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
+ONLY_UNLABELED = ParamSpec("only_unlabeled", "Only unlabeled", "bool", True, help="false: labeled tasks too")
+STATUS_FILTER = ParamSpec(
+    "status", "Status", "choice", None, nullable=True, choices=tuple(s.value for s in TaskStatus), help="empty: any"
+)
 
 
-def _paginate(session: Session, stmt: Select[Any], page: int, per_page: int) -> Page:
-    """Fetch one extra row to know whether a next page exists (no COUNT over millions of rows)."""
-    page = max(1, page)
-    per_page = max(1, min(per_page, MAX_PAGE_SIZE))
-    rows = list(session.scalars(stmt.offset((page - 1) * per_page).limit(per_page + 1)).unique())
-    return Page(items=rows[:per_page], page=page, per_page=per_page, has_next=len(rows) > per_page)
+class TaskNotFound(NotFound):
+    """The task id names no task."""
+
+
+def get_task(session: Session, task_id: int) -> Task:
+    """The task, or :class:`TaskNotFound`."""
+    task = session.get(Task, task_id)
+    if task is None:
+        raise TaskNotFound(f"task {task_id} does not exist")
+    return task
+
+
+@dataclass(frozen=True, kw_only=True)
+class PriorityQuery(PageQuery):
+    """The priority list: the most uncertain first, unlabeled unless asked."""
+
+    only_unlabeled: bool = param(ONLY_UNLABELED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MyTasksQuery(PageQuery):
+    """An annotator's own tasks, filtered."""
+
+    dataset_id: int | None = param(DATASET_FILTER)
+    status: str | None = param(STATUS_FILTER)
+
+
+def _paginate(session: Session, stmt: Select[Any], page: int, per_page: int) -> Page[Task]:
+    """No total: counting a dataset's tasks would cost more than the page (millions of rows)."""
+    return paginate(session, stmt, page, min(per_page, MAX_PAGE_SIZE))
 
 
 def parse_status(value: str | None) -> TaskStatus | None:
-    """A TaskStatus from a query string value; ValueError with the allowed values otherwise."""
+    """A TaskStatus from a query string value; Invalid with the allowed values otherwise."""
     if value in (None, "", "all"):
         return None
     try:
         return TaskStatus(value)
     except ValueError:
         allowed = ", ".join(s.value for s in TaskStatus)
-        raise ValueError(f"status must be one of: {allowed}") from None
+        raise Invalid(f"status must be one of: {allowed}") from None
 
 
 def annotator_tasks(
@@ -92,13 +112,17 @@ def admin_tasks(
 
 def priority_tasks(session: Session, dataset_id: int, *, limit: int = 50, only_unlabeled: bool = True) -> list[Task]:
     """The seed's "high-priority task list": priority desc, unlabeled by default."""
+    return priority_page(session, dataset_id, PriorityQuery(limit=limit, only_unlabeled=only_unlabeled)).items
+
+
+def priority_page(session: Session, dataset_id: int, query: PriorityQuery) -> Page[Task]:
+    """One page of the priority list (no total: a dataset may hold millions of tasks)."""
     stmt = select(Task).options(joinedload(Task.item)).where(Task.dataset_id == dataset_id)
-    if only_unlabeled:
+    if query.only_unlabeled:
         stmt = stmt.where(Task.status.in_([TaskStatus.IMPORTED, TaskStatus.ASSIGNED]))
     else:
         stmt = stmt.where(Task.status != TaskStatus.DELETED)
-    limit = max(1, min(limit, 1000))
-    return list(session.scalars(stmt.order_by(Task.priority.desc(), Task.id).limit(limit)).unique())
+    return paginate(session, stmt.order_by(Task.priority.desc(), Task.id), query.page, query.limit)
 
 
 def _mine(user: User) -> Any:

@@ -7,19 +7,39 @@ keep the values they ran with in their own parameters).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Experiment, TrainingConfigFile, User
-from include.ml.training.configs import ConfigError, Problem, Sweep, TrainingConfig, parse_config
+from include.errors import Invalid, NotFound
+from include.ml.training.configs import MAX_BYTES, ConfigError, Problem, Sweep, TrainingConfig, parse_config
+from include.params import ParamSpec, Values, param
 
 NAME_MAX = 128
 
 
-class TrainingConfigNotFound(LookupError):
+class TrainingConfigNotFound(NotFound):
     """No such config for this dataset; the message says which."""
+
+
+class SweepConfig(Invalid, LookupError):
+    """A sweep config where a single training run was asked for."""
+
+
+CONFIG_NAME = ParamSpec("name", "Name", "str", max_length=NAME_MAX)
+CONFIG_YAML = ParamSpec("yaml", "YAML", "text", max_length=MAX_BYTES, strip=False, help="training parameters, and "
+                        "optionally a sweep section")  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigBody(Values):
+    """A training config as the API takes it: a name and its YAML text."""
+
+    name: str = param(CONFIG_NAME)
+    yaml: str = param(CONFIG_YAML)
 
 
 def save(session: Session, dataset: Dataset, name: str, body: str, user: User | None) -> TrainingConfigFile:
@@ -44,6 +64,10 @@ def save(session: Session, dataset: Dataset, name: str, body: str, user: User | 
     row.created_by = user.id if user is not None else None
     session.flush()
     return row
+
+
+def exists(session: Session, dataset_id: int, name: str) -> bool:
+    return any(r.name == name.strip() for r in list_configs(session, dataset_id))
 
 
 def list_configs(session: Session, dataset_id: int) -> list[TrainingConfigFile]:
@@ -80,7 +104,7 @@ def train_values(session: Session, dataset_id: int, config_id: int, values: dict
     """
     row = get(session, dataset_id, config_id)
     if row.sweep:
-        raise TrainingConfigNotFound(f"training config {row.name!r} is a sweep: run the sweep pipeline with it")
+        raise SweepConfig(f"training config {row.name!r} is a sweep: run the sweep pipeline with it")
     return {**values, **row.values}
 
 

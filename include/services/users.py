@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from include.db.models import Role, Task, TaskStatus, User
+from include.errors import Invalid
+from include.params import ParamSpec, Values, param
 from include.services.assignment import unassign_all
 
 USERNAME_RE = re.compile(r"^[a-zA-Z0-9_.\-]{2,64}$")
@@ -20,8 +23,24 @@ MIN_PASSWORD = 10
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
-class UserError(ValueError):
+class UserError(Invalid):
     """Invalid user input; the message is safe to show."""
+
+
+NEW_USERNAME = ParamSpec("username", "Username", "str", max_length=64, help="2-64 letters, digits, . _ -")
+NEW_EMAIL = ParamSpec(
+    "email", "Email", "str", max_length=255, help="annotations made in Label Studio are matched to users by email"
+)
+NEW_ROLE = ParamSpec("role", "Role", "choice", Role.ANNOTATOR.value, choices=tuple(r.value for r in Role))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewUser(Values):
+    """An account to create (its password is generated and shown once)."""
+
+    username: str = param(NEW_USERNAME)
+    email: str = param(NEW_EMAIL)
+    role: str = param(NEW_ROLE)
 
 
 def generate_password() -> str:

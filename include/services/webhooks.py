@@ -1,7 +1,7 @@
 """Label Studio webhooks on record: receive once, signal Airflow once per dataset.
 
 The receiver must answer inside Label Studio's 1 s webhook timeout whatever Airflow is doing,
-so it only commits a row here; the signaller (include.runtime.asset_signaller) turns pending
+so it only commits a row here; the signaller (include.workers.asset_signaller) turns pending
 rows into asset events. A delivery is keyed by the SHA-256 of its body: Label Studio's retries
 and replays of the same event add nothing, while an edit of the same annotation (a new
 ``updated_at``) is a new event.
@@ -19,13 +19,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, LsWebhook
+from include.errors import Invalid
 
 # The annotation events that change what a model would learn from.
 ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
 SECRET_HEADER = "X-LabelOps-Webhook-Secret"
 
 
-class BadWebhook(ValueError):
+class BadWebhook(Invalid):
     """The body is not a Label Studio webhook the platform understands (the message says why)."""
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 
 from include.db.models import Item, Role, Task, User
 from include.db.session import session_scope
-from include.ml.embeddings.store import register_model, write_embeddings
 from include.services.assignment import AssignmentError, auto_assign
 from include.services.users import create_user
+from include.services.vectors import register_model, write_embeddings
 from tests.webapp.factories import dataset_with_tasks
 
 

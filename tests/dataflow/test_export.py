@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from include.config import load_settings
 from include.db.models import Annotation, AnnotationSource, Dataset, EvalItem, Item, Role, Task, TaskStatus
 from include.db.session import session_scope
+from include.pipelines.catalog import AnyDatasetValues
 from include.pipelines.deidentify import run_deidentify
 from include.pipelines.runner import RunRef
 from include.services import export, pii, snapshots
@@ -112,7 +113,7 @@ def test_originals_need_the_key(db, monkeypatch) -> None:
     with session_scope(db) as s:
         policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
         pii.attach(s, s.get(Dataset, dataset_id), policy.id)
-    run_deidentify(db, RunRef(), load_settings(), dataset_id=dataset_id)
+    run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     assert [r["text"] for r in read_back(db, dataset_id, "jsonl")] == ["call me on <PHONE_1> 😀", "no personal data"]
     assert [r["text"] for r in read_back(db, dataset_id, "parquet", key)] == texts
     with pytest.raises(pii.PolicyError, match="does not open"):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from include.db.models import Annotation, Dataset, ExtraAssignee, Role, Task, TaskStatus, User
 from include.db.session import session_scope
-from include.labelstudio.dispatch import deliver_due
+from include.pipelines.catalog import ImportValues
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
 from include.services import quality
@@ -18,6 +18,7 @@ from include.services.datasets import add_items, create_dataset
 from include.services.labeling import submit_label
 from include.services.task_queries import annotator_tasks, next_task
 from include.services.users import create_user
+from include.workers.label_dispatcher import deliver_due
 
 pytestmark = pytest.mark.labelstudio
 
@@ -30,7 +31,7 @@ def test_overlap_gives_two_annotations_and_kappa_matches_sklearn(db, ls) -> None
         ds.overlap_share = 0.5
         add_items(s, ds, [(f"overlap text {i}", {}) for i in range(40)])
         dataset_id, alice_id, bob_id = ds.id, alice.id, bob.id
-    run_ls_import(db, ls.client(), RunRef(), dataset_id=dataset_id)
+    run_ls_import(db, ls.client(), RunRef(), ImportValues(dataset_id=dataset_id))
 
     with session_scope(db) as s:
         mine = auto_assign(s, dataset_id, s.get(User, alice_id), 20, overlap_share=0.5)

@@ -12,6 +12,7 @@ from include.db.models import Dataset, Item, QualityReport, Role, Task, TaskStat
 from include.db.session import session_scope
 from include.demo.texts import generate_demo_texts
 from include.ml.training.params import TrainParams
+from include.pipelines.catalog import DatasetValues, TrainValues
 from include.pipelines.ls_import import import_dataset
 from include.pipelines.quality_check import run_quality_check
 from include.pipelines.runner import RunRef
@@ -66,7 +67,7 @@ def noisy(db) -> tuple[int, set[str]]:
 
 def test_the_report_finds_what_is_wrong(db, minilm, noisy) -> None:
     dataset_id, flipped = noisy
-    result = run_quality_check(db, RunRef(), dataset_id=dataset_id, embedder=minilm)
+    result = run_quality_check(db, RunRef(), DatasetValues(dataset_id=dataset_id), embedder=minilm)
     with session_scope(db) as s:
         report = s.get(QualityReport, result["report_id"])
         checks = report.checks["checks"]
@@ -91,16 +92,12 @@ def test_the_report_finds_what_is_wrong(db, minilm, noisy) -> None:
 
 def test_a_failing_gate_blocks_import_and_training_until_overridden(db, minilm, noisy, tmp_path) -> None:
     dataset_id, _ = noisy
-    run_quality_check(db, RunRef(), dataset_id=dataset_id, embedder=minilm)
+    run_quality_check(db, RunRef(), DatasetValues(dataset_id=dataset_id), embedder=minilm)
     with pytest.raises(quality.QualityGateFailed, match=r"failed on .* \(duplicates.*so importing into Label Studio"):
         import_dataset(db, object(), dataset_id)  # type: ignore[arg-type]  # refused before Label Studio is called
     with pytest.raises(quality.QualityGateFailed, match="so training is blocked"):
         run_train_classifier(
-            db,
-            RunRef(),
-            dataset_id=dataset_id,
-            params=TrainParams(kind="logistic"),
-            embedder=minilm,
+            db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic")), embedder=minilm
         )
     with session_scope(db) as s:
         admin = create_user(s, "boss", "boss@labelops.test", "correct-horse-battery", Role.ADMIN)
@@ -125,9 +122,9 @@ def test_thresholds_are_per_dataset_and_validated(db, minilm, noisy) -> None:
              "max_near_duplicate_share": 1.0, "max_suspect_share": 0.5},
         )  # fmt: skip
         assert dataset.quality_thresholds["max_duplicate_share"] == 0.05
-        with pytest.raises(Exception, match="Duplicates"):
+        with pytest.raises(Exception, match="max_duplicate_share must be between"):
             quality.set_thresholds(s, dataset, {"max_duplicate_share": 2})
-    result = run_quality_check(db, RunRef(), dataset_id=dataset_id, embedder=minilm)
+    result = run_quality_check(db, RunRef(), DatasetValues(dataset_id=dataset_id), embedder=minilm)
     assert result["passed"] is True, result
 
 

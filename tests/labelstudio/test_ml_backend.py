@@ -17,10 +17,13 @@ from include.db.models import Dataset, Item, Task
 from include.db.session import session_scope
 from include.demo.texts import generate_demo_texts
 from include.labelstudio.label_config import label_of
+from include.ml.gate import GatePolicy
 from include.ml.training.params import TrainParams
+from include.pipelines.catalog import GateValues, ImportValues, TrainValues
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
-from include.pipelines.train_classifier import run_gate, run_train_classifier
+from include.pipelines.train_classifier import run_train_classifier
+from include.pipelines.training.gate import run_gate
 from include.services.datasets import add_items, create_dataset
 from include.services.ls_projects import MlBackendRef
 from include.services.registry import load_head, promoted_model
@@ -52,7 +55,7 @@ def test_label_studio_shows_the_promoted_models_predictions(db, ls, minilm, back
         dataset_id = dataset.id
     client = ls.client()
     backend = MlBackendRef(backend_url, *AUTH)
-    result = run_ls_import(db, client, RunRef(), dataset_id=dataset_id, ml_backend=backend)
+    result = run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), ml_backend=backend)
     (imported,) = result["datasets"]
     assert imported["ml_problem"] is None
     project_id = imported["ls_project_id"]
@@ -63,13 +66,17 @@ def test_label_studio_shows_the_promoted_models_predictions(db, ls, minilm, back
     client.request("DELETE", f"/api/ml/{connected[0]['id']}", project_id=project_id)
 
     label(db, dataset_id, 120)
-    trained = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), embedder=minilm)
-    assert run_gate(db, RunRef(), dataset_id=dataset_id, model_id=trained["model_id"], min_f1=0.3)["promoted"]
+    trained = run_train_classifier(
+        db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams()), embedder=minilm
+    )
+    assert run_gate(
+        db, RunRef(), GateValues(dataset_id=dataset_id, policy=GatePolicy(min_f1=0.3)), model_id=trained["model_id"]
+    )["promoted"]
     # Ten texts arrive after training: never embedded, so /predict embeds them on the fly.
     with session_scope(db) as s:
         add_items(s, s.get_one(Dataset, dataset_id), [(t.text, {}) for t in texts[160:]])
-    run_ls_import(db, client, RunRef(), dataset_id=dataset_id, ml_backend=backend)
-    run_ls_import(db, client, RunRef(), dataset_id=dataset_id, ml_backend=backend)
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), ml_backend=backend)
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), ml_backend=backend)
     reconnected = client.request("GET", "/api/ml", params={"project": project_id})
     assert [b["url"] for b in reconnected] == [backend_url]
 

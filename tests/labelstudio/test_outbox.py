@@ -10,8 +10,8 @@ from sqlalchemy import func, select, update
 
 from include.db.models import Annotation, LabelOutbox, OutboxStatus, Role, Task, User
 from include.db.session import session_scope
-from include.labelstudio.dispatch import OutboxDispatcher, deliver_due
 from include.labelstudio.label_config import choice_result, label_of
+from include.pipelines.catalog import ExportValues, ImportValues
 from include.pipelines.ls_export import run_ls_export
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
@@ -20,6 +20,7 @@ from include.services.assignment import auto_assign
 from include.services.datasets import add_items, create_dataset
 from include.services.labeling import submit_label
 from include.services.users import create_user
+from include.workers.label_dispatcher import OutboxDispatcher, deliver_due
 
 pytestmark = pytest.mark.labelstudio
 
@@ -32,7 +33,7 @@ def world(db, ls):
         ds = create_dataset(s, "outbox", labels=["OK", "NG"])
         add_items(s, ds, [(f"outbox text {i}", {}) for i in range(10)])
         dataset_id, alice_id = ds.id, alice.id
-    run_ls_import(db, ls.client(), RunRef(), dataset_id=dataset_id)
+    run_ls_import(db, ls.client(), RunRef(), ImportValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         auto_assign(s, dataset_id, s.get(User, alice_id), 10)
         tasks = s.execute(select(Task.id, Task.ls_task_id).where(Task.dataset_id == dataset_id).order_by(Task.id))
@@ -90,14 +91,14 @@ def test_an_export_between_delivery_and_record_adopts_instead_of_adding(db, ls, 
     with pytest.raises(RuntimeError):
         deliver_due(db, ls.client())
     monkeypatch.undo()
-    run_ls_export(db, ls.client(), RunRef(), dataset_id=world["dataset_id"])
+    run_ls_export(db, ls.client(), RunRef(), ExportValues(dataset_id=world["dataset_id"]))
     assert counts(db, world) == (1, 1)  # matched to alice's row, not added as a second annotation
     with session_scope(db) as s:
         task = s.get(Task, world["tasks"][0][0])
         assert (task.status.value, task.label) == ("labeled", "NG")
     expire_leases(db)
     assert deliver_due(db, ls.client()).delivered == 1
-    run_ls_export(db, ls.client(), RunRef(), dataset_id=world["dataset_id"], full=True)
+    run_ls_export(db, ls.client(), RunRef(), ExportValues(dataset_id=world["dataset_id"], full=True))
     assert counts(db, world) == (1, 0)
     assert len(ls_annotations(ls, world["tasks"][0][1])) == 1
 

@@ -10,6 +10,7 @@ from psycopg import sql
 
 from include.labelstudio.client import LabelStudioClient
 from include.labelstudio.label_config import choice_result
+from include.pipelines.catalog import ExportValues, ImportValues
 from include.pipelines.ls_export import run_ls_export
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
@@ -46,7 +47,7 @@ def test_label_studio_keeps_its_data_in_postgresql(db, ls_on_postgres, monkeypat
     client = LabelStudioClient(server.url, token)
 
     dataset_id = make_dataset(db, 40)
-    result = run_ls_import(db, client, RunRef("ls_import", "pg-import"), dataset_id=dataset_id)
+    result = run_ls_import(db, client, RunRef("ls_import", "pg-import"), ImportValues(dataset_id=dataset_id))
     assert result["imported"] == 40
     assert _count(database, "task") == 40  # in PostgreSQL, not in a file
 
@@ -54,7 +55,7 @@ def test_label_studio_keeps_its_data_in_postgresql(db, ls_on_postgres, monkeypat
     ls_ids = [t.ls_task_id for t in db_tasks(db, dataset_id)]
     for ls_id in ls_ids[:5]:
         client.create_annotation(ls_id, choice_result("NG"))
-    exported = run_ls_export(db, client, RunRef("ls_export", "pg-export"), dataset_id=dataset_id)
+    exported = run_ls_export(db, client, RunRef("ls_export", "pg-export"), ExportValues(dataset_id=dataset_id))
     assert exported["labeled"] == 5
     assert _count(database, "task_completion") == 5
     labels = {t.ls_task_id: t.label for t in db_tasks(db, dataset_id)}
@@ -71,4 +72,7 @@ def test_label_studio_keeps_its_data_in_postgresql(db, ls_on_postgres, monkeypat
     again = LabelStudioClient(server.url, token)
     assert int(again.get_project(project_id)["task_number"]) == 40
     client.create_annotation(ls_ids[5], choice_result("OK"))
-    assert run_ls_export(db, again, RunRef("ls_export", "pg-export-2"), dataset_id=dataset_id)["labeled"] == 1
+    assert (
+        run_ls_export(db, again, RunRef("ls_export", "pg-export-2"), ExportValues(dataset_id=dataset_id))["labeled"]
+        == 1
+    )

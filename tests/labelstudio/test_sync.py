@@ -13,6 +13,7 @@ from include.db.session import get_engine, session_scope
 from include.labelstudio.client import LabelStudioClient, LabelStudioConfigError, LabelStudioError
 from include.labelstudio.label_config import build_label_config, choice_result
 from include.pipelines import ls_import as ls_import_pipeline
+from include.pipelines.catalog import ExportValues, ImportValues
 from include.pipelines.ls_export import run_ls_export
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
@@ -57,12 +58,14 @@ def ls_user(client: LabelStudioClient, email: str) -> int:
 def test_import_1000_then_rerun_imports_nothing_twice(db, ls) -> None:
     dataset_id = make_dataset(db, 1000)
     client = ls.client()
-    result = run_ls_import(db, client, RunRef("ls_import", "run-1"), dataset_id=dataset_id, batch_size=300)
+    result = run_ls_import(
+        db, client, RunRef("ls_import", "run-1"), ImportValues(dataset_id=dataset_id, batch_size=300)
+    )
     assert result["imported"] == 1000
     project_id = project_of(db, dataset_id)
     assert ls_task_count(client, project_id) == 1000
 
-    again = run_ls_import(db, client, RunRef("ls_import", "run-2"), dataset_id=dataset_id)
+    again = run_ls_import(db, client, RunRef("ls_import", "run-2"), ImportValues(dataset_id=dataset_id))
     assert again["imported"] == 0 and again["recovered"] == 0
     assert ls_task_count(client, project_id) == 1000
     tasks = db_tasks(db, dataset_id)
@@ -79,7 +82,9 @@ def test_import_1000_then_rerun_imports_nothing_twice(db, ls) -> None:
 
 def test_limit_and_progress(db, ls) -> None:
     dataset_id = make_dataset(db, 250)
-    result = run_ls_import(db, ls.client(), RunRef("ls_import", "lim"), dataset_id=dataset_id, limit=120, batch_size=50)
+    result = run_ls_import(
+        db, ls.client(), RunRef("ls_import", "lim"), ImportValues(dataset_id=dataset_id, limit=120, batch_size=50)
+    )
     assert result["imported"] == 120 and result["datasets"][0]["remaining"] == 130
     with session_scope(db) as s:
         job = s.scalar(select(Job))
@@ -100,7 +105,7 @@ def test_crash_between_label_studio_and_db_write_then_rerun(db, ls, monkeypatch)
 
     monkeypatch.setattr(ls_import_pipeline, "record_imported", crash_on_second_batch)
     with pytest.raises(RuntimeError, match="worker killed"):
-        run_ls_import(db, client, RunRef("ls_import", "crash"), dataset_id=dataset_id, batch_size=200)
+        run_ls_import(db, client, RunRef("ls_import", "crash"), ImportValues(dataset_id=dataset_id, batch_size=200))
     project_id = project_of(db, dataset_id)
     in_ls = ls_task_count(client, project_id)
     assert len(db_tasks(db, dataset_id)) == 200  # only the first batch was recorded
@@ -109,7 +114,9 @@ def test_crash_between_label_studio_and_db_write_then_rerun(db, ls, monkeypatch)
         assert s.scalar(select(Job.status).where(Job.run_id == "crash")) == JobStatus.FAILED
 
     monkeypatch.setattr(ls_import_pipeline, "record_imported", real_record)
-    result = run_ls_import(db, client, RunRef("ls_import", "rerun"), dataset_id=dataset_id, batch_size=200)
+    result = run_ls_import(
+        db, client, RunRef("ls_import", "rerun"), ImportValues(dataset_id=dataset_id, batch_size=200)
+    )
     assert result["recovered"] == in_ls - 200 and result["imported"] == 500 - in_ls
     assert ls_task_count(client, project_id) == 500
     tasks = db_tasks(db, dataset_id)
@@ -131,12 +138,14 @@ def test_lost_response_after_label_studio_accepted_the_batch(db, ls) -> None:
 
         proxy.drop_after_forward = drop_second_import
         with pytest.raises(LabelStudioError):
-            run_ls_import(db, client, RunRef("ls_import", "lost"), dataset_id=dataset_id, batch_size=100)
+            run_ls_import(db, client, RunRef("ls_import", "lost"), ImportValues(dataset_id=dataset_id, batch_size=100))
         project_id = project_of(db, dataset_id)
         # The failed run already adopted the batch Label Studio created.
         assert len(db_tasks(db, dataset_id)) == 200
         proxy.drop_after_forward = lambda method, path: False
-        result = run_ls_import(db, client, RunRef("ls_import", "after-lost"), dataset_id=dataset_id, batch_size=100)
+        result = run_ls_import(
+            db, client, RunRef("ls_import", "after-lost"), ImportValues(dataset_id=dataset_id, batch_size=100)
+        )
     assert result["imported"] == 100
     assert ls_task_count(ls.client(), project_id) == 300
     assert len({t.ls_task_id for t in db_tasks(db, dataset_id)}) == 300
@@ -168,7 +177,7 @@ def test_label_studio_stopped_mid_run(db, private_ls, monkeypatch) -> None:
 
     monkeypatch.setattr(ls_import_pipeline, "record_imported", stop_after_first_batch)
     with pytest.raises(LabelStudioError) as err:
-        run_ls_import(db, client, RunRef("ls_import", "ls-down"), dataset_id=dataset_id, batch_size=200)
+        run_ls_import(db, client, RunRef("ls_import", "ls-down"), ImportValues(dataset_id=dataset_id, batch_size=200))
     assert private_ls.url in str(err.value)
     with session_scope(db) as s:
         job = s.scalar(select(Job).where(Job.run_id == "ls-down"))
@@ -179,7 +188,9 @@ def test_label_studio_stopped_mid_run(db, private_ls, monkeypatch) -> None:
     monkeypatch.setattr(ls_import_pipeline, "record_imported", real_record)
     private_ls.start()
     client = LabelStudioClient(private_ls.url, token)
-    result = run_ls_import(db, client, RunRef("ls_import", "ls-up"), dataset_id=dataset_id, batch_size=200)
+    result = run_ls_import(
+        db, client, RunRef("ls_import", "ls-up"), ImportValues(dataset_id=dataset_id, batch_size=200)
+    )
     assert result["imported"] == 400
     project_id = project_of(db, dataset_id)
     assert ls_task_count(client, project_id) == 600
@@ -190,7 +201,7 @@ def test_bad_token_fails_the_job_with_a_clear_message(db, ls) -> None:
     dataset_id = make_dataset(db, 5)
     client = LabelStudioClient(ls.url, "not-a-valid-token-0000", retries=0)
     with pytest.raises(LabelStudioError):
-        run_ls_import(db, client, RunRef("ls_import", "bad-token"), dataset_id=dataset_id)
+        run_ls_import(db, client, RunRef("ls_import", "bad-token"), ImportValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         job = s.scalar(select(Job))
         assert job.status == JobStatus.FAILED
@@ -204,8 +215,16 @@ def test_existing_project_is_validated(db, ls) -> None:
     right = client.create_project("right labels", build_label_config(["OK", "NG"]))
     dataset_id = make_dataset(db, 10)
     with pytest.raises(LabelStudioConfigError, match=r"lacks the labels"):
-        run_ls_import(db, client, RunRef("ls_import", "wrong"), dataset_id=dataset_id, default_project_id=wrong["id"])
-    run_ls_import(db, client, RunRef("ls_import", "right"), dataset_id=dataset_id, default_project_id=right["id"])
+        run_ls_import(
+            db,
+            client,
+            RunRef("ls_import", "wrong"),
+            ImportValues(dataset_id=dataset_id),
+            default_project_id=wrong["id"],
+        )
+    run_ls_import(
+        db, client, RunRef("ls_import", "right"), ImportValues(dataset_id=dataset_id), default_project_id=right["id"]
+    )
     assert project_of(db, dataset_id) == right["id"]
     assert ls_task_count(client, right["id"]) == 10
 
@@ -224,7 +243,9 @@ def test_statements_per_batch_are_constant(db, ls) -> None:
         engine = get_engine(db)
         event.listen(engine, "before_cursor_execute", count)
         try:
-            run_ls_import(db, client, RunRef("ls_import", f"count-{n}"), dataset_id=dataset_id, batch_size=n)
+            run_ls_import(
+                db, client, RunRef("ls_import", f"count-{n}"), ImportValues(dataset_id=dataset_id, batch_size=n)
+            )
         finally:
             event.remove(engine, "before_cursor_execute", count)
         counts.append(statements["n"])
@@ -242,7 +263,7 @@ def labeled_setup(db, ls):
         user_ids = [u.id for u in users]
     dataset_id = make_dataset(db, 6)
     client = ls.client()
-    run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
     ls_ids = [t.ls_task_id for t in db_tasks(db, dataset_id)]
     ls_users = [ls_user(client, e) for e in emails]
     return {"client": client, "dataset_id": dataset_id, "ls_ids": ls_ids, "ls_users": ls_users, "user_ids": user_ids}
@@ -255,7 +276,7 @@ def test_export_agreement_conflict_and_attribution(db, labeled_setup) -> None:
     c.create_annotation(ls_ids[1], choice_result("OK"), completed_by=u1)
     c.create_annotation(ls_ids[1], choice_result("NG"), completed_by=u2)  # disagree
     c.create_annotation(ls_ids[2], choice_result("NG"), completed_by=u2)  # single
-    result = run_ls_export(db, c, RunRef("ls_export", "e1"), dataset_id=labeled_setup["dataset_id"])
+    result = run_ls_export(db, c, RunRef("ls_export", "e1"), ExportValues(dataset_id=labeled_setup["dataset_id"]))
     assert (result["labeled"], result["conflicts"]) == (2, 1)
     tasks = {t.ls_task_id: t for t in db_tasks(db, labeled_setup["dataset_id"])}
     assert (tasks[ls_ids[0]].status, tasks[ls_ids[0]].label) == (TaskStatus.LABELED, "OK")
@@ -275,12 +296,12 @@ def test_export_reflects_updated_and_deleted_annotations(db, labeled_setup) -> N
     b = c.create_annotation(ls_ids[1], choice_result("OK"), completed_by=u1)
     conflict_a = c.create_annotation(ls_ids[2], choice_result("OK"), completed_by=u1)
     c.create_annotation(ls_ids[2], choice_result("NG"), completed_by=u2)
-    run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    run_ls_export(db, c, RunRef(), ExportValues(dataset_id=labeled_setup["dataset_id"]))
 
     c.update_annotation(a["id"], choice_result("NG"))  # relabel
     c.delete_annotation(b["id"])  # unlabel
     c.update_annotation(conflict_a["id"], choice_result("NG"))  # conflict settled by agreement
-    result = run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    result = run_ls_export(db, c, RunRef(), ExportValues(dataset_id=labeled_setup["dataset_id"]))
     assert result["annotations_deleted"] == 1 and result["unlabeled"] == 1
     tasks = {t.ls_task_id: t for t in db_tasks(db, labeled_setup["dataset_id"])}
     assert (tasks[ls_ids[0]].status, tasks[ls_ids[0]].label) == (TaskStatus.LABELED, "NG")
@@ -295,7 +316,7 @@ def test_ground_truth_resolves_a_conflict(db, labeled_setup) -> None:
     c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
     c.create_annotation(ls_ids[0], choice_result("NG"), completed_by=u2)
     c.create_annotation(ls_ids[0], choice_result("NG"), ground_truth=True)
-    run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    run_ls_export(db, c, RunRef(), ExportValues(dataset_id=labeled_setup["dataset_id"]))
     task = next(t for t in db_tasks(db, labeled_setup["dataset_id"]) if t.ls_task_id == ls_ids[0])
     assert (task.status, task.label) == (TaskStatus.LABELED, "NG")
 
@@ -304,7 +325,7 @@ def test_tasks_deleted_in_label_studio_are_marked(db, labeled_setup) -> None:
     c, ls_ids = labeled_setup["client"], labeled_setup["ls_ids"]
     project_id = project_of(db, labeled_setup["dataset_id"])
     c.delete_tasks(project_id, ls_ids[:2])
-    result = run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    result = run_ls_export(db, c, RunRef(), ExportValues(dataset_id=labeled_setup["dataset_id"]))
     assert result["tasks_deleted"] == 2
     statuses = {t.ls_task_id: t.status for t in db_tasks(db, labeled_setup["dataset_id"])}
     assert [statuses[i] for i in ls_ids] == [TaskStatus.DELETED] * 2 + [TaskStatus.IMPORTED] * 4
@@ -314,14 +335,14 @@ def test_export_is_incremental(db, labeled_setup, ls) -> None:
     """After the first sync, a run reads only changed tasks: no full export, no per-task GETs."""
     c, ls_ids, (u1, _) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
     c.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
-    run_ls_export(db, c, RunRef(), dataset_id=labeled_setup["dataset_id"])
+    run_ls_export(db, c, RunRef(), ExportValues(dataset_id=labeled_setup["dataset_id"]))
     with session_scope(db) as s:
         watermark = s.get(LsProject, project_of(db, labeled_setup["dataset_id"])).export_watermark
     assert watermark is not None
     c.create_annotation(ls_ids[5], choice_result("NG"), completed_by=u1)
     with FaultyProxy(ls.url) as proxy:
         client = LabelStudioClient(proxy.url, ls.token)
-        result = run_ls_export(db, client, RunRef(), dataset_id=labeled_setup["dataset_id"])
+        result = run_ls_export(db, client, RunRef(), ExportValues(dataset_id=labeled_setup["dataset_id"]))
     assert result["labeled"] == 1
     paths = [p for _, p in proxy.requests]
     assert not any("/export" in p for p in paths)
@@ -364,7 +385,7 @@ def test_delete_in_a_shared_project_removes_only_that_datasets_tasks(db, ls) -> 
     keep = make_dataset(db, 4)
     drop = make_dataset(db, 3)
     for ds in (keep, drop):
-        run_ls_import(db, client, RunRef(), dataset_id=ds, default_project_id=shared["id"])
+        run_ls_import(db, client, RunRef(), ImportValues(dataset_id=ds), default_project_id=shared["id"])
     assert ls_task_count(client, shared["id"]) == 7
     with session_scope(db) as s:
         delete_dataset(s, client, s.get(Dataset, drop))
@@ -390,7 +411,7 @@ def test_crash_right_after_the_project_was_created_reuses_it(db, ls, monkeypatch
 
     monkeypatch.setattr(ls_projects, "_remember", crash)
     with pytest.raises(RuntimeError, match="worker killed"):
-        run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+        run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         dataset = s.get(Dataset, dataset_id)
         assert dataset.ls_project_id is None and dataset.ls_project_requested_at is not None
@@ -404,7 +425,7 @@ def test_crash_right_after_the_project_was_created_reuses_it(db, ls, monkeypatch
     assert len(made) == 1
 
     monkeypatch.setattr(ls_projects, "_remember", real_remember)
-    result = run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+    result = run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
     assert result["imported"] == 30
     assert project_of(db, dataset_id) == made[0]["id"]  # found again, not created twice
     assert len(projects_titled()) == 1

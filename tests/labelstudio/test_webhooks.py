@@ -15,6 +15,7 @@ from sqlalchemy import select
 from include.db.models import Dataset, Experiment, LsWebhook, Task, TaskStatus
 from include.db.session import session_scope
 from include.labelstudio.label_config import choice_result
+from include.pipelines.catalog import ImportValues
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
 from include.services import live_loop, webhooks
@@ -57,7 +58,9 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
         add_items(s, dataset, [(f"webhook text {i}", {}) for i in range(5)])
         dataset_id = dataset.id
     client = ls.client()
-    result = run_ls_import(db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, SECRET))
+    result = run_ls_import(
+        db, client, RunRef(), ImportValues(dataset_id=dataset_id), webhook=WebhookRef(receiver, SECRET)
+    )
     (imported,) = result["datasets"]
     assert imported["ml_problem"] is None
     project_id = imported["ls_project_id"]
@@ -70,20 +73,24 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
     assert hook["url"] == receiver and hook["headers"] == HEADERS and hook["send_payload"]
     assert sorted(hook["actions"]) == sorted(webhooks.ACTIONS)
     # Every import checks it: still one; a rotated secret reaches the project.
-    run_ls_import(db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, SECRET))
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), webhook=WebhookRef(receiver, SECRET))
     run_ls_import(
-        db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, "rotated-secret-0123456789")
+        db,
+        client,
+        RunRef(),
+        ImportValues(dataset_id=dataset_id),
+        webhook=WebhookRef(receiver, "rotated-secret-0123456789"),
     )
     (hook,) = registered()
     assert hook["headers"] == {webhooks.SECRET_HEADER: "rotated-secret-0123456789"}
-    run_ls_import(db, client, RunRef(), dataset_id=dataset_id, webhook=WebhookRef(receiver, SECRET))
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), webhook=WebhookRef(receiver, SECRET))
 
     # A second project gets its own webhook (the same URL on another project is not this one's).
     with session_scope(db) as s:
         other = create_dataset(s, "webhooks-2", labels=["OK", "NG"])
         add_items(s, other, [("another text", {})])
         other_id = other.id
-    run_ls_import(db, client, RunRef(), dataset_id=other_id, webhook=WebhookRef(receiver, SECRET))
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=other_id), webhook=WebhookRef(receiver, SECRET))
     with session_scope(db) as s:
         other_project = s.get_one(Dataset, other_id).ls_project_id
     listed = client.request("GET", "/api/webhooks/", params={"project": other_project})
@@ -163,7 +170,7 @@ def test_a_dataset_is_due_after_its_threshold_of_new_labels(db) -> None:
     with session_scope(db) as s:
         live_loop.set_threshold(s.get_one(Dataset, dataset_id), 10)
         live_loop.set_threshold(s.get_one(Dataset, other_id), None)
-        with pytest.raises(ValueError, match="1 to 1,000,000"):
+        with pytest.raises(ValueError, match="between 1 and 1000000"):
             live_loop.set_threshold(s.get_one(Dataset, dataset_id), 0)
     now = datetime.now(UTC)
     _label(db, dataset_id, 9, now - timedelta(minutes=10))

@@ -10,10 +10,13 @@ from sqlalchemy import select
 from include.config import load_settings
 from include.db.models import ModelEvaluation, ModelStatus, ModelVersion
 from include.db.session import session_scope
+from include.ml.gate import GatePolicy
 from include.ml.training.params import TrainParams
 from include.pipelines.baseline_probe import run_baseline_probe
+from include.pipelines.catalog import BaselineValues, GateValues, TrainValues
 from include.pipelines.runner import RunRef
-from include.pipelines.train_classifier import run_gate, run_train_classifier
+from include.pipelines.train_classifier import run_train_classifier
+from include.pipelines.training.gate import run_gate
 from tests.ml.test_eval_set import current, demo, label, make_dataset
 
 
@@ -26,7 +29,7 @@ def test_the_probe_records_a_baseline_and_counts_contract_violations(db, llm_ser
     settings = load_settings(
         {"OPENAI_BASE_URL": f"{llm_server.url}/v1", "OPENAI_MODEL": "gpt-test", "OLLAMA_BASE_URL": llm_server.url}
     )
-    result = run_baseline_probe(db, RunRef(), settings, dataset_id=dataset_id, backend=backend)
+    result = run_baseline_probe(db, RunRef(), settings, BaselineValues(dataset_id=dataset_id, backend=backend))
     n = evaluation.size
     assert result["answers"] == n
     broken = n // 5
@@ -50,19 +53,19 @@ def test_the_gate_can_require_beating_the_baseline(db, llm_server, minilm, tmp_p
     dataset_id = make_dataset(db, "probe-gate", demo(300, seed=7))
     label(db, dataset_id, 60)
     settings = load_settings({"OPENAI_BASE_URL": f"{llm_server.url}/v1", "OPENAI_MODEL": "gpt-test"})
-    probe = run_baseline_probe(db, RunRef(), settings, dataset_id=dataset_id, backend="openai")
+    probe = run_baseline_probe(db, RunRef(), settings, BaselineValues(dataset_id=dataset_id, backend="openai"))
     assert probe["macro_f1"] > 0.7
     weak = TrainParams(kind="logistic", epochs=1, lr=1e-5)  # barely trained: near chance
 
     def gate(require_baseline: bool) -> tuple[dict, dict]:
-        trained = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=weak, embedder=minilm, force=True)
+        trained = run_train_classifier(
+            db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=weak, force=True), embedder=minilm
+        )
         verdict = run_gate(
             db,
             RunRef(),
-            dataset_id=dataset_id,
+            GateValues(dataset_id=dataset_id, policy=GatePolicy(min_f1=0.0, require_baseline=require_baseline)),
             model_id=trained["model_id"],
-            min_f1=0.0,
-            require_baseline=require_baseline,
         )
         with session_scope(db) as s:
             return verdict, s.get_one(ModelVersion, trained["model_id"]).gate

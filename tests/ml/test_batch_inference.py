@@ -20,14 +20,15 @@ from include.db.models import (
     Snapshot,
 )
 from include.db.session import session_scope
-from include.ml.embeddings.store import get_model, load_vectors
 from include.ml.training.params import TrainParams
 from include.pipelines.batch_inference import run_batch_inference
+from include.pipelines.catalog import BatchInferenceValues, TrainValues
 from include.pipelines.runner import RunRef
 from include.pipelines.train_classifier import run_train_classifier
 from include.services import inference, snapshots
 from include.services.datasets import DatasetError
 from include.services.registry import load_head
+from include.services.vectors import get_model, load_vectors
 from tests.ml.test_eval_set import demo, label, make_dataset
 
 
@@ -36,7 +37,7 @@ def trained(db, minilm, tmp_path: Path) -> dict:
     dataset_id = make_dataset(db, "inference", demo(160, seed=4))
     label(db, dataset_id, 120)
     result = run_train_classifier(
-        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+        db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic")), embedder=minilm
     )
     with session_scope(db) as s:
         s.execute(update(ModelVersion).where(ModelVersion.id == result["model_id"]).values(status=ModelStatus.PROMOTED))
@@ -54,7 +55,9 @@ def test_training_records_the_snapshot_it_used(db, trained) -> None:
 
 
 def test_batch_inference_matches_the_heads_own_predictions(db, minilm, trained) -> None:
-    result = run_batch_inference(db, RunRef(), dataset_id=trained["dataset_id"], embedder=minilm, batch_size=64)
+    result = run_batch_inference(
+        db, RunRef(), BatchInferenceValues(dataset_id=trained["dataset_id"]), embedder=minilm, batch_size=64
+    )
     assert result["predicted"] == 160
     with session_scope(db) as s:
         model = s.get(ModelVersion, trained["model_id"])
@@ -81,7 +84,7 @@ def test_batch_inference_matches_the_heads_own_predictions(db, minilm, trained) 
     # a retried run resumes: nothing is predicted twice
     with session_scope(db) as s:
         s.execute(update(InferenceRun).where(InferenceRun.id == run.id).values(status="running"))
-    again = run_batch_inference(db, RunRef(), inference_run_id=run.id, embedder=minilm)
+    again = run_batch_inference(db, RunRef(), BatchInferenceValues(inference_run_id=run.id), embedder=minilm)
     assert again["predicted"] == 160
 
 
@@ -117,7 +120,7 @@ def test_bad_requests_are_refused(db, trained) -> None:
     with session_scope(db) as s:
         with pytest.raises(inference.InferenceError, match="no model version 9999"):
             inference.resolve_model(s, None, 9999)
-        with pytest.raises(inference.InferenceError, match="needs a model version"):
+        with pytest.raises(inference.InferenceError, match="needs a model_id"):
             inference.create_for_upload(s, "x.csv", b"text\nhello\n", None, None)
         with pytest.raises(DatasetError, match="no 'text' column"):
             inference.create_for_upload(s, "x.csv", b"words\nhello\n", trained["model_id"], None)
@@ -125,4 +128,4 @@ def test_bad_requests_are_refused(db, trained) -> None:
         with pytest.raises(inference.InferenceError, match="has no promoted model yet"):
             inference.resolve_model(s, other, None)
     with pytest.raises(inference.InferenceError, match="name a dataset"):
-        run_batch_inference(db, RunRef())
+        run_batch_inference(db, RunRef(), BatchInferenceValues())

@@ -10,7 +10,12 @@ from include.config import load_settings
 from include.db.models import Embedding, EmbeddingModel, Job, JobStatus
 from include.db.session import session_scope
 from include.ml.embeddings.backends import OllamaEmbedder, OpenAIEmbedder, backend_for
-from include.ml.embeddings.store import (
+from include.ml.http import BackendError
+from include.pipelines.catalog import EmbedValues, IndexValues
+from include.pipelines.embed_items import run_embed_items
+from include.pipelines.runner import RunRef
+from include.services.datasets import add_items, create_dataset, text_hash
+from include.services.vectors import (
     EmbeddingStoreError,
     index_name,
     load_vectors,
@@ -18,10 +23,6 @@ from include.ml.embeddings.store import (
     register_model,
     write_embeddings,
 )
-from include.ml.http import BackendError
-from include.pipelines.embed_items import run_embed_items
-from include.pipelines.runner import RunRef
-from include.services.datasets import add_items, create_dataset, text_hash
 
 
 def make(db: str, name: str, texts: list[str]) -> int:
@@ -34,11 +35,17 @@ def make(db: str, name: str, texts: list[str]) -> int:
 def test_local_model_embeds_each_text_once(db, minilm) -> None:
     a = make(db, "first", ["The kettle leaks when filled.", "The lamp works exactly as described.", "A third one."])
     b = make(db, "second", ["The kettle leaks when filled.", "Something new entirely."])
-    result = run_embed_items(db, RunRef("embed_items", "r1"), dataset_id=a, model_name=minilm.name, embedder=minilm)
+    result = run_embed_items(
+        db, RunRef("embed_items", "r1"), EmbedValues(dataset_id=a, embedding_model=minilm.name), embedder=minilm
+    )
     assert result["embedded"] == 3
-    result = run_embed_items(db, RunRef("embed_items", "r2"), dataset_id=b, model_name=minilm.name, embedder=minilm)
+    result = run_embed_items(
+        db, RunRef("embed_items", "r2"), EmbedValues(dataset_id=b, embedding_model=minilm.name), embedder=minilm
+    )
     assert result["embedded"] == 1  # the shared text is reused by hash
-    again = run_embed_items(db, RunRef("embed_items", "r3"), dataset_id=None, model_name=minilm.name, embedder=minilm)
+    again = run_embed_items(
+        db, RunRef("embed_items", "r3"), EmbedValues(dataset_id=None, embedding_model=minilm.name), embedder=minilm
+    )
     assert again["skipped"] is True
     with session_scope(db) as s:
         assert s.scalar(select(func.count(Embedding.id))) == 4
@@ -57,7 +64,7 @@ def test_models_of_different_dimensions_coexist(db, minilm, llm_server) -> None:
     ollama = OllamaEmbedder(llm_server.url, "nomic-embed-text")
     openai = OpenAIEmbedder(f"{llm_server.url}/v1", "text-embedding-3-small", api_key="sk-test")
     for backend in (minilm, ollama, openai):
-        run_embed_items(db, RunRef(), dataset_id=ds, model_name=backend.name, embedder=backend)
+        run_embed_items(db, RunRef(), EmbedValues(dataset_id=ds, embedding_model=backend.name), embedder=backend)
     with session_scope(db) as s:
         dims = dict(s.execute(select(EmbeddingModel.name, EmbeddingModel.dimension)).tuples().all())
         assert dims == {"all-MiniLM-L6-v2": 384, "ollama:nomic-embed-text": 768, "openai:text-embedding-3-small": 256}
@@ -78,7 +85,7 @@ def test_nearest_neighbours_use_the_models_hnsw_index(db, minilm) -> None:
         f"The {p} works exactly as described." for p in ("kettle", "lamp", "router")
     ]
     ds = make(db, "near", texts)
-    run_embed_items(db, RunRef(), dataset_id=ds, model_name=minilm.name, embedder=minilm)
+    run_embed_items(db, RunRef(), EmbedValues(dataset_id=ds, embedding_model=minilm.name), embedder=minilm)
     with session_scope(db) as s:
         model = s.scalar(select(EmbeddingModel))
         query = minilm.embed(["The toaster has a cracked housing."])[0]
@@ -139,27 +146,29 @@ def test_each_remote_backend_uses_its_own_timeout(llm_server) -> None:
 
 def test_bulk_loads_rebuild_the_index_after_loading(db, minilm, monkeypatch) -> None:
     from include.db.models import EmbeddingModel as Model
-    from include.ml.embeddings.store import index_exists
-    from include.pipelines import embed_items as pipeline
+    from include.pipelines.training import embedding as pipeline
     from include.pipelines.embed_items import run_build_index
+    from include.services.vectors import index_exists
 
     monkeypatch.setattr(pipeline, "BULK_LOAD_MIN", 5)
     first = make(db, "bulk-1", [f"bulk text {i} about a cracked lamp" for i in range(12)])
-    result = run_embed_items(db, RunRef(), dataset_id=first, model_name=minilm.name, embedder=minilm, defer_index=True)
+    result = run_embed_items(
+        db, RunRef(), EmbedValues(dataset_id=first, embedding_model=minilm.name), embedder=minilm, defer_index=True
+    )
     assert result["datasets"][0]["bulk_load"] and result["datasets"][0]["index_deferred"]
     with session_scope(db) as s:
         model_id = s.scalar(select(Model.id))
         assert not index_exists(s, model_id)  # left for the index task
-    built = run_build_index(db, RunRef("embed_items", "idx"), model_name=minilm.name)
+    built = run_build_index(db, RunRef("embed_items", "idx"), IndexValues(embedding_model=minilm.name))
     assert built["vectors"] == 12
     with session_scope(db) as s:
         assert index_exists(s, model_id)
         assert s.scalar(select(Job.message).where(Job.run_id == "idx")).startswith("built the HNSW index of")
-    again = run_build_index(db, RunRef(), model_name=minilm.name)
+    again = run_build_index(db, RunRef(), IndexValues(embedding_model=minilm.name))
     assert again["skipped"] and "up to date" in again["reason"]
 
     second = make(db, "bulk-2", [f"another text {i} about a working kettle" for i in range(20)])
-    inline = run_embed_items(db, RunRef(), dataset_id=second, model_name=minilm.name, embedder=minilm)
+    inline = run_embed_items(db, RunRef(), EmbedValues(dataset_id=second, embedding_model=minilm.name), embedder=minilm)
     assert inline["datasets"][0]["bulk_load"] and inline["datasets"][0]["index_seconds"] is not None
     with session_scope(db) as s:
         assert index_exists(s, model_id)

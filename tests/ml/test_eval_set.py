@@ -12,9 +12,12 @@ from sqlalchemy import func, select, update
 from include.db.models import Dataset, Experiment, ExperimentItem, Item, ModelStatus, ModelVersion, Task, TaskStatus
 from include.db.session import session_scope
 from include.demo.texts import DEMO_LABELS, generate_demo_texts
+from include.ml.gate import GatePolicy
 from include.ml.training.params import TrainParams
+from include.pipelines.catalog import GateValues, TrainValues
 from include.pipelines.runner import RunRef
-from include.pipelines.train_classifier import run_gate, run_train_classifier
+from include.pipelines.train_classifier import run_train_classifier
+from include.pipelines.training.gate import run_gate
 from include.services import eval_set
 from include.services.datasets import add_items, create_dataset
 from include.services.eval_set import EvalSetError
@@ -80,7 +83,7 @@ def test_membership_is_chosen_by_hash_and_stays_put(db) -> None:
     # A new policy admits no text that is already labeled and kept, and drops no member.
     with session_scope(db) as s:
         ds = s.get_one(Dataset, first)
-        eval_set.set_policy(s, ds, 0.05, 5, 1000)
+        eval_set.set_policy(s, ds, eval_set.EvalPolicy(eval_fraction=0.05, eval_min_per_label=5, eval_cap=1000))
         after = eval_set.refresh(s, ds)
     assert after.hashes == a.hashes
 
@@ -89,7 +92,7 @@ def test_the_eval_set_is_never_trained_on_and_trained_texts_never_join(db, minil
     dataset_id = make_dataset(db, "eval-train", demo(260, seed=9))
     label(db, dataset_id, 120)
     trained = run_train_classifier(
-        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+        db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic")), embedder=minilm
     )
     reserved = current(db, dataset_id, refresh=False)
     with session_scope(db) as s:
@@ -102,11 +105,11 @@ def test_the_eval_set_is_never_trained_on_and_trained_texts_never_join(db, minil
     label(db, dataset_id)
     with session_scope(db) as s:
         ds = s.get_one(Dataset, dataset_id)
-        eval_set.set_policy(s, ds, 0.5, 10, 1000)
+        eval_set.set_policy(s, ds, eval_set.EvalPolicy(eval_fraction=0.5, eval_min_per_label=10, eval_cap=1000))
         grown = eval_set.refresh(s, ds)
     assert grown.size > reserved.size and not grown.hashes & used
     retrained = run_train_classifier(
-        db, RunRef(), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+        db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic")), embedder=minilm
     )
     with session_scope(db) as s:
         used_again = set(
@@ -154,13 +157,20 @@ def test_the_gate_on_the_eval_set(db, minilm, tmp_path: Path) -> None:
     too few evaluation labels and the gate refuses."""
     dataset_id = make_dataset(db, "eval-gate", demo(700, seed=4))
     with session_scope(db) as s:
-        eval_set.set_policy(s, s.get_one(Dataset, dataset_id), 0.25, 10, 1000)
+        eval_set.set_policy(
+            s,
+            s.get_one(Dataset, dataset_id),
+            eval_set.EvalPolicy(eval_fraction=0.25, eval_min_per_label=10, eval_cap=1000),
+        )
     label(db, dataset_id, 40)  # 20 go to evaluation (10 per label), 20 to train on
     params = TrainParams(kind="logistic")
 
     def train_and_gate(**kwargs: object) -> dict:
-        trained = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=params, embedder=minilm, **kwargs)
-        return run_gate(db, RunRef(), dataset_id=dataset_id, model_id=trained["model_id"], min_f1=0.3)
+        values = TrainValues(dataset_id=dataset_id, hyper=params, **kwargs)
+        trained = run_train_classifier(db, RunRef(), values, embedder=minilm)
+        return run_gate(
+            db, RunRef(), GateValues(dataset_id=dataset_id, policy=GatePolicy(min_f1=0.3)), model_id=trained["model_id"]
+        )
 
     small = train_and_gate()
     assert small["decided"] and small["promoted"], small["reason"]
@@ -181,12 +191,21 @@ def test_the_gate_on_the_eval_set(db, minilm, tmp_path: Path) -> None:
         db, "eval-thin", [(t, "OK") for t, _ in demo(60, seed=8)] + [(t, "NG") for t, _ in demo(8, seed=3)]
     )
     with session_scope(db) as s:
-        eval_set.set_policy(s, s.get_one(Dataset, thin), 0.5, 2, 1000)
+        eval_set.set_policy(
+            s, s.get_one(Dataset, thin), eval_set.EvalPolicy(eval_fraction=0.5, eval_min_per_label=2, eval_cap=1000)
+        )
     label(db, thin)
-    trained = run_train_classifier(db, RunRef(), dataset_id=thin, params=params, embedder=minilm, min_labels=10)
+    trained = run_train_classifier(
+        db, RunRef(), TrainValues(dataset_id=thin, hyper=params, min_labels=10), embedder=minilm
+    )
     have = current(db, thin, refresh=False).per_label
     assert have["NG"] < have["OK"]
-    refused = run_gate(db, RunRef(), dataset_id=thin, model_id=trained["model_id"], min_eval_per_label=have["NG"] + 3)
+    refused = run_gate(
+        db,
+        RunRef(),
+        GateValues(dataset_id=thin, policy=GatePolicy(min_eval_per_label=have["NG"] + 3)),
+        model_id=trained["model_id"],
+    )
     assert not refused["decided"] and not refused["promoted"]
     assert refused["reason"] == "not enough evaluation labels to decide: needs 3 more evaluation labels for NG"
     with session_scope(db) as s:
@@ -202,10 +221,16 @@ def test_a_retry_after_the_work_committed_keeps_the_model_for_the_gate(db, minil
     label(db, dataset_id, 110)
     run = {"dag_id": "train_classifier", "run_id": "manual__retry-after-commit", "task_id": "train_classifier"}
     first = run_train_classifier(
-        db, RunRef(**run, try_number=1), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+        db,
+        RunRef(**run, try_number=1),
+        TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic")),
+        embedder=minilm,
     )
     retry = run_train_classifier(
-        db, RunRef(**run, try_number=2), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+        db,
+        RunRef(**run, try_number=2),
+        TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic")),
+        embedder=minilm,
     )
     assert retry["model_id"] == first["model_id"] and retry["experiment_id"] == first["experiment_id"]
     with session_scope(db) as s:
@@ -214,10 +239,18 @@ def test_a_retry_after_the_work_committed_keeps_the_model_for_the_gate(db, minil
         attempts = s.scalars(select(JobAttempt).where(JobAttempt.job_id == job.id).order_by(JobAttempt.try_number))
         assert job.status.value == "success" and "trained by an earlier try" in job.message
         assert [a.state.value for a in attempts] == ["success", "success"]
-    gated = run_gate(db, RunRef(**run, try_number=1), dataset_id=dataset_id, model_id=retry["model_id"], min_f1=0.0)
+    gated = run_gate(
+        db,
+        RunRef(**run, try_number=1),
+        GateValues(dataset_id=dataset_id, policy=GatePolicy(min_f1=0.0)),
+        model_id=retry["model_id"],
+    )
     assert gated["promoted"] is True
     # Another run on the same labels still skips: only the same run's own model is kept.
     other = run_train_classifier(
-        db, RunRef(run_id="manual__other"), dataset_id=dataset_id, params=TrainParams(kind="logistic"), embedder=minilm
+        db,
+        RunRef(run_id="manual__other"),
+        TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic")),
+        embedder=minilm,
     )
     assert other.get("skipped") is True and "no new labels" in other["reason"]

@@ -23,6 +23,7 @@ from include.db.models import (
 )
 from include.db.session import session_scope
 from include.ml.training.finetune import FinetuneDataError, FinetuneParams, contrastive_pairs, finetune, pack, unpack
+from include.pipelines.catalog import FinetuneValues
 from tests.helpers.tiny_encoder import build_tiny_encoder
 from tests.ml.test_eval_set import demo, label, make_dataset
 
@@ -148,13 +149,13 @@ def test_the_loop_retunes_when_labels_reach_the_setting_and_then_trains_on_the_t
 
     dataset_id = make_dataset(db, "retune", demo(120, seed=43))
     label(db, dataset_id, 40)
-    # The scheduled loop's params say 0: the dataset's own setting decides.
+    # The scheduled loop's params leave retune_at_labels empty: the dataset's own setting decides.
     context = {"params": {"base_model": f"st:{tiny_encoder}", "pair_iterations": 2, "min_f1": 0.0}}
     with session_scope(db) as s:
         assert retune.due(s, dataset_id) is None  # automatic: never on a CPU-only worker
         assert retune.next_tune_at(s, s.get_one(Dataset, dataset_id), gpu=True) == retune.AUTO_RETUNE_AT
         retune.set_threshold(s.get_one(Dataset, dataset_id), 60)
-        with pytest.raises(ValueError, match="retune_at_labels must be a whole number from 20"):
+        with pytest.raises(ValueError, match="must be between 20 and 10000000, or 0"):
             retune.set_threshold(s.get_one(Dataset, dataset_id), 10)
     with session_scope(db) as s:
         assert retune.due(s, dataset_id) is None  # 40 labeled tasks: not yet
@@ -192,6 +193,8 @@ def test_the_loop_retunes_when_labels_reach_the_setting_and_then_trains_on_the_t
         retune.set_threshold(s.get_one(Dataset, dataset_id), 0)
     with session_scope(db) as s:
         assert retune.due(s, dataset_id, gpu=True) is None  # 0: never, even on a GPU
+        retune.set_threshold(s.get_one(Dataset, dataset_id), 60)
+        assert retune.due(s, dataset_id, 0, gpu=True) is None  # a run's 0 is never too, whatever the dataset says
 
 
 def test_the_automatic_retune_follows_the_training_device(db, caplog: pytest.LogCaptureFixture) -> None:
@@ -208,13 +211,14 @@ def test_the_automatic_retune_follows_the_training_device(db, caplog: pytest.Log
     assert reason is not None and f"retune_at_labels={retune.AUTO_RETUNE_AT}" in reason
     # The loop's decision probes the device of the worker it runs on.
     with caplog.at_level("INFO", logger="include.pipelines.loop_train"):
-        assert loop_train.choose(db, dataset_id, 0).retune is None  # this machine has no GPU
-    assert "no encoder tune (CPU-only worker; run setting none, dataset setting automatic): next at never" in (
+        assert loop_train.choose(db, dataset_id, None).retune is None  # this machine has no GPU
+    assert "no encoder tune (CPU-only worker; run setting the dataset's, dataset setting automatic): next at never" in (
         caplog.text
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loop_train, "torch_device", lambda: "cuda")
-        assert loop_train.choose(db, dataset_id, 0).retune == reason
+        assert loop_train.choose(db, dataset_id, None).retune == reason
+        assert loop_train.choose(db, dataset_id, 0).retune is None  # a run's 0 is never, even on a GPU
 
 
 def test_a_retried_tune_keeps_what_the_killed_try_committed(db, tiny_encoder) -> None:
@@ -227,9 +231,9 @@ def test_a_retried_tune_keeps_what_the_killed_try_committed(db, tiny_encoder) ->
     label(db, dataset_id, 60)
     run = {"dag_id": "finetune_encoder", "run_id": "manual__tune-retry", "task_id": "finetune_encoder"}
     tuning = FinetuneParams(pair_iterations=2, max_pairs=80, lr=1e-3, seed=5)
-    kwargs = {"dataset_id": dataset_id, "tuning": tuning, "base_model": f"st:{tiny_encoder}"}
-    first = run_finetune_encoder(db, RunRef(**run, try_number=1), **kwargs)
-    retry = run_finetune_encoder(db, RunRef(**run, try_number=2), **kwargs)
+    values = FinetuneValues(dataset_id=dataset_id, tuning=tuning, base_model=f"st:{tiny_encoder}")
+    first = run_finetune_encoder(db, RunRef(**run, try_number=1), values)
+    retry = run_finetune_encoder(db, RunRef(**run, try_number=2), values)
     assert (retry["model_id"], retry["encoder"]) == (first["model_id"], first["encoder"])
     with session_scope(db) as s:
         assert s.scalar(select(func.count()).select_from(Experiment).where(Experiment.dataset_id == dataset_id)) == 1

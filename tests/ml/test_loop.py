@@ -16,12 +16,14 @@ from include.labelstudio.client import LabelStudioClient, LabelStudioError
 from include.labelstudio.label_config import choice_result
 from include.ml.training.params import TrainParams
 from include.pipelines import score_uncertainty as score_pipeline
+from include.pipelines.catalog import ExportValues, GateValues, ImportValues, PrelabelValues, ScoreValues, TrainValues
 from include.pipelines.ls_export import run_ls_export
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.prelabel import run_prelabel
 from include.pipelines.runner import RunRef
 from include.pipelines.score_uncertainty import run_score_uncertainty
-from include.pipelines.train_classifier import run_gate, run_train_classifier
+from include.pipelines.train_classifier import run_train_classifier
+from include.pipelines.training.gate import run_gate
 from include.services import eval_set
 from include.services.assignment import auto_assign
 from include.services.datasets import add_items, create_dataset
@@ -41,7 +43,7 @@ def demo_dataset(db: str, client: LabelStudioClient, n: int, seed: int = 3) -> i
         )
         add_items(s, ds, [(t.text, {"truth": t.true_label}) for t in texts])
         dataset_id = ds.id
-    run_ls_import(db, client, RunRef(), dataset_id=dataset_id)
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
     return dataset_id
 
 
@@ -60,13 +62,15 @@ def label_in_ls(db: str, client: LabelStudioClient, dataset_id: int, n: int) -> 
     """Annotate the first n tasks in Label Studio with their true label, then export."""
     for task, source in tasks_of(db, dataset_id)[:n]:
         client.create_annotation(task.ls_task_id, choice_result(source["truth"]))
-    run_ls_export(db, client, RunRef(), dataset_id=dataset_id)
+    run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id))
 
 
 def test_cold_start_similarity_prelabel_reaches_label_studio(db, ls, minilm) -> None:
     client = ls.client()
     dataset_id = demo_dataset(db, client, 80)
-    result = run_prelabel(db, client, RunRef("prelabel", "p1"), load_settings(), dataset_id=dataset_id, embedder=minilm)
+    result = run_prelabel(
+        db, client, RunRef("prelabel", "p1"), load_settings(), PrelabelValues(dataset_id=dataset_id), embedder=minilm
+    )
     assert result["prelabeled"] == 80 and result["model_version"] == "similarity-all-MiniLM-L6-v2"
     rows = tasks_of(db, dataset_id)
     correct = sum(t.prelabel_label == src["truth"] for t, src in rows)
@@ -79,7 +83,9 @@ def test_cold_start_similarity_prelabel_reaches_label_studio(db, ls, minilm) -> 
         assert prediction["model_version"] == task.model_version == "similarity-all-MiniLM-L6-v2"
         assert task.prelabel_json["probs"][task.prelabel_label] == pytest.approx(task.prelabel_score, abs=1e-5)
     assert client.get_project(project_id)["model_version"] == "similarity-all-MiniLM-L6-v2"
-    again = run_prelabel(db, client, RunRef("prelabel", "p2"), load_settings(), dataset_id=dataset_id, embedder=minilm)
+    again = run_prelabel(
+        db, client, RunRef("prelabel", "p2"), load_settings(), PrelabelValues(dataset_id=dataset_id), embedder=minilm
+    )
     assert again["skipped"] is True  # nothing new for this model version
 
 
@@ -90,7 +96,7 @@ def test_llm_prelabel_counts_malformed_answers(db, ls, llm_server, monkeypatch) 
     monkeypatch.setenv("OLLAMA_MODEL", "llama3.2:1b")
     llm_server.malformed_every = 5
     result = run_prelabel(
-        db, client, RunRef("prelabel", "llm"), load_settings(), dataset_id=dataset_id, backend="ollama"
+        db, client, RunRef("prelabel", "llm"), load_settings(), PrelabelValues(dataset_id=dataset_id, backend="ollama")
     )
     assert (result["prelabeled"], result["malformed"]) == (24, 6)
     with session_scope(db) as s:
@@ -105,14 +111,14 @@ def test_llm_not_configured_fails_clearly(db, ls) -> None:
     client = ls.client()
     dataset_id = demo_dataset(db, client, 3)
     with pytest.raises(ValueError, match="OPENAI_BASE_URL"):
-        run_prelabel(db, client, RunRef(), load_settings({}), dataset_id=dataset_id, backend="openai")
+        run_prelabel(db, client, RunRef(), load_settings({}), PrelabelValues(dataset_id=dataset_id, backend="openai"))
 
 
 def test_scores_order_auto_assign_hardest_first(db, ls, minilm, monkeypatch) -> None:
     client = ls.client()
     dataset_id = demo_dataset(db, client, 60)
-    run_prelabel(db, client, RunRef(), load_settings(), dataset_id=dataset_id, embedder=minilm)
-    result = run_score_uncertainty(db, RunRef("score_uncertainty", "s1"), dataset_id=dataset_id)
+    run_prelabel(db, client, RunRef(), load_settings(), PrelabelValues(dataset_id=dataset_id), embedder=minilm)
+    result = run_score_uncertainty(db, RunRef("score_uncertainty", "s1"), ScoreValues(dataset_id=dataset_id))
     assert result["scored"] == 60 and result["source"] == "pre-labels"
     rows = tasks_of(db, dataset_id)
     for task, _ in rows:
@@ -138,7 +144,9 @@ def test_scores_order_auto_assign_hardest_first(db, ls, minilm, monkeypatch) -> 
         return real_write(session, ids, probs, strategy)
 
     monkeypatch.setattr(score_pipeline, "write_scores", spy)
-    again = run_score_uncertainty(db, RunRef("score_uncertainty", "s2"), dataset_id=dataset_id, batch_size=4)
+    again = run_score_uncertainty(
+        db, RunRef("score_uncertainty", "s2"), ScoreValues(dataset_id=dataset_id), batch_size=4
+    )
     order = [i for batch in written for i in batch]
     assert again["scored"] == 60 and sorted(order) == sorted(t.id for t, _ in rows)
     assert set(order[:10]) == set(picked) and len(written) == 3 + 13  # 10 assigned in 3 batches, 50 in 13
@@ -147,33 +155,34 @@ def test_scores_order_auto_assign_hardest_first(db, ls, minilm, monkeypatch) -> 
 def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path: Path) -> None:
     client = ls.client()
     dataset_id = demo_dataset(db, client, 160, seed=11)
-    skipped = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), embedder=minilm)
+    skipped = run_train_classifier(
+        db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams()), embedder=minilm
+    )
     assert skipped["skipped"] and "training needs at least 20" in skipped["reason"]
 
     label_in_ls(db, client, dataset_id, 120)
     trained = run_train_classifier(
         db,
         RunRef("train_classifier", "t1"),
-        dataset_id=dataset_id,
-        params=TrainParams(kind="mlp", lr=3e-3),
+        TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="mlp", lr=3e-3)),
         embedder=minilm,
     )
     assert trained["metrics"]["f1"] > 0.75
-    gate = run_gate(db, RunRef("train_classifier", "t1"), dataset_id=dataset_id, model_id=trained["model_id"])
+    gate = run_gate(
+        db, RunRef("train_classifier", "t1"), GateValues(dataset_id=dataset_id), model_id=trained["model_id"]
+    )
     assert gate["promoted"] and "first model" in gate["reason"]
 
-    again = run_train_classifier(db, RunRef(), dataset_id=dataset_id, params=TrainParams(), embedder=minilm)
+    again = run_train_classifier(db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams()), embedder=minilm)
     assert again["skipped"] and "no new labels" in again["reason"]
 
     weak = run_train_classifier(
         db,
         RunRef(),
-        dataset_id=dataset_id,
-        params=TrainParams(kind="mlp", epochs=1, lr=1e-5),
+        TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="mlp", epochs=1, lr=1e-5), force=True),
         embedder=minilm,
-        force=True,
     )
-    verdict = run_gate(db, RunRef(), dataset_id=dataset_id, model_id=weak["model_id"])
+    verdict = run_gate(db, RunRef(), GateValues(dataset_id=dataset_id), model_id=weak["model_id"])
     assert not verdict["promoted"] and "not better beyond noise" in verdict["reason"]
     assert verdict["decided"] and "90 % interval" in verdict["reason"]
     with session_scope(db) as s:
@@ -202,9 +211,9 @@ def test_train_gate_promotes_then_rejects_a_worse_model(db, ls, minilm, tmp_path
     assert reserved >= 20 and experiment_epochs["labels"] + reserved == 120  # the eval set is never trained on
 
     # The promoted classifier now drives pre-labeling and scoring.
-    result = run_prelabel(db, client, RunRef(), load_settings(), dataset_id=dataset_id, embedder=minilm)
+    result = run_prelabel(db, client, RunRef(), load_settings(), PrelabelValues(dataset_id=dataset_id), embedder=minilm)
     assert result["model_version"] == trained["version"] and result["prelabeled"] == 40
-    scored = run_score_uncertainty(db, RunRef(), dataset_id=dataset_id)
+    scored = run_score_uncertainty(db, RunRef(), ScoreValues(dataset_id=dataset_id))
     assert scored["source"] == trained["version"] and scored["scored"] == 40
     unlabeled = [(t, src) for t, src in tasks_of(db, dataset_id) if t.status == TaskStatus.IMPORTED]
     accuracy = sum(t.prelabel_label == src["truth"] for t, src in unlabeled) / len(unlabeled)
@@ -218,7 +227,7 @@ def test_conflicts_stay_out_of_training(db, ls) -> None:
     client.create_annotation(rows[0][0].ls_task_id, choice_result("OK"))
     client.create_annotation(rows[0][0].ls_task_id, choice_result("NG"))
     client.create_annotation(rows[1][0].ls_task_id, choice_result("NG"))
-    run_ls_export(db, client, RunRef(), dataset_id=dataset_id)
+    run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         examples = labeled_examples(s, s.get_one(Dataset, dataset_id))
     assert [label for _, label in examples] == ["NG"]
@@ -244,14 +253,20 @@ def test_a_failed_prelabel_keeps_finished_batches_and_the_next_run_completes(db,
                 client,
                 RunRef("prelabel", "half"),
                 load_settings(),
-                dataset_id=dataset_id,
+                PrelabelValues(dataset_id=dataset_id),
                 batch_size=20,
                 embedder=minilm,
             )
     rows = tasks_of(db, dataset_id)
     assert sum(t.prelabel_label is not None for t, _ in rows) == 20  # batch 1 complete, batch 2 not claimed
     result = run_prelabel(
-        db, ls.client(), RunRef(), load_settings(), dataset_id=dataset_id, batch_size=20, embedder=minilm
+        db,
+        ls.client(),
+        RunRef(),
+        load_settings(),
+        PrelabelValues(dataset_id=dataset_id),
+        batch_size=20,
+        embedder=minilm,
     )
     assert result["prelabeled"] == 30
     ls_tasks = {t["id"]: t for t in ls.client().iter_tasks(rows[0][0].ls_project_id, fields="all")}

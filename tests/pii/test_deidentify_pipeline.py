@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 from include.config import load_settings
 from include.db.models import Item, Job, JobStatus, PiiReveal, Role, Task
 from include.db.session import session_scope
+from include.pipelines.catalog import AnyDatasetValues
 from include.pipelines.deidentify import run_deidentify
-from include.pipelines.embed_items import embed_dataset
 from include.pipelines.ls_import import import_dataset
 from include.pipelines.runner import RunRef
+from include.pipelines.training.embedding import embed_dataset
 from include.services import pii
 from include.services.datasets import add_items, create_dataset
 from include.services.users import create_user
@@ -84,7 +85,7 @@ def _project(db: str, dataset_id: int) -> int:
 
 def test_reveal_is_for_admins_and_audited(db, key) -> None:
     dataset_id, _ = _dataset_with_policy(db)
-    run_deidentify(db, RunRef(), load_settings(), dataset_id=dataset_id)
+    run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         admin = create_user(s, "root", "root@labelops.test", "correct-horse-battery", Role.ADMIN)
         alice = create_user(s, "alice", "alice@labelops.test", "correct-horse-battery", Role.ANNOTATOR)
@@ -103,20 +104,20 @@ def test_reveal_is_for_admins_and_audited(db, key) -> None:
 
 def test_new_items_and_a_changed_policy_go_through_the_same_path(db, key) -> None:
     dataset_id, policy_id = _dataset_with_policy(db)
-    run_deidentify(db, RunRef(), load_settings(), dataset_id=dataset_id)
+    run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         from include.db.models import Dataset
 
         add_items(s, s.get(Dataset, dataset_id), [("later: 15012345678", {})])
         assert pii.pending_count(s, dataset_id) == 1
-    result = run_deidentify(db, RunRef(), load_settings(), dataset_id=dataset_id)
+    result = run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     assert result["deidentified"] == 1
     with session_scope(db) as s:
         assert s.scalar(select(Item.text).where(Item.text.like("later:%"))) == "later: <PHONE_1>"
         # masking phones instead: every item starts again from its original, nothing is masked twice
         pii.save_policy(s, "customer contact", {**POLICY, "PHONE": "mask"}, policy_id=policy_id)
         assert pii.pending_count(s, dataset_id) == 5
-    run_deidentify(db, RunRef(), load_settings(), dataset_id=dataset_id)
+    run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         texts = s.scalars(select(Item.text).where(Item.dataset_id == dataset_id)).all()
         assert "later: *******5678" in texts
@@ -128,7 +129,7 @@ def test_bad_input_gets_clear_errors(db, monkeypatch) -> None:
     dataset_id, _ = _dataset_with_policy(db)
     monkeypatch.delenv("PII_KEY", raising=False)
     with pytest.raises(pii.PolicyError, match="PII_KEY is not set"):
-        run_deidentify(db, RunRef(), load_settings(), dataset_id=dataset_id)
+        run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         job = s.scalar(select(Job).where(Job.step == "deidentify"))
         assert job.status == JobStatus.FAILED and "PII_KEY is not set" in job.message

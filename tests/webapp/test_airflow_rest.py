@@ -167,8 +167,8 @@ def test_webhooks_become_one_asset_event_per_dataset(db, airflow_api) -> None:
     (as the web app's user), once; with Airflow away they wait and back off."""
     from include.db.models import LsWebhook
     from include.pipelines.assets import ANNOTATIONS_CHANGED
-    from include.runtime.asset_signaller import signal_pending
     from include.services import webhooks
+    from include.workers.asset_signaller import signal_pending
 
     first, _ = dataset_with_tasks(db, "signal-a", 1)
     second, _ = dataset_with_tasks(db, "signal-b", 1)

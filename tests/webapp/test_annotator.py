@@ -8,12 +8,13 @@ from sqlalchemy import func, select
 from include.db.models import Annotation, AnnotationSource, Task, TaskStatus, User
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient
-from include.labelstudio.dispatch import deliver_due
 from include.labelstudio.label_config import label_of
+from include.pipelines.catalog import ExportValues, ImportValues
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
 from include.services.assignment import auto_assign
 from include.services.datasets import add_items, create_dataset
+from include.workers.label_dispatcher import deliver_due
 from tests.webapp.conftest import login
 
 pytestmark = pytest.mark.labelstudio
@@ -26,7 +27,7 @@ def imported(db, ls, users):
         ds = create_dataset(s, "annotate", labels=["OK", "NG"])
         add_items(s, ds, [(f"note {i}: the kettle {'leaks' if i % 2 else 'works'}", {}) for i in range(6)])
         dataset_id = ds.id
-    run_ls_import(db, ls.client(), RunRef(), dataset_id=dataset_id)
+    run_ls_import(db, ls.client(), RunRef(), ImportValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         tasks = s.scalars(select(Task).where(Task.dataset_id == dataset_id).order_by(Task.id)).all()
         for task, prio in zip(tasks, (300, 200, 100, 50, 0, 0), strict=True):
@@ -153,7 +154,7 @@ def test_disagreement_becomes_a_conflict_the_admin_resolves(db, ls, ls_app, impo
             as_text=True
         )
         assert "Saved “NG”." in page
-        run_ls_export(db, client_ls, RunRef(), dataset_id=imported["dataset_id"])
+        run_ls_export(db, client_ls, RunRef(), ExportValues(dataset_id=imported["dataset_id"]))
         with session_scope(db) as s:
             assert s.get(Task, task_id).status == TaskStatus.CONFLICT
         login(client, "admin")
@@ -163,11 +164,11 @@ def test_disagreement_becomes_a_conflict_the_admin_resolves(db, ls, ls_app, impo
             as_text=True
         )
         assert f"Task {task_id} resolved as NG." in page
-    run_ls_export(db, client_ls, RunRef(), dataset_id=imported["dataset_id"])  # before delivery: still NG
+    run_ls_export(db, client_ls, RunRef(), ExportValues(dataset_id=imported["dataset_id"]))  # before delivery: still NG
     with session_scope(db) as s:
         assert (s.get(Task, task_id).status, s.get(Task, task_id).label) == (TaskStatus.LABELED, "NG")
     assert deliver_due(db, client_ls).delivered == 2  # alice's label and the admin's decision
-    run_ls_export(db, client_ls, RunRef(), dataset_id=imported["dataset_id"])  # Label Studio agrees
+    run_ls_export(db, client_ls, RunRef(), ExportValues(dataset_id=imported["dataset_id"]))  # Label Studio agrees
     with session_scope(db) as s:
         task = s.get(Task, task_id)
         assert (task.status, task.label) == (TaskStatus.LABELED, "NG")

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from include.db.models import Task, TaskStatus
 from include.db.session import session_scope
+from include.pipelines.catalog import ImportValues
 from include.services.jobs import queue_job
 from tests.webapp.conftest import api_token
 from tests.webapp.factories import dataset_with_tasks
@@ -49,7 +50,7 @@ def test_validation_errors_are_clear(db, client, users) -> None:
     admin = api_token(client, "admin")
     ds, _ = dataset_with_tasks(db, "api-bad", 2)
     cases = [
-        (client.post("/api/v1/auth/login", json={"username": "admin"}), 400, "send JSON"),
+        (client.post("/api/v1/auth/login", json={"username": "admin"}), 400, "password is required"),
         (client.post("/api/v1/auth/login", json={"username": "admin", "password": "nope-nope"}), 401, "wrong username"),
         (client.post("/api/v1/datasets", json={"name": "x!"}, headers=admin), 400, "a dataset name is"),
         (client.post("/api/v1/datasets", json={"name": "ok-name", "demo": -1}, headers=admin), 400, "demo must be"),
@@ -65,7 +66,7 @@ def test_validation_errors_are_clear(db, client, users) -> None:
             "not an annotator",
         ),
         (client.post("/api/v1/tasks/999999/assign/alice", headers=admin), 404, "does not exist"),
-        (client.get("/api/v1/datasets/999/stats", headers=admin), 404, "dataset 999 not found"),
+        (client.get("/api/v1/datasets/999/stats", headers=admin), 404, "dataset 999 does not exist"),
         (client.get(f"/api/v1/datasets/{ds}/priority_tasks?limit=0", headers=admin), 400, "limit must be"),
         (client.post("/api/v1/pipelines/nope", json={}, headers=admin), 404, "unknown pipeline"),
         (
@@ -93,16 +94,16 @@ def test_jobs_api(db, client, users) -> None:
 
 @pytest.mark.labelstudio
 def test_annotator_labels_through_the_api(db, ls, ls_app, users) -> None:
-    from include.labelstudio.dispatch import deliver_due
     from include.pipelines.ls_import import run_ls_import
     from include.pipelines.runner import RunRef
     from include.services.datasets import add_items, create_dataset
+    from include.workers.label_dispatcher import deliver_due
 
     with session_scope(db) as s:
         ds = create_dataset(s, "api-label", labels=["OK", "NG"])
         add_items(s, ds, [("The router drops the connection constantly.", {})])
         dataset_id = ds.id
-    run_ls_import(db, ls.client(), RunRef(), dataset_id=dataset_id)
+    run_ls_import(db, ls.client(), RunRef(), ImportValues(dataset_id=dataset_id))
     with ls_app.test_client() as client:
         admin = api_token(client, "admin")
         with session_scope(db) as s:

@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 
 from include.db.models import Dataset, Job, JobStatus, Task, TaskStatus, User
 from include.db.session import session_scope
+from include.pipelines.catalog import ImportValues
 from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
 from include.services.assignment import auto_assign
@@ -67,7 +68,7 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
 
     with session_scope(db) as s:
         dataset_id = s.scalar(select(Dataset.id).where(Dataset.name == "browser-demo"))
-    run_ls_import(db, ls.client(), RunRef(), dataset_id=dataset_id)  # what the Import button's DAG runs
+    run_ls_import(db, ls.client(), RunRef(), ImportValues(dataset_id=dataset_id))  # what the Import button's DAG runs
     with session_scope(db) as s:
         auto_assign(s, dataset_id, s.get(User, users["bob"]), 1)  # bob's task must stay invisible to alice
 

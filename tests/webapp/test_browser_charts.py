@@ -13,9 +13,12 @@ from sqlalchemy import select
 
 from include.db.models import Experiment, ModelVersion, User
 from include.db.session import session_scope
+from include.ml.gate import GatePolicy
 from include.ml.training.params import TrainParams
+from include.pipelines.catalog import GateValues, TrainValues
 from include.pipelines.runner import RunRef
-from include.pipelines.train_classifier import run_gate, run_train_classifier
+from include.pipelines.train_classifier import run_train_classifier
+from include.pipelines.training.gate import run_gate
 from include.services.assignment import auto_assign
 from include.services.labeling import submit_label
 from tests.ml.test_eval_set import demo, label, make_dataset
@@ -70,14 +73,11 @@ def test_model_experiment_comparison_and_dataset_pages_draw_their_charts(
     runs = []
     for kind in ("logistic", "mlp"):
         trained = run_train_classifier(
-            db,
-            RunRef(),
-            dataset_id=dataset_id,
-            params=TrainParams(kind=kind),
-            embedder=minilm,
-            force=True,
+            db, RunRef(), TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind=kind), force=True), embedder=minilm
         )
-        run_gate(db, RunRef(), dataset_id=dataset_id, model_id=trained["model_id"], min_f1=0.3)
+        run_gate(
+            db, RunRef(), GateValues(dataset_id=dataset_id, policy=GatePolicy(min_f1=0.3)), model_id=trained["model_id"]
+        )
         runs.append(trained)
     with session_scope(db) as s:
         model_id = s.scalar(select(ModelVersion.id).where(ModelVersion.version == runs[1]["version"]))

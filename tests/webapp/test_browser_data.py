@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from include.db.models import Dataset, Item, PiiPolicy, Task, TaskStatus
 from include.db.session import session_scope
+from include.pipelines.catalog import DatasetValues
 from include.pipelines.quality_check import run_quality_check
 from include.pipelines.runner import RunRef
 from tests.dataflow.test_quality_gate import make_dataset
@@ -75,7 +76,7 @@ def test_quality_report_page_and_override(db, page, live_url, minilm) -> None:
     demo = generate_demo_texts(80, seed=3, noise=0.0, ambiguous=0.0)
     texts = [(d.text, d.label) for d in demo] + [(demo[k].text.upper(), None) for k in range(6)] + [("ok", None)]
     dataset_id = make_dataset(db, texts)
-    run_quality_check(db, RunRef(), dataset_id=dataset_id, embedder=minilm)
+    run_quality_check(db, RunRef(), DatasetValues(dataset_id=dataset_id), embedder=minilm)
     log_in(page, live_url, "admin")
     page.goto(f"{live_url}/admin/datasets/{dataset_id}")
     assert "failed: duplicates" in page.locator("[data-testid=quality]").inner_text()

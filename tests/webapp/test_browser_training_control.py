@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from include.db.models import Experiment, ExperimentEpoch, ModelVersion
 from include.db.session import session_scope
 from include.ml.training.params import TrainParams
+from include.pipelines.catalog import TrainValues
 from include.pipelines.runner import RunRef
 from include.pipelines.train_classifier import run_train_classifier
 from tests.ml.test_eval_set import demo, label, make_dataset
@@ -40,10 +41,8 @@ def test_the_page_follows_a_running_training_and_stops_it(db, users, live_url, p
         outcome["result"] = run_train_classifier(
             db,
             RunRef("train_classifier", "live-1"),
-            dataset_id=dataset_id,
-            params=params,
+            TrainValues(dataset_id=dataset_id, hyper=params, force=True),
             embedder=minilm,
-            force=True,
         )
 
     worker = threading.Thread(target=train, daemon=True)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from include.db.models import Item, PiiReveal, QualityReport, Task, TaskStatus
 from include.db.session import session_scope
+from include.pipelines.catalog import AnyDatasetValues
 from include.pipelines.deidentify import run_deidentify
 from include.pipelines.runner import RunRef
 from tests.webapp.conftest import api_token, csrf_token, login, make_app
@@ -109,7 +110,7 @@ def test_policy_on_a_dataset_reveal_and_audit(db, keyed, monkeypatch) -> None:
     monkeypatch.setenv("PII_KEY", KEY)
     from include.config import load_settings
 
-    run_deidentify(db, RunRef(), load_settings(), dataset_id=dataset_id)
+    run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     with session_scope(db) as s:
         item_id = s.scalar(select(Task.item_id).where(Task.id == task_ids[0]))
         assert s.get(Item, item_id).text.endswith(" <PHONE_1>")
@@ -213,9 +214,9 @@ def test_quality_override_thresholds_overlap_and_agreement(db, client) -> None:
         chart = client.get(f"/admin/datasets/{dataset_id}/quality/{name}.svg")
         assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
     assert client.get(f"/admin/datasets/{dataset_id}/quality/nope.svg").status_code == 404
-    dataset_page = client.get(f"/admin/datasets/{dataset_id}").get_data(as_text=True)
-    for section in ("privacy", "quality", "agreement", "export"):
-        assert f'data-testid="{section}"' in dataset_page
+    for tab, section in (("quality-privacy", "privacy"), ("quality-privacy", "quality"),
+                         ("quality-privacy", "agreement"), ("labeling", "export")):  # fmt: skip
+        assert f'data-testid="{section}"' in client.get(f"/admin/datasets/{dataset_id}/{tab}").get_data(as_text=True)
 
 
 def test_export_and_snapshots_through_the_api(db, keyed) -> None:
@@ -259,7 +260,7 @@ def test_originals_export_needs_the_key_and_is_audited(db, client, keyed, monkey
     monkeypatch.setenv("PII_KEY", KEY)
     from include.config import load_settings
 
-    run_deidentify(db, RunRef(), load_settings(), dataset_id=dataset_id)
+    run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     masked = keyed.get(f"/api/v1/datasets/{dataset_id}/export?format=jsonl", headers=admin).get_data(as_text=True)
     assert "13812345678" not in masked and "*******5678" in masked
     originals = keyed.get(f"/api/v1/datasets/{dataset_id}/export?format=jsonl&originals=true", headers=admin)
@@ -319,20 +320,22 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
     )
 
     login(client, "admin")
-    page = client.get(f"/admin/datasets/{dataset_id}").get_data(as_text=True)
-    assert 'data-testid="live-loop"' in page and "Off: 0 new labels" in page
+    page = client.get(f"/admin/datasets/{dataset_id}/settings").get_data(as_text=True)
+    assert 'data-testid="setting-live-loop"' in page and "Off: 0 new labels" in page
     form = {"retrain_after_labels": "25"}  # CSRF is off in these tests (the browser tests keep it on)
     shown = client.post(f"/admin/datasets/{dataset_id}/live-loop", data=form, follow_redirects=True)
     assert "retrains as soon as 25 new labels arrive" in shown.get_data(as_text=True)
     refused = client.post(
         f"/admin/datasets/{dataset_id}/live-loop", data={**form, "retrain_after_labels": "-3"}, follow_redirects=True
     )
-    assert "a whole number from 1 to 1,000,000" in refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "Retrain after new labels must be between 1 and 1000000" in refused.get_data(
+        as_text=True
+    )
     assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retrain_after_labels"] == 25
     for raw in ("abc", "3"):
         form = {"retune_at_labels": raw}
         refused = client.post(f"/admin/datasets/{dataset_id}/retune", data=form, follow_redirects=True)
-        assert "Retune at: a whole number from 20 to 10,000,000, 0 for never" in refused.get_data(as_text=True), raw
+        assert "Fine-tune the encoder at labeled tasks must be" in refused.get_data(as_text=True), raw
     never = client.post(f"/admin/datasets/{dataset_id}/retune", data={"retune_at_labels": "0"}, follow_redirects=True)
     assert "never fine-tunes this dataset" in never.get_data(as_text=True)
     assert "Never: heads train on the current encoder" in never.get_data(as_text=True)

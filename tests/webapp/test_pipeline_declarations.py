@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from include.params import ParamError, ParamSpec
+from include.params import ParamError, ParamSpec, values_type
 from include.pipelines import catalog
 from include.pipelines.catalog import PIPELINES, STEPS, Pipeline, Step
 from tests.webapp.conftest import api_token, login, make_app
@@ -27,7 +27,7 @@ THROWAWAY_PARAMS = (
 @pytest.fixture
 def throwaway(monkeypatch) -> Pipeline:
     """A pipeline declared only here, registered for the length of a test."""
-    step = Step("paint_shed", THROWAWAY_PARAMS)
+    step = Step("paint_shed", values_type("PaintShed", THROWAWAY_PARAMS))
     pipeline = Pipeline("paint_shed", "Paint the shed", "A pipeline that exists only in this test.", ("paint_shed",))
     monkeypatch.setitem(STEPS, step.name, step)
     monkeypatch.setitem(PIPELINES, pipeline.name, pipeline)
@@ -71,8 +71,9 @@ def test_step_parsing_follows_the_declaration(throwaway: Pipeline) -> None:
     from include.pipelines.entrypoints import step_values
 
     values = step_values("paint_shed", {"params": {"dataset_id": 3, "coats": "4", "gloss": 0}})
-    assert values == {"dataset_id": 3, "colour": "teal", "coats": 4, "gloss": 0.0, "dry_run": True, "note": None}
-    assert step_values("paint_shed", {"params": {"dataset_id": 3}}, dataset_id=8)["dataset_id"] == 8
+    assert values.as_params() == {"dataset_id": 3, "colour": "teal", "coats": 4, "gloss": 0.0, "dry_run": True,
+                                  "note": None}  # fmt: skip
+    assert step_values("paint_shed", {"params": {"dataset_id": 3}}, dataset_id=8).dataset_id == 8
     with pytest.raises(ParamError, match="Coats of paint must be between 1 and 5"):
         step_values("paint_shed", {"params": {"dataset_id": 3, "coats": 0}})
     with pytest.raises(ParamError, match="Dataset is required"):
@@ -88,18 +89,19 @@ def test_web_form_follows_the_declaration(db, users, throwaway: Pipeline) -> Non
     card = card[: card.index("</section>")]
     assert "Paint the shed" in card
     assert (
-        '<select name="colour"' in card
+        '<select id="paint_shed-colour" name="colour"' in card
         and "<option selected>teal</option>" in card
         and "<option >sand</option>" in card
     )
     assert 'name="coats" step="1"' in card and 'min="1"' in card and 'max="5"' in card and 'value="2"' in card
     assert 'name="gloss" step="any"' in card
-    assert 'type="checkbox" name="dry_run" value="true" checked' in card
-    assert '<select name="dataset_id" required>' in card
+    assert 'name="dry_run" value="true" checked' in card
+    assert '<select id="paint_shed-dataset_id" name="dataset_id" required>' in card
 
 
 def test_api_validation_follows_the_declaration(db, users, throwaway: Pipeline, monkeypatch) -> None:
-    import webapp.api.routes as api_routes
+    import webapp.api.pipelines as api_pipelines
+    import webapp.runs as runs
 
     started: list[dict[str, Any]] = []
 
@@ -110,8 +112,8 @@ def test_api_validation_follows_the_declaration(db, users, throwaway: Pipeline, 
         started.append(conf)
         return Job()
 
-    monkeypatch.setattr(api_routes, "trigger_pipeline", fake_trigger)
-    monkeypatch.setattr(api_routes, "job_json", lambda job: {"id": job.id})
+    monkeypatch.setattr(runs, "trigger_pipeline", fake_trigger)
+    monkeypatch.setattr(api_pipelines, "job_json", lambda job: {"id": job.id})
     from tests.webapp.factories import dataset_with_tasks
 
     dataset_id, _ = dataset_with_tasks(db, "shed", 1)
@@ -152,14 +154,15 @@ def test_a_form_without_a_ticked_box_means_false(throwaway: Pipeline) -> None:
 # -- drift that two copies allowed ---------------------------------------------------------------
 def test_min_f1_zero_reaches_the_gate_as_zero(monkeypatch) -> None:
     """It used to become 0.6 (`float(params.get("min_f1") or 0.6)`)."""
-    import include.pipelines.train_classifier as train_module
+    import include.pipelines.training.gate as gate_module
     from include.pipelines import entrypoints
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(train_module, "run_gate", lambda *a, **kw: seen.update(kw) or {})
+    monkeypatch.setattr(gate_module, "run_gate", lambda *a, **kw: seen.update(kw, values=a[2]) or {})
     monkeypatch.setattr("include.pipelines.resources.platform_db_url", lambda settings=None: "postgresql://x")
-    entrypoints.gate({"params": {"dataset_id": 4, "min_f1": 0}}, {"model_id": 9})
-    assert seen["min_f1"] == 0.0 and seen["model_id"] == 9 and seen["dataset_id"] == 4
+    entrypoints.gate({"params": {"dataset_id": 4, "min_f1": 0, "require_baseline": True}}, {"model_id": 9})
+    assert seen["values"].policy.min_f1 == 0.0 and seen["model_id"] == 9 and seen["values"].dataset_id == 4
+    assert seen["values"].policy.require_baseline is True  # job rows dropped it once
 
 
 def test_labels_setting_is_what_new_datasets_get(db, users, monkeypatch) -> None:
@@ -183,7 +186,7 @@ def test_labels_setting_is_what_new_datasets_get(db, users, monkeypatch) -> None
 def test_the_embedding_models_offered_are_the_ones_accepted(db, users) -> None:
     """The catalog offered one embedding model while the DAG accepted any."""
     from include.db.session import session_scope
-    from include.ml.embeddings.store import register_model
+    from include.services.vectors import register_model
 
     with session_scope(db) as s:
         register_model(s, "ollama:nomic-embed-text", "ollama", "nomic-embed-text", 768)

@@ -30,10 +30,10 @@ def test_the_dataset_page_saves_a_config_and_explains_a_bad_one(db, client, user
     assert 'data-config="mlp-sweep"' in page and "Run sweep" in page
     bad = client.post(
         f"/admin/datasets/{ds}/training-configs",
-        data={"name": "typo", "body": "model_kind: mlp\nepocs: 30\n"},
+        data={"name": "typo", "yaml": "model_kind: mlp\nepocs: 30\n"},
         follow_redirects=True,
-    ).get_data(as_text=True)
-    assert "The config was not saved: line 2, epocs: not a training parameter" in bad
+    )
+    assert bad.status_code == 400 and "line 2, epocs: not a training parameter" in bad.get_data(as_text=True)
     with session_scope(db) as s:
         names = s.scalars(select(TrainingConfigFile.name).where(TrainingConfigFile.dataset_id == ds)).all()
         config_id = s.scalar(select(TrainingConfigFile.id).where(TrainingConfigFile.name == "mlp-sweep"))

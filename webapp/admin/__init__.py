@@ -1,5 +1,5 @@
-"""Admin pages, one module per area: datasets, tasks, users, pipelines (and jobs), models, privacy,
-data quality and downloads, batch inference."""
+"""Admin pages, one module per area: datasets (and their tabs), settings, tasks, users, pipelines
+(and jobs), models, privacy, data quality and downloads, batch inference, training configs."""
 
 from flask import Blueprint
 
@@ -13,6 +13,7 @@ from webapp.admin import (  # noqa: E402, F401
     models,
     pipelines,
     privacy,
+    settings,
     tasks,
     users,
 )

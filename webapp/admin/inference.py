@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from include.airflow_client import AirflowError
-from include.db.models import Dataset, InferenceRun, Job, ModelStatus, ModelVersion
+from include.db.models import Job, ModelStatus, ModelVersion
 from include.services import inference
-from include.services.datasets import DatasetError, list_datasets
+from include.services.datasets import list_datasets
+from include.services.inference import InferenceRequest
 from webapp.admin import bp
-from webapp.clients import NotConfigured
-from webapp.downloads import DownloadRefused, inference_response
+from webapp.clients import wake_reconciler
+from webapp.downloads import inference_response
+from webapp.errors import shown_on
 from webapp.extensions import db
-from webapp.forms import CsrfForm
-from webapp.runs import refresh_active_jobs, start_inference_run
+from webapp.forms import CsrfForm, checked
+from webapp.runs import start_inference_run
 from webapp.security import admin_required
 
 
-@bp.get("/inference")
-@admin_required
-def inference_page() -> Any:
-    """Runs with their progress, and a form to start one."""
-    refresh_active_jobs()
+def inference_view() -> Any:
     runs = inference.list_runs(db.session())
     jobs = {j.id: j for j in db.session.query(Job).filter(Job.id.in_([r.job_id for r in runs if r.job_id]))}
     models = (
@@ -46,40 +43,34 @@ def inference_page() -> Any:
     )
 
 
+@bp.get("/inference")
+@admin_required
+def inference_page() -> Any:
+    """Runs with their progress, and a form to start one."""
+    wake_reconciler()
+    return inference_view()
+
+
 @bp.post("/inference")
 @admin_required
+@shown_on(inference_view)
 def start_inference() -> Any:
-    if not CsrfForm().validate_on_submit():
-        abort(400)
-    raw_model = request.form.get("model_id", "")
-    model_id = int(raw_model) if raw_model.isdigit() else None
+    """Start a run over a dataset, or over an uploaded file."""
+    checked(CsrfForm())
+    values = InferenceRequest.parse(request.form.to_dict(), form=True)
     upload = request.files.get("file")
-    try:
-        if upload is not None and upload.filename:
-            run = inference.create_for_upload(db.session(), upload.filename, upload.read(), model_id, current_user)
-        else:
-            dataset = db.session.get(Dataset, request.form.get("dataset_id", type=int) or 0)
-            if dataset is None:
-                raise inference.InferenceError("choose a dataset, or upload a file")
-            run = inference.create_for_dataset(db.session(), dataset, model_id, current_user)
-        db.session.commit()
-        start_inference_run(run, current_user)
-    except (inference.InferenceError, DatasetError) as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    except (AirflowError, NotConfigured) as exc:
-        flash(f"Airflow did not take the run: {exc}", "error")
-    else:
-        flash(f"Batch inference run {run.id} started; it shows its progress below.", "success")
+    given = (upload.filename, upload.read()) if upload is not None and upload.filename else None
+    if given is not None:
+        values = values.replace(dataset_id=None)
+    run = inference.create_run(db.session(), values, given, current_user)
+    db.session.commit()
+    start_inference_run(run, current_user)
+    flash(f"Batch inference run {run.id} started; it shows its progress below.", "success")
     return redirect(url_for("admin.inference_page"))
 
 
 @bp.get("/inference/<id:run_id>/results.<fmt>")
 @admin_required
+@shown_on(lambda run_id, fmt: inference_view())
 def inference_download(run_id: int, fmt: str) -> Any:
-    run = db.session.get(InferenceRun, run_id) or abort(404)
-    try:
-        return inference_response(run, fmt)
-    except DownloadRefused as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("admin.inference_page"))
+    return inference_response(inference.get_run(db.session(), run_id), fmt)

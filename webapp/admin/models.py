@@ -7,14 +7,15 @@ from typing import Any
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from include.db.models import Experiment, ModelVersion
+from include.db.models import Experiment
 from include.services import evaluations
-from include.services.experiments import ExperimentNotRunning, progress_message
-from include.services.registry import registry_rows
+from include.services.experiments import get_experiment, progress_message
+from include.services.registry import get_model_version, registry_rows
 from webapp.admin import bp
-from webapp.charts import draw
+from webapp.charts import draw, epochs_of
+from webapp.errors import shown_on
 from webapp.extensions import db
-from webapp.forms import CsrfForm
+from webapp.forms import CsrfForm, checked
 from webapp.runs import stop_experiment
 from webapp.security import admin_required
 from webapp.serializers import experiment_json, svg_response
@@ -33,7 +34,7 @@ def models() -> Any:
 @admin_required
 def model(model_id: int) -> Any:
     """One model version: the gate's decision and its evaluation report, drawn."""
-    row = db.session.get(ModelVersion, model_id) or abort(404)
+    row = get_model_version(db.session(), model_id)
     evaluation = evaluations.latest(db.session(), model_id)
     return render_template(
         "admin/model.html",
@@ -49,30 +50,18 @@ def model(model_id: int) -> Any:
 def model_chart(model_id: int, name: str) -> Any:
     if name not in MODEL_CHARTS:
         abort(404)
-    evaluation = evaluations.latest(db.session(), model_id) or abort(404)
-    return svg_response(draw(name, evaluation.report))
-
-
-def _epochs(run: Experiment) -> list[dict[str, Any]]:
-    return [
-        {
-            "epoch": e.epoch,
-            "train_loss": e.train_loss,
-            "val_loss": e.val_loss,
-            "f1": e.metrics.get("f1"),  # None: an encoder's fine-tuning records pair losses only
-            "C": e.metrics.get("C"),
-            "step": e.metrics.get("step"),
-            "balanced": bool(e.metrics.get("balanced")),
-        }
-        for e in run.epochs
-    ]
+    return svg_response(draw(name, evaluations.latest_report(db.session(), model_id).report))
 
 
 @bp.get("/experiments/<id:experiment_id>")
 @admin_required
 def experiment(experiment_id: int) -> Any:
     """One training run: hyperparameters, data, and loss and F1 epoch by epoch."""
-    run = db.session.get(Experiment, experiment_id) or abort(404)
+    return experiment_view(experiment_id)
+
+
+def experiment_view(experiment_id: int) -> Any:
+    run = get_experiment(db.session(), experiment_id)
     return render_template(
         "admin/experiment.html", run=run, csrf_form=CsrfForm(), message=progress_message(db.session(), run)
     )
@@ -82,7 +71,7 @@ def experiment(experiment_id: int) -> Any:
 @admin_required
 def experiment_status(experiment_id: int) -> Any:
     """What the page polls while the run trains: status, epochs so far, the latest progress line."""
-    run = db.session.get(Experiment, experiment_id) or abort(404)
+    run = get_experiment(db.session(), experiment_id)
     response = jsonify(experiment_json(run, progress_message(db.session(), run)))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -90,23 +79,18 @@ def experiment_status(experiment_id: int) -> Any:
 
 @bp.post("/experiments/<id:experiment_id>/stop")
 @admin_required
+@shown_on(experiment_view)
 def stop_experiment_view(experiment_id: int) -> Any:
     """Stop a running training run; its epochs so far stay on this page."""
-    if not CsrfForm().validate_on_submit():
-        abort(400)
-    try:
-        flash(stop_experiment(experiment_id, current_user), "success")
-    except ExperimentNotRunning as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
+    checked(CsrfForm())
+    flash(stop_experiment(experiment_id, current_user), "success")
     return redirect(url_for("admin.experiment", experiment_id=experiment_id))
 
 
 @bp.get("/experiments/<id:experiment_id>/training.svg")
 @admin_required
 def experiment_chart(experiment_id: int) -> Any:
-    run = db.session.get(Experiment, experiment_id) or abort(404)
-    return svg_response(draw("training", _epochs(run)))
+    return svg_response(draw("training", epochs_of(get_experiment(db.session(), experiment_id))))
 
 
 def _chosen_experiments() -> list[Experiment]:
@@ -140,4 +124,4 @@ def compare() -> Any:
 @admin_required
 def compare_chart() -> Any:
     runs = _chosen_experiments()
-    return svg_response(draw("comparison", [{"name": r.name, "epochs": _epochs(r)} for r in runs]))
+    return svg_response(draw("comparison", [epochs_of(r) for r in runs]))

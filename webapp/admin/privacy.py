@@ -10,12 +10,13 @@ from flask_login import current_user
 
 from include.db.models import Item, PiiPolicy
 from include.pii.entities import ENTITIES, NEEDS_MODEL, OPERATORS
-from include.services import pii
+from include.services import datasets, pii
 from webapp.admin import bp
-from webapp.admin.common import dataset_or_404
-from webapp.downloads import pii_key, pii_llm
+from webapp.admin.datasets import tab_page
+from webapp.clients import pii_key, pii_llm
+from webapp.errors import shown_on
 from webapp.extensions import db
-from webapp.forms import CsrfForm
+from webapp.forms import CsrfForm, checked
 from webapp.security import admin_required
 
 ENTITY_HELP = {
@@ -31,126 +32,104 @@ ENTITY_HELP = {
 }
 
 
-def _page(status: int = 200, *, tried: dict[str, Any] | None = None, editing: PiiPolicy | None = None) -> Any:
-    return (
-        render_template(
-            "admin/privacy.html",
-            policies=pii.list_policies(db.session()),
-            reveals=pii.reveals(db.session(), limit=30),
-            entities=ENTITIES,
-            needs_model=NEEDS_MODEL,
-            entity_help=ENTITY_HELP,
-            operators=OPERATORS,
-            locales=pii.LOCALES,
-            csrf_form=CsrfForm(),
-            key_set=bool(current_app.config.get("PII_KEY")),
-            llm_set=bool(current_app.config.get("PII_LLM")),
-            tried=tried,
-            editing=editing,
-            sample=request.form.get("sample", ""),
-        ),
-        status,
+def privacy_view(*, tried: dict[str, Any] | None = None, editing: PiiPolicy | None = None) -> Any:
+    return render_template(
+        "admin/privacy.html",
+        policies=pii.list_policies(db.session()),
+        reveals=pii.reveals(db.session(), limit=30),
+        entities=ENTITIES,
+        needs_model=NEEDS_MODEL,
+        entity_help=ENTITY_HELP,
+        operators=OPERATORS,
+        locales=pii.LOCALES,
+        csrf_form=CsrfForm(),
+        key_set=bool(current_app.config.get("PII_KEY")),
+        llm_set=bool(current_app.config.get("PII_LLM")),
+        tried=tried,
+        editing=editing,
+        sample=request.form.get("sample", ""),
     )
+
+
+def _editing_again() -> Any:
+    """The page again after a refused policy, with the policy being edited still open."""
+    return privacy_view(editing=db.session.get(PiiPolicy, request.form.get("policy_id", type=int) or 0))
 
 
 @bp.get("/privacy")
 @admin_required
 def privacy() -> Any:
     """Policies, a place to try one, and who saw original personal data when."""
-    editing = db.session.get(PiiPolicy, request.args.get("edit", type=int) or 0)
-    return _page(editing=editing)
+    return privacy_view(editing=db.session.get(PiiPolicy, request.args.get("edit", type=int) or 0))
 
 
 @bp.post("/privacy/policies")
 @admin_required
+@shown_on(_editing_again)
 def save_policy() -> Any:
     """Create a policy, or change one (``policy_id``): its datasets are de-identified again."""
-    if not CsrfForm().validate_on_submit():
-        abort(400)
-    entities = {e: request.form.get(f"op_{e}", "") for e in ENTITIES if request.form.get(f"use_{e}")}
-    policy_id = request.form.get("policy_id", type=int)
-    try:
-        policy = pii.save_policy(
-            db.session(),
-            request.form.get("name", ""),
-            entities,
-            locale=request.form.get("locale", "auto"),
-            use_llm=bool(request.form.get("use_llm")),
-            policy_id=policy_id,
-        )
-        db.session.commit()
-    except pii.PolicyError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return _page(400, editing=db.session.get(PiiPolicy, policy_id or 0))
+    checked(CsrfForm())
+    form = request.form
+    body = pii.PolicyBody.parse(
+        {
+            "name": form.get("name", ""),
+            "entities": {e: form.get(f"op_{e}", "") for e in ENTITIES if form.get(f"use_{e}")} or None,
+            "locale": form.get("locale", "auto"),
+            "use_llm": bool(form.get("use_llm")),
+        }
+    )
+    policy = pii.save_policy_body(db.session(), body, form.get("policy_id", type=int))
+    db.session.commit()
     flash(f"Policy “{policy.name}” saved (version {policy.version}).", "success")
     return redirect(url_for("admin.privacy"))
 
 
 @bp.post("/privacy/try")
 @admin_required
+@shown_on(privacy_view)
 def try_policy() -> Any:
     """De-identify a sample text by a policy, showing what would be replaced (nothing is stored)."""
-    if not CsrfForm().validate_on_submit():
-        abort(400)
+    checked(CsrfForm())
     raw = request.form.get("policy_id", "default")
-    try:
-        policy_id, texts, options = pii.parse_test_request(
-            {"policy_id": raw, "text": [request.form.get("sample", "")], "options": {"format": "json"}}
-        )
-        policy = pii.get_policy(db.session(), policy_id) if policy_id is not None else None
-        result = pii.try_policy(
-            db.session(),
-            policy_id,
-            texts,
-            options,
-            key=pii_key(),
-            with_mapping=True,
-            llm_recognizer=pii_llm(bool(policy and policy.use_llm)),
-        )
-    except pii.PolicyError as exc:
-        flash(str(exc), "error")
-        return _page(400)
-    return _page(tried={"result": result["deidentified"][0], "mapping": result["mapping"][0], "policy": raw})
+    body = {"policy_id": raw, "text": [request.form.get("sample", "")], "options": {"format": "json",
+            "return_mapping": True}}  # fmt: skip
+    result = pii.try_request(db.session(), body, is_admin=True, key=pii_key(), llm=pii_llm())
+    return privacy_view(tried={"result": result["deidentified"][0], "mapping": result["mapping"][0], "policy": raw})
 
 
 @bp.post("/datasets/<id:dataset_id>/pii-policy")
 @admin_required
+@shown_on(lambda dataset_id: tab_page(dataset_id, "quality-privacy"))
 def dataset_policy(dataset_id: int) -> Any:
-    ds = dataset_or_404(dataset_id)
-    if not CsrfForm().validate_on_submit():
-        abort(400)
-    raw = request.form.get("policy_id", "")
-    try:
-        pending = pii.attach(db.session(), ds, int(raw) if raw.isdigit() else None)
-        db.session.commit()
-    except pii.PolicyError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
+    """Choose which policy de-identifies the dataset's texts (or none)."""
+    checked(CsrfForm())
+    ds = datasets.get_dataset(db.session(), dataset_id)
+    chosen = pii.DatasetPolicy.parse(request.form.to_dict(), form=True).policy_id
+    pending = pii.attach(db.session(), ds, chosen)
+    db.session.commit()
+    if ds.pii_policy_id is None:
+        flash("No de-identification for this dataset: texts are used as uploaded.", "info")
     else:
-        if ds.pii_policy_id is None:
-            flash("No de-identification for this dataset: texts are used as uploaded.", "info")
-        else:
-            flash(
-                f"{pending} items wait for de-identification: import, embedding and LLM calls are blocked until "
-                "the De-identify pipeline (or Import, which runs it first) has run.",
-                "success",
-            )
-    return redirect(url_for("admin.dataset", dataset_id=ds.id) + "#privacy")
+        flash(
+            f"{pending} items wait for de-identification: import, embedding and LLM calls are blocked until "
+            "the De-identify pipeline (or Import, which runs it first) has run.",
+            "success",
+        )
+    return redirect(url_for("admin.dataset_tab", dataset_id=ds.id, tab="quality-privacy", _anchor="privacy"))
+
+
+def _item_dataset_tab(item_id: int) -> Any:
+    item = db.session.get(Item, item_id) or abort(404)
+    return tab_page(item.dataset_id, "quality-privacy")
 
 
 @bp.post("/items/<bigid:item_id>/reveal")
 @admin_required
+@shown_on(_item_dataset_tab)
 def reveal(item_id: int) -> Any:
     """Show one item's original text to this admin, and write it in the audit log."""
-    if not CsrfForm().validate_on_submit():
-        abort(400)
+    checked(CsrfForm())
     item = db.session.get(Item, item_id) or abort(404)
-    try:
-        shown = pii.reveal(db.session(), item_id, current_user, pii.key_of(current_app.config.get("PII_KEY")))
-        db.session.commit()
-    except pii.PolicyError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(request.referrer or url_for("admin.dataset", dataset_id=item.dataset_id))
+    shown = pii.reveal(db.session(), item_id, current_user, pii.key_of(current_app.config.get("PII_KEY")))
+    db.session.commit()
     return render_template("admin/reveal.html", shown=shown, item=item)

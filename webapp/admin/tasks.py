@@ -1,158 +1,157 @@
-"""Admin: every task with filters, single assignment, and conflict resolution."""
+"""Admin: every task with filters, single assignment, evaluation membership and conflict resolution."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 
-from include.db.models import Dataset, Task, TaskStatus
+from include.db.models import Dataset, TaskStatus
 from include.params import INT8_MAX
 from include.services import eval_set
-from include.services.assignment import AssignmentError, assign_task, unassign_task
+from include.services.assignment import assign_task, unassign_task
 from include.services.datasets import list_datasets
-from include.services.eval_set import EvalSetError
-from include.services.labeling import LabelingError, annotations_of, resolve_conflict
-from include.services.task_queries import admin_tasks, parse_status
-from include.services.users import find_user
+from include.services.eval_set import Membership
+from include.services.labeling import LabelChoice, annotations_of, resolve_conflict
+from include.services.task_queries import admin_tasks, get_task, parse_status
+from include.services.users import annotators, find_user
 from webapp.admin import bp
-from webapp.admin.common import annotator_choices
-from webapp.admin.forms import AssignForm, ResolveForm
 from webapp.args import int_arg, page_arg
 from webapp.clients import wake_dispatcher
+from webapp.errors import shown_on
 from webapp.extensions import db
-from webapp.forms import CsrfForm
+from webapp.forms import CsrfForm, checked
 from webapp.security import admin_required
 
 
-@bp.get("/tasks")
-@admin_required
-def tasks() -> Any:
-    """All tasks with filters, highest priority first."""
-    try:
-        status = parse_status(request.args.get("status"))
-    except ValueError as exc:
-        flash(str(exc), "error")
-        status = None
-    assignee = request.args.get("assignee", "")
+def tasks_view(args: MultiDict[str, str]) -> Any:
+    """The task list for the filters in ``args`` (the query string, or the one a form came from)."""
+    status = parse_status(args.get("status"))
+    assignee = args.get("assignee", "")
     assignee_user = find_user(db.session(), assignee) if assignee and assignee != "none" else None
     if assignee and assignee != "none" and assignee_user is None:
         flash(f"No user named {assignee!r}.", "error")
-    dataset_id = int_arg("dataset_id")
+    dataset_id = int_arg("dataset_id", args=args)
     page = admin_tasks(
         db.session(),
-        task_id=int_arg("task", maximum=INT8_MAX),
+        task_id=int_arg("task", maximum=INT8_MAX, args=args),
         dataset_id=dataset_id,
         status=status,
         assignee_id=assignee_user.id if assignee_user else None,
         unassigned=assignee == "none",
-        label=request.args.get("label") or None,
-        page=page_arg(),
+        label=args.get("label") or None,
+        page=page_arg(args=args),
         per_page=50,
     )
-    assign_form = AssignForm()
-    assign_form.username.choices = annotator_choices()
     datasets = list_datasets(db.session())
+    names = [u.username for u in annotators(db.session())]
     return render_template(
         "admin/tasks.html",
         page=page,
-        assign_form=assign_form,
         csrf_form=CsrfForm(),
         datasets=datasets,
         statuses=[s.value for s in TaskStatus],
-        annotators=annotator_choices(),
+        annotators=[(n, n) for n in names],
         labels=sorted({label for d in datasets for label in d.labels}),
-        args=request.args,
+        args=args,
         eval_members=eval_set.member_task_ids(db.session(), dataset_id) if dataset_id else set(),
     )
 
 
-@bp.post("/tasks/<bigid:task_id>/eval")
-@admin_required
-def eval_membership(task_id: int) -> Any:
-    """Add a labeled task to its dataset's evaluation set as a gold item, or drop it."""
-    if not CsrfForm().validate_on_submit():
-        abort(400)
-    task = db.session.get(Task, task_id) or abort(404)
-    dataset = db.session.get(Dataset, task.dataset_id) or abort(404)
-    try:
-        message = eval_set.set_membership(
-            db.session(), dataset, task_id, request.form.get("member") == "1", current_user.id
-        )
-        db.session.commit()
-    except EvalSetError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    else:
-        flash(message[0].upper() + message[1:] + ".", "success")
-    return _back_to_tasks()
+def _back_args() -> MultiDict[str, str]:
+    """The filters of the tasks page the form was posted from."""
+    target = request.form.get("back") or ""
+    if not target.startswith("/admin/tasks"):
+        return MultiDict()
+    return MultiDict(parse_qsl(urlsplit(target).query))
 
 
-def _back_to_tasks() -> Any:
+def _back() -> Any:
     target = request.form.get("back") or ""
     return redirect(target if target.startswith("/admin/tasks") else url_for("admin.tasks"))
 
 
+def _tasks_again(**_: Any) -> Any:
+    return tasks_view(_back_args())
+
+
+@bp.get("/tasks")
+@admin_required
+@shown_on(lambda: tasks_view(MultiDict()))
+def tasks() -> Any:
+    """All tasks with filters, highest priority first."""
+    return tasks_view(request.args)
+
+
+@bp.post("/tasks/<bigid:task_id>/eval")
+@admin_required
+@shown_on(_tasks_again)
+def eval_membership(task_id: int) -> Any:
+    """Add a labeled task to its dataset's evaluation set as a gold item, or drop it."""
+    checked(CsrfForm())
+    membership = Membership.parse(request.form.to_dict(), form=True)
+    _, message = eval_set.set_task_membership(db.session(), task_id, membership, current_user.id)
+    db.session.commit()
+    flash(message[0].upper() + message[1:] + ".", "success")
+    return _back()
+
+
 @bp.post("/tasks/<bigid:task_id>/assign")
 @admin_required
+@shown_on(_tasks_again)
 def assign(task_id: int) -> Any:
     """Assign (or reassign) one task."""
-    form = AssignForm()
-    form.username.choices = annotator_choices()
-    if not form.validate_on_submit():
-        flash("Choose an annotator.", "error")
-        return _back_to_tasks()
-    try:
-        assign_task(db.session(), task_id, find_user(db.session(), form.username.data or ""))
-        db.session.commit()
-        flash(f"Task {task_id} assigned to {form.username.data}.", "success")
-    except AssignmentError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    return _back_to_tasks()
+    checked(CsrfForm())
+    username = request.form.get("username", "")
+    assign_task(db.session(), task_id, find_user(db.session(), username))
+    db.session.commit()
+    flash(f"Task {task_id} assigned to {username}.", "success")
+    return _back()
 
 
 @bp.post("/tasks/<bigid:task_id>/unassign")
 @admin_required
+@shown_on(_tasks_again)
 def unassign(task_id: int) -> Any:
     """Return a task to the pool."""
-    if not CsrfForm().validate_on_submit():
-        abort(400)
-    try:
-        unassign_task(db.session(), task_id)
-        db.session.commit()
-        flash(f"Task {task_id} is unassigned.", "success")
-    except AssignmentError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    return _back_to_tasks()
+    checked(CsrfForm())
+    unassign_task(db.session(), task_id)
+    db.session.commit()
+    flash(f"Task {task_id} is unassigned.", "success")
+    return _back()
 
 
-@bp.route("/tasks/<bigid:task_id>/resolve", methods=["GET", "POST"])
-@admin_required
-def resolve(task_id: int) -> Any:
-    """Settle a conflict: the admin's label becomes the ground truth in Label Studio."""
-    task = db.session.get(Task, task_id)
-    if task is None:
-        abort(404)
-    dataset = db.session.get(Dataset, task.dataset_id)
-    form = ResolveForm()
-    form.label.choices = [(label, label) for label in (dataset.labels if dataset else [])]
-    if form.validate_on_submit():
-        try:
-            resolve_conflict(db.session(), task_id, current_user, form.label.data or "")
-            db.session.commit()
-            wake_dispatcher()
-            flash(f"Task {task_id} resolved as {form.label.data}.", "success")
-            return redirect(url_for("admin.tasks", status="conflict", dataset_id=task.dataset_id))
-        except LabelingError as exc:
-            db.session.rollback()
-            flash(f"Not resolved: {exc}", "error")
+def resolve_view(task_id: int) -> Any:
+    task = get_task(db.session(), task_id)
+    dataset = db.session.get(Dataset, task.dataset_id) or abort(404)
     return render_template(
         "admin/resolve.html",
         task=task,
-        form=form,
+        labels=list(dataset.labels),
         annotations=annotations_of(db.session(), task_id),
         csrf_form=CsrfForm(),
     )
+
+
+@bp.get("/tasks/<bigid:task_id>/resolve")
+@admin_required
+def resolve(task_id: int) -> Any:
+    """A conflict: every annotation of the task, and the choice of the final label."""
+    return resolve_view(task_id)
+
+
+@bp.post("/tasks/<bigid:task_id>/resolve")
+@admin_required
+@shown_on(resolve_view)
+def resolve_post(task_id: int) -> Any:
+    """Settle a conflict: the admin's label becomes the ground truth in Label Studio."""
+    checked(CsrfForm())
+    choice = LabelChoice.parse(request.form.to_dict(), form=True)
+    task = resolve_conflict(db.session(), task_id, current_user, choice.label)
+    db.session.commit()
+    wake_dispatcher()
+    flash(f"Task {task_id} resolved as {choice.label}.", "success")
+    return redirect(url_for("admin.tasks", status="conflict", dataset_id=task.dataset_id))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.db.models import Role, User
+from include.errors import Conflict
 from include.services.users import (
-    UserError,
+    NewUser,
     all_users,
     create_user,
     generate_password,
@@ -18,45 +19,49 @@ from include.services.users import (
     set_password,
 )
 from webapp.admin import bp
-from webapp.admin.forms import UserForm
+from webapp.errors import shown_on
 from webapp.extensions import db
-from webapp.forms import CsrfForm
+from webapp.forms import CsrfForm, checked
 from webapp.security import admin_required
 
 
-@bp.route("/users", methods=["GET", "POST"])
-@admin_required
-def users() -> Any:
-    """List users; create one with a generated password shown once."""
-    form = UserForm()
-    if form.validate_on_submit():
-        password = generate_password()
-        try:
-            user = create_user(
-                db.session(), form.username.data or "", form.email.data or "", password, Role(form.role.data)
-            )
-            db.session.commit()
-        except UserError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            flash(f"Created {user.username}. Their password (shown once): {password}", "success")
-            return redirect(url_for("admin.users"))
+def users_view(values: dict[str, Any] | None = None) -> Any:
     return render_template(
         "admin/users.html",
-        form=form,
+        new_user=NewUser.specs(),
+        values=values or {"role": Role.ANNOTATOR.value},
         users=all_users(db.session()),
         pending=pending_counts(db.session()),
         csrf_form=CsrfForm(),
     )
 
 
+@bp.get("/users")
+@admin_required
+def users() -> Any:
+    """List users; create one with a generated password shown once."""
+    return users_view()
+
+
+@bp.post("/users")
+@admin_required
+@shown_on(lambda: users_view(request.form.to_dict()))
+def new_user() -> Any:
+    """Create a user with a generated password, shown once."""
+    checked(CsrfForm())
+    values = NewUser.parse(request.form.to_dict(), form=True)
+    password = generate_password()
+    user = create_user(db.session(), values.username, values.email, password, Role(values.role))
+    db.session.commit()
+    flash(f"Created {user.username}. Their password (shown once): {password}", "success")
+    return redirect(url_for("admin.users"))
+
+
 @bp.post("/users/<id:user_id>/reset-password")
 @admin_required
 def reset_password(user_id: int) -> Any:
     """Give a user a new generated password (shown once); their sessions end."""
-    if not CsrfForm().validate_on_submit():
-        abort(400)
+    checked(CsrfForm())
     user = db.session.get(User, user_id) or abort(404)
     password = generate_password()
     set_password(user, password)
@@ -67,14 +72,13 @@ def reset_password(user_id: int) -> Any:
 
 @bp.post("/users/<id:user_id>/toggle-active")
 @admin_required
+@shown_on(lambda user_id: users_view())
 def toggle_active(user_id: int) -> Any:
     """Deactivate (ending their sessions, returning their open tasks) or reactivate an account."""
-    if not CsrfForm().validate_on_submit():
-        abort(400)
+    checked(CsrfForm())
     user = db.session.get(User, user_id) or abort(404)
     if user.id == current_user.id:
-        flash("You cannot deactivate your own account.", "error")
-        return redirect(url_for("admin.users"))
+        raise Conflict("You cannot deactivate your own account.")
     returned = set_active(db.session(), user, not user.active)
     db.session.commit()
     message = f"{user.username} is now {'active' if user.active else 'deactivated'}."

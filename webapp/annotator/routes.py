@@ -4,40 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from include.db.models import Dataset, Task, TaskStatus
-from include.services.assignment import may_label
+from include.db.models import Dataset, TaskStatus
 from include.services.label_outbox import summary as outbox_summary
-from include.services.labeling import LabelingError, submit_label
+from include.services.labeling import LabelChoice, own_task, submit_label
 from include.services.stats import annotator_stats
 from include.services.task_queries import annotator_tasks, next_task, parse_status
 from webapp.annotator import bp
 from webapp.args import page_arg
 from webapp.clients import wake_dispatcher
+from webapp.errors import shown_on
 from webapp.extensions import db
-from webapp.forms import CsrfForm
+from webapp.forms import CsrfForm, checked
 from webapp.security import annotator_required
-
-
-def own_task_or_404(task_id: int) -> Task:
-    """The task if it is assigned to the current user; 404 otherwise (existence is not revealed)."""
-    task = db.session.get(Task, task_id)
-    if task is None or not may_label(db.session(), task, current_user) or task.status == TaskStatus.DELETED:
-        abort(404)
-    return task
 
 
 @bp.get("/tasks")
 @annotator_required
+@shown_on(lambda: tasks_view(None))
 def tasks() -> Any:
     """My tasks, highest priority first, with my statistics."""
-    try:
-        status = parse_status(request.args.get("status"))
-    except ValueError as exc:
-        flash(str(exc), "error")
-        status = None
+    return tasks_view(parse_status(request.args.get("status")))
+
+
+def tasks_view(status: TaskStatus | None) -> Any:
     page = annotator_tasks(db.session(), current_user, status=status, page=page_arg())
     return render_template(
         "annotator/tasks.html",
@@ -64,7 +56,11 @@ def next_() -> Any:
 @annotator_required
 def label(task_id: int) -> Any:
     """Label one task: the text, the model's suggestion, one button (or key) per label."""
-    task = own_task_or_404(task_id)
+    return label_view(task_id)
+
+
+def label_view(task_id: int) -> Any:
+    task = own_task(db.session(), task_id, current_user)
     dataset = db.session.get(Dataset, task.dataset_id)
     ls_url = current_app.config.get("LS_PUBLIC_URL")
     ls_link = f"{ls_url}/projects/{task.ls_project_id}/data?task={task.ls_task_id}" if ls_url else None
@@ -81,19 +77,14 @@ def label(task_id: int) -> Any:
 
 @bp.post("/tasks/<bigid:task_id>/label")
 @annotator_required
+@shown_on(label_view)
 def submit(task_id: int) -> Any:
     """Save my label (Label Studio gets it right after, through the outbox) and open my next task."""
-    own_task_or_404(task_id)
-    if not CsrfForm().validate_on_submit():
-        abort(400)
-    choice = request.form.get("label", "")
-    try:
-        task = submit_label(db.session(), task_id, current_user, choice)
-        db.session.commit()
-    except LabelingError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("annotator.label", task_id=task_id))
+    own_task(db.session(), task_id, current_user)
+    checked(CsrfForm())
+    choice = LabelChoice.parse(request.form.to_dict(), form=True).label
+    task = submit_label(db.session(), task_id, current_user, choice)
+    db.session.commit()
     wake_dispatcher()
     if task.status == TaskStatus.CONFLICT:
         flash(f"Saved “{choice}”. Another annotator chose differently; an admin will resolve it.", "info")

@@ -99,14 +99,22 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+class WeightsSource(Protocol):
+    """Where a fine-tuned encoder's packed weights live (the registry; include.services.embedding_models)."""
+
+    def sha256(self, name: str) -> str | None: ...
+
+    def artifact(self, name: str) -> bytes | None: ...
+
+
 @dataclass
 class FineTunedEmbedder:
-    """An encoder the platform fine-tuned (``ft:<name>``): its weights come from its registry row,
-    unpacked once per machine into a folder named by their SHA-256, so any worker can load it
-    without a shared disk and a new version never reuses a stale copy."""
+    """An encoder the platform fine-tuned (``ft:<name>``): its weights come from ``weights`` (its
+    registry row), unpacked once per machine into a folder named by their SHA-256, so any worker
+    can load it without a shared disk and a new version never reuses a stale copy."""
 
     name: str
-    db_url: str | None = None
+    weights: WeightsSource | None = None
     backend: str = EmbeddingBackend.SENTENCE_TRANSFORMERS.value
     device: str | None = None
     _inner: SentenceTransformerEmbedder | None = None
@@ -118,8 +126,11 @@ class FineTunedEmbedder:
     def local(self) -> SentenceTransformerEmbedder:
         """The encoder as a local sentence-transformers model (unpacked on first use)."""
         if self._inner is None:
+            if self.weights is None:
+                raise ValueError(f"fine-tuned encoder {self.name!r} needs the registry to load its weights from")
+            folder = materialize(self.name, self.weights)
             self._inner = SentenceTransformerEmbedder(
-                name=self.name, model=self.name, path=str(materialize(self.name, self.db_url)), device=self.device
+                name=self.name, model=self.name, path=str(folder), device=self.device
             )
         return self._inner
 
@@ -131,33 +142,23 @@ class FineTunedEmbedder:
         return self.local().embed(texts)
 
 
-def materialize(name: str, db_url: str | None = None) -> Any:
-    """The local folder of fine-tuned encoder ``name``, unpacked from the database if not yet here."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import undefer
-
-    from include.config import load_settings
-    from include.db.models import EmbeddingModel
-    from include.db.session import session_scope
-    from include.ml.training.finetune import unpack
-    from include.pipelines.resources import platform_db_url
-
-    with session_scope(db_url or platform_db_url()) as session:
-        sha = session.scalar(select(EmbeddingModel.artifact_sha256).where(EmbeddingModel.name == name))
-        if sha is None:
-            raise ValueError(f"fine-tuned encoder {name!r} is not in the registry (or has no weights)")
-        folder = load_settings().home / "cache" / "encoders" / sha
-        if (folder / ".complete").exists():
-            return folder
-        row = session.scalar(
-            select(EmbeddingModel).options(undefer(EmbeddingModel.artifact)).where(EmbeddingModel.name == name)
-        )
-        data = row.artifact if row is not None else None
-    if not data:
-        raise ValueError(f"fine-tuned encoder {name!r} has no weights stored")
+def materialize(name: str, weights: WeightsSource) -> Path:
+    """The local folder of fine-tuned encoder ``name``, unpacked from ``weights`` if not yet here."""
     import shutil
     import tempfile
 
+    from include.config import load_settings
+    from include.ml.training.finetune import unpack
+
+    sha = weights.sha256(name)
+    if sha is None:
+        raise ValueError(f"fine-tuned encoder {name!r} is not in the registry (or has no weights)")
+    folder = load_settings().home / "cache" / "encoders" / sha
+    if (folder / ".complete").exists():
+        return folder
+    data = weights.artifact(name)
+    if not data:
+        raise ValueError(f"fine-tuned encoder {name!r} has no weights stored")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".unpack-"))
     unpack(data, staging)
@@ -220,8 +221,9 @@ class OllamaEmbedder:
         return _normalize(vectors)
 
 
-def backend_for(name: str, settings: Any = None) -> Embedder:
-    """The backend for a registry name: the local default, ``openai:<model>`` or ``ollama:<model>``.
+def backend_for(name: str, settings: Any = None, *, weights: WeightsSource | None = None) -> Embedder:
+    """The backend for a registry name: the local default, ``st:<dir>``, ``ft:<encoder>`` (its
+    weights from ``weights``), ``openai:<model>`` or ``ollama:<model>``.
 
     Raises:
         ValueError: unknown name, or the server it needs is not configured.
@@ -229,7 +231,7 @@ def backend_for(name: str, settings: Any = None) -> Embedder:
     if name == DEFAULT_MODEL:
         return SentenceTransformerEmbedder()
     if name.startswith(FINETUNED_PREFIX):
-        return FineTunedEmbedder(name)
+        return FineTunedEmbedder(name, weights)
     if name.startswith(LOCAL_PREFIX):
         path = name[len(LOCAL_PREFIX) :]
         if not path:

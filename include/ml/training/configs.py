@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from include.errors import Invalid
 from include.ml.training.params import TRAIN_PARAMS
 from include.params import ParamError, ParamSpec
 
@@ -47,12 +48,12 @@ class Problem:
         return f"line {self.line}, {self.key}: {self.message}"
 
 
-class ConfigError(ValueError):
+class ConfigError(Invalid):
     """The config cannot be used; ``problems`` says where and why (one line each)."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+        super().__init__("; ".join(str(p) for p in problems), problems=[vars(p) for p in problems])
 
 
 @dataclass(frozen=True)

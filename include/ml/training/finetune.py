@@ -21,29 +21,15 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from include.ml.training.params import FinetuneParams
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FinetuneParams:
-    """How the encoder is tuned (SetFit's defaults, scaled for a CPU test on a tiny model)."""
-
-    pair_iterations: int = 20  # per labeled text and iteration: one same-label and one other-label pair
-    max_pairs: int = 12_000  # cap, so 2,000 labels do not make 80,000 pairs
-    epochs: int = 1
-    batch_size: int = 16
-    lr: float = 2e-5
-    warmup: float = 0.1  # share of steps with a linear warm-up
-    seed: int = 0
-
-    def values(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

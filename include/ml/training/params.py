@@ -6,10 +6,11 @@ No torch or scikit-learn here: DAG files import this at parse time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 from include.ml.training.model import KINDS
-from include.params import ParamSpec
+from include.params import ParamSpec, Values, param
 
 DEFAULT_LR = {"mlp": 0.003}
 
@@ -60,59 +61,37 @@ SEED = ParamSpec("seed", "Random seed", "int", 0, minimum=0, maximum=2**31 - 1)
 TRAIN_PARAMS = (MODEL_KIND, C, EPOCHS, LR, BATCH_SIZE, PATIENCE, VAL_FRACTION, SEED)
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    """Hyperparameters of one training run (defaults from the declarations above)."""
+@dataclass(frozen=True, kw_only=True)
+class TrainParams(Values):
+    """Hyperparameters of one training run: each field is declared by its spec above (the DAGs'
+    ``Param``s, the forms and training configs all read the same specs)."""
 
-    kind: str = MODEL_KIND.default
-    epochs: int = EPOCHS.default
-    batch_size: int = BATCH_SIZE.default
-    lr: float | None = LR.default  # None: DEFAULT_LR for the MLP; unused by the logistic head
-    c: float | None = C.default  # None: chosen by cross-validation
+    kind: str = param(MODEL_KIND)
+    c: float | None = param(C)  # None: chosen by cross-validation
+    epochs: int = param(EPOCHS)
+    lr: float | None = param(LR)  # None: DEFAULT_LR for the MLP; unused by the logistic head
+    batch_size: int = param(BATCH_SIZE)
+    patience: int = param(PATIENCE)
+    val_fraction: float = param(VAL_FRACTION)
+    seed: int = param(SEED)
+    # not set by people: fixed parts of the recipe
     weight_decay: float = 1e-4
-    patience: int = PATIENCE.default
-    val_fraction: float = VAL_FRACTION.default
-    seed: int = SEED.default
     hidden_dim: int = 256
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        MODEL_KIND.parse(self.kind)
-        EPOCHS.parse(self.epochs)
-        BATCH_SIZE.parse(self.batch_size)
-        PATIENCE.parse(self.patience)
-        VAL_FRACTION.parse(self.val_fraction)
-        LR.parse(self.lr)
-        C.parse(self.c)
+        super().__post_init__()
         if self.lr is None and self.kind in DEFAULT_LR:
             object.__setattr__(self, "lr", DEFAULT_LR[self.kind])
 
     def values(self) -> dict[str, object]:
-        """As pipeline values (the inverse of :meth:`from_values`)."""
-        return {
-            MODEL_KIND.name: self.kind,
-            C.name: self.c,
-            EPOCHS.name: self.epochs,
-            LR.name: self.lr,
-            BATCH_SIZE.name: self.batch_size,
-            PATIENCE.name: self.patience,
-            VAL_FRACTION.name: self.val_fraction,
-            SEED.name: self.seed,
-        }
+        """As pipeline values, by parameter name (``model_kind`` for ``kind``)."""
+        return self.as_params()
 
     @classmethod
-    def from_values(cls, values: dict[str, object]) -> TrainParams:
-        """From parsed pipeline values (``model_kind`` is the pipeline's name for ``kind``)."""
-        return cls(
-            kind=str(values[MODEL_KIND.name]),
-            epochs=int(values[EPOCHS.name]),  # type: ignore[call-overload]
-            batch_size=int(values[BATCH_SIZE.name]),  # type: ignore[call-overload]
-            lr=values[LR.name],  # type: ignore[arg-type]
-            c=values[C.name],  # type: ignore[arg-type]
-            patience=int(values[PATIENCE.name]),  # type: ignore[call-overload]
-            val_fraction=float(values[VAL_FRACTION.name]),  # type: ignore[arg-type]
-            seed=int(values[SEED.name]),  # type: ignore[call-overload]
-        )
+    def from_values(cls, values: Mapping[str, object]) -> TrainParams:
+        """From pipeline values by parameter name (absent ones take their defaults)."""
+        return cls.parse(values)
 
 
 # -- encoder fine-tuning (include.ml.training.finetune, the finetune_encoder pipeline) --------------
@@ -144,12 +123,33 @@ RETUNE_AT = ParamSpec(
     "retune_at_labels",
     "Retune the encoder at labels",
     "int",
-    0,
-    minimum=0,
+    None,
+    nullable=True,
+    minimum=20,
     maximum=10_000_000,
-    help="0: the dataset's own setting (automatic unless set on its page: at 100 labeled tasks on a GPU worker, "
-    "never on CPU); N: the loop fine-tunes the encoder once the "
-    "dataset has N labeled tasks, and again each time they double; in between, heads train on the tuned encoder",
+    also=(0,),
+    help="empty: the dataset's own setting (automatic unless set on its page: at 100 labeled tasks on a GPU worker, "
+    "never on CPU); 0: never; N: the loop fine-tunes the encoder once the dataset has N labeled tasks, and again "
+    "each time they double; in between, heads train on the tuned encoder",
 )
 
-FINETUNE_PARAMS = (BASE_ENCODER, PAIR_ITERATIONS, MAX_PAIRS, FINETUNE_EPOCHS, FINETUNE_LR, FINETUNE_BATCH, SEED)
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneParams(Values):
+    """How the encoder is tuned (SetFit's defaults; include.ml.training.finetune). The fields
+    have short names; their parameters are prefixed, as a run's conf also holds a head's."""
+
+    pair_iterations: int = param(PAIR_ITERATIONS)  # per labeled text: one same-label and one other-label pair
+    max_pairs: int = param(MAX_PAIRS)  # cap, so 2,000 labels do not make 80,000 pairs
+    epochs: int = param(FINETUNE_EPOCHS)
+    batch_size: int = param(FINETUNE_BATCH)
+    lr: float = param(FINETUNE_LR)
+    seed: int = param(SEED)
+    warmup: float = 0.1  # share of steps with a linear warm-up
+
+    def values(self) -> dict[str, object]:
+        """By field name, as experiments record them."""
+        return asdict(self)
+
+
+FINETUNE_PARAMS = (BASE_ENCODER, *FinetuneParams.specs())

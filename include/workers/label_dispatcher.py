@@ -23,9 +23,9 @@ from include.labelstudio.client import (
     LabelStudioUnavailable,
 )
 from include.labelstudio.label_config import choice_result, label_of
-from include.runtime.pump import Pump
 from include.services import label_outbox
 from include.services.label_outbox import Delivery
+from include.workers.pump import Pump
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from include.airflow_client import AirflowClient, AirflowError
 from include.db.session import session_scope
 from include.pipelines.assets import ANNOTATIONS_CHANGED
-from include.runtime.pump import Pump
 from include.services import webhooks
+from include.workers.pump import Pump
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from include.db.models import EmbeddingBackend as BackendKind
 from include.db.models import EmbeddingModel
+from include.errors import Invalid
 
 
-class EmbeddingStoreError(ValueError):
-    pass
+class EmbeddingStoreError(Invalid):
+    """A vector that does not fit its model (dimension), or a model registered twice differently."""
 
 
 def index_name(model_id: int) -> str:
