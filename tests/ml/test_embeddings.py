@@ -146,8 +146,8 @@ def test_each_remote_backend_uses_its_own_timeout(llm_server) -> None:
 
 def test_bulk_loads_rebuild_the_index_after_loading(db, minilm, monkeypatch) -> None:
     from include.db.models import EmbeddingModel as Model
-    from include.pipelines.training import embedding as pipeline
     from include.pipelines.embed_items import run_build_index
+    from include.pipelines.training import embedding as pipeline
     from include.services.vectors import index_exists
 
     monkeypatch.setattr(pipeline, "BULK_LOAD_MIN", 5)

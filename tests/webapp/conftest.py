@@ -35,7 +35,7 @@ def make_app(db_url: str, **overrides: Any):
         "JOBS_REFRESH_SECONDS": 1,
         "ASSET_SIGNALLER": False,  # tests signal Airflow themselves (signal_pending) unless they turn it on
         "OUTBOX_DISPATCHER": False,  # tests deliver the outbox themselves (deliver_due) unless they turn it on
-        "JOB_RECONCILER": False,  # tests reconcile jobs themselves (include.workers.job_reconciler) unless they turn it on
+        "JOB_RECONCILER": False,  # tests reconcile jobs themselves (workers.job_reconciler) unless they turn it on
     }
     config.update(overrides)
     return create_app(config)
