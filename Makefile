@@ -6,19 +6,19 @@ VENV_LS := .venv-ls
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 
-.PHONY: run up test test-fast venv browser redis lint lock bench clean help
+.PHONY: run up test test-fast venv browser redis fonts lint lock bench clean help
 
 help:
 	@echo "make run    - start PostgreSQL, Label Studio, Airflow and the web app; run the demo loop"
 	@echo "make test   - run the test suite (real PostgreSQL, Label Studio, Airflow, Chromium)"
 	@echo "make bench  - run the benchmarks under bench/ (figures to bench/results/)"
-	@echo "make lint   - ruff and mypy"
+	@echo "make lint   - ruff, mypy and the import-linter layering contracts"
 	@echo "make lock   - recompile requirements*.txt from requirements*.in"
 
 run up: venv
 	$(PY) -m include.runtime.stack $(ARGS)
 
-test: venv browser redis
+test: venv browser redis fonts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
@@ -48,9 +48,17 @@ redis:
 	  if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq redis-server || (apt-get update -qq && apt-get install -y -qq redis-server)) >/dev/null; \
 	  else echo "the CeleryExecutor test needs Debian's redis-server: sudo apt-get install redis-server"; fi; }
 
+# A CJK font, so charts with Chinese labels render (and the chart test can check they do).
+fonts:
+	@fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk" || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq fonts-wqy-microhei || (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei)) >/dev/null; \
+	  else echo "charts need a CJK font for Chinese labels: sudo apt-get install fonts-wqy-microhei"; fi; }
+
 lint: venv
 	$(VENV)/bin/ruff check dags include webapp plugins tests bench
+	$(VENV)/bin/ruff format --check dags include webapp plugins tests bench
 	$(VENV)/bin/mypy include webapp
+	$(VENV)/bin/lint-imports
 
 lock:
 	$(PY) -m pip install $(PIP_FLAGS) pip-tools

@@ -92,6 +92,7 @@ class ParamSpec:
     # Whole numbers allowed outside the bounds, with a meaning ``help`` gives (0: never).
     also: tuple[int, ...] = ()
     strip: bool = True  # text is trimmed (never a password)
+    empty: str = ""  # what an empty field means, in a word or two ("off", "automatic"): a form's placeholder
 
     def __post_init__(self) -> None:
         if self.type == "choice" and not self.choices:

@@ -92,8 +92,8 @@ MAX_RETRAIN_AFTER = 1_000_000
 
 RETRAIN_AFTER = ParamSpec(
     "retrain_after_labels", "Retrain after new labels", "int", None, nullable=True, minimum=1,
-    maximum=MAX_RETRAIN_AFTER, help="the loop runs for this dataset once this many new labels arrive; empty: off "
-    "(the dataset retrains nightly)",
+    maximum=MAX_RETRAIN_AFTER, empty="off",
+    help="the loop runs for this dataset once this many new labels arrive; empty: off (the dataset retrains nightly)",
 )  # fmt: skip
 
 

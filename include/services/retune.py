@@ -52,7 +52,7 @@ def last_tuned(session: Session, dataset_id: int) -> EmbeddingModel | None:
 
 DATASET_RETUNE_AT = ParamSpec(
     "retune_at_labels", "Fine-tune the encoder at labeled tasks", "int", None, nullable=True,
-    minimum=MIN_RETUNE_AT, maximum=MAX_RETUNE_AT, also=(0,),
+    minimum=MIN_RETUNE_AT, maximum=MAX_RETUNE_AT, also=(0,), empty="automatic",
     help=f"and each time they double; empty: automatic ({AUTO_RETUNE_AT} where training runs on a GPU, never on "
     "a CPU-only worker); 0: never",
 )  # fmt: skip

@@ -61,7 +61,7 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
     page.click("text=+ New dataset")
     page.fill("input[name=name]", "browser-demo")
     page.check("input[name=source][value=demo]")
-    page.fill("input[name=demo_count]", "100")
+    page.fill("input[name=demo]", "100")
     page.click("button:has-text('Create dataset')")
     page.wait_for_selector("text=added 100 items.")
     assert stat(page, "items") == "100" and stat(page, "imported") == "0"
@@ -74,8 +74,9 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
 
     page.reload()
     assert stat(page, "imported") == "100"
-    page.select_option("select[name=username]", "alice")
-    page.fill("input[name=count]", "5")
+    page.click("[data-testid=dataset-tabs] >> text=Labeling")
+    page.select_option("[data-testid=auto-assign] select[name=username]", "alice")
+    page.fill("[data-testid=auto-assign] input[name=count]", "5")
     page.click("button:has-text('Auto-assign')")
     page.wait_for_selector("text=Assigned 5 tasks to alice, hardest first.")
     assert stat(page, "assigned") == "6"
@@ -89,8 +90,8 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
         alices = set(s.scalars(select(Task.id).where(Task.assigned_to == users["alice"])))
     shown = {int(rows.nth(i).get_attribute("data-task")) for i in range(5)}
     assert shown == alices and bobs not in shown
-    page.goto(f"{live_url}/me/tasks/{bobs}")
-    assert "Nothing here." in page.content()
+    hidden = page.goto(f"{live_url}/me/tasks/{bobs}")
+    assert hidden.status == 404 and "task not found" in page.content()  # the same as a task that does not exist
 
     page.goto(f"{live_url}/me/tasks")
     page.click("[data-testid=start-labeling]")
@@ -109,7 +110,7 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
     log_out(page)
 
     log_in(page, live_url, "admin")
-    page.goto(f"{live_url}/admin/datasets/{dataset_id}")
+    page.goto(f"{live_url}/admin/datasets/{dataset_id}/labeling")
     assert stat(page, "labeled") == "2" and stat(page, "label-OK") == "1" and stat(page, "label-NG") == "1"
     assert page.inner_text("tr[data-annotator=alice] [data-col=labeled]") == "2"
     with session_scope(db) as s:

@@ -103,4 +103,5 @@ def test_model_experiment_comparison_and_dataset_pages_draw_their_charts(
     assert "C (inverse L2 strength)" in chart and "epoch (encoder runs" in chart  # each run on its own axis
     names = _check_charts(page, live_url, f"/admin/datasets/{dataset_id}", "dataset.png", minimum_marks=3)
     assert names == ["learning", "labels", "daily"]
+    page.click("[data-testid=dataset-tabs] >> text=Models")
     assert page.inner_text("[data-testid=eval-size]").endswith("items")

@@ -61,6 +61,7 @@ def test_privacy_page_create_try_and_attach(db, page, live_url) -> None:
     page.screenshot(path=str(SHOTS / "privacy.png"), full_page=True)
 
     page.goto(f"{live_url}/admin/datasets/{dataset_id}")
+    page.click("[data-testid=dataset-tabs] >> text=Quality and privacy")
     page.select_option("[data-testid=privacy] select[name=policy_id]", label="contact data (v1)")
     page.click("[data-testid=privacy] button:has-text('Save')")
     page.wait_for_selector("[data-testid=pii-pending]:has-text('2 items wait for de-identification')")
@@ -78,9 +79,9 @@ def test_quality_report_page_and_override(db, page, live_url, minilm) -> None:
     dataset_id = make_dataset(db, texts)
     run_quality_check(db, RunRef(), DatasetValues(dataset_id=dataset_id), embedder=minilm)
     log_in(page, live_url, "admin")
-    page.goto(f"{live_url}/admin/datasets/{dataset_id}")
+    page.goto(f"{live_url}/admin/datasets/{dataset_id}/quality-privacy")
     assert "failed: duplicates" in page.locator("[data-testid=quality]").inner_text()
-    page.click("text=Findings, thresholds and override →")
+    page.click("text=Findings and override →")
     page.wait_for_selector("[data-testid=gate-blocks]")
     for img in page.query_selector_all("img[data-chart]"):
         img.scroll_into_view_if_needed()
@@ -103,7 +104,7 @@ def test_dataset_page_downloads_an_export(db, page, live_url, tmp_path) -> None:
             update(Task).where(Task.dataset_id == dataset_id, Task.label.is_(None)).values(status=TaskStatus.IMPORTED)
         )
     log_in(page, live_url, "admin")
-    page.goto(f"{live_url}/admin/datasets/{dataset_id}#export")
+    page.goto(f"{live_url}/admin/datasets/{dataset_id}/labeling#export")
     with page.expect_download() as info:
         page.click("[data-export=csv]")
     path = tmp_path / "labels.csv"
@@ -116,19 +117,20 @@ def test_dataset_page_downloads_an_export(db, page, live_url, tmp_path) -> None:
     assert "No trained model yet" in page.inner_text("[data-testid=inference-form]")
 
 
-def test_the_live_loop_card_sets_when_a_dataset_retrains(db, page, live_url) -> None:
+def test_the_settings_tab_sets_when_a_dataset_retrains(db, page, live_url) -> None:
     dataset_id = make_dataset(db, [("late delivery", "NG"), ("works well", "OK"), ("fine", None)])
     log_in(page, live_url, "admin")
-    page.goto(f"{live_url}/admin/datasets/{dataset_id}#live-loop")
-    card = page.locator("[data-testid=live-loop]")
+    page.goto(f"{live_url}/admin/datasets/{dataset_id}")
+    page.click("[data-testid=dataset-tabs] >> text=Settings")
+    card = page.locator("[data-testid=setting-live-loop]")
     assert "of 50 new labels since the last model" in card.inner_text()
     card.locator("input[name=retrain_after_labels]").fill("25")
-    card.locator("form:has(input[name=retrain_after_labels]) button").click()
+    card.locator("button").click()
     page.wait_for_selector("text=retrains as soon as 25 new labels arrive")
     assert "of 25 new labels" in page.inner_text("[data-testid=live-loop-state]")
-    page.screenshot(path=str(SHOTS / "dataset-live-loop.png"), full_page=True)
-    page.locator("[data-testid=live-loop] input[name=retrain_after_labels]").fill("")
-    page.locator("[data-testid=live-loop] form:has(input[name=retrain_after_labels]) button").click()
+    page.screenshot(path=str(SHOTS / "dataset-settings.png"), full_page=True)
+    page.locator("[data-testid=setting-live-loop] input[name=retrain_after_labels]").fill("")
+    page.locator("[data-testid=setting-live-loop] button").click()
     page.wait_for_selector("text=The live loop is off for this dataset")
     assert "(automatic: where training runs on a GPU" in page.inner_text("[data-testid=retune-state]")
     retune = page.locator("[data-testid=retune-form]")
@@ -137,6 +139,17 @@ def test_the_live_loop_card_sets_when_a_dataset_retrains(db, page, live_url) -> 
     page.wait_for_selector("text=fine-tunes the encoder at 120 labeled tasks")
     assert page.locator("[data-testid=retune-form] input[name=retune_at_labels]").input_value() == "120"
     assert "2 of 120 labeled tasks until the next encoder tune" in page.inner_text("[data-testid=retune-state]")
+    # A refused value: the same tab again, with the message and the right status.
+    overlap = page.locator("[data-testid=overlap-form]")
+    overlap.locator("input[name=overlap_share]").evaluate("e => e.removeAttribute('max')")  # the browser would refuse
+    overlap.locator("input[name=overlap_share]").fill("250")
+    with page.expect_response(lambda r: r.url.endswith("/settings/overlap")) as answer:
+        overlap.locator("button").click()
+    assert answer.value.status == 400
+    page.wait_for_selector("text=Second annotator (%) must be between 0 and 100")
+    overlap.locator("input[name=overlap_share]").fill("10")
+    overlap.locator("button").click()
+    page.wait_for_selector("text=10% of each auto-assignment will also go to a second annotator")
     with session_scope(db) as s:
         row = s.get_one(Dataset, dataset_id)
         assert row.retrain_after_labels is None and row.retune_at_labels == 120

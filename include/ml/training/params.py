@@ -128,6 +128,7 @@ RETUNE_AT = ParamSpec(
     minimum=20,
     maximum=10_000_000,
     also=(0,),
+    empty="the dataset's",
     help="empty: the dataset's own setting (automatic unless set on its page: at 100 labeled tasks on a GPU worker, "
     "never on CPU); 0: never; N: the loop fine-tunes the encoder once the dataset has N labeled tasks, and again "
     "each time they double; in between, heads train on the tuned encoder",
