@@ -76,22 +76,3 @@ def inference_response(run: InferenceRun, fmt: str) -> Any:
         inference.DOWNLOADS[fmt],
         f"inference-{run.id}-{model.version if model else 'model'}.{fmt}",
     )
-
-
-def pii_key() -> bytes | None:
-    """PII_KEY when set (hash and encrypt operators need it), else None."""
-    raw = current_app.config.get("PII_KEY")
-    return pii.key_of(raw) if raw else None
-
-
-def pii_llm(needed: bool) -> Any:
-    """The LLM recognizer when a policy needs it (built from the environment's LLM settings)."""
-    if not needed:
-        return None
-    from include.config import SettingsError, load_settings
-    from include.pii.llm import llm_recognizer
-
-    try:
-        return llm_recognizer(load_settings())
-    except SettingsError as exc:
-        raise pii.PolicyError(f"the policy uses the LLM recognizer: {exc}") from None

@@ -83,7 +83,7 @@ def test_import_1000_then_rerun_imports_nothing_twice(db, ls) -> None:
 def test_limit_and_progress(db, ls) -> None:
     dataset_id = make_dataset(db, 250)
     result = run_ls_import(
-        db, ls.client(), RunRef("ls_import", "lim"), ImportValues(dataset_id=dataset_id, limit=120, batch_size=50)
+        db, ls.client(), RunRef("ls_import", "lim"), ImportValues(dataset_id=dataset_id, limit=120, batch_size=100)
     )
     assert result["imported"] == 120 and result["datasets"][0]["remaining"] == 130
     with session_scope(db) as s:

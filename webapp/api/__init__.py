@@ -49,6 +49,7 @@ class ApiRoute:
     partial: bool = False
     upload: Mapping[str, str] | None = None  # a multipart form: field -> description
     status: int = 200
+    also: tuple[int, ...] = ()  # other success statuses (201 when created, 200 when it existed)
     response: str | None = None  # a schema name of webapp.api.schemas
     listing: str | None = None  # a paged list: the key of its items, of schema ``response``
     produces: str = "application/json"
@@ -85,6 +86,7 @@ def route(
     body_from_query: bool = False,
     upload: Mapping[str, str] | None = None,
     status: int = 200,
+    also: tuple[int, ...] = (),
     response: str | None = None,
     listing: str | None = None,
     produces: str = "application/json",
@@ -115,6 +117,7 @@ def route(
             partial=partial,
             upload=upload,
             status=status,
+            also=also,
             response=response,
             listing=listing,
             produces=produces,

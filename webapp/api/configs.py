@@ -26,8 +26,8 @@ def list_training_configs(dataset_id: int, query: PageQuery) -> dict[str, Any]:
 
 
 @route(
-    "POST", "/datasets/<id:dataset_id>/training_configs", tag=TAG, body=ConfigBody, response="TrainingConfigEnvelope",
-    errors=(404,),
+    "POST", "/datasets/<id:dataset_id>/training_configs", tag=TAG, body=ConfigBody, status=201, also=(200,),
+    response="TrainingConfigEnvelope", errors=(404,),
 )  # fmt: skip
 def save_training_config(dataset_id: int, body: ConfigBody) -> Any:
     """``{"name": ..., "yaml": "..."}``: 201 when new, 200 when it replaced one of that name.

@@ -36,7 +36,10 @@ def list_snapshots(dataset_id: int, query: PageQuery) -> dict[str, Any]:
     return paged("snapshots", page_of(rows, query.page, query.limit), snapshot_json)
 
 
-@route("POST", "/datasets/<id:dataset_id>/snapshots", tag=TAG, response="SnapshotTaken", errors=(404,))
+@route(
+    "POST", "/datasets/<id:dataset_id>/snapshots", tag=TAG, status=201, also=(200,), response="SnapshotTaken",
+    errors=(404,),
+)  # fmt: skip
 def take_snapshot(dataset_id: int) -> Any:
     """Snapshot the labels now (201), or return the identical latest snapshot (200)."""
     taken = snapshots.take(db.session(), datasets.get_dataset(db.session(), dataset_id))

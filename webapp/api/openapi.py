@@ -86,19 +86,21 @@ def _answer(r: ApiRoute) -> dict[str, Any]:
     return {"description": "OK", "content": {"application/json": {"schema": schema}}}
 
 
-def _operation(r: ApiRoute, *, summary: str | None = None, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _operation(
+    r: ApiRoute, *, summary: str | None = None, body: dict[str, Any] | None = None, path_params: bool = True
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": r.endpoint.removeprefix("api."),
         "tags": [r.tag],
         "summary": summary or r.summary,
         "description": r.description,
-        "responses": {str(r.status): _answer(r)},
+        "responses": {str(code): _answer(r) for code in (r.status, *r.also)},
     }
     if r.roles is None:
         op["security"] = []
     else:
         op["x-roles"] = [role.value for role in r.roles]
-    params = _path_params(r.rule) + (_query_params(r.query) if r.query else [])
+    params = (_path_params(r.rule) if path_params else []) + (_query_params(r.query) if r.query else [])
     if params:
         op["parameters"] = params
     body = body or (r.body.json_schema() if r.body else dict(r.body_schema) if r.body_schema else None)
@@ -144,7 +146,7 @@ def build() -> dict[str, Any]:
     for r in ROUTES:
         if r.endpoint == "api.run_pipeline":
             for p in PIPELINES.values():
-                operation = _operation(r, summary=p.title, body=p.json_schema())
+                operation = _operation(r, summary=p.title, body=p.json_schema(), path_params=False)
                 operation["operationId"] = f"run_{p.name}"
                 operation["description"] = p.description
                 paths.setdefault(f"/pipelines/{p.name}", {})["post"] = operation
