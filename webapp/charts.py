@@ -8,7 +8,7 @@ Built with matplotlib's object API, as its own web-server example does: each cha
 ``Figure`` of its own (no pyplot, whose global state needs a lock), and the style is set once,
 on first use. The font list puts a CJK font after the Latin one, so Chinese labels render
 (matplotlib falls back glyph by glyph) where such a font is installed, as on the platform's
-images (Debian's fonts-wqy-microhei or fonts-noto-cjk).
+images and CI (Debian's fonts-wqy-microhei, ``make fonts``, or fonts-noto-cjk).
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "WenQuanYi Micro Hei", "Source Han S
 def _figure_class() -> Any:
     """matplotlib's ``Figure``, with the platform's style set once (text kept as text in the SVG)."""
     import matplotlib
+    from matplotlib import font_manager
     from matplotlib.figure import Figure
 
     matplotlib.rcParams.update(
         {
             "font.size": 9,
-            "font.family": "sans-serif",
-            "font.sans-serif": FONTS,
             "axes.edgecolor": GRID,
             "axes.labelcolor": MUTED,
             "xtick.color": MUTED,
@@ -47,15 +46,44 @@ def _figure_class() -> Any:
             "svg.fonttype": "none",
         }
     )
+    if _known_cjk_font() is None:
+        _add_fonts_installed_since_the_cache()
+    # The families themselves, not "sans-serif": matplotlib falls back glyph by glyph only across
+    # the families named in font.family (the generic name resolves to its first installed font).
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    matplotlib.rcParams["font.family"] = [name for name in FONTS if name in installed] + ["sans-serif"]
     return Figure
 
 
 def cjk_font() -> str | None:
-    """The first CJK font of :data:`FONTS` this machine has (None: Chinese would not render)."""
+    """The CJK font charts draw Chinese with (None: Chinese would not render on this machine)."""
+    _figure_class()
+    return _known_cjk_font()
+
+
+def _known_cjk_font() -> str | None:
     from matplotlib import font_manager
 
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return next((name for name in FONTS[1:] if name in installed), None)
+
+
+def _add_fonts_installed_since_the_cache() -> None:
+    """matplotlib caches the font list the first time it runs; a CJK font installed after that
+    (``make fonts``) stays unknown until the cache is rebuilt. Add the system's fonts of
+    :data:`FONTS` that the cache lacks, once per process (fontManager.addfont is public)."""
+    from matplotlib import font_manager
+
+    known = {f.fname for f in font_manager.fontManager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if path in known:
+            continue
+        try:
+            family = font_manager.get_font(path).family_name
+        except (OSError, RuntimeError):  # a broken font file is not ours to fix
+            continue
+        if family in FONTS:
+            font_manager.fontManager.addfont(path)
 
 
 def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:

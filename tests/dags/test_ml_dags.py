@@ -109,3 +109,28 @@ def test_nightly_loop_end_to_end_and_skips_cleanly(db, ls, minilm, run_dag) -> N
     assert jobs["train_classifier"] == (JobStatus.SKIPPED, f"no new labels since experiment {promoted.experiment_id}")
     assert jobs["gate"][0] == JobStatus.SKIPPED and jobs["prelabel"][0] == JobStatus.SKIPPED
     assert jobs["score_uncertainty"][0] == JobStatus.SUCCESS
+
+
+def test_the_first_nightly_run_orders_a_dataset_with_no_labels_from_its_own_pre_labels(db, ls, minilm, run_dag) -> None:
+    """Cold start: no labels, no model. The loop pre-labels by similarity to the label names, then
+    scores from those pre-labels, in the same run, so "hardest first" works from the first night."""
+    dataset_id = seeded_dataset(db, 30)
+    assert run_dag("ls_import", {"dataset_id": dataset_id}).state == DagRunState.SUCCESS
+    dr = run_dag("active_learning_nightly", {"dataset_id": dataset_id, "backend": "similarity"})
+    assert dr.state == DagRunState.SUCCESS
+    with session_scope(db) as s:
+        jobs = {j.step: j for j in s.scalars(select(Job).where(Job.run_id == dr.run_id))}
+        assert jobs["train_classifier"].status == JobStatus.SKIPPED
+        prelabel, score = jobs["prelabel"], jobs["score_uncertainty"]
+        assert (prelabel.status, score.status) == (JobStatus.SUCCESS, JobStatus.SUCCESS)
+        assert score.started_at >= prelabel.finished_at  # scored after this run's pre-labels
+        assert "pre-labels" in score.message
+        # Each job records the values it ran with, every declared field of its step.
+        from include.pipelines.catalog import GateValues, PrelabelValues
+
+        assert prelabel.params == PrelabelValues.parse({"dataset_id": dataset_id, "backend": "similarity"}).as_params()
+        assert set(GateValues.parse({"dataset_id": dataset_id}).as_params()) <= set(jobs["gate"].params)
+        assert "require_baseline" in jobs["gate"].params
+        tasks = s.scalars(select(Task).where(Task.dataset_id == dataset_id)).all()
+    assert len(tasks) == 30 and all(t.prelabel_label is not None for t in tasks)
+    assert sum(t.priority > 0 for t in tasks) == 30

@@ -80,6 +80,35 @@ def test_import_1000_then_rerun_imports_nothing_twice(db, ls) -> None:
     assert messages == ["imported 1000 tasks", "imported 0 tasks"]
 
 
+def test_a_long_dataset_name_still_imports(db, ls) -> None:
+    """Label Studio refuses project titles over 50 characters; the dataset's name is shortened."""
+    name = "customer-complaints-2026-q4-shanghai-hotline-escalations"
+    dataset_id = make_dataset(db, 30, name=name)
+    client = ls.client()
+    result = run_ls_import(db, client, RunRef("ls_import", "long"), ImportValues(dataset_id=dataset_id))
+    assert result["imported"] == 30
+    project = client.get_project(project_of(db, dataset_id))
+    assert len(project["title"]) <= 50 and project["title"].startswith("customer-complaints-2026-q4")
+    assert project["title"].endswith(f"(LabelOps dataset {dataset_id})") and ls_task_count(client, project["id"]) == 30
+
+
+def test_the_demo_reports_where_the_dataset_stands_whichever_run_imported_it(db, ls) -> None:
+    """A scheduled import may beat the demo's own run to the dataset: the report says so."""
+    from include.demo.report import import_report
+
+    dataset_id = make_dataset(db, 40, name="demo-report")
+    client = ls.client()
+    run_ls_import(db, client, RunRef("ls_import", "scheduled__1"), ImportValues(dataset_id=dataset_id, limit=25))
+    run_ls_import(db, client, RunRef("ls_import", "demo"), ImportValues(dataset_id=dataset_id))
+    run_ls_import(db, client, RunRef("ls_import", "demo-again"), ImportValues(dataset_id=dataset_id))
+    with session_scope(db) as s:
+        line = import_report(s, dataset_id, "demo-again")
+    assert line == (
+        "dataset 'demo-report': 40 of 40 items are tasks in Label Studio "
+        "(imported 25 by run scheduled__1, 15 by run demo)"
+    )
+
+
 def test_limit_and_progress(db, ls) -> None:
     dataset_id = make_dataset(db, 250)
     result = run_ls_import(
