@@ -7,6 +7,7 @@ healthy (503 otherwise); the body says which one is not and why.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,24 +16,38 @@ from typing import Any
 import requests
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
-from include.airflow_client import AirflowClient, AirflowError
+from include.airflow_client import AirflowClient, AirflowError, AirflowUnavailable
 from webapp.extensions import db
 
+log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 TIMEOUT = 1.0
 # Airflow components whose health the platform needs to run its pipelines.
 AIRFLOW_REQUIRED = ("metadatabase", "scheduler")
 
 
-def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _timed(name: str, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = check()
     except Exception as exc:
-        result = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"[:300]}
+        log.warning("health check of %s failed: %s: %s", name, exc.__class__.__name__, exc)
+        result = {"ok": False, "error": _reason(exc)}
     result["ms"] = round((time.perf_counter() - started) * 1000, 1)
     return result
+
+
+def _reason(exc: BaseException) -> str:
+    """A fixed phrase for what went wrong, safe to answer to anyone."""
+    if isinstance(exc, requests.Timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError | ConnectionError | AirflowUnavailable | OperationalError):
+        return "not reachable"
+    if isinstance(exc, AirflowError):
+        return "refused the platform's request (see the web app's log)"
+    return "failed (see the web app's log)"
 
 
 def _database() -> dict[str, Any]:
@@ -46,10 +61,7 @@ def _label_studio(url: str) -> dict[str, Any]:
 
 
 def _airflow(url: str, user: str, password: str) -> dict[str, Any]:
-    try:
-        components = AirflowClient(url, user, password, timeout=TIMEOUT).health()
-    except AirflowError as exc:
-        return {"ok": False, "error": str(exc)}
+    components = AirflowClient(url, user, password, timeout=TIMEOUT).health()
     unhealthy = [name for name in AIRFLOW_REQUIRED if components.get(name) != "healthy"]
     report: dict[str, Any] = {"ok": not unhealthy, "components": components}
     if unhealthy:
@@ -70,9 +82,9 @@ def healthz() -> Any:
             cfg["AIRFLOW_API_URL"], cfg.get("AIRFLOW_API_USER") or "webapp", cfg["AIRFLOW_API_PASSWORD"]
         )
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(_timed, check) for name, check in remote.items()}
+        futures = {name: pool.submit(_timed, name, check) for name, check in remote.items()}
         with app.app_context():
-            checks = {"database": _timed(_database)}
+            checks = {"database": _timed("database", _database)}
         if not checks["database"]["ok"]:
             db.session.rollback()
         checks.update({name: future.result() for name, future in futures.items()})

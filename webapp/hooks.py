@@ -2,8 +2,9 @@
 
 Label Studio gives up on a webhook after 1 s, so the receiver only checks the shared secret,
 commits the delivery (include.services.webhooks) and wakes this process's asset signaller,
-which tells Airflow. Replays are recognised by their body and change nothing; a delivery
-without the secret is refused before anything is read from the database.
+which tells Airflow. The project comes from the URL (``?project=``), the body holds only the
+event's name; a delivery without the secret is refused before anything is read from the
+database.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from include.errors import Forbidden, NotFound
 from include.services import webhooks
 from webapp.clients import wake_signaller
 from webapp.extensions import csrf, db
@@ -24,16 +26,16 @@ bp = Blueprint("hooks", __name__)
 def labelstudio() -> Any:
     secret = current_app.config.get("WEBHOOK_SECRET")
     if not secret:
-        return jsonify({"error": "webhooks are not configured here (WEBHOOK_URL, WEBHOOK_SECRET)"}), 404
+        raise NotFound("webhooks are not configured here (WEBHOOK_URL, WEBHOOK_SECRET)")
     given = request.headers.get(webhooks.SECRET_HEADER, "")
     if not hmac.compare_digest(given.encode(), str(secret).encode()):
-        return jsonify({"error": f"missing or wrong {webhooks.SECRET_HEADER}"}), 403
-    body = request.get_data(cache=True)
-    payload = request.get_json(silent=True)
-    try:
-        received = webhooks.record(db.session(), body, payload)
-    except webhooks.BadWebhook as exc:
-        return jsonify({"error": str(exc)}), 400
+        raise Forbidden(f"missing or wrong {webhooks.SECRET_HEADER}")
+    project = request.args.get("project")
+    if project is not None and not (project.isdigit() and 0 < int(project) < 2**31):
+        raise webhooks.BadWebhook("'project' in the URL must be a Label Studio project id")
+    received = webhooks.record(
+        db.session(), request.get_data(cache=True), request.get_json(silent=True), int(project) if project else None
+    )
     db.session.commit()
     if received.new:
         wake_signaller()

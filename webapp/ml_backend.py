@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from include.errors import Invalid
 from include.services import ml_backend
 from webapp.extensions import csrf, db
 
@@ -54,6 +55,15 @@ def _body() -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _dataset(raw_project: Any) -> Any:
+    """The dataset behind the project Label Studio names; a project the platform does not serve
+    is a bad request in the ML backend contract (Label Studio shows the message), not a 404."""
+    try:
+        return ml_backend.dataset_for_project(db.session(), raw_project)
+    except ml_backend.UnknownProject as exc:
+        raise Invalid(str(exc)) from exc
+
+
 @bp.get("/health")
 def health() -> Any:
     return jsonify({"status": "UP", "model_class": "LabelOpsPromotedHead"})
@@ -62,10 +72,7 @@ def health() -> Any:
 @bp.post("/setup")
 def setup() -> Any:
     """Label Studio connects: answer the project's current model version."""
-    try:
-        dataset = ml_backend.dataset_for_project(db.session(), _body().get("project"))
-    except ml_backend.UnknownProject as exc:
-        return jsonify({"error": str(exc)}), 400
+    dataset = _dataset(_body().get("project"))
     return jsonify({"model_version": ml_backend.model_version(db.session(), dataset) or "none"})
 
 
@@ -76,12 +83,8 @@ def predict() -> Any:
     body = _body()
     tasks = body.get("tasks")
     if not isinstance(tasks, list):
-        return jsonify({"error": "tasks must be a list"}), 400
-    raw_project = body.get("project") or next((t.get("project") for t in tasks if isinstance(t, dict)), None)
-    try:
-        dataset = ml_backend.dataset_for_project(db.session(), raw_project)
-    except ml_backend.UnknownProject as exc:
-        return jsonify({"error": str(exc)}), 400
+        raise Invalid("tasks must be a list")
+    dataset = _dataset(body.get("project") or next((t.get("project") for t in tasks if isinstance(t, dict)), None))
     answer = ml_backend.predict(db.session(), dataset, [t if isinstance(t, dict) else {} for t in tasks])
     _count(
         predict_requests=1,

@@ -588,14 +588,19 @@ class PiiMapping(Base):
 
 
 class PiiReveal(Base):
-    """Audit: an admin saw original personal data (one item, or an export with originals)."""
+    """Audit: an admin saw original personal data (one item, or an export with originals).
+
+    The dataset and item ids are plain numbers, not foreign keys, and the dataset's name and the
+    username are copied: the record of what was revealed outlives the dataset and the account."""
 
     __tablename__ = "pii_reveals"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
-    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    dataset_id: Mapped[int | None] = mapped_column(Integer)
+    dataset_name: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    item_id: Mapped[int | None] = mapped_column(BigInteger)
     what: Mapped[str] = mapped_column(String(32))  # item | export
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 

@@ -188,28 +188,49 @@ def deidentify(
         if not found:
             out.append(Deidentified(text))
             continue
+        found = _without_overlaps(found)
         seen: dict[tuple[str, str], str] = {}
         for result in sorted(found, key=lambda r: (r.start, -r.end)):  # numbered in reading order
             operators.apply(result.entity_type, text[result.start : result.end], seen)
-        originals: dict[str, str] = {}
-
-        def replace(
-            value: str, entity: str, seen: dict[tuple[str, str], str] = seen, originals: dict[str, str] = originals
-        ) -> str:
-            replacement = seen.get((entity, value)) or operators.apply(entity, value, seen)
-            originals[replacement] = value
-            return replacement
-
+        # Every value's replacement is already in ``seen``: the anonymizer only writes them in.
         configs = {
-            entity: OperatorConfig("custom", {"lambda": lambda value, entity=entity: replace(value, entity)})
+            entity: OperatorConfig("custom", {"lambda": lambda value, entity=entity, seen=seen: seen[(entity, value)]})
             for entity in policy
         }
         result = anonymizer.anonymize(text=text, analyzer_results=found, operators=configs)
-        replacements = [
-            Replacement(item.entity_type, item.start, item.end, originals.get(item.text, ""), item.text)
-            for item in sorted(result.items, key=lambda i: i.start)
-        ]
+        replacements = _by_span(text, found, sorted(result.items, key=lambda i: i.start))
         out.append(Deidentified(result.text, replacements))
+    return out
+
+
+def _without_overlaps(found: list[Any]) -> list[Any]:
+    """The results to replace, none overlapping another: the most certain first, then the
+    longest. Resolved here rather than by the anonymizer, so each replacement maps back to
+    exactly one result (see :func:`_by_span`)."""
+    kept: list[Any] = []
+    for r in sorted(found, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
+        if all(r.end <= k.start or r.start >= k.end for k in kept):
+            kept.append(r)
+    return sorted(kept, key=lambda r: r.start)
+
+
+def _by_span(text: str, found: list[Any], items: list[Any]) -> list[Replacement]:
+    """Each replacement with the original at its own span.
+
+    Keyed by position, not by the replacement text: two numbers with the same mask (13800001234
+    and 13900001234 both become ``*******1234``) keep their own originals. The anonymizer's
+    items are in the output's coordinates; walking them in order, the shift so far maps each
+    one back to the analyzer result it came from.
+    """
+    by_start = {(r.start, r.entity_type): r for r in found}
+    out, shift = [], 0
+    for item in items:
+        source = by_start.get((item.start - shift, item.entity_type))
+        if source is None:  # cannot happen with results that do not overlap: fail closed if it does
+            raise PiiError("the anonymizer's output does not line up with what was found")
+        original = text[source.start : source.end]
+        out.append(Replacement(item.entity_type, item.start, item.end, original, item.text))
+        shift += len(item.text) - len(original)
     return out
 
 

@@ -34,6 +34,16 @@ PRIVACY_ENV = {
     "LATEST_VERSION_CHECK": "false",
 }
 
+# What Label Studio inherits from the launcher: the system's basics, nothing of the platform's.
+# An allow-list, not a deny-list: the launcher's environment holds PII_KEY, SECRET_KEY,
+# OPENAI_API_KEY and database passwords, which a Label Studio process (and its logs, and its
+# error pages) has no business seeing. Locale variables (LC_*) pass too.
+SYSTEM_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+)  # fmt: skip
+
 # Label Studio refuses webhook and ML-backend URLs on private and loopback networks (SSRF
 # protection). The embedded platform lives on 127.0.0.1, so loopback is allowed and every other
 # default range stays banned (Label Studio's default list minus 127.0.0.0/8 and IPv6).
@@ -158,17 +168,14 @@ class LabelStudioServer:
         return self.data_dir / "label-studio.log"
 
     def _env(self) -> dict[str, str]:
-        foreign = ("DJANGO", "LABEL_STUDIO", "VIRTUAL_ENV", "POSTGRE_", "SKIP_TRIGRAM", "SKIP_BTREE")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(foreign)}
+        env = {k: v for k, v in os.environ.items() if k in SYSTEM_ENV or k.startswith("LC_")}
         env.update(
             LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
-            # The platform's own variables must not leak into Label Studio's settings.
             PYTHONPATH="",
             LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
             **PRIVACY_ENV,
             **LOOPBACK_ML_ENV,
         )
-        env.pop("DATABASE_URL", None)
         if self.database is not None:
             env.update(self.database.env())
         return env

@@ -147,15 +147,15 @@ def register_webhook(session: Session, client: LabelStudioClient, project_id: in
 
     Checked on every import, like the ML backend, so a rotated secret reaches every project.
     """
-    from include.services.webhooks import ACTIONS, SECRET_HEADER
+    from include.services.webhooks import ACTIONS, SECRET_HEADER, hook_url
 
     state = session.get(LsProject, project_id)
     if state is None or not state.owned:
         return None
     wanted = {
         "project": project_id,
-        "url": hook.url,
-        "send_payload": True,
+        "url": hook_url(hook.url, project_id),
+        "send_payload": False,  # the receiver needs the project (in the URL), never the task's text
         "send_for_all_actions": False,
         "is_active": True,
         "actions": list(ACTIONS),
@@ -166,12 +166,15 @@ def register_webhook(session: Session, client: LabelStudioClient, project_id: in
         ours = [  # Label Studio lists every project's webhooks, whatever the filter asks
             h
             for h in existing or []
-            if h.get("project") == project_id and str(h.get("url", "")).rstrip("/") == hook.url.rstrip("/")
+            if h.get("project") == project_id
+            and str(h.get("url", "")).split("?")[0].rstrip("/") == hook.url.rstrip("/")
         ]
         if not ours:
             client.request("POST", "/api/webhooks/", project_id=project_id, json_body=wanted)
         elif (
-            (ours[0].get("headers") or {}) != wanted["headers"]
+            ours[0].get("url") != wanted["url"]
+            or ours[0].get("send_payload", True)
+            or (ours[0].get("headers") or {}) != wanted["headers"]
             or sorted(ours[0].get("actions") or []) != sorted(ACTIONS)
             or not ours[0].get("is_active", True)
         ):

@@ -9,9 +9,10 @@ written to ``pii_reveals``.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
@@ -25,6 +26,7 @@ from include.pii.entities import ENTITIES, NEEDS_MODEL, OPERATORS, STRUCTURED
 from include.pii.mapping import MappingError, restore
 from include.pii.mapping import decrypt as _decrypt
 from include.pii.mapping import encrypt as _encrypt
+from include.services import rate_limit
 
 if TYPE_CHECKING:  # the engine loads Presidio and spaCy: only where texts are de-identified
     from include.pii.engine import Deidentified
@@ -284,7 +286,17 @@ def reveal(session: Session, item_id: int, user: User, key: bytes) -> dict[str, 
     if item is None or mapping is None:
         raise MappingNotFound(f"item {item_id} has no de-identification mapping")
     replacements = decrypt(mapping.mapping, key)
-    session.add(PiiReveal(user_id=user.id, dataset_id=item.dataset_id, item_id=item_id, what="item"))
+    dataset = session.get_one(Dataset, item.dataset_id)
+    session.add(
+        PiiReveal(
+            user_id=user.id,
+            username=user.username,
+            dataset_id=dataset.id,
+            dataset_name=dataset.name,
+            item_id=item_id,
+            what="item",
+        )
+    )
     session.flush()
     return {
         "item_id": item_id,
@@ -295,17 +307,17 @@ def reveal(session: Session, item_id: int, user: User, key: bytes) -> dict[str, 
 
 
 def record_export_reveal(session: Session, user: User, dataset_id: int) -> None:
-    session.add(PiiReveal(user_id=user.id, dataset_id=dataset_id, item_id=None, what="export"))
+    dataset = session.get_one(Dataset, dataset_id)
+    session.add(
+        PiiReveal(
+            user_id=user.id, username=user.username, dataset_id=dataset_id, dataset_name=dataset.name, what="export"
+        )
+    )
 
 
 def reveals(session: Session, dataset_id: int | None = None, limit: int = 50) -> list[tuple[PiiReveal, str | None]]:
-    """The audit log, newest first: each reveal with the username of who saw it."""
-    stmt = (
-        select(PiiReveal, User.username)
-        .outerjoin(User, User.id == PiiReveal.user_id)
-        .order_by(PiiReveal.created_at.desc(), PiiReveal.id.desc())
-        .limit(limit)
-    )
+    """The audit log, newest first: each reveal with the username of who saw it (as it was then)."""
+    stmt = select(PiiReveal, PiiReveal.username).order_by(PiiReveal.created_at.desc(), PiiReveal.id.desc()).limit(limit)
     if dataset_id is not None:
         stmt = stmt.where(PiiReveal.dataset_id == dataset_id)
     return [(r, name) for r, name in session.execute(stmt).tuples()]
@@ -400,34 +412,59 @@ TRY_REQUEST_SCHEMA: dict[str, Any] = {
 a test checks the two agree. Hand-written: its fields take aliases no ParamSpec has."""
 
 
+# Trying a policy is no oracle: non-admins never hash or encrypt with the platform's key (a
+# fresh key and salt per request, so their pseudonyms match nothing stored), and everyone's
+# tries are budgeted, the LLM recognizer's texts separately (it costs money or GPU time).
+TRY_BUDGETS = {
+    False: rate_limit.Budget("pii-try", 30, timedelta(minutes=1)),
+    True: rate_limit.Budget("pii-try-admin", 120, timedelta(minutes=1)),
+}
+LLM_TRY_BUDGETS = {
+    False: rate_limit.Budget("pii-try-llm", 200, timedelta(days=1), "texts through the LLM recognizer"),
+    True: rate_limit.Budget("pii-try-llm-admin", 2000, timedelta(days=1), "texts through the LLM recognizer"),
+}
+
+
 def try_request(
     session: Session,
     body: dict[str, Any],
     *,
-    is_admin: bool,
+    user: User,
     key: bytes | None,
     llm: Callable[[], Any],
 ) -> dict[str, Any]:
-    """Seed 003's ``deidentify:test``: parse the body, check who may see the mapping, try it.
+    """Seed 003's ``deidentify:test``: parse the body, check who may see the mapping, spend the
+    caller's budget, try it. The caller commits (the budget's count).
 
     ``llm`` builds the LLM recognizer, asked only when the policy uses it.
 
     Raises:
         PolicyError: a malformed body, an unknown policy (404), a missing key (503).
         Forbidden: the mapping was asked for by someone who is not an admin.
+        RateLimited: the caller's budget of tries (or of LLM texts) is spent.
     """
     policy_id, texts, options = parse_test_request(body)
-    if options.return_mapping and not is_admin:
+    if options.return_mapping and not user.is_admin:
         raise Forbidden("only admins may see the mapping to original personal data")
     policy = get_policy(session, policy_id) if policy_id is not None else None
+    rate_limit.spend(session, TRY_BUDGETS[user.is_admin], f"user:{user.id}")
+    uses_llm = policy is not None and policy.use_llm
+    if uses_llm:
+        rate_limit.spend(session, LLM_TRY_BUDGETS[user.is_admin], f"user:{user.id}", len(texts))
+    salt = "" if options.seed is None else str(options.seed)
+    if not user.is_admin:
+        from cryptography.fernet import Fernet
+
+        key, salt = Fernet.generate_key(), secrets.token_hex(16) + salt
     return try_policy(
         session,
         policy_id,
         texts,
         options,
         key=key,
+        salt=salt,
         with_mapping=options.return_mapping,
-        llm_recognizer=llm() if policy is not None and policy.use_llm else None,
+        llm_recognizer=llm() if uses_llm else None,
     )
 
 
@@ -439,11 +476,13 @@ def try_policy(
     *,
     key: bytes | None,
     with_mapping: bool,
+    salt: str | None = None,
     llm_recognizer: Any = None,
 ) -> dict[str, Any]:
     """De-identify ``texts`` by a policy (or the default one) without storing anything.
 
-    ``seed`` salts the hash operator, so hashed values can be made to differ between uses.
+    ``salt`` (by default the options' ``seed``) salts the hash operator, so hashed values can be
+    made to differ between uses.
     The mapping (original -> replacement per text) is returned only when ``with_mapping``.
 
     Raises:
@@ -464,7 +503,7 @@ def try_policy(
             entities,
             key=key,
             locale=options.locale if options.locale != "auto" else locale,
-            salt="" if options.seed is None else str(options.seed),
+            salt=salt if salt is not None else ("" if options.seed is None else str(options.seed)),
             llm_recognizer=llm_recognizer,
         )
     except PiiError as exc:

@@ -2,14 +2,21 @@
 
 The receiver must answer inside Label Studio's 1 s webhook timeout whatever Airflow is doing,
 so it only commits a row here; the signaller (include.workers.asset_signaller) turns pending
-rows into asset events. A delivery is keyed by the SHA-256 of its body: Label Studio's retries
-and replays of the same event add nothing, while an edit of the same annotation (a new
-``updated_at``) is a new event.
+rows into asset events.
+
+The platform's webhooks carry no payload (``send_payload: false``): with one, Label Studio
+posts the task's whole data, its text included, and the project's settings, while the receiver
+needs only which project changed. The project is in the hook's URL (``?project=<id>``), the
+body is ``{"action": ...}``. Such a delivery cannot be told from a replay and needs not be: it
+only makes the next export run, which is idempotent. A delivery with a payload (a hook
+registered before, until the next import updates it) is keyed by the SHA-256 of its body, so
+its replays add nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,11 +61,16 @@ class Pending:
     actions: tuple[str, ...]
 
 
-def project_of(payload: Any) -> tuple[str, int]:
-    """The action and Label Studio project id of a webhook body.
+def hook_url(receiver: str, project_id: int) -> str:
+    """The receiver's URL as registered on one project: the project rides in the query."""
+    return f"{receiver.rstrip('/')}?project={int(project_id)}"
+
+
+def action_of(payload: Any) -> str:
+    """The event name of a webhook body.
 
     Raises:
-        BadWebhook: no action, or no project id anywhere Label Studio puts one.
+        BadWebhook: not a JSON object, or no usable ``action``.
     """
     if not isinstance(payload, dict):
         raise BadWebhook("expected a JSON object")
@@ -67,6 +79,16 @@ def project_of(payload: Any) -> tuple[str, int]:
         raise BadWebhook("no 'action' in the body")
     if len(action) > 64 or "\x00" in action:
         raise BadWebhook("'action' is not a Label Studio event name")
+    return action
+
+
+def project_of(payload: Any) -> tuple[str, int]:
+    """The action and Label Studio project id of a webhook body with a payload.
+
+    Raises:
+        BadWebhook: no action, or no project id anywhere Label Studio puts one.
+    """
+    action = action_of(payload)
     project = payload.get("project")
     found = [project.get("id") if isinstance(project, dict) else None]
     annotations = payload.get("annotations")
@@ -84,20 +106,26 @@ def project_of(payload: Any) -> tuple[str, int]:
     raise BadWebhook(f"no project id in the {action} body")
 
 
-def record(session: Session, body: bytes, payload: Any) -> Received:
-    """Keep one delivery (idempotent on its body); the caller commits.
+def record(session: Session, body: bytes, payload: Any, project_id: int | None = None) -> Received:
+    """Keep one delivery; the caller commits. ``project_id`` comes from the hook's URL; without
+    it (an older hook) the body's payload must name the project, and its replays are dropped.
 
     Raises:
-        BadWebhook: see :func:`project_of`.
+        BadWebhook: see :func:`action_of` and :func:`project_of`.
     """
-    action, project_id = project_of(payload)
+    if project_id is None:
+        action, project_id = project_of(payload)
+        key = hashlib.sha256(body).hexdigest()
+    else:
+        action = action_of(payload)
+        key = hashlib.sha256(f"{project_id}:{action}:{uuid.uuid4()}".encode()).hexdigest()
     dataset_id = session.scalar(select(Dataset.id).where(Dataset.ls_project_id == project_id).limit(1))
     if action not in ACTIONS or dataset_id is None:
         return Received("ignored", action, project_id, dataset_id)
     stmt = (
         insert(LsWebhook)
         .values(
-            body_sha256=hashlib.sha256(body).hexdigest(),
+            body_sha256=key,
             ls_project_id=project_id,
             dataset_id=dataset_id,
             action=action,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -145,3 +146,24 @@ def test_the_embedded_label_studio_sends_nothing_out(ls) -> None:
     environ = Path(f"/proc/{ls.server.process.pid}/environ").read_bytes().split(b"\0")
     for key, value in PRIVACY_ENV.items():
         assert f"{key}={value}".encode() in environ, key
+
+
+def test_the_embedded_label_studio_inherits_none_of_the_platforms_secrets(ls, tmp_path, monkeypatch) -> None:
+    """Only the system's basics pass from the launcher (checked on the running server, and on
+    what a server started now would get while the launcher holds the platform's secrets)."""
+    from include.runtime.labelstudio_server import LOOPBACK_ML_ENV, PRIVACY_ENV, SYSTEM_ENV, LabelStudioServer
+
+    ours = set(PRIVACY_ENV) | set(LOOPBACK_ML_ENV) | {"LABEL_STUDIO_BASE_DATA_DIR", "PYTHONPATH"}
+    ours |= {"LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK"}
+    environ = Path(f"/proc/{ls.server.process.pid}/environ").read_bytes().split(b"\0")
+    names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
+    passed = {n for n in names - ours if not n.startswith("LC_")}
+    assert passed <= set(SYSTEM_ENV) | {"DJANGO_SETTINGS_MODULE"}, passed - set(SYSTEM_ENV)
+
+    secrets = {"PII_KEY": "k", "SECRET_KEY": "s", "OPENAI_API_KEY": "o", "DATABASE_URL": "postgresql://u:p@h/db"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "j")
+    env = LabelStudioServer(tmp_path / "ls", 1, admin_email="a@example.com")._env()
+    assert not set(secrets) & set(env) and "AIRFLOW__API_AUTH__JWT_SECRET" not in env
+    assert env["PATH"] == os.environ["PATH"]

@@ -4,6 +4,7 @@ event, forged ones refused; and when a dataset has enough new labels for a quick
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -27,12 +28,24 @@ SECRET = "webhook-secret-0123456789"
 HEADERS = {webhooks.SECRET_HEADER: SECRET}
 
 
+BODIES: list[bytes] = []  # what Label Studio posted, as it arrived
+
+
 @pytest.fixture
 def receiver(db) -> Iterator[str]:
-    """The web app on a real port, so the real Label Studio can post to it."""
+    """The web app on a real port, so the real Label Studio can post to it; bodies are kept."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, make_app(db, WEBHOOK_SECRET=SECRET), threaded=True)
+    app = make_app(db, WEBHOOK_SECRET=SECRET)
+
+    @app.before_request
+    def keep_body() -> None:
+        from flask import request
+
+        BODIES.append(request.get_data(cache=True))
+
+    BODIES.clear()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/hooks/labelstudio"
@@ -70,7 +83,8 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
         return [h for h in hooks if h["project"] == project_id]
 
     (hook,) = registered()
-    assert hook["url"] == receiver and hook["headers"] == HEADERS and hook["send_payload"]
+    assert hook["url"] == f"{receiver}?project={project_id}" and hook["headers"] == HEADERS
+    assert hook["send_payload"] is False  # the receiver needs the project, never the task's text
     assert sorted(hook["actions"]) == sorted(webhooks.ACTIONS)
     # Every import checks it: still one; a rotated secret reaches the project.
     run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), webhook=WebhookRef(receiver, SECRET))
@@ -94,7 +108,7 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
     with session_scope(db) as s:
         other_project = s.get_one(Dataset, other_id).ls_project_id
     listed = client.request("GET", "/api/webhooks/", params={"project": other_project})
-    assert [(h["project"], h["url"]) for h in listed] == [(other_project, receiver)]
+    assert [(h["project"], h["url"]) for h in listed] == [(other_project, f"{receiver}?project={other_project}")]
 
     with session_scope(db) as s:
         ls_task = s.scalar(select(Task.ls_task_id).where(Task.dataset_id == dataset_id).order_by(Task.id).limit(1))
@@ -108,6 +122,27 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
         (pending,) = webhooks.claim(s)
     assert pending.dataset_id == dataset_id and len(pending.ids) == 3
     assert pending.actions == tuple(sorted(webhooks.ACTIONS))
+    # What travelled: the event's name, nothing of the task (its text) or the project.
+    assert len(BODIES) == 3 and all(b"webhook text" not in b and b"label_config" not in b for b in BODIES)
+    assert sorted(json.loads(b)["action"] for b in BODIES) == sorted(webhooks.ACTIONS)
+
+
+@pytest.mark.labelstudio
+def test_a_hook_registered_with_a_payload_is_updated_to_send_none(db, ls, receiver) -> None:
+    """Hooks registered by an earlier version sent the task's data: the next import fixes them."""
+    with session_scope(db) as s:
+        dataset = create_dataset(s, "old-hooks", labels=["OK", "NG"])
+        add_items(s, dataset, [("an old hook's text", {})])
+        dataset_id = dataset.id
+    client = ls.client()
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), webhook=WebhookRef(receiver, SECRET))
+    with session_scope(db) as s:
+        project_id = s.get_one(Dataset, dataset_id).ls_project_id
+    (hook,) = [h for h in client.request("GET", "/api/webhooks/") if h["project"] == project_id]
+    client.request("PATCH", f"/api/webhooks/{hook['id']}/", json_body={"url": receiver, "send_payload": True})
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), webhook=WebhookRef(receiver, SECRET))
+    (hook,) = [h for h in client.request("GET", "/api/webhooks/") if h["project"] == project_id]
+    assert (hook["url"], hook["send_payload"]) == (f"{receiver}?project={project_id}", False)
 
 
 def test_the_receiver_refuses_forgeries_and_ignores_replays(db) -> None:
@@ -146,6 +181,19 @@ def test_the_receiver_refuses_forgeries_and_ignores_replays(db) -> None:
             answer = client.post("/hooks/labelstudio", json=bad, headers=HEADERS)
             assert answer.status_code == 400, bad
         assert _rows(db) == [("ANNOTATION_CREATED", dataset_id)] * 2
+
+        # As the platform registers hooks: the project in the URL, only the event in the body.
+        # Nothing tells a replay from a new event there; each only makes the next export run.
+        bare = {"action": "ANNOTATION_UPDATED"}
+        for _ in range(2):
+            answer = client.post("/hooks/labelstudio?project=777", json=bare, headers=HEADERS)
+            assert (answer.status_code, answer.json["status"]) == (202, "accepted")
+        assert client.post("/hooks/labelstudio?project=31337", json=bare, headers=HEADERS).json["status"] == "ignored"
+        for bad in ("x", "0", "-3", "99999999999"):
+            answer = client.post(f"/hooks/labelstudio?project={bad}", json=bare, headers=HEADERS)
+            assert answer.status_code == 400 and "project" in answer.json["error"], bad
+        assert client.post("/hooks/labelstudio?project=777", json={}, headers=HEADERS).status_code == 400
+        assert _rows(db)[2:] == [("ANNOTATION_UPDATED", dataset_id)] * 2
 
     unconfigured = make_app(db, WEBHOOK_SECRET=None)
     with unconfigured.test_client() as client:

@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from include.config import load_settings
-from include.db.models import Item, Job, JobStatus, PiiReveal, Role, Task
+from include.db.models import Dataset, Item, Job, JobStatus, PiiReveal, Role, Task
 from include.db.session import session_scope
 from include.pipelines.catalog import AnyDatasetValues
 from include.pipelines.deidentify import run_deidentify
@@ -100,6 +100,18 @@ def test_reveal_is_for_admins_and_audited(db, key) -> None:
         assert (audit.user_id, audit.item_id, audit.dataset_id, audit.what) == (admin.id, item_id, dataset_id, "item")
         with pytest.raises(pii.PolicyError, match="does not open"):
             pii.reveal(s, item_id, admin, Fernet.generate_key())
+        name = s.get_one(Dataset, dataset_id).name
+    # The record of what was revealed outlives the dataset.
+    with session_scope(db) as s:
+        from include.services.deletion import delete_dataset
+
+        delete_dataset(s, None, s.get_one(Dataset, dataset_id))
+    with session_scope(db) as s:
+        (audit,) = s.scalars(select(PiiReveal)).all()
+        assert (audit.dataset_id, audit.dataset_name, audit.item_id, audit.username) == (
+            dataset_id, name, item_id, "root"
+        )  # fmt: skip
+        assert s.get(Dataset, dataset_id) is None
 
 
 def test_new_items_and_a_changed_policy_go_through_the_same_path(db, key) -> None:

@@ -45,6 +45,9 @@ def found(text: str, policy: dict[str, str] = EVERYTHING) -> list[tuple[str, str
         ),  # as Chinese input methods type it
         ("邮箱zhang.wei@163.com收不到验证码", [("EMAIL", "zhang.wei@163.com")]),  # no space after 邮箱
         ("订单已发货，收货人电话13812345678", [("PHONE", "13812345678")]),  # a phone word after the order word
+        # An order word governs the number right after it, not a phone further on.
+        ("Order 8812 – reach me on 13800138000", [("PHONE", "13800138000")]),
+        ("订单号123，我的号码13800138000", [("PHONE", "13800138000")]),
         ("Her passport number is G90886922 and expires soon", [("PASSPORT", "G90886922")]),
     ],
 )
@@ -80,6 +83,23 @@ def test_placeholders_are_numbered_per_text_and_stable() -> None:
     assert restore(result.text, [r.__dict__ for r in result.replacements]) == (
         "A 13812345678, B 13912345678, A again 13812345678"
     )
+
+
+def test_an_order_word_lowers_the_score_rather_than_ruling_a_phone_out() -> None:
+    """Left alone at the default threshold; a stricter policy (a lower threshold) still finds it."""
+    text = "订单号13812345678已发货"
+    assert found(text) == []
+    (strict,) = deidentify([text], {"PHONE": "placeholder"}, key=KEY, score_threshold=0.3)
+    assert [(r.entity, r.original) for r in strict.replacements] == [("PHONE", "13812345678")]
+
+
+def test_masked_values_keep_their_own_originals() -> None:
+    """Two numbers with the same mask restore as themselves (the mapping is keyed by span)."""
+    text = "call 13800001234 or 13900001234, then 13800001234 again"
+    (r,) = deidentify([text], {"PHONE": "mask"}, key=KEY)
+    assert r.text == "call *******1234 or *******1234, then *******1234 again"
+    assert [x.original for x in r.replacements] == ["13800001234", "13900001234", "13800001234"]
+    assert restore(r.text, [x.__dict__ for x in r.replacements]) == text
 
 
 def test_operators() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 
 from sqlalchemy import select
 
@@ -210,12 +212,15 @@ def test_auto_assign_takes_highest_priority_first(db, client, users) -> None:
 
 def test_users_page_creates_resets_and_deactivates(db, client, users) -> None:
     login(client, "admin")
-    page = client.post(
-        "/admin/users",
-        data={"username": "carol", "email": "Carol@Example.com", "role": "annotator"},
-        follow_redirects=True,
-    ).get_data(as_text=True)
-    assert "Created carol. Their password (shown once):" in page
+    created = client.post("/admin/users", data={"username": "carol", "email": "Carol@Example.com", "role": "annotator"})
+    page = created.get_data(as_text=True)
+    assert created.status_code == 200 and "Created carol. Their password (shown once):" in page
+    password = re.search(r'<code class="secret">([^<]+)</code>', page).group(1)
+    # On the answer itself, never in the (signed, not encrypted) session cookie, and not cached.
+    assert created.headers["Cache-Control"] == "no-store"
+    with client.session_transaction() as session:
+        assert password not in json.dumps(dict(session), default=str)
+    assert password not in client.get("/admin/users").get_data(as_text=True)
     page = client.post(
         "/admin/users",
         data={"username": "carol2", "email": "carol@example.com", "role": "annotator"},
@@ -226,8 +231,9 @@ def test_users_page_creates_resets_and_deactivates(db, client, users) -> None:
         as_text=True
     )
     assert "a username is 2-64 letters" in page
-    page = client.post(f"/admin/users/{users['bob']}/reset-password", follow_redirects=True).get_data(as_text=True)
-    assert "New password for bob (shown once):" in page
+    reset = client.post(f"/admin/users/{users['bob']}/reset-password")
+    assert reset.status_code == 200 and "New password for bob (shown once):" in reset.get_data(as_text=True)
+    assert reset.headers["Cache-Control"] == "no-store"
     page = client.post(f"/admin/users/{users['bob']}/toggle-active", follow_redirects=True).get_data(as_text=True)
     assert "bob is now deactivated." in page
     page = client.post(f"/admin/users/{users['admin']}/toggle-active", follow_redirects=True).get_data(as_text=True)
@@ -276,7 +282,7 @@ def test_healthz_reports_each_dependency(client, app) -> None:
     assert response.status_code == 503
     body = response.json
     assert body["status"] == "degraded" and body["checks"]["database"]["ok"] is True
-    assert body["checks"]["airflow"]["ok"] is False and "not reachable" in body["checks"]["airflow"]["error"]
+    assert body["checks"]["airflow"]["ok"] is False and body["checks"]["airflow"]["error"] == "not reachable"
     assert "label_studio" not in body["checks"]  # not configured: not checked
     app.config["AIRFLOW_API_PASSWORD"] = None
     healthy = client.get("/healthz")

@@ -14,6 +14,7 @@ from include.db.session import session_scope
 from include.pipelines.catalog import AnyDatasetValues
 from include.pipelines.deidentify import run_deidentify
 from include.pipelines.runner import RunRef
+from include.services import pii
 from tests.webapp.conftest import api_token, csrf_token, login, make_app
 from tests.webapp.factories import dataset_with_tasks
 
@@ -268,6 +269,17 @@ def test_originals_export_needs_the_key_and_is_audited(db, client, keyed, monkey
     assert originals.get_data(as_text=True).count("13812345678") == 2
     with session_scope(db) as s:
         assert s.scalars(select(PiiReveal.what)).all() == ["export"]
+    # On the page a link cannot reveal them (an image or a link on another site would be a GET
+    # with the admin's cookie): only the form's POST, with its CSRF token, does, and is audited.
+    login(keyed, "admin")
+    linked = keyed.get(f"/admin/datasets/{dataset_id}/export.csv?originals=1")
+    assert linked.status_code == 400 and "13812345678" not in linked.get_data(as_text=True)
+    page = keyed.get(f"/admin/datasets/{dataset_id}/labeling").get_data(as_text=True)
+    assert f'action="/admin/datasets/{dataset_id}/export.csv/originals"' in page
+    posted = keyed.post(f"/admin/datasets/{dataset_id}/export.csv/originals")
+    assert posted.status_code == 200 and posted.get_data(as_text=True).count("13812345678") == 2
+    with session_scope(db) as s:
+        assert s.scalars(select(PiiReveal.what)).all() == ["export", "export"]
     # without PII_KEY in the web app, originals are refused (and nothing is audited)
     keyless = api_token(client, "admin")
     refused = client.get(f"/api/v1/datasets/{dataset_id}/export?format=csv&originals=1", headers=keyless)
@@ -343,3 +355,53 @@ def test_the_live_loop_setting_from_the_page_and_the_api(db, client) -> None:
     auto = client.post(f"/admin/datasets/{dataset_id}/retune", data={"retune_at_labels": ""}, follow_redirects=True)
     assert "Automatic: the loop fine-tunes the encoder at 100 labeled tasks" in auto.get_data(as_text=True)
     assert client.get(f"/api/v1/datasets/{dataset_id}/live-loop", headers=admin).json["retune_mode"] == "auto"
+
+
+def test_deidentify_test_is_no_oracle(db, keyed) -> None:
+    """An annotator cannot confirm what a stored pseudonym stands for: their tries hash with a
+    fresh key; and every caller's tries are budgeted (429 with Retry-After)."""
+    admin, alice = api_token(keyed, "admin"), api_token(keyed, "alice")
+    pid = keyed.post(
+        "/api/v1/pii/policies", json={"name": "hash all phones", "entities": {"PHONE": "hash"}}, headers=admin
+    ).json["policy"]["id"]
+    body = {"policy_id": pid, "text": ["call 13800138000"]}
+    as_stored = keyed.post("/api/v1/deidentify:test", json=body, headers=admin).json["deidentified"][0]
+    from include.pii.engine import deidentify
+    from include.services.pii import key_of
+
+    (pipeline,) = deidentify(["call 13800138000"], {"PHONE": "hash"}, key=key_of(KEY))
+    assert as_stored == pipeline.text  # an admin's try shows what the tasks show
+    tries = [keyed.post("/api/v1/deidentify:test", json=body, headers=alice).json["deidentified"][0] for _ in range(3)]
+    assert all(t.startswith("call <PHONE:") for t in tries)
+    assert as_stored not in tries and len(set(tries)) == 3  # a fresh key each time: matches nothing
+
+    spent = 3
+    while spent < pii.TRY_BUDGETS[False].limit:
+        assert keyed.post("/api/v1/deidentify:test", json=body, headers=alice).status_code == 200
+        spent += 1
+    refused = keyed.post("/api/v1/deidentify:test", json=body, headers=alice)
+    assert refused.status_code == 429 and "at most 30 requests per minute" in refused.json["error"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert keyed.post("/api/v1/deidentify:test", json=body, headers=admin).status_code == 200  # a budget each
+
+
+def test_a_budget_counts_units_within_its_window(db) -> None:
+    from datetime import timedelta
+
+    from include.errors import RateLimited
+    from include.services import rate_limit
+
+    budget = rate_limit.Budget("probe", 10, timedelta(seconds=2), "texts")
+    with session_scope(db) as s:
+        assert rate_limit.spend(s, budget, "u1", 6) == 6
+        assert rate_limit.spend(s, budget, "u2", 10) == 10  # its own count
+    with pytest.raises(RateLimited, match="at most 10 texts per 2 s") as refused, session_scope(db) as s:
+        rate_limit.spend(s, budget, "u1", 5)
+    assert 1 <= refused.value.retry_after <= 2
+    with session_scope(db) as s:
+        assert rate_limit.spend(s, budget, "u1", 4) == 10  # the refused units were not counted
+    import time
+
+    time.sleep(2.1)
+    with session_scope(db) as s:
+        assert rate_limit.spend(s, budget, "u1", 5) == 5  # a new window

@@ -74,6 +74,9 @@ def test_pages_and_api_answer_503_and_recover(own_postgres) -> None:
     assert login.status_code == 503 and seconds < 1.0
     health = app.test_client().get("/healthz")
     assert health.status_code == 503 and health.json["status"] == "down"
+    # Public: a fixed phrase, never the driver's message (hosts, ports, users).
+    assert health.json["checks"]["database"]["error"] == "not reachable"
+    assert "127.0.0.1" not in health.get_data(as_text=True) and "psycopg" not in health.get_data(as_text=True)
     assert app.test_client().get("/livez").status_code == 200
 
     server.start()

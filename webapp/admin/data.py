@@ -8,6 +8,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from include.errors import Invalid
 from include.services import datasets, quality, snapshots
 from include.services.export import FORMATS
 from webapp.admin import bp
@@ -78,11 +79,26 @@ def quality_override(dataset_id: int) -> Any:
 @admin_required
 @shown_on(lambda dataset_id, fmt: tab_page(dataset_id, "labeling"))
 def export_download(dataset_id: int, fmt: str) -> Any:
-    """The labeled rows as CSV, JSONL or Parquet (``?originals=1``: before de-identification, audited)."""
+    """The labeled rows as CSV, JSONL or Parquet, as Label Studio and the annotators see them."""
     if fmt not in FORMATS:
         abort(404)
+    if request.args.get("originals"):
+        raise Invalid("Originals are exported with the form on the dataset page, so that no link can reveal them.")
     ds = datasets.get_dataset(db.session(), dataset_id)
-    return export_response(ds, fmt, originals=request.args.get("originals") == "1", user=current_user)
+    return export_response(ds, fmt, originals=False, user=current_user)
+
+
+@bp.post("/datasets/<id:dataset_id>/export.<fmt>/originals")
+@admin_required
+@shown_on(lambda dataset_id, fmt: tab_page(dataset_id, "labeling"))
+def export_originals(dataset_id: int, fmt: str) -> Any:
+    """The labeled rows before de-identification (audited). A POST with the CSRF token: a link
+    or an image on another site cannot make an admin's browser reveal originals."""
+    if fmt not in FORMATS:
+        abort(404)
+    checked(CsrfForm())
+    ds = datasets.get_dataset(db.session(), dataset_id)
+    return export_response(ds, fmt, originals=True, user=current_user)
 
 
 @bp.post("/datasets/<id:dataset_id>/snapshots")

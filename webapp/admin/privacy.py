@@ -93,7 +93,8 @@ def try_policy() -> Any:
     raw = request.form.get("policy_id", "default")
     body = {"policy_id": raw, "text": [request.form.get("sample", "")], "options": {"format": "json",
             "return_mapping": True}}  # fmt: skip
-    result = pii.try_request(db.session(), body, is_admin=True, key=pii_key(), llm=pii_llm())
+    result = pii.try_request(db.session(), body, user=current_user, key=pii_key(), llm=pii_llm())
+    db.session.commit()  # the try's count against the admin's budget
     return privacy_view(tried={"result": result["deidentified"][0], "mapping": result["mapping"][0], "policy": raw})
 
 

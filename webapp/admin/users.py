@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.db.models import Role, User
@@ -25,7 +25,7 @@ from webapp.forms import CsrfForm, checked
 from webapp.security import admin_required
 
 
-def users_view(values: dict[str, Any] | None = None) -> Any:
+def users_view(values: dict[str, Any] | None = None, issued: dict[str, str] | None = None) -> Any:
     return render_template(
         "admin/users.html",
         new_user=NewUser.specs(),
@@ -33,7 +33,20 @@ def users_view(values: dict[str, Any] | None = None) -> Any:
         users=all_users(db.session()),
         pending=pending_counts(db.session()),
         csrf_form=CsrfForm(),
+        issued=issued,
     )
+
+
+def _shown_once(username: str, password: str, message: str) -> Any:
+    """The users page with a new password on it, answered to this POST itself.
+
+    Not flashed: a flash lives in the session cookie, which Flask signs but does not encrypt, so
+    the password would travel back with every request until the next page is shown. Not
+    stored by the browser or a proxy either (no-store).
+    """
+    response = make_response(users_view(issued={"username": username, "password": password, "message": message}))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/users")
@@ -53,8 +66,7 @@ def new_user() -> Any:
     password = generate_password()
     user = create_user(db.session(), values.username, values.email, password, Role(values.role))
     db.session.commit()
-    flash(f"Created {user.username}. Their password (shown once): {password}", "success")
-    return redirect(url_for("admin.users"))
+    return _shown_once(user.username, password, f"Created {user.username}. Their password (shown once):")
 
 
 @bp.post("/users/<id:user_id>/reset-password")
@@ -66,8 +78,7 @@ def reset_password(user_id: int) -> Any:
     password = generate_password()
     set_password(user, password)
     db.session.commit()
-    flash(f"New password for {user.username} (shown once): {password}", "success")
-    return redirect(url_for("admin.users"))
+    return _shown_once(user.username, password, f"New password for {user.username} (shown once):")
 
 
 @bp.post("/users/<id:user_id>/toggle-active")

@@ -55,15 +55,18 @@ def set_pii_policy(dataset_id: int, body: PartialBody[pii.DatasetPolicy]) -> dic
 
 @route(
     "POST", "/deidentify:test", tag=TAG, roles=ANYONE, body_schema=pii.TRY_REQUEST_SCHEMA, response="Deidentified",
-    errors=(403, 404, 503),
+    errors=(403, 404, 429, 503),
 )  # fmt: skip
 def deidentify_test() -> dict[str, Any]:
     """Seed 003's contract: ``{policy_id, text: [...], options: {locale, format, return_mapping, seed}}``.
 
     Answers ``{deidentified: [...], policy_version, mapping}``; the mapping only for admins who ask.
+    Not an oracle: a non-admin's hashes and ciphertexts use a fresh key per request, so they
+    match nothing stored; tries are budgeted per user (429 with Retry-After), LLM texts apart.
     """
-    user = api_user()
-    return pii.try_request(db.session(), json_body(), is_admin=user.is_admin, key=pii_key(), llm=pii_llm())
+    answer = pii.try_request(db.session(), json_body(), user=api_user(), key=pii_key(), llm=pii_llm())
+    db.session.commit()  # the try's count against the caller's budget
+    return answer
 
 
 @route("POST", "/items/<bigid:item_id>/reveal", tag=TAG, roles=ANYONE, response="Revealed", errors=(403, 404, 503))
