@@ -18,6 +18,7 @@ from include.db.models import Dataset, InferenceRun, ModelVersion, User
 from include.db.session import session_scope
 from include.errors import Conflict, Forbidden, Invalid
 from include.services import export, inference, pii
+from include.services.key_check import check_pii_key
 from webapp.extensions import db
 
 
@@ -58,7 +59,9 @@ def _key_for_originals(dataset: Dataset, user: User) -> bytes | None:
         raise Forbidden("only admins can export original personal data")
     if dataset.pii_policy_id is None:
         return None  # nothing was de-identified: the texts are the originals
-    return pii.key_of(current_app.config.get("PII_KEY"))
+    key = pii.key_of(current_app.config.get("PII_KEY"))
+    check_pii_key(db.session(), key)  # refused before the first byte, not mid-file
+    return key
 
 
 def inference_response(run: InferenceRun, fmt: str) -> Any:

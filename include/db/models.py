@@ -559,6 +559,18 @@ class LoginThrottle(Base):
     blocked_until: Mapped[datetime | None] = mapped_column(TSTZ)
 
 
+class KeyFingerprint(Base):
+    """Which key a secret of the platform is (PII_KEY): an HMAC of a fixed text under the key,
+    recorded the first time the key is used, so a different key is caught at start rather than
+    when a reveal, an export or a policy change fails (see include.services.key_check)."""
+
+    __tablename__ = "key_fingerprints"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
 class PiiPolicy(Base):
     """Which personal data to replace, and how: ``entities`` maps an entity type to an operator."""
 

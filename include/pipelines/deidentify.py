@@ -19,6 +19,7 @@ from include.pipelines.catalog import AnyDatasetValues
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 from include.services import pii
 from include.services.datasets import datasets_with_policy, get_dataset
+from include.services.key_check import check_pii_key
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ def run_deidentify(db_url: str, run: RunRef, settings: Settings, values: AnyData
         if not sum(waiting.values()):
             raise SkipStep("every item is de-identified already")
         key = pii.key_of(settings.pii_key)
+        with session_scope(db_url) as session:
+            check_pii_key(session, key)  # never write mappings under another key than the stored ones
         found: Counter[str] = Counter()
         done = 0
         for one, count in waiting.items():

@@ -118,9 +118,27 @@ class Launcher:
             self.urls["PostgreSQL (platform)"] = platform_url
             log.info("embedded PostgreSQL 16 + pgvector on 127.0.0.1:%s (data in %s)", pg.port, pg.data_dir)
         upgrade(platform_url)
+        self._check_pii_key(platform_url)
         self.platform_url = platform_url
         self.airflow_metadata_url = airflow_url
         self.env["DATABASE_URL"] = platform_url
+
+    def _check_pii_key(self, platform_url: str) -> None:
+        """Stop the start, naming PII_KEY, when it is not the key the stored mappings use."""
+        from include.db.session import session_scope
+        from include.services.key_check import KeyMismatch, check_pii_key
+
+        try:
+            with session_scope(platform_url) as session:
+                check_pii_key(session, self.env["PII_KEY"].encode())
+        except KeyMismatch as exc:
+            raise SettingsError(
+                "PII_KEY",
+                f"the key the stored de-identification mappings were written with ({exc.details['expected']}; "
+                "make run keeps a generated one in .labelops/secrets.json, and a PII_KEY in .env or the "
+                "environment wins over it)",
+                got=f"a key with fingerprint {exc.details['got']}",
+            ) from None
 
     # -- Label Studio ------------------------------------------------------------------
     def start_label_studio(self) -> None:

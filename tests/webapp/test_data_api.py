@@ -280,6 +280,10 @@ def test_originals_export_needs_the_key_and_is_audited(db, client, keyed, monkey
     assert posted.status_code == 200 and posted.get_data(as_text=True).count("13812345678") == 2
     with session_scope(db) as s:
         assert s.scalars(select(PiiReveal.what)).all() == ["export", "export"]
+    # another key than the mappings': refused before the first byte (not a 200 that dies mid-file)
+    other = make_app(db, PII_KEY=Fernet.generate_key().decode()).test_client()
+    wrong = other.get(f"/api/v1/datasets/{dataset_id}/export?format=csv&originals=true", headers=admin)
+    assert wrong.status_code == 503 and "PII_KEY is not the key" in wrong.json["error"]
     # without PII_KEY in the web app, originals are refused (and nothing is audited)
     keyless = api_token(client, "admin")
     refused = client.get(f"/api/v1/datasets/{dataset_id}/export?format=csv&originals=1", headers=keyless)
