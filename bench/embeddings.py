@@ -11,6 +11,7 @@ import os
 import statistics
 
 from bench._env import postgres, save, timed
+from include.services.privacy import SYNTHETIC
 
 N = int(os.environ.get("BENCH_EMBED_N", "10000"))
 
@@ -35,7 +36,7 @@ def main() -> None:
 
     with postgres("bench_embed") as db:
         with session_scope(db) as s:
-            ds = create_dataset(s, "embed-bench", labels=["OK", "NG"])
+            ds = create_dataset(s, "embed-bench", labels=["OK", "NG"], privacy=SYNTHETIC)
             add_items(s, ds, [(t, {}) for t in texts])
             dataset_id = ds.id
         rounds = []

@@ -26,6 +26,7 @@ import requests
 from bench._env import REPO, label_studio, postgres, save, summary
 from bench.webapp_queries import N_TASKS, populate
 from include.pipelines.catalog import ImportValues
+from include.services.privacy import SYNTHETIC
 
 SUBMITS = 300
 DRAIN_N = 150
@@ -150,7 +151,7 @@ def drain_rate() -> dict[str, Any]:
         client = LabelStudioClient(url, token, retries=0)
         with session_scope(db) as s:
             user = create_user(s, "drainer", "drainer@bench.io", "bench-password-1", Role.ANNOTATOR)
-            ds = create_dataset(s, "drain", labels=["OK", "NG"])
+            ds = create_dataset(s, "drain", labels=["OK", "NG"], privacy=SYNTHETIC)
             add_items(s, ds, [(f"drain text {i}", {}) for i in range(DRAIN_N)])
             dataset_id, user_id = ds.id, user.id
         run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._env import save, scratch
+from include.services.privacy import SYNTHETIC
 
 LOOP_DAG = "active_learning_nightly"
 
@@ -45,7 +46,7 @@ def _populate(platform: Any, size: int, name: str) -> tuple[int, dict[str, str]]
     texts = generate_demo_texts(size, seed=size)
     engine = create_engine(platform.db_url)
     with Session(engine) as session, session.begin():
-        dataset = create_dataset(session, name, labels=["OK", "NG"])
+        dataset = create_dataset(session, name, labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(session, dataset, [(t.text, {}) for t in texts])
         dataset_id = dataset.id
     engine.dispose()

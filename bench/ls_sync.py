@@ -17,6 +17,7 @@ from typing import Any
 
 from bench._env import REPO, RESULTS, postgres, save, setup_airflow_env, timed
 from include.pipelines.catalog import ExportValues, ImportValues
+from include.services.privacy import SYNTHETIC
 
 setup_airflow_env()
 
@@ -30,7 +31,7 @@ def _dataset(db: str, n: int) -> int:
 
     tag = uuid.uuid4().hex[:8]
     with session_scope(db) as s:
-        ds = create_dataset(s, f"bench-{tag}", labels=["OK", "NG"])
+        ds = create_dataset(s, f"bench-{tag}", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(
             s, ds, ((f"bench {tag} inspection note number {i}: the unit works as described", {}) for i in range(n))
         )

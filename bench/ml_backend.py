@@ -18,6 +18,7 @@ from typing import Any
 from bench._env import postgres, save, summary
 from include.ml.gate import GatePolicy
 from include.pipelines.catalog import GateValues, TrainValues
+from include.services.privacy import SYNTHETIC
 
 BATCH, ROUNDS = 100, 20
 
@@ -43,7 +44,7 @@ def main() -> None:
     embedder = SentenceTransformerEmbedder()
     with postgres("ml_backend") as db:
         with session_scope(db) as s:
-            dataset = create_dataset(s, "ml-bench", labels=["OK", "NG"])
+            dataset = create_dataset(s, "ml-bench", labels=["OK", "NG"], privacy=SYNTHETIC)
             add_items(s, dataset, [(t.text, {"truth": t.true_label}) for t in known])
             dataset.ls_project_id, dataset_id = 7, dataset.id
         _tasks(db, dataset_id)

@@ -21,6 +21,7 @@ import numpy as np
 
 from bench._env import postgres, save
 from include.pipelines.catalog import ScoreValues
+from include.services.privacy import SYNTHETIC
 
 N = int(os.environ.get("BENCH_ORDER_N", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ORDER_ROUNDS", "3"))
@@ -53,7 +54,7 @@ def setup(db: str) -> tuple[int, list[int]]:
 
     rng = np.random.default_rng(7)
     with session_scope(db) as s:
-        dataset = create_dataset(s, "scoring-order", labels=["OK", "NG"])
+        dataset = create_dataset(s, "scoring-order", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, dataset, ((f"bench scoring order text {i}", {}) for i in range(N)))
         dataset_id = dataset.id
         items = s.execute(select(Item.id, Item.text_hash).where(Item.dataset_id == dataset_id).order_by(Item.id)).all()

@@ -60,6 +60,7 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         "ls_project_id": dataset.ls_project_id,
         "items": dataset.item_count,
         "pii_policy_id": dataset.pii_policy_id,
+        "no_personal_data_reason": dataset.pii_exempt_reason,
         "overlap_share": dataset.overlap_share,
         "retrain_after_labels": dataset.retrain_after_labels,
         "retune_at_labels": dataset.retune_at_labels,

@@ -178,6 +178,11 @@ class Dataset(Base):
     # De-identification: with a policy, no text reaches Label Studio, embeddings or an LLM before
     # the deidentify step has replaced its personal data (include.services.pii).
     pii_policy_id: Mapped[int | None] = mapped_column(ForeignKey("pii_policies.id", ondelete="RESTRICT"))
+    # Or, instead of a policy, why the dataset holds no personal data. Neither: no decision yet,
+    # and no pipeline touches its texts (include.services.privacy). Who decided, and when.
+    pii_exempt_reason: Mapped[str | None] = mapped_column(Text)
+    pii_decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    pii_decided_at: Mapped[datetime | None] = mapped_column(TSTZ)
     # The quality gate's thresholds that differ from the defaults (include.services.quality).
     quality_thresholds: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
     # Share of auto-assigned tasks that also go to a second annotator (agreement).
@@ -575,12 +580,17 @@ class PiiPolicy(Base):
     """Which personal data to replace, and how: ``entities`` maps an entity type to an operator."""
 
     __tablename__ = "pii_policies"
+    __table_args__ = (
+        Index("uq_pii_policies_one_default", "is_default", unique=True, postgresql_where=sql_text("is_default")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     entities: Mapped[dict[str, str]] = mapped_column(JSONB)
     locale: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
     use_llm: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    # The platform's default: every new dataset gets it unless its creator decides otherwise.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from include.db.models import Dataset, Role
 from include.demo.texts import DEMO_LABEL_DESCRIPTIONS, DEMO_LABELS, generate_demo_texts
 from include.services.datasets import add_items, create_dataset
+from include.services.privacy import SYNTHETIC
 from include.services.users import create_user, find_user, generate_password
 
 DEMO_USERS = (("admin", Role.ADMIN), ("alice", Role.ANNOTATOR), ("bob", Role.ANNOTATOR))
@@ -42,6 +43,7 @@ def seed_demo(
             labels=DEMO_LABELS,
             description="Product inspection notes: OK or NG (demo data)",
             label_descriptions=DEMO_LABEL_DESCRIPTIONS,
+            privacy=SYNTHETIC,
         )
     texts = generate_demo_texts(n_texts, seed=seed)
     report = add_items(session, dataset, [(t.text, {"demo": True}) for t in texts])

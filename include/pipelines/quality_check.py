@@ -33,6 +33,7 @@ def run_quality_check(
     with tracked_job(db_url, "quality_check", run, values) as job:
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
+            pii.require_decided(dataset, "a quality report, which quotes its texts")
             waiting = pii.pending_count(session, dataset_id) if dataset.pii_policy_id else 0
             limits = quality.thresholds_of(dataset)
             hashes = item_hashes(session, dataset_id)

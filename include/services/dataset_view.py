@@ -14,7 +14,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Job, PiiPolicy, QualityReport, Snapshot, TrainingConfigFile
-from include.services import dataset_settings, eval_set, live_loop, pii, quality, registry, retune, training_configs
+from include.services import (
+    dataset_settings,
+    eval_set,
+    live_loop,
+    pii,
+    privacy,
+    quality,
+    registry,
+    retune,
+    training_configs,
+)
 from include.services.dataset_settings import Setting
 from include.services.jobs import recent_jobs
 from include.services.ls_projects import served_model_version
@@ -65,6 +75,7 @@ class QualityPrivacy:
     agreement: dict[str, Any]
     policies: list[PiiPolicy]
     pii_pending: int
+    privacy: dict[str, Any]  # the dataset's decision (include.services.privacy.describe)
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ def quality_privacy(session: Session, dataset: Dataset) -> QualityPrivacy:
         quality.agreement(session, dataset),
         pii.list_policies(session),
         pii.pending_count(session, dataset.id) if dataset.pii_policy_id else 0,
+        privacy.describe(session, dataset),
     )
 
 

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Item, Task, User
 from include.errors import Invalid, NotFound
-from include.params import ParamSpec, Values, param
+from include.params import ParamSpec, Values, group, param
 from include.services.paging import Page, PageQuery, paginate
+from include.services.privacy import Decision, PrivacyChoice, decide
 
 MAX_TEXT_CHARS = 20_000
 # An upload cell beyond this is refused outright (a text over MAX_TEXT_CHARS is only skipped).
@@ -48,13 +49,15 @@ DEMO_COUNT = ParamSpec("demo", "Demo texts", "int", 0, minimum=0, maximum=5000, 
 
 @dataclass(frozen=True, kw_only=True)
 class NewDataset(Values):
-    """A dataset to create: its name, labels and what they mean (and, from the API, demo texts)."""
+    """A dataset to create: its name, labels and what they mean, its privacy decision (empty:
+    the platform default policy), and, from the API, demo texts."""
 
     name: str = param(NAME)
     description: str = param(DESCRIPTION)
     labels: list[str] | None = param(LABELS)
     label_descriptions: dict[str, str] | None = param(LABEL_DESCRIPTIONS)
     demo: int = param(DEMO_COUNT)
+    privacy: PrivacyChoice = group(PrivacyChoice)
 
 
 def get_dataset(session: Session, dataset_id: int) -> Dataset:
@@ -229,8 +232,11 @@ def create_dataset(
     description: str = "",
     label_descriptions: Any = None,
     created_by: User | None = None,
+    privacy: Decision,
 ) -> Dataset:
-    """Create an empty dataset; raises DatasetError for a bad or taken name or bad labels."""
+    """Create an empty dataset with its privacy decision (required: privacy by default is
+    :data:`include.services.privacy.PLATFORM_DEFAULT`); raises DatasetError for a bad or taken
+    name or bad labels, PolicyError for a policy that does not exist."""
     name = name.strip()
     if not NAME_RE.match(name):
         raise DatasetError("a dataset name is 2-128 letters, digits, spaces, dots, dashes or underscores")
@@ -247,6 +253,7 @@ def create_dataset(
     )
     session.add(dataset)
     session.flush()
+    decide(session, dataset, privacy, created_by)
     return dataset
 
 
@@ -270,6 +277,7 @@ def create_with_items(
         description=request.description,
         label_descriptions=request.label_descriptions,
         created_by=created_by,
+        privacy=request.privacy.decision(),
     )
     return dataset, add_items(session, dataset, rows)
 

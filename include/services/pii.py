@@ -54,6 +54,11 @@ class DeidentificationRequired(Conflict, RuntimeError):
     """The dataset's policy requires de-identification that has not run over every item yet."""
 
 
+class PrivacyUndecided(DeidentificationRequired):
+    """The dataset has no privacy decision yet (no policy, no reason why none is needed): it is
+    held back wherever a pending de-identification would hold it back."""
+
+
 def key_of(raw: str | None) -> bytes:
     """The Fernet key from PII_KEY, or a clear error."""
     if not raw:
@@ -140,8 +145,6 @@ POLICY_LOCALE = ParamSpec("locale", "Locale", "choice", "auto", choices=LOCALES)
 POLICY_USE_LLM = ParamSpec(
     "use_llm", "Use the LLM recognizer", "bool", False, help="names and addresses (needs an LLM configured)"
 )
-DATASET_POLICY = ParamSpec("policy_id", "De-identification policy", "int", None, nullable=True, minimum=1,
-                           maximum=2**31 - 1, help="null: none, texts are used as uploaded")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,17 +155,6 @@ class PolicyBody(Values):
     entities: dict[str, str] = param(POLICY_ENTITIES)
     locale: str = param(POLICY_LOCALE)
     use_llm: bool = param(POLICY_USE_LLM)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DatasetPolicy(Values):
-    """Which policy de-identifies a dataset's texts."""
-
-    policy_id: int | None = param(DATASET_POLICY)
-
-    @classmethod
-    def of(cls, dataset: Dataset) -> DatasetPolicy:
-        return cls(policy_id=dataset.pii_policy_id)
 
 
 def save_policy_body(session: Session, body: PolicyBody, policy_id: int | None = None) -> PiiPolicy:
@@ -195,12 +187,28 @@ def pending_count(session: Session, dataset_id: int) -> int:
     )
 
 
+def require_decided(dataset: Dataset, action: str) -> None:
+    """Refuse ``action`` on a dataset that has no privacy decision (include.services.privacy).
+
+    Raises:
+        PrivacyUndecided: naming the dataset and where to decide.
+    """
+    if dataset.pii_policy_id is None and dataset.pii_exempt_reason is None:
+        raise PrivacyUndecided(
+            f"dataset {dataset.name!r} has no privacy decision, so nothing may read its texts ({action}): "
+            "attach a de-identification policy, or record why it holds no personal data "
+            "(the dataset's Quality and privacy tab, or PUT /api/v1/datasets/<id>/pii_policy)"
+        )
+
+
 def require_deidentified(session: Session, dataset: Dataset, action: str) -> None:
     """Refuse ``action`` (import, embedding, sending to an LLM) while texts wait for de-identification.
 
     Raises:
+        PrivacyUndecided: the dataset has no privacy decision (include.services.privacy).
         DeidentificationRequired: naming the dataset, how many items wait, and what to run.
     """
+    require_decided(dataset, action)
     if dataset.pii_policy_id is None:
         return
     waiting = pending_count(session, dataset.id)

@@ -10,13 +10,14 @@ from include.db.models import Job, JobStatus, Task, TaskStatus
 from include.db.session import session_scope
 from include.labelstudio.label_config import choice_result
 from include.services.datasets import add_items, create_dataset
+from include.services.privacy import SYNTHETIC
 
 pytestmark = [pytest.mark.airflow, pytest.mark.labelstudio]
 
 
 def test_import_then_export_dags(db, ls, run_dag) -> None:
     with session_scope(db) as s:
-        dataset = create_dataset(s, "dag-run", labels=["OK", "NG"])
+        dataset = create_dataset(s, "dag-run", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, dataset, [(f"dag text {i}", {}) for i in range(120)])
         dataset_id = dataset.id
 
@@ -68,7 +69,7 @@ def test_export_starts_the_live_loop_after_enough_new_labels(db, ls, run_dag) ->
     from include.pipelines.assets import LABELS_READY
 
     with session_scope(db) as s:
-        dataset = create_dataset(s, "live-dag", labels=["OK", "NG"])
+        dataset = create_dataset(s, "live-dag", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, dataset, [(f"live dag text {i}", {}) for i in range(6)])
         dataset.retrain_after_labels = 2
         dataset_id = dataset.id

@@ -13,13 +13,14 @@ from include.db.session import session_scope
 from include.demo.texts import generate_demo_texts
 from include.labelstudio.label_config import choice_result
 from include.services.datasets import add_items, create_dataset
+from include.services.privacy import SYNTHETIC
 
 pytestmark = [pytest.mark.airflow, pytest.mark.labelstudio]
 
 
 def seeded_dataset(db: str, n: int) -> int:
     with session_scope(db) as s:
-        ds = create_dataset(s, f"dag-ml-{uuid.uuid4().hex[:6]}", labels=["OK", "NG"])
+        ds = create_dataset(s, f"dag-ml-{uuid.uuid4().hex[:6]}", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, ds, [(t.text, {"truth": t.true_label}) for t in generate_demo_texts(n, seed=21)])
         return ds.id
 

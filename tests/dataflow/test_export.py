@@ -20,6 +20,7 @@ from include.pipelines.deidentify import run_deidentify
 from include.pipelines.runner import RunRef
 from include.services import export, pii, snapshots
 from include.services.datasets import add_items, create_dataset
+from include.services.privacy import SYNTHETIC
 from include.services.users import create_user
 
 _ls_ids = itertools.count(80_000_000)
@@ -41,7 +42,7 @@ def labeled_dataset(db: str, texts: list[str], name: str = "export") -> int:
     with session_scope(db) as s:
         alice = create_user(s, f"alice-{name}", f"alice-{name}@x.test", "alice-password-1", Role.ANNOTATOR)
         bob = create_user(s, f"bob-{name}", f"bob-{name}@x.test", "bob-password-12", Role.ANNOTATOR)
-        ds = create_dataset(s, name, labels=["OK", "NG"])
+        ds = create_dataset(s, name, labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, ds, [(t, {}) for t in texts])
         items = s.execute(select(Item.id, Item.text_hash).where(Item.dataset_id == ds.id).order_by(Item.id)).all()
         for k, (item_id, text_hash) in enumerate(items):
@@ -152,6 +153,6 @@ def test_snapshots_are_immutable_and_versioned(db) -> None:
         assert gold in reserved
         training = snapshots.training_examples(s, first.snapshot.id)
         assert len(training) == 12 - len(reserved) and not reserved & {h for h, _ in training}
-        ds = create_dataset(s, "nothing labeled", labels=["OK", "NG"])
+        ds = create_dataset(s, "nothing labeled", labels=["OK", "NG"], privacy=SYNTHETIC)
         with pytest.raises(snapshots.SnapshotError, match="has no labeled tasks"):
             snapshots.take(s, ds)

@@ -16,6 +16,7 @@ from include.services import quality
 from include.services.assignment import AssignmentError, auto_assign
 from include.services.datasets import add_items, create_dataset
 from include.services.labeling import submit_label
+from include.services.privacy import SYNTHETIC
 from include.services.task_queries import annotator_tasks, next_task
 from include.services.users import create_user
 from include.workers.label_dispatcher import deliver_due
@@ -27,7 +28,7 @@ def test_overlap_gives_two_annotations_and_kappa_matches_sklearn(db, ls) -> None
     with session_scope(db) as s:
         alice = create_user(s, "alice", "alice@overlap.test", "alice-password-1", Role.ANNOTATOR)
         bob = create_user(s, "bob", "bob@overlap.test", "bob-password-12", Role.ANNOTATOR)
-        ds = create_dataset(s, "overlap", labels=["OK", "NG", "MAYBE"])
+        ds = create_dataset(s, "overlap", labels=["OK", "NG", "MAYBE"], privacy=SYNTHETIC)
         ds.overlap_share = 0.5
         add_items(s, ds, [(f"overlap text {i}", {}) for i in range(40)])
         dataset_id, alice_id, bob_id = ds.id, alice.id, bob.id

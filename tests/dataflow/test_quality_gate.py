@@ -19,6 +19,7 @@ from include.pipelines.runner import RunRef
 from include.pipelines.train_classifier import run_train_classifier
 from include.services import quality
 from include.services.datasets import add_items, create_dataset
+from include.services.privacy import SYNTHETIC
 from include.services.users import create_user
 
 _ls_ids = itertools.count(70_000_000)
@@ -28,7 +29,7 @@ FLIPPED = 12
 def make_dataset(db: str, texts: list[tuple[str, str | None]]) -> int:
     """Items with shadow tasks labeled as given (made-up Label Studio ids; the gate needs none)."""
     with session_scope(db) as s:
-        ds = create_dataset(s, "quality", labels=["OK", "NG"])
+        ds = create_dataset(s, "quality", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, ds, [(t, {"n": k}) for k, (t, _) in enumerate(texts)])
         ids = s.scalars(select(Item.id).where(Item.dataset_id == ds.id).order_by(Item.id)).all()
         by_text = dict(texts)

@@ -15,6 +15,7 @@ from include.db.session import session_scope
 from include.labelstudio.hook import connection_url
 from include.pipelines.resources import ls_client
 from include.services.datasets import add_items, create_dataset
+from include.services.privacy import SYNTHETIC
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.airflow]
 
@@ -40,7 +41,7 @@ def test_an_import_run_reads_label_studio_from_the_connection(db, ls, run_dag, m
     client = ls_client()
     assert (client.base_url, client.timeout[1]) == (ls.url, 30.0)
     with session_scope(db) as s:
-        dataset = create_dataset(s, "via-connection", labels=["OK", "NG"])
+        dataset = create_dataset(s, "via-connection", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, dataset, [(f"connection text {i}", {}) for i in range(12)])
         dataset_id = dataset.id
     run = run_dag("ls_import", {"dataset_id": dataset_id})

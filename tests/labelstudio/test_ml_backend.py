@@ -26,6 +26,7 @@ from include.pipelines.train_classifier import run_train_classifier
 from include.pipelines.training.gate import run_gate
 from include.services.datasets import add_items, create_dataset
 from include.services.ls_projects import MlBackendRef
+from include.services.privacy import SYNTHETIC
 from include.services.registry import load_head, promoted_model
 from tests.ml.test_eval_set import label
 from tests.webapp.conftest import make_app
@@ -50,7 +51,7 @@ def backend_url(db) -> Iterator[str]:
 def test_label_studio_shows_the_promoted_models_predictions(db, ls, minilm, backend_url) -> None:
     texts = generate_demo_texts(170, seed=41)
     with session_scope(db) as s:
-        dataset = create_dataset(s, "ml-backend", labels=["OK", "NG"])
+        dataset = create_dataset(s, "ml-backend", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, dataset, [(t.text, {"truth": t.true_label}) for t in texts[:160]])
         dataset_id = dataset.id
     client = ls.client()
@@ -119,7 +120,7 @@ def test_label_studio_shows_the_promoted_models_predictions(db, ls, minilm, back
 
 def test_the_backend_contract_and_its_basic_auth(db, backend_url) -> None:
     with session_scope(db) as s:
-        dataset = create_dataset(s, "ml-contract", labels=["OK", "NG"])
+        dataset = create_dataset(s, "ml-contract", labels=["OK", "NG"], privacy=SYNTHETIC)
         dataset.ls_project_id = 424242
     assert requests.get(f"{backend_url}/health", timeout=10).status_code == 401
     assert requests.post(f"{backend_url}/predict", json={"tasks": []}, auth=("x", "y"), timeout=10).status_code == 401

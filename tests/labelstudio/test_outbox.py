@@ -19,6 +19,7 @@ from include.services import label_outbox
 from include.services.assignment import auto_assign
 from include.services.datasets import add_items, create_dataset
 from include.services.labeling import submit_label
+from include.services.privacy import SYNTHETIC
 from include.services.users import create_user
 from include.workers.label_dispatcher import OutboxDispatcher, deliver_due
 
@@ -30,7 +31,7 @@ def world(db, ls):
     """Ten tasks in Label Studio, all assigned to alice."""
     with session_scope(db) as s:
         alice = create_user(s, "alice", "alice@outbox.test", "alice-password-1", Role.ANNOTATOR)
-        ds = create_dataset(s, "outbox", labels=["OK", "NG"])
+        ds = create_dataset(s, "outbox", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, ds, [(f"outbox text {i}", {}) for i in range(10)])
         dataset_id, alice_id = ds.id, alice.id
     run_ls_import(db, ls.client(), RunRef(), ImportValues(dataset_id=dataset_id))

@@ -20,6 +20,7 @@ from include.pipelines.runner import RunRef
 from include.services.datasets import add_items, create_dataset
 from include.services.deletion import delete_dataset, delete_items
 from include.services.predictions import Prediction, push_predictions
+from include.services.privacy import SYNTHETIC
 from include.services.users import create_user
 from tests.helpers.proxy import FaultyProxy
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.labelstudio
 
 def make_dataset(db: str, n: int, name: str | None = None) -> int:
     with session_scope(db) as s:
-        dataset = create_dataset(s, name or f"ds-{uuid.uuid4().hex[:8]}", labels=["OK", "NG"])
+        dataset = create_dataset(s, name or f"ds-{uuid.uuid4().hex[:8]}", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, dataset, [(f"{dataset.name} item {i}", {"i": i}) for i in range(n)])
         return dataset.id
 

@@ -22,6 +22,7 @@ from include.pipelines.runner import RunRef
 from include.services import live_loop, webhooks
 from include.services.datasets import add_items, create_dataset
 from include.services.ls_projects import WebhookRef
+from include.services.privacy import SYNTHETIC
 from tests.webapp.conftest import make_app
 
 SECRET = "webhook-secret-0123456789"
@@ -67,7 +68,7 @@ def _wait_rows(db: str, n: int, timeout: float = 30) -> list[tuple[str, int | No
 @pytest.mark.labelstudio
 def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) -> None:
     with session_scope(db) as s:
-        dataset = create_dataset(s, "webhooks", labels=["OK", "NG"])
+        dataset = create_dataset(s, "webhooks", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, dataset, [(f"webhook text {i}", {}) for i in range(5)])
         dataset_id = dataset.id
     client = ls.client()
@@ -101,7 +102,7 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
 
     # A second project gets its own webhook (the same URL on another project is not this one's).
     with session_scope(db) as s:
-        other = create_dataset(s, "webhooks-2", labels=["OK", "NG"])
+        other = create_dataset(s, "webhooks-2", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, other, [("another text", {})])
         other_id = other.id
     run_ls_import(db, client, RunRef(), ImportValues(dataset_id=other_id), webhook=WebhookRef(receiver, SECRET))
@@ -131,7 +132,7 @@ def test_label_studio_posts_annotation_events_to_the_receiver(db, ls, receiver) 
 def test_a_hook_registered_with_a_payload_is_updated_to_send_none(db, ls, receiver) -> None:
     """Hooks registered by an earlier version sent the task's data: the next import fixes them."""
     with session_scope(db) as s:
-        dataset = create_dataset(s, "old-hooks", labels=["OK", "NG"])
+        dataset = create_dataset(s, "old-hooks", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, dataset, [("an old hook's text", {})])
         dataset_id = dataset.id
     client = ls.client()
@@ -147,7 +148,7 @@ def test_a_hook_registered_with_a_payload_is_updated_to_send_none(db, ls, receiv
 
 def test_the_receiver_refuses_forgeries_and_ignores_replays(db) -> None:
     with session_scope(db) as s:
-        dataset = create_dataset(s, "hooks", labels=["OK", "NG"])
+        dataset = create_dataset(s, "hooks", labels=["OK", "NG"], privacy=SYNTHETIC)
         dataset.ls_project_id = 777
         dataset_id = dataset.id
     event = {"action": "ANNOTATION_CREATED", "annotation": {"id": 5, "updated_at": "2026-11-23T06:00:00Z"},

@@ -15,6 +15,7 @@ from include.pipelines.catalog import EmbedValues, IndexValues
 from include.pipelines.embed_items import run_embed_items
 from include.pipelines.runner import RunRef
 from include.services.datasets import add_items, create_dataset, text_hash
+from include.services.privacy import SYNTHETIC
 from include.services.vectors import (
     EmbeddingStoreError,
     index_name,
@@ -27,7 +28,7 @@ from include.services.vectors import (
 
 def make(db: str, name: str, texts: list[str]) -> int:
     with session_scope(db) as s:
-        ds = create_dataset(s, name, labels=["OK", "NG"])
+        ds = create_dataset(s, name, labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, ds, [(t, {}) for t in texts])
         return ds.id
 

@@ -21,6 +21,7 @@ from include.pipelines.training.gate import run_gate
 from include.services import eval_set
 from include.services.datasets import add_items, create_dataset
 from include.services.eval_set import EvalSetError
+from include.services.privacy import SYNTHETIC
 
 _ls_ids = itertools.count(50_000_000)
 
@@ -28,7 +29,7 @@ _ls_ids = itertools.count(50_000_000)
 def make_dataset(db: str, name: str, texts: list[tuple[str, str]]) -> int:
     """Items with shadow tasks (made-up Label Studio ids): the eval set does not need Label Studio."""
     with session_scope(db) as s:
-        ds = create_dataset(s, name, labels=list(DEMO_LABELS))
+        ds = create_dataset(s, name, labels=list(DEMO_LABELS), privacy=SYNTHETIC)
         add_items(s, ds, [(t, {"truth": label}) for t, label in texts])
         items = s.execute(select(Item.id).where(Item.dataset_id == ds.id).order_by(Item.id)).scalars().all()
         s.add_all(

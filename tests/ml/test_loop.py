@@ -28,6 +28,7 @@ from include.services import eval_set
 from include.services.assignment import auto_assign
 from include.services.datasets import add_items, create_dataset
 from include.services.experiments import labeled_examples
+from include.services.privacy import SYNTHETIC
 from include.services.task_queries import priority_tasks
 from include.services.users import create_user
 from tests.helpers.proxy import FaultyProxy
@@ -39,7 +40,11 @@ def demo_dataset(db: str, client: LabelStudioClient, n: int, seed: int = 3) -> i
     texts = generate_demo_texts(n, seed=seed)
     with session_scope(db) as s:
         ds = create_dataset(
-            s, f"loop-{uuid.uuid4().hex[:8]}", labels=DEMO_LABELS, label_descriptions=DEMO_LABEL_DESCRIPTIONS
+            s,
+            f"loop-{uuid.uuid4().hex[:8]}",
+            labels=DEMO_LABELS,
+            label_descriptions=DEMO_LABEL_DESCRIPTIONS,
+            privacy=SYNTHETIC,
         )
         add_items(s, ds, [(t.text, {"truth": t.true_label}) for t in texts])
         dataset_id = ds.id
@@ -282,7 +287,7 @@ def test_a_retried_training_replaces_the_killed_tries_experiment(db) -> None:
     from include.services.experiments import record_epoch, start_experiment
 
     with session_scope(db) as s:
-        dataset_id = create_dataset(s, "retried", labels=["OK", "NG"]).id
+        dataset_id = create_dataset(s, "retried", labels=["OK", "NG"], privacy=SYNTHETIC).id
 
     def start(s, run_id: str, extra: dict | None = None) -> int:
         return start_experiment(

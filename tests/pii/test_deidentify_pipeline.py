@@ -17,6 +17,7 @@ from include.pipelines.runner import RunRef
 from include.pipelines.training.embedding import embed_dataset
 from include.services import pii
 from include.services.datasets import add_items, create_dataset
+from include.services.privacy import SYNTHETIC
 from include.services.users import create_user
 
 pytestmark = [pytest.mark.airflow, pytest.mark.labelstudio]
@@ -41,7 +42,7 @@ def key(monkeypatch) -> str:
 def _dataset_with_policy(db: str) -> tuple[int, int]:
     with session_scope(db) as s:
         policy = pii.save_policy(s, "customer contact", POLICY)
-        dataset = create_dataset(s, "support tickets", labels=["OK", "NG"])
+        dataset = create_dataset(s, "support tickets", labels=["OK", "NG"], privacy=SYNTHETIC)
         assert pii.attach(s, dataset, policy.id) == 0
         add_items(s, dataset, [(t, {}) for t in TEXTS])
         return dataset.id, policy.id

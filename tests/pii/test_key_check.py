@@ -18,6 +18,7 @@ from include.pipelines.runner import RunRef
 from include.services import pii
 from include.services.datasets import add_items, create_dataset
 from include.services.key_check import KeyMismatch, check_pii_key, fingerprint
+from include.services.privacy import SYNTHETIC
 
 FIRST, OTHER = Fernet.generate_key(), Fernet.generate_key()
 
@@ -25,7 +26,7 @@ FIRST, OTHER = Fernet.generate_key(), Fernet.generate_key()
 def _policy_dataset(db: str, text: str = "call 13812345678") -> int:
     with session_scope(db) as s:
         policy = pii.save_policy(s, f"phones {text[-4:]}", {"PHONE": "placeholder"})
-        dataset = create_dataset(s, f"keyed {text[-4:]}", labels=["OK", "NG"])
+        dataset = create_dataset(s, f"keyed {text[-4:]}", labels=["OK", "NG"], privacy=SYNTHETIC)
         pii.attach(s, dataset, policy.id)
         add_items(s, dataset, [(text, {})])
         return dataset.id

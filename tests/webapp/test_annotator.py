@@ -14,6 +14,7 @@ from include.pipelines.ls_import import run_ls_import
 from include.pipelines.runner import RunRef
 from include.services.assignment import auto_assign
 from include.services.datasets import add_items, create_dataset
+from include.services.privacy import SYNTHETIC
 from include.workers.label_dispatcher import deliver_due
 from tests.webapp.conftest import login
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.labelstudio
 def imported(db, ls, users):
     """Six tasks in Label Studio: three assigned to alice (priority 300, 200, 100), one to bob."""
     with session_scope(db) as s:
-        ds = create_dataset(s, "annotate", labels=["OK", "NG"])
+        ds = create_dataset(s, "annotate", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, ds, [(f"note {i}: the kettle {'leaks' if i % 2 else 'works'}", {}) for i in range(6)])
         dataset_id = ds.id
     run_ls_import(db, ls.client(), RunRef(), ImportValues(dataset_id=dataset_id))

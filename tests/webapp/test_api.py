@@ -9,6 +9,7 @@ from include.db.models import Task, TaskStatus
 from include.db.session import session_scope
 from include.pipelines.catalog import ImportValues
 from include.services.jobs import queue_job
+from include.services.privacy import SYNTHETIC
 from tests.webapp.conftest import api_token
 from tests.webapp.factories import dataset_with_tasks
 
@@ -100,7 +101,7 @@ def test_annotator_labels_through_the_api(db, ls, ls_app, users) -> None:
     from include.workers.label_dispatcher import deliver_due
 
     with session_scope(db) as s:
-        ds = create_dataset(s, "api-label", labels=["OK", "NG"])
+        ds = create_dataset(s, "api-label", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, ds, [("The router drops the connection constantly.", {})])
         dataset_id = ds.id
     run_ls_import(db, ls.client(), RunRef(), ImportValues(dataset_id=dataset_id))

@@ -16,6 +16,7 @@ from include.db.session import session_scope
 from include.pipelines.catalog import DatasetValues
 from include.pipelines.quality_check import run_quality_check
 from include.pipelines.runner import RunRef
+from include.services.privacy import SYNTHETIC
 from tests.dataflow.test_quality_gate import make_dataset
 from tests.webapp.conftest import log_in, make_app
 from tests.webapp.test_browser_charts import SHOTS, _marks
@@ -38,7 +39,7 @@ def test_privacy_page_create_try_and_attach(db, page, live_url) -> None:
     with session_scope(db) as s:
         from include.services.datasets import add_items, create_dataset
 
-        ds = create_dataset(s, "tickets", labels=["OK", "NG"])
+        ds = create_dataset(s, "tickets", labels=["OK", "NG"], privacy=SYNTHETIC)
         add_items(s, ds, [("call 13812345678 please", {}), ("nothing here", {})])
         dataset_id = ds.id
     log_in(page, live_url, "admin")

@@ -10,7 +10,7 @@ from flask_login import current_user
 from include.demo.texts import generate_demo_texts
 from include.errors import Invalid
 from include.pipelines.catalog import PIPELINES
-from include.services import dataset_view, datasets
+from include.services import dataset_view, datasets, pii, privacy
 from include.services.assignment import AutoAssignRequest, auto_assign_request
 from include.services.deletion import delete_dataset
 from include.services.evaluations import learning_curve
@@ -47,6 +47,8 @@ def new_dataset_page(values: dict[str, Any] | None = None) -> Any:
     return render_template(
         "admin/dataset_new.html", specs=datasets.NewDataset.specs(), values=shown, sources=SOURCES,
         source=request.form.get("source", "upload"), text_column=request.form.get("text_column", "text"),
+        privacy_names=privacy.PrivacyChoice.names(), policies=pii.list_policies(db.session()),
+        default_policy=privacy.default_policy(db.session()),
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from flask_login import current_user
 from include.db.models import Item, PiiPolicy
 from include.pii.entities import ENTITIES, NEEDS_MODEL, OPERATORS
 from include.services import datasets, pii
+from include.services import privacy as privacy_decision
 from webapp.admin import bp
 from webapp.admin.datasets import tab_page
 from webapp.clients import pii_key, pii_llm
@@ -102,14 +103,14 @@ def try_policy() -> Any:
 @admin_required
 @shown_on(lambda dataset_id: tab_page(dataset_id, "quality-privacy"))
 def dataset_policy(dataset_id: int) -> Any:
-    """Choose which policy de-identifies the dataset's texts (or none)."""
+    """Choose which policy de-identifies the dataset's texts, or record why none is needed."""
     checked(CsrfForm())
     ds = datasets.get_dataset(db.session(), dataset_id)
-    chosen = pii.DatasetPolicy.parse(request.form.to_dict(), form=True).policy_id
-    pending = pii.attach(db.session(), ds, chosen)
+    chosen = privacy_decision.DatasetPolicy.parse(request.form.to_dict(), form=True)
+    pending = privacy_decision.decide(db.session(), ds, chosen.decision(), current_user)
     db.session.commit()
     if ds.pii_policy_id is None:
-        flash("No de-identification for this dataset: texts are used as uploaded.", "info")
+        flash("No de-identification for this dataset: texts are used as uploaded. Your reason is on record.", "info")
     else:
         flash(
             f"{pending} items wait for de-identification: import, embedding and LLM calls are blocked until "

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app
 
 from include.errors import Forbidden
-from include.services import datasets, pii
+from include.services import datasets, pii, privacy
 from include.services.paging import PageQuery, page_of
 from webapp.api import ANYONE, PartialBody, api_user, json_body, paged, route
 from webapp.clients import pii_key, pii_llm
@@ -41,16 +41,18 @@ def update_pii_policy(policy_id: int, body: pii.PolicyBody) -> dict[str, Any]:
 
 
 @route(
-    "PUT", "/datasets/<id:dataset_id>/pii_policy", tag=TAG, body=pii.DatasetPolicy, partial=True,
+    "PUT", "/datasets/<id:dataset_id>/pii_policy", tag=TAG, body=privacy.DatasetPolicy, partial=True,
     response="DatasetPolicy", errors=(404,),
 )  # fmt: skip
-def set_pii_policy(dataset_id: int, body: PartialBody[pii.DatasetPolicy]) -> dict[str, Any]:
-    """``{"policy_id": 3}`` (or null): from now on the dataset's texts are de-identified before use."""
+def set_pii_policy(dataset_id: int, body: PartialBody[privacy.DatasetPolicy]) -> dict[str, Any]:
+    """``{"policy_id": 3}``: from now on the dataset's texts are de-identified before use; or
+    ``{"policy_id": null, "no_personal_data_reason": "..."}``: none is needed, and why (on record)."""
     dataset = datasets.get_dataset(db.session(), dataset_id)
-    chosen = body.over(pii.DatasetPolicy.of(dataset)).policy_id
-    pending = pii.attach(db.session(), dataset, chosen)
+    chosen = body.over(privacy.DatasetPolicy.of(dataset))
+    pending = privacy.decide(db.session(), dataset, chosen.decision(), api_user())
     db.session.commit()
-    return {"dataset_id": dataset_id, "policy_id": chosen, "pending": pending}
+    return {"dataset_id": dataset_id, "policy_id": dataset.pii_policy_id, "pending": pending,
+            "privacy": privacy.describe(db.session(), dataset)}  # fmt: skip
 
 
 @route(

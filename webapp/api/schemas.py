@@ -60,6 +60,17 @@ TASK = obj(
     },
     {"text": STR},
 )
+PRIVACY = obj(
+    {
+        "decided": BOOL,
+        "policy_id": null(INT),
+        "policy_name": null(STR),
+        "platform_default": BOOL,
+        "no_personal_data_reason": null(STR),
+        "decided_by": null(STR),
+        "decided_at": TIME,
+    }
+)
 DATASET = obj(
     {
         "id": INT,
@@ -70,6 +81,7 @@ DATASET = obj(
         "ls_project_id": null(INT),
         "items": INT,
         "pii_policy_id": null(INT),
+        "no_personal_data_reason": null(STR),
         "overlap_share": NUM,
         "retrain_after_labels": null(INT),
         "retune_at_labels": null(INT),
@@ -159,6 +171,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Task": TASK,
     "TaskEnvelope": obj({"task": ref("Task")}),
     "Dataset": DATASET,
+    "Privacy": PRIVACY,
     "NewDataset": obj({"dataset": ref("Dataset"), "items_added": INT}),
     "DatasetStats": obj(
         {
@@ -194,7 +207,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Stopped": obj({"experiment": ref("Experiment"), "message": STR}),
     "Policy": POLICY,
     "PolicyEnvelope": obj({"policy": ref("Policy")}),
-    "DatasetPolicy": obj({"dataset_id": INT, "policy_id": null(INT), "pending": INT}),
+    "DatasetPolicy": obj({"dataset_id": INT, "policy_id": null(INT), "pending": INT, "privacy": ref("Privacy")}),
     "Deidentified": obj(
         {"deidentified": array({}), "policy_version": STR, "policy": STR},
         {"mapping": array({"type": "object", "additionalProperties": STR})},
