@@ -41,6 +41,7 @@ EXPECTED_TABLES = {
     "inference_results",
     "training_configs",
     "ls_webhooks",
+    "key_fingerprints",
 }
 
 
