@@ -36,7 +36,8 @@ def task_payload(item_id: int, text: str, dataset_id: int) -> dict[str, Any]:
 
 
 def count_pending_items(session: Session, dataset_id: int) -> int:
-    """Items of the dataset that have no Label Studio task yet."""
+    """Items of the dataset that have no Label Studio task yet (those waiting for
+    de-identification too: the import then says it is blocked, rather than nothing to do)."""
     return int(
         session.scalar(
             select(func.count(Item.id))
@@ -48,11 +49,14 @@ def count_pending_items(session: Session, dataset_id: int) -> int:
 
 
 def pending_items(session: Session, dataset_id: int, *, after_item_id: int, limit: int) -> list[tuple[int, str]]:
-    """The next ``limit`` items without a task, by id (keyset: each call starts after the last)."""
+    """The next ``limit`` items without a task, by id (keyset: each call starts after the last).
+
+    An item still waiting for de-identification is never read, whatever the caller checked
+    before: one uploaded during the import stays for the next run (fail closed)."""
     rows = session.execute(
         select(Item.id, Item.text)
         .outerjoin(Task, Task.item_id == Item.id)
-        .where(Item.dataset_id == dataset_id, Task.id.is_(None), Item.id > after_item_id)
+        .where(Item.dataset_id == dataset_id, Task.id.is_(None), Item.id > after_item_id, Item.pii_status != "pending")
         .order_by(Item.id)
         .limit(limit)
     ).tuples()

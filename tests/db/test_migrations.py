@@ -65,6 +65,11 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
     upgrade(fresh_url)
     assert _tables(fresh_url) == EXPECTED_TABLES
     engine = create_engine(fresh_url)
+    with engine.connect() as conn:  # privacy by default: the platform's policy is there from the start
+        defaults = conn.execute(text("SELECT name, entities FROM pii_policies WHERE is_default")).all()
+    engine.dispose()
+    assert [name for name, _ in defaults] == ["Platform default"] and "PHONE" in defaults[0][1]
+    engine = create_engine(fresh_url)
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
         indexes = {row[0] for row in conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'tasks'"))}
@@ -80,6 +85,11 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
 
     upgrade(fresh_url)
     assert _tables(fresh_url) == EXPECTED_TABLES
+    engine = create_engine(fresh_url)
+    with engine.connect() as conn:  # privacy by default: the platform's policy is there from the start
+        defaults = conn.execute(text("SELECT name, entities FROM pii_policies WHERE is_default")).all()
+    engine.dispose()
+    assert [name for name, _ in defaults] == ["Platform default"] and "PHONE" in defaults[0][1]
 
 
 def test_models_match_migrations(fresh_url: str) -> None:
