@@ -79,6 +79,9 @@ class Settings:
     airflow_port: int
     webapp_port: int
     redis_port: int  # make run --celery: the Celery broker (not 6379: a system Redis may hold it)
+    # The LLM that finds names and addresses for de-identification: its own endpoint, never the
+    # pre-labeling one, and local unless its host is allowed by name. None: not configured.
+    pii_llm: PiiLlmSettings | None = None
 
     def require(self, name: str) -> str:
         """Return a configured string setting or fail naming its variable."""
@@ -87,6 +90,57 @@ class Settings:
             variable = _VARIABLE_OF[name]
             raise SettingsError(variable, f"{_EXPECTED_OF[name]}; it is not set")
         return str(value)
+
+
+@dataclass(frozen=True)
+class PiiLlmSettings:
+    """``PII_LLM_*``: where the de-identification LLM runs (it reads texts before they are
+    de-identified, so it has its own setting and must be local unless allowed by name)."""
+
+    url: str
+    api: str  # "ollama" (/api/generate) or "openai" (/chat/completions)
+    model: str
+    api_key: str | None = field(repr=False)
+    timeout: float
+
+
+LOCAL_NAMES = ("localhost", "localhost.localdomain")
+
+
+def is_local_host(host: str) -> bool:
+    """Loopback, a private or link-local address, or localhost: the premises, not the internet."""
+    import ipaddress
+
+    if host.lower() in LOCAL_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # a name could resolve anywhere: allowed only by name
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def _pii_llm(env: Mapping[str, str]) -> PiiLlmSettings | None:
+    url = _http_url(env, "PII_LLM_URL")
+    if url is None:
+        return None
+    host = urlparse(url).hostname or ""
+    allowed = {h.strip().lower() for h in (_get(env, "PII_LLM_ALLOWED_HOSTS") or "").split(",") if h.strip()}
+    if not is_local_host(host) and host.lower() not in allowed:
+        raise SettingsError(
+            "PII_LLM_URL",
+            "an LLM server on this machine or a private network (it reads texts before their personal data is "
+            "replaced); to send them to another host, name it in PII_LLM_ALLOWED_HOSTS",
+            host,
+        )
+    api = _choice(env, "PII_LLM_API", ("ollama", "openai"), "ollama")
+    return PiiLlmSettings(
+        url=url,
+        api=api,
+        model=_get(env, "PII_LLM_MODEL") or "llama3.2:1b",
+        api_key=_get(env, "PII_LLM_API_KEY"),
+        timeout=_positive_float(env, "PII_LLM_TIMEOUT", 120.0),
+    )
 
 
 _VARIABLE_OF = {
@@ -285,4 +339,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         airflow_port=_port(env, "AIRFLOW_PORT", 8080),
         webapp_port=_port(env, "WEBAPP_PORT", 5000),
         redis_port=_port(env, "REDIS_PORT", 56379),
+        pii_llm=_pii_llm(env),
     )

@@ -215,6 +215,8 @@ class Item(Base):
     source: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
     # none: no policy applies; pending: waits for the deidentify step; done: ``text`` is de-identified.
     pii_status: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    # Why the last de-identification run left it pending (the LLM recognizer failed closed).
+    pii_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
 

@@ -93,14 +93,15 @@ def _call(llm: Any, **kwargs: Any) -> Any:
         return llm.chat.completions.create(**kwargs)
 
 
-def ask_json(llm: Any, model: str, system: str, prompt: str) -> str | None:
-    """A free-form JSON answer (JSON mode), e.g. the personal-data recognizer's entity list."""
+def ask_schema(llm: Any, model: str, system: str, prompt: str, name: str, schema: dict[str, Any]) -> str | None:
+    """An answer constrained to a JSON schema (structured output), e.g. the personal-data
+    recognizer's entity list; raises BackendError naming the server when every retry failed."""
     response = _call(
         llm,
         model=model,
         temperature=0,
         messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
-        response_format={"type": "json_object"},
+        response_format={"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}},
     )
     try:
         return response.choices[0].message.content

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from include.pii.entities import OPERATORS, STRUCTURED
+from include.pii.llm import LlmUnusable
 from include.pii.mapping import restore
 from include.pii.recognizers import LANGUAGES, build
 
@@ -51,9 +52,13 @@ def _blank_pipelines() -> dict[str, Path]:
     return paths
 
 
-def analyzer(llm_recognizer: Any = None) -> Any:
-    """The process's AnalyzerEngine (built once; about a second)."""
-    key = "llm" if llm_recognizer is not None else "patterns"
+def analyzer() -> Any:
+    """The process's AnalyzerEngine with the offline recognizers (built once; about a second).
+
+    The LLM recognizer is not registered in it: it differs per call (its endpoint, its
+    settings), and is asked beside the engine, after the offline recognizers (see
+    :func:`_find`)."""
+    key = "patterns"
     with _LOCK:
         if key not in _ENGINES:
             _offline_tldextract()
@@ -68,8 +73,6 @@ def analyzer(llm_recognizer: Any = None) -> Any:
             for lang in LANGUAGES:
                 for recognizer in build(lang):
                     registry.add_recognizer(recognizer)
-                if llm_recognizer is not None:
-                    registry.add_recognizer(llm_recognizer.for_language(lang))
             _ENGINES[key] = AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=list(LANGUAGES))
         return _ENGINES[key]
 
@@ -103,6 +106,9 @@ class Replacement:
 class Deidentified:
     text: str
     replacements: list[Replacement] = field(default_factory=list)
+    # Why this text could not be de-identified (the LLM recognizer failed closed): ``text`` is
+    # then the original, never to be stored or shown as de-identified.
+    held: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -172,19 +178,18 @@ def deidentify(
     from presidio_anonymizer import AnonymizerEngine
     from presidio_anonymizer.entities import OperatorConfig
 
-    engine = analyzer(llm_recognizer)
+    engine = analyzer()
     anonymizer = AnonymizerEngine()
     out = []
     for text in texts:
         if not text:
             out.append(Deidentified(text))
             continue
-        found = engine.analyze(
-            text=text.translate(_HALF_WIDTH),  # same length: spans stay valid for the original text
-            language=language_of(text, locale),
-            entities=list(policy),
-            score_threshold=score_threshold,
-        )
+        try:
+            found = _find(engine, text, locale, list(policy), score_threshold, llm_recognizer)
+        except LlmUnusable as exc:
+            out.append(Deidentified(text, held=str(exc)))
+            continue
         if not found:
             out.append(Deidentified(text))
             continue
@@ -201,6 +206,23 @@ def deidentify(
         replacements = _by_span(text, found, sorted(result.items, key=lambda i: i.start))
         out.append(Deidentified(result.text, replacements))
     return out
+
+
+def _find(
+    engine: Any, text: str, locale: str, entities: list[str], score_threshold: float, llm_recognizer: Any
+) -> list[Any]:
+    """What the offline recognizers find, then the LLM recognizer's names and addresses.
+
+    Raises:
+        LlmUnusable: the LLM recognizer failed closed for this text.
+    """
+    language = language_of(text, locale)
+    plain = text.translate(_HALF_WIDTH)  # same length: spans stay valid for the original text
+    found = list(engine.analyze(text=plain, language=language, entities=entities, score_threshold=score_threshold))
+    if llm_recognizer is not None:
+        asked = llm_recognizer.for_language(language).analyze(text, entities)
+        found.extend(r for r in asked if r.score >= score_threshold)
+    return found
 
 
 def _without_overlaps(found: list[Any]) -> list[Any]:

@@ -45,9 +45,14 @@ def run_deidentify(db_url: str, run: RunRef, settings: Settings, values: AnyData
         for one, count in waiting.items():
             if count:
                 done += _deidentify_dataset(db_url, settings, one, key, found, job, done, sum(waiting.values()))
+        held = found.pop("held", 0)
         summary = ", ".join(f"{n} {entity}" for entity, n in found.most_common()) or "nothing to replace"
-        job.done(f"de-identified {done} items: {summary}", found=dict(found))
-        job.result = {"deidentified": done, "found": dict(found)}
+        message = f"de-identified {done - held} items: {summary}"
+        if held:
+            # Failing closed: those items stay pending, so the dataset waits; the page says why.
+            message += f"; {held} held for review (the LLM recognizer could not be trusted with them)"
+        job.done(message, found=dict(found), held=held)
+        job.result = {"deidentified": done - held, "held": held, "found": dict(found)}
     return job.result
 
 
@@ -79,6 +84,10 @@ def _deidentify_dataset(
             originals = [pii.original_of(item, key) for item in batch]
             results = deidentify(originals, policy.entities, key=key, locale=policy.locale, llm_recognizer=recognizer)
             for item, result in zip(batch, results, strict=True):
+                if result.held is not None:
+                    pii.hold(session, item.id, result.held)
+                    found["held"] += 1
+                    continue
                 pii.store(session, item.id, result, policy, key)
                 found.update(r.entity for r in result.replacements)
         here += len(batch)

@@ -76,6 +76,7 @@ class QualityPrivacy:
     policies: list[PiiPolicy]
     pii_pending: int
     privacy: dict[str, Any]  # the dataset's decision (include.services.privacy.describe)
+    held: list[tuple[int, str]]  # items de-identification held for review, with why
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def quality_privacy(session: Session, dataset: Dataset) -> QualityPrivacy:
         pii.list_policies(session),
         pii.pending_count(session, dataset.id) if dataset.pii_policy_id else 0,
         privacy.describe(session, dataset),
+        pii.held_items(session, dataset.id) if dataset.pii_policy_id else [],
     )
 
 

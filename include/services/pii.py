@@ -256,9 +256,15 @@ def decrypt(mapping: bytes, key: bytes) -> list[dict[str, Any]]:
 
 
 def store(session: Session, item_id: int, result: Deidentified, policy: PiiPolicy, key: bytes) -> None:
-    """Replace the item's text by its de-identified form and keep the mapping, encrypted."""
+    """Replace the item's text by its de-identified form and keep the mapping, encrypted.
+
+    Raises:
+        PolicyError: the result was held (it holds the original text): see :func:`hold`.
+    """
+    if result.held is not None:
+        raise PolicyError(f"item {item_id} was held, not de-identified: {result.held}")
     replacements = [r.__dict__ for r in result.replacements]
-    session.execute(update(Item).where(Item.id == item_id).values(text=result.text, pii_status="done"))
+    session.execute(update(Item).where(Item.id == item_id).values(text=result.text, pii_status="done", pii_note=None))
     stmt = insert(PiiMapping).values(
         item_id=item_id,
         policy_id=policy.id,
@@ -278,6 +284,23 @@ def store(session: Session, item_id: int, result: Deidentified, policy: PiiPolic
             },
         )
     )
+
+
+def hold(session: Session, item_id: int, reason: str) -> None:
+    """Keep an item pending, with why it could not be de-identified (shown to admins; the next
+    run tries again). It stays out of import, embedding and the LLM paths meanwhile."""
+    session.execute(update(Item).where(Item.id == item_id).values(pii_status="pending", pii_note=reason[:500]))
+
+
+def held_items(session: Session, dataset_id: int, limit: int = 5) -> list[tuple[int, str]]:
+    """Items the last runs held, with the reason (for the dataset's page)."""
+    rows = session.execute(
+        select(Item.id, Item.pii_note)
+        .where(Item.dataset_id == dataset_id, Item.pii_status == "pending", Item.pii_note.is_not(None))
+        .order_by(Item.id)
+        .limit(limit)
+    ).tuples()
+    return [(int(i), str(n)) for i, n in rows]
 
 
 def reveal(session: Session, item_id: int, user: User, key: bytes) -> dict[str, Any]:
@@ -516,6 +539,10 @@ def try_policy(
         )
     except PiiError as exc:
         raise PolicyError(str(exc)) from None
+    held = [(i, r.held) for i, r in enumerate(results) if r.held is not None]
+    if held:
+        i, reason = held[0]
+        raise PolicyError(f"text {i + 1} could not be de-identified: {reason}")
     if options.format == "json":
         shown: list[Any] = [
             {

@@ -141,7 +141,7 @@ def test_llm_recognizer_finds_names_and_addresses(llm_server) -> None:
         {"type": "PERSON", "text": "王小明"},
         {"type": "ADDRESS", "text": "北京市海淀区中关村大街1号"},
     ]
-    settings = load_settings({"OLLAMA_BASE_URL": llm_server.url})
+    settings = load_settings({"PII_LLM_URL": llm_server.url})
     recognizer = llm_recognizer(settings)
     (r,) = deidentify(
         ["王小明住在北京市海淀区中关村大街1号，电话13812345678"],
