@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # The entity types a policy can name, in the order they are shown.
 STRUCTURED = ("PHONE", "ID_NUMBER", "BANK_CARD", "EMAIL", "IP_ADDRESS", "URL", "PASSPORT")
-NEEDS_MODEL = ("PERSON", "ADDRESS")  # only with the LLM recognizer
+# Names and addresses: offline for Chinese text (include.pii.zh), by the LLM recognizer for the rest.
+NEEDS_MODEL = ("PERSON", "ADDRESS")
 ENTITIES = STRUCTURED + NEEDS_MODEL
 OPERATORS = ("placeholder", "mask", "hash", "encrypt")

@@ -23,6 +23,7 @@ from typing import Any
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
+from include.pii.entities import STRUCTURED
 from include.pii.recognizers import build
 
 PROMPT = (
@@ -72,7 +73,7 @@ class LlmRecognizer(EntityRecognizer):
     def __init__(self, ask: Callable[[str], Any], language: str = "en", score: float = 0.85) -> None:
         self.ask = ask
         self.score = score
-        self.structured = build(language)
+        self.structured = [r for r in build(language) if set(r.supported_entities) <= set(STRUCTURED)]
         super().__init__(supported_entities=list(self.ENTITIES), supported_language=language, name=f"llm_{language}")
 
     def load(self) -> None:

@@ -201,9 +201,12 @@ def _mobile_or_landline(value: str) -> bool:
     return 7 <= len(digits) <= 15
 
 
-def build(language: str) -> list[PatternRecognizer]:
-    """The structured-data recognizers for one language (the same rules serve both)."""
-    return [
+def build(language: str) -> list[Any]:
+    """The offline recognizers for one language: the structured-data ones (the same rules serve
+    both), and for Chinese the name and address ones (include.pii.zh)."""
+    from include.pii.zh import build_zh
+
+    return (build_zh() if language == "zh" else []) + [
         ContextPatternRecognizer(
             "PHONE",
             _PHONE,

@@ -84,8 +84,11 @@ def validate_policy(entities: Any, locale: str, use_llm: bool) -> dict[str, str]
             raise PolicyError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
         if operator not in OPERATORS:
             raise PolicyError(f"unknown operator {operator!r} for {entity}; one of {', '.join(OPERATORS)}")
-        if entity in NEEDS_MODEL and not use_llm:
-            raise PolicyError(f"{entity} needs the LLM recognizer (no offline model recognises it): turn it on")
+        if entity in NEEDS_MODEL and not use_llm and locale == "en":
+            raise PolicyError(
+                f"{entity} in English text needs the LLM recognizer (Chinese names and addresses are found "
+                "offline): turn it on"
+            )
         cleaned[str(entity)] = str(operator)
     if locale not in LOCALES:
         raise PolicyError(f"locale must be one of {', '.join(LOCALES)}")

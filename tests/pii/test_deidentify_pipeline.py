@@ -154,8 +154,8 @@ def test_bad_input_gets_clear_errors(db, monkeypatch) -> None:
             pii.save_policy(s, "us", {"SSN": "mask"})
         with pytest.raises(pii.PolicyError, match="unknown operator 'shred'"):
             pii.save_policy(s, "us", {"PHONE": "shred"})
-        with pytest.raises(pii.PolicyError, match="PERSON needs the LLM recognizer"):
-            pii.save_policy(s, "names", {"PERSON": "placeholder"})
+        with pytest.raises(pii.PolicyError, match="PERSON in English text needs the LLM recognizer"):
+            pii.save_policy(s, "names", {"PERSON": "placeholder"}, locale="en")
         with pytest.raises(pii.PolicyError, match="already exists"):
             pii.save_policy(s, "Customer Contact", {"PHONE": "mask"})
     with pytest.raises(Exception, match="a Fernet key"):

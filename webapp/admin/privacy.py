@@ -28,8 +28,8 @@ ENTITY_HELP = {
     "IP_ADDRESS": "IPv4 and IPv6",
     "URL": "http(s) and www. links",
     "PASSPORT": "passport numbers next to the word passport / 护照",
-    "PERSON": "person names (LLM recognizer)",
-    "ADDRESS": "street and postal addresses (LLM recognizer)",
+    "PERSON": "person names (Chinese offline; others with the LLM recognizer)",
+    "ADDRESS": "street and postal addresses (Chinese offline; others with the LLM recognizer)",
 }
 
 
