@@ -7,7 +7,8 @@ given names from a character pool; provinces, cities, districts, roads and estat
 and templates written apart from the rules. Two templates gave no cue the rules knew ("昨天和王小明
 一起...", "王小明住在..."): the rules then learnt 住在 and 一起, so two more were added that they
 do not know ("听说王小明已经离职了", "麻烦转告王小明..."), reported apart ("cueless"), so recall
-is not flattered: context rules cannot find a name nothing points at. Near-misses that must be left alone: brands and products named
+is not flattered: context rules cannot find a name nothing points at. Near-misses that must
+be left alone: brands and products named
 after people or holding surnames (李宁运动鞋, 周大福项链, 王老吉, 张小泉剪刀), ordinary words that
 begin with a surname (马上, 高速, 黄金周), roads without a number ("人民路上堵车"), and prices,
 dates and order numbers.
