@@ -181,6 +181,8 @@ class Dataset(Base):
     # Or, instead of a policy, why the dataset holds no personal data. Neither: no decision yet,
     # and no pipeline touches its texts (include.services.privacy). Who decided, and when.
     pii_exempt_reason: Mapped[str | None] = mapped_column(Text)
+    # Upload columns kept beside the text (de-identified with it); any other column is dropped.
+    keep_columns: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=sql_text("'[]'"))
     pii_decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     pii_decided_at: Mapped[datetime | None] = mapped_column(TSTZ)
     # The quality gate's thresholds that differ from the defaults (include.services.quality).

@@ -56,6 +56,27 @@ def run_deidentify(db_url: str, run: RunRef, settings: Settings, values: AnyData
     return job.result
 
 
+def _kept_columns(
+    batch: list[pii.PendingItem], kept: set[str], policy: Any, key: bytes, recognizer: Any
+) -> list[dict[str, Any] | None]:
+    """Each item's source with its kept text columns de-identified by the same policy (None: one
+    was held); the columns a dataset keeps may hold personal data as well as the text."""
+    if not kept:
+        return [item.source for item in batch]
+    cells = [
+        (i, k, v) for i, item in enumerate(batch) for k, v in item.source.items() if k in kept and isinstance(v, str)
+    ]
+    results = deidentify(
+        [v for _, _, v in cells], policy.entities, key=key, locale=policy.locale, llm_recognizer=recognizer
+    )
+    out: list[dict[str, Any] | None] = [dict(item.source) for item in batch]
+    for (i, column, _), result in zip(cells, results, strict=True):
+        row = out[i]
+        if row is not None:
+            out[i] = None if result.held is not None else {**row, column: result.text}
+    return out
+
+
 def _deidentify_dataset(
     db_url: str,
     settings: Settings,
@@ -68,7 +89,9 @@ def _deidentify_dataset(
 ) -> int:
     """De-identify one dataset's pending items batch by batch; returns how many."""
     with session_scope(db_url) as session:
-        policy = pii.get_policy(session, get_dataset(session, dataset_id).pii_policy_id)  # type: ignore[arg-type]
+        dataset = get_dataset(session, dataset_id)
+        policy = pii.get_policy(session, dataset.pii_policy_id)  # type: ignore[arg-type]
+        kept = set(dataset.keep_columns or ())
         session.expunge(policy)
     recognizer = None
     if policy.use_llm:
@@ -83,12 +106,13 @@ def _deidentify_dataset(
                 return here
             originals = [pii.original_of(item, key) for item in batch]
             results = deidentify(originals, policy.entities, key=key, locale=policy.locale, llm_recognizer=recognizer)
-            for item, result in zip(batch, results, strict=True):
-                if result.held is not None:
-                    pii.hold(session, item.id, result.held)
+            sources = _kept_columns(batch, kept, policy, key, recognizer)
+            for item, result, source in zip(batch, results, sources, strict=True):
+                if result.held is not None or source is None:
+                    pii.hold(session, item.id, result.held or "a kept column could not be de-identified")
                     found["held"] += 1
                     continue
-                pii.store(session, item.id, result, policy, key)
+                pii.store(session, item.id, result, policy, key, source=source if kept else None)
                 found.update(r.entity for r in result.replacements)
         here += len(batch)
         after = batch[-1].id

@@ -44,6 +44,11 @@ LABEL_DESCRIPTIONS = ParamSpec(
     "label_descriptions", "What each label means", "mapping", None, nullable=True, max_length=500,
     help="optional, one per line: LABEL: description",
 )  # fmt: skip
+KEEP_COLUMNS = ParamSpec(
+    "keep_columns", "Columns to keep", "list", None, nullable=True, max_length=64,
+    help="upload columns kept beside the text, de-identified with it; the others are dropped (they may hold "
+    "personal data)",
+)  # fmt: skip
 DEMO_COUNT = ParamSpec("demo", "Demo texts", "int", 0, minimum=0, maximum=5000, help="generated demo texts to add")
 
 
@@ -56,6 +61,7 @@ class NewDataset(Values):
     description: str = param(DESCRIPTION)
     labels: list[str] | None = param(LABELS)
     label_descriptions: dict[str, str] | None = param(LABEL_DESCRIPTIONS)
+    keep_columns: list[str] | None = param(KEEP_COLUMNS)
     demo: int = param(DEMO_COUNT)
     privacy: PrivacyChoice = group(PrivacyChoice)
 
@@ -232,6 +238,7 @@ def create_dataset(
     description: str = "",
     label_descriptions: Any = None,
     created_by: User | None = None,
+    keep_columns: Sequence[str] = (),
     privacy: Decision,
 ) -> Dataset:
     """Create an empty dataset with its privacy decision (required: privacy by default is
@@ -249,6 +256,7 @@ def create_dataset(
         description=description.strip(),
         labels=cleaned,
         label_descriptions=validate_label_descriptions(label_descriptions, cleaned),
+        keep_columns=list(dict.fromkeys(c.strip() for c in keep_columns if c.strip())),
         created_by=created_by.id if created_by else None,
     )
     session.add(dataset)
@@ -277,6 +285,7 @@ def create_with_items(
         description=request.description,
         label_descriptions=request.label_descriptions,
         created_by=created_by,
+        keep_columns=request.keep_columns or (),
         privacy=request.privacy.decision(),
     )
     return dataset, add_items(session, dataset, rows)
@@ -378,14 +387,27 @@ def _csv_problem(exc: csv.Error) -> str:
     return f"not valid CSV ({message})"
 
 
+@dataclass
+class Upload:
+    """The rows of an upload, and the columns it had that were not kept."""
+
+    rows: list[tuple[str, dict[str, Any]]]
+    dropped_columns: list[str]
+
+
 def parse_upload(
     data: bytes,
     filename: str,
     *,
     text_column: str = "text",
     max_rows: int = 100_000,
-) -> list[tuple[str, dict[str, Any]]]:
+    keep_columns: Sequence[str] = (),
+) -> Upload:
     """Rows of (text, source metadata) from a CSV or JSONL upload.
+
+    Only the text and the ``keep_columns`` are kept (with the file and line): any other column
+    (``customer_name``, ``phone``...) may hold personal data no policy was asked to replace, so
+    it is dropped unless the dataset allow-lists it, and then de-identified with the text.
 
     Raises:
         DatasetError: unknown format, undecodable bytes, a missing text column, too many rows.
@@ -398,6 +420,12 @@ def parse_upload(
     except UnicodeDecodeError:
         raise DatasetError(f"{filename} is not UTF-8 text") from None
     rows: list[tuple[str, dict[str, Any]]] = []
+    kept, dropped = set(keep_columns), set[str]()
+
+    def extra_of(record: dict[Any, Any]) -> dict[str, Any]:
+        dropped.update(str(k) for k in record if k not in kept and k != text_column and k is not None)
+        return {k: v for k, v in record.items() if k in kept}
+
     if lower.endswith(".csv"):
         reader = csv.DictReader(io.StringIO(content))
         last_line = 0
@@ -410,8 +438,7 @@ def parse_upload(
                 number = reader.line_num
                 if len(rows) >= max_rows:
                     raise DatasetError(f"{filename} has more than {max_rows} rows; split it into smaller files")
-                extra = {k: v for k, v in record.items() if k != text_column and k is not None}
-                row = (record.get(text_column) or "", {"file": filename, "line": number, **extra})
+                row = (record.get(text_column) or "", {"file": filename, "line": number, **extra_of(record)})
                 _check_row(row, f"{filename} line {number}")
                 rows.append(row)
                 last_line = number
@@ -430,12 +457,11 @@ def parse_upload(
                 raise DatasetError(f"{filename} line {number} is not valid JSON: {exc.msg}") from None
             if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
                 raise DatasetError(f"{filename} line {number} has no string {text_column!r} field")
-            extra = {k: v for k, v in record.items() if k != text_column}
-            row = (record[text_column], {"file": filename, "line": number, **extra})
+            row = (record[text_column], {"file": filename, "line": number, **extra_of(record)})
             _check_row(row, f"{filename} line {number}")
             rows.append(row)
     else:
         raise DatasetError("upload a .csv (with a header row) or a .jsonl file")
     if not rows:
         raise DatasetError(f"{filename} has no rows")
-    return rows
+    return Upload(rows, sorted(dropped))

@@ -121,7 +121,7 @@ def create_for_upload(
     if model_id is None:
         raise InferenceError("an uploaded file needs a model_id (the model version to run)")
     model = resolve_model(session, None, model_id)
-    rows = parse_upload(data, filename, text_column=text_column, max_rows=MAX_UPLOAD_ROWS)
+    rows = parse_upload(data, filename, text_column=text_column, max_rows=MAX_UPLOAD_ROWS).rows
     run = InferenceRun(
         model_id=model.id,
         dataset_id=None,

@@ -227,17 +227,18 @@ class PendingItem:
     id: int
     text: str
     mapping: bytes | None
+    source: dict[str, Any]
 
 
 def pending_items(session: Session, dataset_id: int, *, after_id: int, limit: int) -> list[PendingItem]:
     rows = session.execute(
-        select(Item.id, Item.text, PiiMapping.mapping)
+        select(Item.id, Item.text, PiiMapping.mapping, Item.source)
         .outerjoin(PiiMapping, PiiMapping.item_id == Item.id)
         .where(Item.dataset_id == dataset_id, Item.pii_status == "pending", Item.id > after_id)
         .order_by(Item.id)
         .limit(limit)
     ).tuples()
-    return [PendingItem(int(i), str(t), m) for i, t, m in rows]
+    return [PendingItem(int(i), str(t), m, dict(src or {})) for i, t, m, src in rows]
 
 
 def original_of(item: PendingItem, key: bytes) -> str:
@@ -258,7 +259,14 @@ def decrypt(mapping: bytes, key: bytes) -> list[dict[str, Any]]:
         raise KeyUnavailable(str(exc)) from None
 
 
-def store(session: Session, item_id: int, result: Deidentified, policy: PiiPolicy, key: bytes) -> None:
+def store(
+    session: Session,
+    item_id: int,
+    result: Deidentified,
+    policy: PiiPolicy,
+    key: bytes,
+    source: dict[str, Any] | None = None,
+) -> None:
     """Replace the item's text by its de-identified form and keep the mapping, encrypted.
 
     Raises:
@@ -267,7 +275,10 @@ def store(session: Session, item_id: int, result: Deidentified, policy: PiiPolic
     if result.held is not None:
         raise PolicyError(f"item {item_id} was held, not de-identified: {result.held}")
     replacements = [r.__dict__ for r in result.replacements]
-    session.execute(update(Item).where(Item.id == item_id).values(text=result.text, pii_status="done", pii_note=None))
+    values: dict[str, Any] = {"text": result.text, "pii_status": "done", "pii_note": None}
+    if source is not None:
+        values["source"] = source  # its kept columns, de-identified too (their originals are not kept)
+    session.execute(update(Item).where(Item.id == item_id).values(**values))
     stmt = insert(PiiMapping).values(
         item_id=item_id,
         policy_id=policy.id,

@@ -37,7 +37,7 @@ def test_create_demo_dataset(db, client) -> None:
 
 def test_upload_csv_reports_duplicates_and_empty_rows(db, client) -> None:
     login(client, "admin")
-    csv = "id,text\n1,The kettle leaks\n2,The lamp works\n3,The kettle leaks\n4,\n"
+    csv = "id,text,customer\n1,The kettle leaks,Wang\n2,The lamp works,Li\n3,The kettle leaks,Wang\n4,,Zhao\n"
     response = upload(
         client,
         "/admin/datasets/new",
@@ -51,9 +51,27 @@ def test_upload_csv_reports_duplicates_and_empty_rows(db, client) -> None:
     page = response.get_data(as_text=True)
     assert "added 2 items, 1 duplicate texts skipped, 1 empty rows skipped." in page
     assert "Duplicates skipped, e.g.: “The kettle leaks”" in page
+    # Columns beside the text may hold personal data: dropped unless the dataset keeps them.
+    assert "Not kept (they may hold personal data): customer, id." in page
     with session_scope(db) as s:
         items = s.execute(select(Item.text, Item.source).order_by(Item.id)).all()
-    assert items[0].source == {"file": "notes.csv", "line": 2, "id": "1"}
+    assert items[0].source == {"file": "notes.csv", "line": 2}
+    kept = upload(
+        client,
+        "/admin/datasets/new",
+        csv.replace("1,The", "9,Another"),
+        "notes.csv",
+        name="csv-kept",
+        labels="OK,NG",
+        source="upload",
+        text_column="text",
+        keep_columns="id",
+    )
+    assert "Not kept (they may hold personal data): customer." in kept.get_data(as_text=True)
+    with session_scope(db) as s:
+        ds = s.scalar(select(Dataset).where(Dataset.name == "csv-kept"))
+        first = s.scalars(select(Item.source).where(Item.dataset_id == ds.id).order_by(Item.id)).first()
+    assert ds.keep_columns == ["id"] and first == {"file": "notes.csv", "line": 2, "id": "9"}
 
 
 def test_upload_jsonl_to_an_existing_dataset(db, client) -> None:

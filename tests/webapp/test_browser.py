@@ -62,6 +62,10 @@ def test_admin_and_annotator_flow(db, ls, live_url, page, users) -> None:
     page.fill("input[name=name]", "browser-demo")
     page.check("input[name=source][value=demo]")
     page.fill("input[name=demo]", "100")
+    # Privacy by default: without a choice the platform's policy applies; demo texts hold none.
+    assert "Platform default" in page.locator("[data-testid=new-privacy]").inner_text()
+    page.check("input[name=no_personal_data]")
+    page.fill("textarea[name=no_personal_data_reason]", "generated demo texts: no personal data")
     page.click("button:has-text('Create dataset')")
     page.wait_for_selector("text=added 100 items.")
     assert stat(page, "items") == "100" and stat(page, "imported") == "0"

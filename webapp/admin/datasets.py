@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -52,18 +53,26 @@ def new_dataset_page(values: dict[str, Any] | None = None) -> Any:
     )  # fmt: skip
 
 
-def _items_of_form(source: str, demo: int) -> list[tuple[str, dict[str, Any]]]:
+def _items_of_form(source: str, *, demo: int = 0, keep_columns: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:
     """The rows the form asks for: an upload, generated demo texts, or none."""
     if source == "upload":
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             raise Invalid("choose a file to upload, or pick another source")
-        return datasets.parse_upload(
+        parsed = datasets.parse_upload(
             upload.read(),
             upload.filename,
             text_column=request.form.get("text_column") or "text",
             max_rows=current_app.config["UPLOAD_MAX_ROWS"],
+            keep_columns=keep_columns,
         )
+        if parsed.dropped_columns:
+            flash(
+                f"Not kept (they may hold personal data): {', '.join(parsed.dropped_columns)}. "
+                "Name a column under Columns to keep to keep it, de-identified with the text.",
+                "info",
+            )
+        return parsed.rows
     if source == "demo":
         return [(t.text, {"demo": True}) for t in generate_demo_texts(demo or 100)]
     return []
@@ -83,7 +92,9 @@ def create_dataset() -> Any:
     """Create the dataset the form describes, with its first items."""
     checked(CsrfForm())
     values = datasets.NewDataset.parse(request.form.to_dict(), form=True)
-    rows = _items_of_form(request.form.get("source", "upload"), values.demo)
+    rows = _items_of_form(
+        request.form.get("source", "upload"), demo=values.demo, keep_columns=values.keep_columns or ()
+    )
     dataset, report = datasets.create_with_items(
         db.session(), values, rows, default_labels=current_app.config["DEFAULT_LABELS"], created_by=current_user
     )
@@ -150,7 +161,7 @@ def upload(dataset_id: int) -> Any:
     """Add items to a dataset from a CSV or JSONL file."""
     checked(CsrfForm())
     ds = datasets.get_dataset(db.session(), dataset_id)
-    rows = _items_of_form("upload", 0)
+    rows = _items_of_form("upload", keep_columns=ds.keep_columns)
     flash_report(datasets.add_items(db.session(), ds, rows))
     db.session.commit()
     return redirect(url_for("admin.dataset_tab", dataset_id=ds.id, tab="labeling"))
