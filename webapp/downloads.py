@@ -65,6 +65,8 @@ def _key_for_originals(dataset: Dataset, user: User) -> bytes | None:
 
 
 def inference_response(run: InferenceRun, fmt: str) -> Any:
+    if run.status == "purged":
+        raise Conflict(f"run {run.id}'s results were deleted {inference.RETENTION.days} days after it ended")
     if run.status != "done":
         raise Conflict(f"run {run.id} is {run.status}: its results can be downloaded once it is done")
     model = db.session.get(ModelVersion, run.model_id)

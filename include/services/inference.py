@@ -13,16 +13,16 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, InferenceInput, InferenceResult, InferenceRun, ModelStatus, ModelVersion, User
-from include.errors import Invalid, NotFound
+from include.errors import Conflict, Invalid, NotFound
 from include.ml.scoring import uncertainty
 from include.params import ParamSpec, Values, param
 from include.services.datasets import get_dataset, parse_upload, text_hash
@@ -30,6 +30,9 @@ from include.services.export import CHUNK, neutralise
 from include.services.paging import Page, PageQuery, paginate
 
 MAX_UPLOAD_ROWS = 1_000_000
+# An uploaded run's inputs and every run's results are deleted this long after the run ended:
+# they may quote personal data (de-identified, but still copies) and nobody needs them forever.
+RETENTION = timedelta(days=30)
 DOWNLOADS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
@@ -63,15 +66,24 @@ class ResultsQuery(Values):
 
 
 def create_run(
-    session: Session, request: InferenceRequest, upload: tuple[str, bytes] | None, user: User | None
+    session: Session,
+    request: InferenceRequest,
+    upload: tuple[str, bytes] | None,
+    user: User | None,
+    *,
+    key: bytes | None = None,
 ) -> InferenceRun:
-    """A run as a person asked for it: over ``upload`` (filename, bytes) when given, else the dataset.
+    """A run as a person asked for it: over ``upload`` (filename, bytes) when given, else the
+    dataset. ``key`` (PII_KEY) serves the hash and encrypt operators of an upload's policy.
+    Runs past their retention are purged first.
 
     Raises:
         InferenceError: neither a dataset nor a file, no model to use. DatasetNotFound, DatasetError.
+        PolicyError, PrivacyUndecided: the upload cannot be de-identified by the model's dataset's policy.
     """
+    purge_expired(session)
     if upload is not None:
-        return create_for_upload(session, upload[0], upload[1], request.model_id, user)
+        return create_for_upload(session, upload[0], upload[1], request.model_id, user, key=key)
     if request.dataset_id is None:
         raise InferenceError("choose a dataset (dataset_id), or upload a file")
     dataset = get_dataset(session, request.dataset_id)
@@ -110,18 +122,29 @@ def create_for_dataset(session: Session, dataset: Dataset, model_id: int | None,
 
 
 def create_for_upload(
-    session: Session, filename: str, data: bytes, model_id: int | None, user: User | None, *, text_column: str = "text"
+    session: Session,
+    filename: str,
+    data: bytes,
+    model_id: int | None,
+    user: User | None,
+    *,
+    text_column: str = "text",
+    key: bytes | None = None,
 ) -> InferenceRun:
-    """A run over an uploaded .csv or .jsonl file (its ``text`` column); the texts wait as inputs.
+    """A run over an uploaded .csv or .jsonl file (its ``text`` column); the texts wait as inputs,
+    de-identified first by the policy of the model's dataset (what it was trained on is what it
+    may see), so no original is stored, embedded or written into the downloads.
 
     Raises:
         InferenceError: no model named (an upload has no dataset to take the promoted one from).
         DatasetError: the file cannot be read (the message names the line).
+        PolicyError, PrivacyUndecided: see :func:`_deidentified_inputs`.
     """
     if model_id is None:
         raise InferenceError("an uploaded file needs a model_id (the model version to run)")
     model = resolve_model(session, None, model_id)
-    rows = parse_upload(data, filename, text_column=text_column, max_rows=MAX_UPLOAD_ROWS).rows
+    texts = [text for text, _ in parse_upload(data, filename, text_column=text_column, max_rows=MAX_UPLOAD_ROWS).rows]
+    texts = _deidentified_inputs(session, get_dataset(session, model.dataset_id), texts, key)
     run = InferenceRun(
         model_id=model.id,
         dataset_id=None,
@@ -133,11 +156,69 @@ def create_for_upload(
     session.flush()
     raw = _driver(session)
     with raw.cursor() as cur, cur.copy("COPY inference_inputs (run_id, row, text, text_hash) FROM STDIN") as copy:
-        for number, (text, _) in enumerate(rows, start=1):
+        for number, text in enumerate(texts, start=1):
             copy.write_row((run.id, number, text, text_hash(text)))
-    run.rows = len(rows)
+    run.rows = len(texts)
     session.flush()
     return run
+
+
+def _deidentified_inputs(session: Session, dataset: Dataset, texts: list[str], key: bytes | None) -> list[str]:
+    """The texts as the dataset's policy leaves them (the mapping is not kept: an inference
+    input is never revealed). Fails closed: no decision, or a policy that needs the LLM
+    recognizer (an upload is de-identified in the request, not sent to an LLM from there).
+
+    Raises:
+        PrivacyUndecided: the dataset has no privacy decision.
+        PolicyError: the policy needs the LLM recognizer or a key that is not set.
+    """
+    from include.pii.engine import PiiError, deidentify
+    from include.services import pii
+
+    pii.require_decided(dataset, "batch inference on uploaded texts")
+    if dataset.pii_policy_id is None:
+        return texts  # on record: the dataset holds no personal data
+    policy = pii.get_policy(session, dataset.pii_policy_id)
+    if policy.use_llm:
+        raise pii.PolicyError(
+            f"the model's dataset is de-identified with the LLM recognizer ({policy.name!r}): add these texts to "
+            "a dataset, whose deidentify step runs it, and run inference over that dataset"
+        )
+    try:
+        results = deidentify(texts, policy.entities, key=key, locale=policy.locale)
+    except PiiError as exc:
+        raise pii.PolicyError(str(exc)) from None
+    return [r.text for r in results]
+
+
+def purge_expired(session: Session, *, now: datetime | None = None) -> int:
+    """Delete the inputs and results of runs that ended more than :data:`RETENTION` ago; the
+    run stays on record as ``purged``. Returns how many runs were purged."""
+    cutoff = (now or datetime.now(UTC)) - RETENTION
+    ids = list(
+        session.scalars(
+            select(InferenceRun.id).where(
+                InferenceRun.status.in_(("done", "failed")), InferenceRun.finished_at < cutoff
+            )
+        )
+    )
+    if ids:
+        session.execute(delete(InferenceInput).where(InferenceInput.run_id.in_(ids)))
+        session.execute(delete(InferenceResult).where(InferenceResult.run_id.in_(ids)))
+        session.execute(update(InferenceRun).where(InferenceRun.id.in_(ids)).values(status="purged"))
+    return len(ids)
+
+
+def delete_run(session: Session, run: InferenceRun) -> None:
+    """Delete a run with its inputs and results (not while it runs: its task would write on).
+
+    Raises:
+        Conflict: the run is queued or running.
+    """
+    if run.status in ("queued", "running"):
+        raise Conflict(f"run {run.id} is {run.status}: delete it once it has ended")
+    session.delete(run)
+    session.flush()
 
 
 def _driver(session: Session) -> Any:
@@ -201,7 +282,8 @@ def dataset_batch(
     statement = (
         "COPY (SELECT i.id::int8, i.text_hash::text, e.embedding FROM items i "
         "JOIN embeddings e ON e.model_id = %s AND e.text_hash = i.text_hash "
-        "WHERE i.dataset_id = %s AND i.id > %s ORDER BY i.id LIMIT %s) TO STDOUT (FORMAT binary)"
+        "WHERE i.dataset_id = %s AND i.id > %s AND i.pii_status <> 'pending' "  # fail closed
+        "ORDER BY i.id LIMIT %s) TO STDOUT (FORMAT binary)"
     )
     with _driver(session).cursor() as cur, cur.copy(statement, (embedding_model_id, dataset_id, after, limit)) as copy:
         data = b"".join(bytes(block) for block in copy)

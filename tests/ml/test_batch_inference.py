@@ -129,3 +129,54 @@ def test_bad_requests_are_refused(db, trained) -> None:
             inference.resolve_model(s, other, None)
     with pytest.raises(inference.InferenceError, match="name a dataset"):
         run_batch_inference(db, RunRef(), BatchInferenceValues())
+
+
+def test_an_upload_goes_through_the_models_datasets_policy(db, trained) -> None:
+    """No original of an uploaded file is stored: its texts are de-identified before they become
+    inputs, by the policy of the dataset the model was trained on."""
+    from include.db.models import Dataset, InferenceInput
+    from include.services import pii
+
+    body = "text\n请回电 13812345678，屏幕坏了\n".encode()
+    with session_scope(db) as s:
+        policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
+        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), policy.id)
+        run = inference.create_for_upload(s, "calls.csv", body, trained["model_id"], None)
+        (stored,) = s.scalars(select(InferenceInput.text).where(InferenceInput.run_id == run.id)).all()
+    assert stored == "请回电 <PHONE_1>，屏幕坏了"
+    with session_scope(db) as s:
+        llm_policy = pii.save_policy(s, "names", {"PERSON": "placeholder"}, use_llm=True)
+        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), llm_policy.id)
+        with pytest.raises(pii.PolicyError, match="LLM recognizer"):  # not sent to an LLM from a request
+            inference.create_for_upload(s, "calls.csv", body, trained["model_id"], None)
+        dataset = s.get_one(Dataset, trained["dataset_id"])
+        dataset.pii_policy_id, dataset.pii_exempt_reason = None, None
+        with pytest.raises(pii.PrivacyUndecided):
+            inference.create_for_upload(s, "calls.csv", body, trained["model_id"], None)
+
+
+def test_runs_are_purged_after_their_retention_and_can_be_deleted(db, trained) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from include.db.models import InferenceInput
+    from include.errors import Conflict
+
+    with session_scope(db) as s:
+        old = inference.create_for_upload(s, "old.csv", b"text\nhello\nworld\n", trained["model_id"], None)
+        fresh = inference.create_for_upload(s, "new.csv", b"text\nhi\n", trained["model_id"], None)
+        old.status, old.finished_at = "done", datetime.now(UTC) - inference.RETENTION - timedelta(hours=1)
+        fresh.status, fresh.finished_at = "done", datetime.now(UTC)
+        old_id, fresh_id = old.id, fresh.id
+    with session_scope(db) as s:
+        assert inference.purge_expired(s) == 1
+    with session_scope(db) as s:
+        assert s.get_one(InferenceRun, old_id).status == "purged"
+        assert s.scalars(select(InferenceInput.run_id).distinct()).all() == [fresh_id]  # the old inputs are gone
+        running = inference.create_for_upload(s, "busy.csv", b"text\nhi\n", trained["model_id"], None)
+        running.status = "running"
+        with pytest.raises(Conflict, match="once it has ended"):
+            inference.delete_run(s, running)
+        inference.delete_run(s, s.get_one(InferenceRun, fresh_id))
+    with session_scope(db) as s:
+        assert s.get(InferenceRun, fresh_id) is None
+        assert s.scalars(select(InferenceInput).where(InferenceInput.run_id == fresh_id)).all() == []

@@ -292,6 +292,9 @@ def test_originals_export_needs_the_key_and_is_audited(db, client, keyed, monkey
 
 def test_inference_requests_are_validated(db, client) -> None:
     admin = api_token(client, "admin")
+    gone = client.delete("/api/v1/inference/4242", headers=admin)
+    assert gone.status_code == 404 and "no batch-inference run 4242" in gone.json["error"]
+    assert client.delete("/api/v1/inference/4242", headers=api_token(client, "alice")).status_code == 403
     dataset_id, _ = dataset_with_tasks(db, "no-model", 2)
     none = client.post("/api/v1/inference", json={"dataset_id": dataset_id}, headers=admin)
     assert none.status_code == 400 and "has no promoted model yet" in none.json["error"]

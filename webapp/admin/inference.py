@@ -12,7 +12,7 @@ from include.services import inference
 from include.services.datasets import list_datasets
 from include.services.inference import InferenceRequest
 from webapp.admin import bp
-from webapp.clients import wake_reconciler
+from webapp.clients import pii_key, wake_reconciler
 from webapp.downloads import inference_response
 from webapp.errors import shown_on
 from webapp.extensions import db
@@ -40,6 +40,7 @@ def inference_view() -> Any:
         model_names={m.id: m.version for m in models},
         csrf_form=CsrfForm(),
         refresh=any(r.status in ("queued", "running") for r in runs),
+        retention_days=inference.RETENTION.days,
     )
 
 
@@ -62,7 +63,7 @@ def start_inference() -> Any:
     given = (upload.filename, upload.read()) if upload is not None and upload.filename else None
     if given is not None:
         values = values.replace(dataset_id=None)
-    run = inference.create_run(db.session(), values, given, current_user)
+    run = inference.create_run(db.session(), values, given, current_user, key=pii_key())
     db.session.commit()
     start_inference_run(run, current_user)
     flash(f"Batch inference run {run.id} started; it shows its progress below.", "success")
@@ -74,3 +75,15 @@ def start_inference() -> Any:
 @shown_on(lambda run_id, fmt: inference_view())
 def inference_download(run_id: int, fmt: str) -> Any:
     return inference_response(inference.get_run(db.session(), run_id), fmt)
+
+
+@bp.post("/inference/<id:run_id>/delete")
+@admin_required
+@shown_on(lambda run_id: inference_view())
+def delete_inference(run_id: int) -> Any:
+    """Delete a run with its inputs and results."""
+    checked(CsrfForm())
+    inference.delete_run(db.session(), inference.get_run(db.session(), run_id))
+    db.session.commit()
+    flash(f"Run {run_id} and its inputs and results are deleted.", "success")
+    return redirect(url_for("admin.inference_page"))
