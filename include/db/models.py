@@ -237,6 +237,8 @@ class Task(Base):
             "id",
             postgresql_where=sql_text("assigned_to IS NOT NULL"),
         ),
+        # Tasks Label Studio still holds an older text of (rewritten by the next import).
+        Index("ix_tasks_ls_data_stale", "dataset_id", "id", postgresql_where=sql_text("ls_data_stale")),
         Index(
             "ix_tasks_assignee_priority",
             "assigned_to",
@@ -283,6 +285,9 @@ class Task(Base):
     uncertainty_score: Mapped[float | None] = mapped_column(Float)
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     ls_updated_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    # The item's text changed after import (a policy attached or changed): Label Studio's copy
+    # of the task's data is rewritten by the next import run (include.pipelines.ls_import).
+    ls_data_stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
     # When a training run first used this task's text: such a task can never join the eval set.
     first_trained_at: Mapped[datetime | None] = mapped_column(TSTZ)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())

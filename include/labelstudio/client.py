@@ -240,6 +240,11 @@ class LabelStudioClient:
         self.request("DELETE", f"/api/projects/{project_id}", project_id=project_id, expected_missing=True)
 
     # -- tasks -----------------------------------------------------------------------------
+    def update_task_data(self, task_id: int, data: dict[str, Any], *, project_id: int | None = None) -> None:
+        """Replace a task's data (its text, after a policy de-identified it): ``PATCH /api/tasks/<id>/``.
+        Label Studio keeps the task's annotations and predictions."""
+        self.request("PATCH", f"/api/tasks/{task_id}/", project_id=project_id, json_body={"data": data})
+
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]], timeout: float = 600) -> list[int]:
         """Bulk-create tasks; returns their ids in input order. Never retried automatically."""
         body = self.request(

@@ -16,9 +16,11 @@ from include.services.datasets import all_dataset_ids, get_dataset
 from include.services.ls_import import (
     ReconcileReport,
     count_pending_items,
+    mark_rewritten,
     pending_items,
     reconcile_unrecorded,
     record_imported,
+    stale_tasks,
     task_payload,
 )
 from include.services.ls_projects import (
@@ -30,6 +32,7 @@ from include.services.ls_projects import (
 )
 
 log = logging.getLogger(__name__)
+REWRITE_BATCH = 200
 
 
 def import_dataset(
@@ -48,11 +51,14 @@ def import_dataset(
 
     A failure mid-run leaves every finished batch recorded; the next run first adopts tasks that
     Label Studio created but the platform did not record, then continues where this one stopped.
+    Tasks whose item was de-identified after import are rewritten in Label Studio first, even
+    when the quality gate holds new items back (privacy does not wait for data quality).
     """
     with session_scope(db_url) as session:
         dataset = get_dataset(session, dataset_id)
         pii.require_deidentified(session, dataset, "import into Label Studio")
-        quality.require_passed(session, dataset, "importing into Label Studio")
+        if dataset.ls_project_id is None:  # a new project only for data that passed the gate
+            quality.require_passed(session, dataset, "importing into Label Studio")
         # Record the intent first: a crash after Label Studio made the project leaves this set,
         # and only then does the next run search Label Studio for that project.
         may_exist = dataset.ls_project_id is None and dataset.ls_project_requested_at is not None
@@ -80,7 +86,9 @@ def import_dataset(
     if not project.created:  # a project made just now holds no task to recover
         with session_scope(db_url) as session:
             recovered = reconcile_unrecorded(session, client, dataset_id, project_id)
+    rewritten = _rewrite_stale(db_url, client, dataset_id, project_id, job)
     with session_scope(db_url) as session:
+        quality.require_passed(session, get_dataset(session, dataset_id), "importing into Label Studio")
         pending = count_pending_items(session, dataset_id)
     total = pending if limit is None else min(limit, pending)
     imported = 0
@@ -136,8 +144,31 @@ def import_dataset(
         "recovered": recovered.adopted,
         "duplicates_deleted": recovered.duplicates_deleted,
         "remaining": pending - imported,
+        "rewritten": rewritten,
         "ml_problem": ml_problem,
     }
+
+
+def _rewrite_stale(
+    db_url: str, client: LabelStudioClient, dataset_id: int, project_id: int, job: JobHandle | None
+) -> int:
+    """Give Label Studio the current text of tasks whose item was de-identified after import
+    (a policy attached or changed later), so its copy holds no original; one PATCH per task
+    (Label Studio Community has no bulk task update), committed batch by batch."""
+    done, after = 0, 0
+    while True:
+        with session_scope(db_url) as session:
+            batch = stale_tasks(session, dataset_id, after_id=after, limit=REWRITE_BATCH)
+        if not batch:
+            return done
+        for _, ls_task_id, item_id, text_ in batch:
+            client.update_task_data(ls_task_id, task_payload(item_id, text_, dataset_id)["data"], project_id=project_id)
+        with session_scope(db_url) as session:
+            mark_rewritten(session, [task_id for task_id, *_ in batch])
+        done += len(batch)
+        after = batch[-1][0]
+        if job is not None:
+            job.progress(f"rewrote {done} Label Studio tasks with their de-identified text", rewritten=done)
 
 
 def _try_reconcile(db_url: str, client: LabelStudioClient, dataset_id: int, project_id: int) -> None:
@@ -170,7 +201,11 @@ def run_ls_import(
             dataset_ids = [dataset_id]
         else:
             with session_scope(db_url) as session:
-                dataset_ids = [d for d in all_dataset_ids(session) if count_pending_items(session, d)]
+                dataset_ids = [
+                    d
+                    for d in all_dataset_ids(session)
+                    if count_pending_items(session, d) or stale_tasks(session, d, after_id=0, limit=1)
+                ]
             if not dataset_ids:
                 raise SkipStep("no dataset has items to import")
         results = []
@@ -205,6 +240,9 @@ def run_ls_import(
         message = f"imported {imported} tasks"
         if recovered:
             message += f" (and recovered {recovered} from an interrupted run)"
+        rewritten = sum(r["rewritten"] for r in results)
+        if rewritten:
+            message += f"; rewrote {rewritten} tasks in Label Studio with their de-identified text"
         if len(results) > 1:
             message += f" across {len(results)} datasets"
         if blocked:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from include.db.models import Item, Task
@@ -33,6 +33,23 @@ class ReconcileReport:
 def task_payload(item_id: int, text: str, dataset_id: int) -> dict[str, Any]:
     """The Label Studio task for an item; ``item_id`` makes re-imports detectable."""
     return {"data": {"text": text, "item_id": item_id, "dataset_id": dataset_id}}
+
+
+def stale_tasks(session: Session, dataset_id: int, *, after_id: int, limit: int) -> list[tuple[int, int, int, str]]:
+    """(task id, Label Studio task id, item id, text) of tasks whose Label Studio data is older
+    than their item's text, by task id."""
+    rows = session.execute(
+        select(Task.id, Task.ls_task_id, Item.id, Item.text)
+        .join(Item, Item.id == Task.item_id)
+        .where(Task.dataset_id == dataset_id, Task.ls_data_stale, Task.id > after_id, Item.pii_status != "pending")
+        .order_by(Task.id)
+        .limit(limit)
+    ).tuples()
+    return [(int(t), int(ls), int(i), str(text)) for t, ls, i, text in rows]
+
+
+def mark_rewritten(session: Session, task_ids: list[int]) -> None:
+    session.execute(update(Task).where(Task.id.in_(task_ids)).values(ls_data_stale=False))
 
 
 def count_pending_items(session: Session, dataset_id: int) -> int:

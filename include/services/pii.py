@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Item, PiiMapping, PiiPolicy, PiiReveal, User
+from include.db.models import Dataset, Item, PiiMapping, PiiPolicy, PiiReveal, Task, User
 from include.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from include.params import ParamSpec, Values, param
 from include.pii.entities import ENTITIES, NEEDS_MODEL, OPERATORS, STRUCTURED
@@ -279,6 +279,8 @@ def store(
     if source is not None:
         values["source"] = source  # its kept columns, de-identified too (their originals are not kept)
     session.execute(update(Item).where(Item.id == item_id).values(**values))
+    # Label Studio holds the text it was imported with: the next import rewrites it.
+    session.execute(update(Task).where(Task.item_id == item_id).values(ls_data_stale=True))
     stmt = insert(PiiMapping).values(
         item_id=item_id,
         policy_id=policy.id,

@@ -459,3 +459,41 @@ def test_crash_right_after_the_project_was_created_reuses_it(db, ls, monkeypatch
     assert result["imported"] == 30
     assert project_of(db, dataset_id) == made[0]["id"]  # found again, not created twice
     assert len(projects_titled()) == 1
+
+
+def test_a_policy_attached_after_import_rewrites_label_studios_copy(db, ls, monkeypatch) -> None:
+    """Label Studio held the originals; after de-identification the next import rewrites each
+    task's data there, keeping its annotations."""
+    from cryptography.fernet import Fernet
+
+    from include.config import load_settings
+    from include.pipelines.catalog import AnyDatasetValues
+    from include.pipelines.deidentify import run_deidentify
+    from include.services import pii, privacy
+
+    monkeypatch.setenv("PII_KEY", Fernet.generate_key().decode())
+    with session_scope(db) as s:
+        dataset = create_dataset(s, "late-policy", labels=["OK", "NG"], privacy=privacy.Decision.none_needed(
+            "assumed to hold no personal data"))  # fmt: skip
+        add_items(s, dataset, [(f"call me on 1381234567{i}, the screen is broken", {}) for i in range(3)])
+        dataset_id = dataset.id
+    client = ls.client()
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
+    tasks = db_tasks(db, dataset_id)
+    client.create_annotation(tasks[0].ls_task_id, choice_result("NG"))
+    with session_scope(db) as s:
+        policy = pii.save_policy(s, "phones later", {"PHONE": "placeholder"})
+        privacy.decide(s, s.get_one(Dataset, dataset_id), privacy.Decision(policy.id), None)
+    run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
+    result = run_ls_import(db, client, RunRef(run_id="rewrite"), ImportValues(dataset_id=dataset_id))
+    assert result["imported"] == 0 and result["datasets"][0]["rewritten"] == 3
+    for task in tasks:
+        data = client.request("GET", f"/api/tasks/{task.ls_task_id}/")["data"]
+        assert data["text"] == "call me on <PHONE_1>, the screen is broken" and "13812345" not in str(data)
+    annotated = client.request("GET", f"/api/tasks/{tasks[0].ls_task_id}/")
+    assert annotated["total_annotations"] == 1  # the label stays
+    assert not any(t.ls_data_stale for t in db_tasks(db, dataset_id))
+    with session_scope(db) as s:
+        assert "rewrote 3 tasks in Label Studio" in s.scalar(select(Job.message).where(Job.run_id == "rewrite"))
+    again = run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
+    assert again["datasets"][0]["rewritten"] == 0
