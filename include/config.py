@@ -82,6 +82,8 @@ class Settings:
     # The LLM that finds names and addresses for de-identification: its own endpoint, never the
     # pre-labeling one, and local unless its host is allowed by name. None: not configured.
     pii_llm: PiiLlmSettings | None = None
+    # Keys PII_KEY replaced, while the rotate_pii_key pipeline re-encrypts what they wrote.
+    pii_key_previous: tuple[str, ...] = field(default=(), repr=False)
 
     def require(self, name: str) -> str:
         """Return a configured string setting or fail naming its variable."""
@@ -118,6 +120,14 @@ def is_local_host(host: str) -> bool:
     except ValueError:
         return False  # a name could resolve anywhere: allowed only by name
     return address.is_loopback or address.is_private or address.is_link_local
+
+
+def _previous_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _get(env, "PII_KEY_PREVIOUS") or ""
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for key in keys:
+        _fernet_key({"PII_KEY_PREVIOUS": key}, "PII_KEY_PREVIOUS")
+    return keys
 
 
 def _pii_llm(env: Mapping[str, str]) -> PiiLlmSettings | None:
@@ -340,4 +350,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webapp_port=_port(env, "WEBAPP_PORT", 5000),
         redis_port=_port(env, "REDIS_PORT", 56379),
         pii_llm=_pii_llm(env),
+        pii_key_previous=_previous_keys(env),
     )

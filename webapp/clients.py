@@ -134,6 +134,15 @@ def wake_reconciler() -> None:
     _wake(job_reconciler())
 
 
+def pii_keys() -> tuple[bytes, ...]:
+    """PII_KEY, then PII_KEY_PREVIOUS: what opens a mapping while a rotation is under way.
+
+    Raises:
+        KeyUnavailable: PII_KEY is not set.
+    """
+    return pii.keys_of(current_app.config.get("PII_KEY"), current_app.config.get("PII_KEY_PREVIOUS") or ())
+
+
 def pii_key() -> bytes | None:
     """PII_KEY when set (hash and encrypt operators need it), else None."""
     raw = current_app.config.get("PII_KEY")

@@ -62,6 +62,7 @@ class Config:
             "AIRFLOW_API_PASSWORD": settings.airflow_api_password,
             "OPENAI_EMBEDDING_MODEL": settings.openai_embedding_model if settings.openai_base_url else None,
             "PII_KEY": settings.pii_key,
+            "PII_KEY_PREVIOUS": settings.pii_key_previous,
             "ML_BACKEND_USER": settings.ml_backend_user,
             "ML_BACKEND_PASSWORD": settings.ml_backend_password,
             "WEBHOOK_SECRET": settings.webhook_secret,

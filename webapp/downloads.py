@@ -19,6 +19,7 @@ from include.db.session import session_scope
 from include.errors import Conflict, Forbidden, Invalid
 from include.services import export, inference, pii
 from include.services.key_check import check_pii_key
+from webapp.clients import pii_keys
 from webapp.extensions import db
 
 
@@ -54,14 +55,14 @@ def export_response(dataset: Dataset, fmt: str, *, originals: bool, user: User) 
     )
 
 
-def _key_for_originals(dataset: Dataset, user: User) -> bytes | None:
+def _key_for_originals(dataset: Dataset, user: User) -> tuple[bytes, ...] | None:
     if not user.is_admin:
         raise Forbidden("only admins can export original personal data")
     if dataset.pii_policy_id is None:
         return None  # nothing was de-identified: the texts are the originals
-    key = pii.key_of(current_app.config.get("PII_KEY"))
-    check_pii_key(db.session(), key)  # refused before the first byte, not mid-file
-    return key
+    keys = pii_keys()
+    check_pii_key(db.session(), keys[0], keys[1:])  # refused before the first byte, not mid-file
+    return keys
 
 
 def inference_response(run: InferenceRun, fmt: str) -> Any:

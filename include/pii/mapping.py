@@ -7,6 +7,7 @@ analyzer.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -27,10 +28,30 @@ def encrypt(replacements: list[dict[str, Any]], key: bytes) -> bytes:
     return Fernet(key).encrypt(json.dumps(replacements, ensure_ascii=False).encode())
 
 
-def decrypt(mapping: bytes, key: bytes) -> list[dict[str, Any]]:
-    from cryptography.fernet import Fernet, InvalidToken
+Keys = bytes | Sequence[bytes]  # PII_KEY, or PII_KEY then the keys it replaced (a rotation under way)
+
+
+def _fernet(keys: Keys) -> Any:
+    from cryptography.fernet import Fernet, MultiFernet
+
+    return MultiFernet([Fernet(k) for k in ((keys,) if isinstance(keys, bytes) else keys)])
+
+
+def decrypt(mapping: bytes, key: Keys) -> list[dict[str, Any]]:
+    """The replacements of a mapping, opened with PII_KEY or, during a rotation, a key it replaced."""
+    from cryptography.fernet import InvalidToken
 
     try:
-        return list(json.loads(Fernet(key).decrypt(bytes(mapping))))
+        return list(json.loads(_fernet(key).decrypt(bytes(mapping))))
     except InvalidToken:
         raise MappingError("PII_KEY does not open this mapping: it was written with another key") from None
+
+
+def rotate(mapping: bytes, keys: Sequence[bytes]) -> bytes:
+    """The mapping encrypted again with the first key (PII_KEY), opened with any of them."""
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return bytes(_fernet(keys).rotate(bytes(mapping)))
+    except InvalidToken:
+        raise MappingError("neither PII_KEY nor PII_KEY_PREVIOUS opens this mapping") from None

@@ -117,6 +117,11 @@ class ExportValues(Values):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NoValues(Values):
+    """Steps that take no parameter (rotate_pii_key)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class AnyDatasetValues(Values):
     """Steps that work on one dataset or every one (loop_datasets, deidentify)."""
 
@@ -327,6 +332,7 @@ STEPS: dict[str, Step] = {
         Step("gate", GateValues),
         Step("baseline_probe", BaselineValues),
         Step("deidentify", AnyDatasetValues),
+        Step("rotate_pii_key", NoValues),
         Step("quality_check", DatasetValues),
         Step("snapshot_labels", DatasetValues),
         Step("batch_inference", BatchInferenceValues),
@@ -343,6 +349,12 @@ PIPELINES: dict[str, Pipeline] = {
             "De-identify",
             "Replace the personal data of the dataset's new items by its policy, before anyone sees them.",
             ("deidentify",),
+        ),
+        Pipeline(
+            "rotate_pii_key",
+            "Rotate PII_KEY",
+            "Re-encrypt every de-identification mapping with the new PII_KEY (the old one in PII_KEY_PREVIOUS).",
+            ("rotate_pii_key",),
         ),
         Pipeline(
             "ls_import",

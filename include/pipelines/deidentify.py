@@ -38,8 +38,9 @@ def run_deidentify(db_url: str, run: RunRef, settings: Settings, values: AnyData
         if not sum(waiting.values()):
             raise SkipStep("every item is de-identified already")
         key = pii.key_of(settings.pii_key)
+        previous = pii.keys_of(settings.pii_key, settings.pii_key_previous)[1:]  # a rotation under way
         with session_scope(db_url) as session:
-            check_pii_key(session, key)  # never write mappings under another key than the stored ones
+            check_pii_key(session, key, previous)  # never write mappings under another key than the stored ones
         found: Counter[str] = Counter()
         done = 0
         for one, count in waiting.items():
@@ -88,6 +89,7 @@ def _deidentify_dataset(
     total: int,
 ) -> int:
     """De-identify one dataset's pending items batch by batch; returns how many."""
+    keyring = pii.keys_of(settings.pii_key, settings.pii_key_previous)  # opens what earlier versions wrote
     with session_scope(db_url) as session:
         dataset = get_dataset(session, dataset_id)
         policy = pii.get_policy(session, dataset.pii_policy_id)  # type: ignore[arg-type]
@@ -104,7 +106,7 @@ def _deidentify_dataset(
             batch = pii.pending_items(session, dataset_id, after_id=after, limit=BATCH)
             if not batch:
                 return here
-            originals = [pii.original_of(item, key) for item in batch]
+            originals = [pii.original_of(item, keyring) for item in batch]
             results = deidentify(originals, policy.entities, key=key, locale=policy.locale, llm_recognizer=recognizer)
             sources = _kept_columns(batch, kept, policy, key, recognizer)
             for item, result, source in zip(batch, results, sources, strict=True):

@@ -86,6 +86,18 @@ def deidentify(context: Mapping[str, Any], dataset_id: int | None = None) -> dic
     )
 
 
+def rotate_pii_key(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Re-encrypt every mapping with the new PII_KEY (PII_KEY_PREVIOUS opens the old ones)."""
+    from include.config import load_settings
+    from include.pipelines.resources import platform_db_url
+    from include.pipelines.rotate_pii_key import run_rotate_pii_key
+
+    settings = load_settings()
+    return run_rotate_pii_key(
+        platform_db_url(settings), run_ref(context), settings, step_values("rotate_pii_key", context)
+    )
+
+
 def triggering_datasets(context: Mapping[str, Any]) -> list[int] | None:
     """The datasets named by the asset events that started this run; None when no event did (a
     run on the clock or by hand)."""

@@ -130,7 +130,8 @@ class Launcher:
 
         try:
             with session_scope(platform_url) as session:
-                check_pii_key(session, self.env["PII_KEY"].encode())
+                previous = [k.encode() for k in self.settings.pii_key_previous]
+                check_pii_key(session, self.env["PII_KEY"].encode(), previous)
         except KeyMismatch as exc:
             raise SettingsError(
                 "PII_KEY",

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from include.errors import Invalid
 from include.params import ParamSpec, Values, param
+from include.pii.mapping import Keys
 
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
@@ -151,7 +152,7 @@ COPY (
 class ExportRequest:
     dataset_id: int
     fmt: str
-    key: bytes | None = None  # PII_KEY: the originals instead of the de-identified texts
+    key: Keys | None = None  # PII_KEY (and the keys it replaced): the originals, not the de-identified texts
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,9 +34,12 @@ def fingerprint(key: bytes) -> str:
     return hmac.new(key, _CONTEXT, hashlib.sha256).hexdigest()[:16]
 
 
-def check_pii_key(session: Session, key: bytes) -> str:
+def check_pii_key(session: Session, key: bytes, previous: Sequence[bytes] = ()) -> str:
     """Record the key's fingerprint the first time, and refuse a different key after that;
     returns the fingerprint. The caller commits (a first fingerprint).
+
+    During a rotation (``previous``: PII_KEY_PREVIOUS) the recorded key may be one of the keys
+    PII_KEY replaced; ``rotate_pii_key`` re-encrypts the mappings and then records the new one.
 
     Raises:
         KeyMismatch: the key differs from the recorded one, or does not open a stored mapping.
@@ -42,7 +47,8 @@ def check_pii_key(session: Session, key: bytes) -> str:
     mine = fingerprint(key)
     recorded = session.get(KeyFingerprint, NAME)
     if recorded is not None:
-        if not hmac.compare_digest(recorded.fingerprint, mine):
+        accepted = [mine, *(fingerprint(k) for k in previous)]
+        if not any(hmac.compare_digest(recorded.fingerprint, f) for f in accepted):
             raise KeyMismatch(
                 f"{NAME} is not the key this platform's mappings were written with (fingerprint "
                 f"{recorded.fingerprint}, this key's {mine}): set {NAME} to that key (make run keeps a "
@@ -54,7 +60,7 @@ def check_pii_key(session: Session, key: bytes) -> str:
     sample = session.scalar(select(PiiMapping.mapping).limit(1))
     if sample is not None:
         try:
-            decrypt(sample, key)
+            decrypt(sample, (key, *previous))
         except MappingError:
             raise KeyMismatch(
                 f"{NAME} does not open the mappings already stored (this key's fingerprint {mine}): "
@@ -65,3 +71,14 @@ def check_pii_key(session: Session, key: bytes) -> str:
     session.add(KeyFingerprint(name=NAME, fingerprint=mine))
     session.flush()
     return mine
+
+
+def record_rotated(session: Session, key: bytes) -> None:
+    """After every mapping is re-encrypted with ``key``: it is the platform's key from now on."""
+    recorded = session.get(KeyFingerprint, NAME)
+    if recorded is None:
+        session.add(KeyFingerprint(name=NAME, fingerprint=fingerprint(key)))
+    else:
+        recorded.fingerprint = fingerprint(key)
+        recorded.recorded_at = datetime.now(UTC)
+    session.flush()

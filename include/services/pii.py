@@ -10,7 +10,7 @@ written to ``pii_reveals``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from include.db.models import Dataset, Item, PiiMapping, PiiPolicy, PiiReveal, T
 from include.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from include.params import ParamSpec, Values, param
 from include.pii.entities import ENTITIES, NEEDS_MODEL, OPERATORS, STRUCTURED
-from include.pii.mapping import MappingError, restore
+from include.pii.mapping import Keys, MappingError, restore
 from include.pii.mapping import decrypt as _decrypt
 from include.pii.mapping import encrypt as _encrypt
 from include.services import rate_limit
@@ -57,6 +57,15 @@ class DeidentificationRequired(Conflict, RuntimeError):
 class PrivacyUndecided(DeidentificationRequired):
     """The dataset has no privacy decision yet (no policy, no reason why none is needed): it is
     held back wherever a pending de-identification would hold it back."""
+
+
+def keys_of(raw: str | None, previous: Sequence[str] = ()) -> tuple[bytes, ...]:
+    """PII_KEY, then the keys it replaced: what opens a mapping while a rotation is under way.
+
+    Raises:
+        KeyUnavailable: PII_KEY is not set or not a Fernet key.
+    """
+    return (key_of(raw), *(key_of(k) for k in previous))
 
 
 def key_of(raw: str | None) -> bytes:
@@ -241,7 +250,7 @@ def pending_items(session: Session, dataset_id: int, *, after_id: int, limit: in
     return [PendingItem(int(i), str(t), m, dict(src or {})) for i, t, m, src in rows]
 
 
-def original_of(item: PendingItem, key: bytes) -> str:
+def original_of(item: PendingItem, key: Keys) -> str:
     """The original text of an item (an earlier policy version may have de-identified it already)."""
     if item.mapping is None:
         return item.text
@@ -252,7 +261,7 @@ def encrypt(replacements: list[dict[str, Any]], key: bytes) -> bytes:
     return _encrypt(replacements, key)
 
 
-def decrypt(mapping: bytes, key: bytes) -> list[dict[str, Any]]:
+def decrypt(mapping: bytes, key: Keys) -> list[dict[str, Any]]:
     try:
         return _decrypt(mapping, key)
     except MappingError as exc:
@@ -319,7 +328,7 @@ def held_items(session: Session, dataset_id: int, limit: int = 5) -> list[tuple[
     return [(int(i), str(n)) for i, n in rows]
 
 
-def reveal(session: Session, item_id: int, user: User, key: bytes) -> dict[str, Any]:
+def reveal(session: Session, item_id: int, user: User, key: Keys) -> dict[str, Any]:
     """An item's original text and its replacements, for an admin; the reveal is audited.
 
     Raises:

@@ -76,5 +76,38 @@ def test_the_launcher_stops_naming_the_variable(db) -> None:
     with session_scope(db) as s:
         check_pii_key(s, FIRST)
     with pytest.raises(SettingsError, match=r"^PII_KEY: expected the key the stored de-identification mappings"):
-        Launcher._check_pii_key(SimpleNamespace(env={"PII_KEY": OTHER.decode()}), db)  # type: ignore[arg-type]
-    Launcher._check_pii_key(SimpleNamespace(env={"PII_KEY": FIRST.decode()}), db)  # type: ignore[arg-type]
+        Launcher._check_pii_key(SimpleNamespace(env={"PII_KEY": OTHER.decode()}, settings=load_settings({})), db)  # type: ignore[arg-type]
+    Launcher._check_pii_key(SimpleNamespace(env={"PII_KEY": FIRST.decode()}, settings=load_settings({})), db)  # type: ignore[arg-type]
+
+
+def test_a_key_is_rotated_through_the_pipeline_on_record(db, monkeypatch, run_dag) -> None:
+    """New key in PII_KEY, old in PII_KEY_PREVIOUS: everything still opens; the pipeline
+    re-encrypts every mapping, records the new fingerprint, and the old key alone is refused."""
+    from include.db.models import PiiMapping
+    from include.pii.mapping import decrypt
+    from include.services.key_check import fingerprint as fp
+
+    monkeypatch.setenv("PII_KEY", FIRST.decode())
+    dataset_id = _policy_dataset(db, "call 13812340099")
+    run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
+    monkeypatch.setenv("PII_KEY", OTHER.decode())
+    monkeypatch.setenv("PII_KEY_PREVIOUS", FIRST.decode())
+    with session_scope(db) as s:
+        check_pii_key(s, OTHER, [FIRST])  # a rotation under way: accepted
+    dr = run_dag("rotate_pii_key", {})
+    from airflow.utils.state import DagRunState
+
+    assert dr.state == DagRunState.SUCCESS
+    with session_scope(db) as s:
+        job = s.scalar(select(Job).where(Job.run_id == dr.run_id))
+        assert job.status == JobStatus.SUCCESS and "re-encrypted 1 mappings" in job.message
+        (mapping,) = s.scalars(select(PiiMapping.mapping)).all()
+        assert decrypt(mapping, OTHER)[0]["original"] == "13812340099"  # the new key alone opens it
+        assert s.get_one(KeyFingerprint, "PII_KEY").fingerprint == fp(OTHER)
+    with pytest.raises(KeyMismatch), session_scope(db) as s:
+        check_pii_key(s, FIRST)
+    monkeypatch.delenv("PII_KEY_PREVIOUS")
+    assert run_dag("rotate_pii_key", {}).state == DagRunState.SUCCESS  # nothing to rotate from: skipped
+    with session_scope(db) as s:
+        jobs = s.scalars(select(Job.status).where(Job.step == "rotate_pii_key").order_by(Job.id)).all()
+    assert jobs == [JobStatus.SUCCESS, JobStatus.SKIPPED]

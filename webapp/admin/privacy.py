@@ -14,7 +14,7 @@ from include.services import datasets, pii
 from include.services import privacy as privacy_decision
 from webapp.admin import bp
 from webapp.admin.datasets import tab_page
-from webapp.clients import pii_key, pii_llm
+from webapp.clients import pii_key, pii_keys, pii_llm
 from webapp.errors import shown_on
 from webapp.extensions import db
 from webapp.forms import CsrfForm, checked
@@ -132,6 +132,6 @@ def reveal(item_id: int) -> Any:
     """Show one item's original text to this admin, and write it in the audit log."""
     checked(CsrfForm())
     item = db.session.get(Item, item_id) or abort(404)
-    shown = pii.reveal(db.session(), item_id, current_user, pii.key_of(current_app.config.get("PII_KEY")))
+    shown = pii.reveal(db.session(), item_id, current_user, pii_keys())
     db.session.commit()
     return render_template("admin/reveal.html", shown=shown, item=item)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from include.errors import Forbidden
 from include.services import datasets, pii, privacy
 from include.services.paging import PageQuery, page_of
 from webapp.api import ANYONE, PartialBody, api_user, json_body, paged, route
-from webapp.clients import pii_key, pii_llm
+from webapp.clients import pii_key, pii_keys, pii_llm
 from webapp.extensions import db
 from webapp.serializers import policy_json
 
@@ -77,6 +75,6 @@ def reveal_item(item_id: int) -> dict[str, Any]:
     user = api_user()
     if not user.is_admin:
         raise Forbidden("only admins can see original personal data")
-    shown = pii.reveal(db.session(), item_id, user, pii.key_of(current_app.config.get("PII_KEY")))
+    shown = pii.reveal(db.session(), item_id, user, pii_keys())
     db.session.commit()
     return shown
