@@ -109,6 +109,7 @@ def _deidentify_dataset(
             originals = [pii.original_of(item, keyring) for item in batch]
             results = deidentify(originals, policy.entities, key=key, locale=policy.locale, llm_recognizer=recognizer)
             sources = _kept_columns(batch, kept, policy, key, recognizer)
+            stored: list[tuple[int, str]] = []
             for item, result, source in zip(batch, results, sources, strict=True):
                 if result.held is not None or source is None:
                     pii.hold(session, item.id, result.held or "a kept column could not be de-identified")
@@ -116,6 +117,8 @@ def _deidentify_dataset(
                     continue
                 pii.store(session, item.id, result, policy, key, source=source if kept else None)
                 found.update(r.entity for r in result.replacements)
+                stored.append((item.id, result.text))
+            pii.rehash(session, dataset_id, stored)
         here += len(batch)
         after = batch[-1].id
         job.progress(f"de-identified {done + here} of {total} items", deidentified=done + here, total=total)

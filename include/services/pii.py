@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -585,3 +586,73 @@ def try_policy(
     if with_mapping:
         out["mapping"] = [{x.original: x.replacement for x in r.replacements} for r in results]
     return out
+
+
+# -- hashes of what is stored ------------------------------------------------------------------
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def rehash(session: Session, dataset_id: int, stored: Sequence[tuple[int, str]]) -> int:
+    """Key de-identified items by their new text: ``items.text_hash`` becomes the hash of the
+    text as stored, the copies that held the old hash (eval membership, snapshots, experiments'
+    items, inference results) follow it, and vectors of the old text that no item uses any more
+    are deleted. Returns how many hashes changed.
+
+    Why: the hash of an original (a phone number) can be confirmed by brute force with no key
+    and no audit, and vectors keyed by it were reused after de-identification (and never found
+    for the de-identified text Label Studio sends the ML backend). An unkeyed hash of the stored
+    text reveals nothing the stored text does not; two originals that de-identify to the same
+    text keep apart (the later one's hash is salted with its id), so no item is lost.
+    """
+    if not stored:
+        return 0
+    ids = [item_id for item_id, _ in stored]
+    old = dict(session.execute(select(Item.id, Item.text_hash).where(Item.id.in_(ids))).tuples().all())
+    candidates = [_sha256(text) for _, text in stored]
+    taken = set(
+        session.scalars(
+            select(Item.text_hash).where(
+                Item.dataset_id == dataset_id, Item.text_hash.in_(candidates), Item.id.not_in(ids)
+            )
+        )
+    )
+    taken |= set(old.values())  # another item of the batch may still hold it
+    changes: list[tuple[int, str, str]] = []
+    for item_id, text in stored:
+        new = _sha256(text)
+        if new == old.get(item_id):
+            continue
+        if new in taken:
+            new = _sha256(f"{text}\x00item:{item_id}")
+        taken.add(new)
+        changes.append((item_id, old[item_id], new))
+    if not changes:
+        return 0
+    params = {
+        "ids": [c[0] for c in changes],
+        "olds": [c[1] for c in changes],
+        "news": [c[2] for c in changes],
+        "dataset_id": dataset_id,
+    }
+    for statement in _REHASH:
+        session.execute(sql_text(statement), params)
+    return len(changes)
+
+
+_MAP = "unnest(CAST(:ids AS bigint[]), CAST(:olds AS varchar[]), CAST(:news AS varchar[])) AS m(id, old, new)"
+_REHASH = (
+    f"UPDATE items i SET text_hash = m.new FROM {_MAP} WHERE i.id = m.id",
+    f"UPDATE eval_items e SET text_hash = m.new FROM {_MAP} WHERE e.dataset_id = :dataset_id AND e.text_hash = m.old",
+    f"UPDATE snapshot_items s SET text_hash = m.new FROM {_MAP}, snapshots p "
+    "WHERE s.snapshot_id = p.id AND p.dataset_id = :dataset_id AND s.text_hash = m.old",
+    f"UPDATE experiment_items x SET text_hash = m.new FROM {_MAP}, experiments p "
+    "WHERE x.experiment_id = p.id AND p.dataset_id = :dataset_id AND x.text_hash = m.old",
+    f"UPDATE inference_results r SET text_hash = m.new FROM {_MAP}, inference_runs p "
+    "WHERE r.run_id = p.id AND p.dataset_id = :dataset_id AND r.row = m.id",
+    # Vectors of the old texts that no item anywhere still has: gone with the original.
+    "DELETE FROM embeddings e USING unnest(CAST(:olds AS varchar[])) AS o(h) "
+    "WHERE e.text_hash = o.h AND NOT EXISTS (SELECT 1 FROM items i WHERE i.text_hash = o.h)",
+)

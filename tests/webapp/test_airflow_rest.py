@@ -96,6 +96,7 @@ def test_button_triggers_a_real_dag_run(db, users, airflow_api) -> None:
         while (mine := client.get("/admin/jobs.json").json["jobs"][0])["status"] == "queued":
             assert time.monotonic() < deadline, "the reconciler never settled the queued job"
             time.sleep(0.5)
+    live.extensions["labelops.reconciler"].stop()  # not left polling a database later tests stop
     assert mine["status"] == "failed" and "the Airflow run failed" in mine["message"]
 
 

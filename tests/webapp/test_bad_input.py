@@ -44,6 +44,8 @@ UPLOADS = [
 @pytest.mark.parametrize(("name", "data", "message"), UPLOADS, ids=[u[0] for u in UPLOADS])
 def test_bad_uploads_are_refused_with_the_line(app, db, name: str, data: bytes, message: str) -> None:
     dataset_id, _ = dataset_with_tasks(db, "uploads", 0)
+    with session_scope(db) as s:
+        s.get_one(Dataset, dataset_id).keep_columns = ["tag"]  # a kept column is checked like the text
     with app.test_client() as client:
         login(client, "admin")
         added = client.post(
@@ -60,6 +62,7 @@ def test_bad_uploads_are_refused_with_the_line(app, db, name: str, data: bytes, 
                 "labels": "A, B",
                 "source": "upload",
                 "text_column": "text",
+                "keep_columns": "tag",
                 "file": (io.BytesIO(data), name),
             },
             content_type="multipart/form-data",
