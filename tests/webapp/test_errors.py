@@ -111,6 +111,7 @@ def test_every_platform_error_says_what_it_means() -> None:
         "include.config.SettingsError",  # the launcher's and the processes' start-up, before any request
         "include.pii.engine.PiiError",  # wrapped as PolicyError by the service that calls the engine
         "include.pii.mapping.MappingError",  # wrapped as KeyUnavailable
+        "include.pii.llm.LlmUnusable",  # kept as the held item's reason (or a PolicyError in a try)
         "include.ml.training.logistic.TooFewExamples",  # wrapped as TrainingDataError
         "include.ml.training.train.TrainingDataError",  # a step's skip (too few labels), never a request's
         "include.ml.training.finetune.FinetuneDataError",  # the same, for the encoder
