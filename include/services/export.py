@@ -105,7 +105,7 @@ LEFT JOIN (
 ) a ON a.task_id = t.id
 LEFT JOIN eval_items e ON e.dataset_id = t.dataset_id AND e.text_hash = i.text_hash
 {join}
-WHERE t.dataset_id = %(dataset_id)s AND t.status = 'labeled'
+WHERE t.dataset_id = %(dataset_id)s AND t.status = 'labeled' AND i.pii_status <> 'pending'
 ORDER BY t.id
 """
 

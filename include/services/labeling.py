@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.db.models import Annotation, AnnotationSource, Dataset, Task, TaskStatus, User
-from include.errors import Invalid
+from include.errors import Conflict, Invalid
 from include.params import ParamSpec, Values, param
 from include.services.assignment import may_label
 from include.services.consensus import Vote, decide
@@ -55,6 +55,10 @@ class LabelChoice(Values):
     label: str = param(LABEL)
 
 
+class TextWithheld(Conflict):
+    """The task's text waits for de-identification (a policy attached after import): not shown."""
+
+
 def own_task(session: Session, task_id: int, user: User, *, include_deleted: bool = False) -> Task:
     """The task if ``user`` may label it; otherwise :class:`TaskNotFound`, so a task that is not
     theirs looks the same as one that does not exist."""
@@ -62,6 +66,8 @@ def own_task(session: Session, task_id: int, user: User, *, include_deleted: boo
     gone = task is not None and task.status == TaskStatus.DELETED and not include_deleted
     if task is None or gone or not may_label(session, task, user):
         raise TaskNotFound("task not found")
+    if task.item.pii_status == "pending":
+        raise TextWithheld("this task's text is waiting for de-identification: it opens again once that has run")
     return task
 
 

@@ -82,10 +82,24 @@ def _embedder(session: Session, name: str) -> Any:
         return _EMBEDDERS[name]
 
 
+def _not_yet_private(session: Session, dataset: Dataset) -> bool:
+    from include.db.models import Task
+    from include.services.pii import pending_count
+
+    if dataset.pii_policy_id is None:
+        return dataset.pii_exempt_reason is None  # no decision: nothing is read
+    stale = session.scalar(select(Task.id).where(Task.dataset_id == dataset.id, Task.ls_data_stale).limit(1))
+    return stale is not None or pending_count(session, dataset.id) > 0
+
+
 def predict(session: Session, dataset: Dataset, tasks: list[dict[str, Any]]) -> Predictions:
-    """One result per task, in order; an empty result where a task has no text or there is no model."""
+    """One result per task, in order; an empty result where a task has no text or there is no model.
+
+    None while the dataset's texts are not all de-identified, or Label Studio still holds texts
+    from before (a policy attached after import, until the next import rewrites them): what
+    Label Studio sends could be originals, and would be embedded and stored as vectors here."""
     promoted = promoted_model(session, dataset.id)
-    if promoted is None:
+    if promoted is None or _not_yet_private(session, dataset):
         return Predictions(None, [{"result": [], "score": 0.0} for _ in tasks], 0)
     head = _head(session, promoted.id)
     texts = [str(((t or {}).get("data") or {}).get(TEXT_KEY) or "") for t in tasks]

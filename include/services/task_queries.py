@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from include.db.models import Annotation, ExtraAssignee, Task, TaskStatus, User
+from include.db.models import Annotation, ExtraAssignee, Item, Task, TaskStatus, User
 from include.errors import Invalid, NotFound
 from include.params import ParamSpec, param
 from include.services.paging import DATASET_FILTER, Page, PageQuery, paginate
@@ -64,6 +64,11 @@ def parse_status(value: str | None) -> TaskStatus | None:
         raise Invalid(f"status must be one of: {allowed}") from None
 
 
+def readable() -> Any:
+    """Tasks whose text is not waiting for de-identification: the ones people may be shown."""
+    return ~exists().where(Item.id == Task.item_id, Item.pii_status == "pending")
+
+
 def annotator_tasks(
     session: Session,
     user: User,
@@ -73,8 +78,9 @@ def annotator_tasks(
     page: int = 1,
     per_page: int = 50,
 ) -> Page:
-    """The user's own tasks (and those shared with them for agreement), highest priority first."""
-    stmt = select(Task).options(joinedload(Task.item)).where(_mine(user))
+    """The user's own tasks (and those shared with them for agreement), highest priority first;
+    none whose text waits for de-identification (a policy attached after import)."""
+    stmt = select(Task).options(joinedload(Task.item)).where(_mine(user), readable())
     stmt = stmt.where(Task.status == status) if status else stmt.where(Task.status != TaskStatus.DELETED)
     if dataset_id is not None:
         stmt = stmt.where(Task.dataset_id == dataset_id)
@@ -144,11 +150,11 @@ def next_task(session: Session, user: User, *, exclude_id: int | None = None) ->
     """The user's highest-priority task still to label (their own, or one shared with them)."""
     own = (
         select(Task)
-        .where(Task.assigned_to == user.id, Task.status == TaskStatus.ASSIGNED)
+        .where(Task.assigned_to == user.id, Task.status == TaskStatus.ASSIGNED, readable())
         .order_by(Task.priority.desc(), Task.id)
         .limit(1)
     )
-    shared = select(Task).where(_shared_to_do(user)).order_by(Task.priority.desc(), Task.id).limit(1)
+    shared = select(Task).where(_shared_to_do(user), readable()).order_by(Task.priority.desc(), Task.id).limit(1)
     if exclude_id is not None:
         own, shared = own.where(Task.id != exclude_id), shared.where(Task.id != exclude_id)
     candidates = [t for t in (session.scalar(own), session.scalar(shared)) if t is not None]

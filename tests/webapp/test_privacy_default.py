@@ -136,3 +136,35 @@ def test_an_item_waiting_for_de_identification_is_never_read_for_import(db, clie
         s.execute(update(Item).where(Item.id.in_(ids[:2])).values(pii_status="done"))
         assert [i for i, _ in pending_items(s, dataset_id, after_item_id=0, limit=10)] == ids[:2]
         assert count_pending_items(s, dataset_id) == 4  # counted, so the import says it is blocked
+
+
+def test_while_a_late_policy_runs_nobody_reads_the_old_texts(db, client, users) -> None:
+    """A policy attached after import marks the items pending: until de-identification has run
+    the annotator's list, the labeling page, plain exports and the ML backend leave them out."""
+    from include.db.models import Task, TaskStatus
+    from include.services.ml_backend import predict
+    from tests.webapp.factories import dataset_with_tasks
+
+    dataset_id, task_ids = dataset_with_tasks(db, "late", 2)
+    with session_scope(db) as s:
+        for task_id in task_ids:
+            task = s.get_one(Task, task_id)
+            task.assigned_to, task.status = users["alice"], TaskStatus.ASSIGNED
+        s.get_one(Task, task_ids[1]).status, s.get_one(Task, task_ids[1]).label = TaskStatus.LABELED, "OK"
+    alice, admin = api_token(client, "alice"), api_token(client, "admin")
+    assert len(client.get("/api/v1/annotator/tasks", headers=alice).json["tasks"]) == 2
+    with session_scope(db) as s:
+        policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
+        assert privacy.decide(s, s.get_one(Dataset, dataset_id), privacy.Decision(policy.id), None) == 2
+    assert client.get("/api/v1/annotator/tasks", headers=alice).json["tasks"] == []
+    labeled = client.post(f"/api/v1/annotator/tasks/{task_ids[0]}/label", json={"label": "OK"}, headers=alice)
+    assert labeled.status_code in (400, 409)  # not shown, so not labeled either
+    login(client, "alice")
+    opened = client.get(f"/me/tasks/{task_ids[0]}")
+    assert opened.status_code == 409 and "waiting for de-identification" in opened.get_data(as_text=True)
+    assert "late text 0" not in opened.get_data(as_text=True)
+    exported = client.get(f"/api/v1/datasets/{dataset_id}/export?format=csv", headers=admin).get_data(as_text=True)
+    assert "late text" not in exported and len(exported.splitlines()) == 1  # the header only
+    with session_scope(db) as s:
+        answer = predict(s, s.get_one(Dataset, dataset_id), [{"data": {"text": "late text 0"}}])
+    assert answer.results == [{"result": [], "score": 0.0}]
