@@ -133,6 +133,9 @@ def save_policy(
                 .where(Item.dataset_id.in_(select(Dataset.id).where(Dataset.pii_policy_id == policy.id)))
                 .values(pii_status="pending")
             )
+            scrub_text_copies(
+                session, list(session.scalars(select(Dataset.id).where(Dataset.pii_policy_id == policy.id)))
+            )
         policy.name, policy.entities, policy.locale, policy.use_llm = name, cleaned, locale, use_llm
         policy.updated_at = datetime.now(UTC)
     session.flush()
@@ -189,8 +192,37 @@ def attach(session: Session, dataset: Dataset, policy_id: int | None) -> int:
     if policy_id is None:
         where.append(Item.pii_status == "pending")  # already de-identified texts stay so
     result = session.execute(update(Item).where(*where).values(pii_status=status))
+    if policy_id is not None:
+        scrub_text_copies(session, [dataset.id])
     session.flush()
     return int(getattr(result, "rowcount", 0) or 0) if policy_id is not None else 0
+
+
+def _emptied(value: Any, key: str) -> Any:
+    """``value`` (JSON) with every ``key`` emptied, however deep."""
+    if isinstance(value, dict):
+        return {k: ([] if k == key else _emptied(v, key)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_emptied(v, key) for v in value]
+    return value
+
+
+def scrub_text_copies(session: Session, dataset_ids: Sequence[int]) -> None:
+    """Remove the texts that reports quote (quality-check examples, an evaluation's worst
+    mistakes): they were written under the old policy, or none, and would keep what the new
+    one replaces. The figures stay; the next report quotes the de-identified texts."""
+    from include.db.models import ModelEvaluation, ModelVersion, QualityReport
+
+    if not dataset_ids:
+        return
+    for report in session.scalars(select(QualityReport).where(QualityReport.dataset_id.in_(dataset_ids))):
+        scrubbed = _emptied(report.checks, "examples")
+        if scrubbed != report.checks:
+            report.checks = scrubbed
+    models = select(ModelVersion.id).where(ModelVersion.dataset_id.in_(dataset_ids))
+    for evaluation in session.scalars(select(ModelEvaluation).where(ModelEvaluation.model_id.in_(models))):
+        if (evaluation.report or {}).get("mistakes"):
+            evaluation.report = {**evaluation.report, "mistakes": [], "mistakes_removed": "a policy changed"}
 
 
 def pending_count(session: Session, dataset_id: int) -> int:

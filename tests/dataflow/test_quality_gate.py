@@ -154,3 +154,20 @@ def test_confident_learning_on_a_known_case() -> None:
     y = np.array([0, 0, 1, 1, 1])  # the last is labeled 1 but looks like 0
     assert [(row, likely) for row, likely, _ in quality.confident_learning(probs, y)] == [(4, 0)]
     assert quality.confident_learning(probs, np.array([0, 0, 1, 1, 0])) == []
+
+
+def test_a_policy_attached_later_removes_the_texts_reports_quote(db, minilm, noisy) -> None:
+    """Examples written before the policy would keep what it replaces: they go, the figures stay."""
+    from include.db.models import Dataset
+    from include.services import pii
+
+    dataset_id, _ = noisy
+    result = run_quality_check(db, RunRef(), DatasetValues(dataset_id=dataset_id), embedder=minilm)
+    with session_scope(db) as s:
+        assert s.get_one(QualityReport, result["report_id"]).checks["checks"]["lengths"]["examples"]
+        policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
+        pii.attach(s, s.get_one(Dataset, dataset_id), policy.id)
+    with session_scope(db) as s:
+        checks = s.get_one(QualityReport, result["report_id"]).checks["checks"]
+    assert all(check.get("examples") == [] for check in checks.values() if isinstance(check, dict))
+    assert checks["duplicates"]["value"] == round(6 / 208, 4)  # the figures stay

@@ -180,3 +180,18 @@ def test_runs_are_purged_after_their_retention_and_can_be_deleted(db, trained) -
     with session_scope(db) as s:
         assert s.get(InferenceRun, fresh_id) is None
         assert s.scalars(select(InferenceInput).where(InferenceInput.run_id == fresh_id)).all() == []
+
+
+def test_a_policy_attached_later_removes_the_evaluations_quoted_mistakes(db, trained) -> None:
+    from include.db.models import Dataset, ModelEvaluation
+    from include.services import pii
+
+    with session_scope(db) as s:
+        report = {"macro_f1": 0.5, "mistakes": [{"task_id": 1, "text": "call me on 13812345678", "label": "OK"}]}
+        s.add(ModelEvaluation(model_id=trained["model_id"], eval_version="v1", n=1, macro_f1=0.5, report=report))
+        policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
+    with session_scope(db) as s:
+        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), policy.id)
+    with session_scope(db) as s:
+        (evaluation,) = s.scalars(select(ModelEvaluation).where(ModelEvaluation.model_id == trained["model_id"])).all()
+    assert evaluation.report["mistakes"] == [] and evaluation.report["macro_f1"] == 0.5  # the figures stay
