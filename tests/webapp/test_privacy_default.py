@@ -62,7 +62,7 @@ def test_a_dataset_made_through_the_api_is_de_identified_by_default(db, client, 
 def test_the_new_dataset_form_takes_the_decision(db, client, users) -> None:
     login(client, "admin")
     page = client.get("/admin/datasets/new").get_data(as_text=True)
-    assert 'data-testid="new-privacy"' in page and "Platform default (the default:" in page
+    assert 'data-testid="new-privacy"' in page and "Platform default (structured data replaced)" in page
     form = {"name": "plant-notes", "labels": "OK, NG", "source": "empty", "text_column": "text"}
     exempt = {**form, "no_personal_data": "true", "no_personal_data_reason": REASON}
     assert client.post("/admin/datasets/new", data=exempt, follow_redirects=True).status_code == 200
