@@ -621,12 +621,6 @@ def try_policy(
 
 
 # -- hashes of what is stored ------------------------------------------------------------------
-def _sha256(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def rehash(session: Session, dataset_id: int, stored: Sequence[tuple[int, str]]) -> int:
     """Key de-identified items by their new text: ``items.text_hash`` becomes the hash of the
     text as stored, the copies that held the old hash (eval membership, snapshots, experiments'
@@ -639,6 +633,8 @@ def rehash(session: Session, dataset_id: int, stored: Sequence[tuple[int, str]])
     text reveals nothing the stored text does not; two originals that de-identify to the same
     text keep apart (the later one's hash is salted with its id), so no item is lost.
     """
+    from include.services.datasets import text_hash as _sha256  # the dedup key's own function (no import cycle)
+
     if not stored:
         return 0
     ids = [item_id for item_id, _ in stored]

@@ -76,12 +76,21 @@ class PrivacyChoice(Values):
             return Decision(self.pii_policy_id)
         if self.pii_policy_id is not None:
             raise Invalid("choose a policy or no_personal_data, not both")
-        if len(self.no_personal_data_reason) < REASON_MIN:
-            raise Invalid(
-                f"no_personal_data_reason: say why the dataset holds no personal data (at least {REASON_MIN} "
-                "characters); it is kept on record"
-            )
-        return Decision.none_needed(self.no_personal_data_reason)
+        return _no_personal_data(self.no_personal_data_reason)
+
+
+def _no_personal_data(reason: str, lead: str = "") -> Decision:
+    """The decision that a dataset needs no policy, with its reason (one rule for both bodies).
+
+    Raises:
+        Invalid: no reason, or one too short to mean anything.
+    """
+    if len(reason) < REASON_MIN:
+        raise Invalid(
+            f"{lead}give no_personal_data_reason: say why the dataset holds no personal data (at least "
+            f"{REASON_MIN} characters); it is kept on record"
+        )
+    return Decision.none_needed(reason)
 
 
 def default_policy(session: Session) -> PiiPolicy:
@@ -139,10 +148,6 @@ DATASET_POLICY = ParamSpec(
     "policy_id", "De-identification policy", "int", None, nullable=True, minimum=1, maximum=2**31 - 1,
     help="null: no policy, and no_personal_data_reason says why the texts are used as uploaded",
 )  # fmt: skip
-DATASET_REASON = ParamSpec(
-    "no_personal_data_reason", "Why it holds no personal data", "text", "", max_length=500,
-    help=f"with no policy: why the dataset holds no personal data (at least {REASON_MIN} characters, on record)",
-)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +155,7 @@ class DatasetPolicy(Values):
     """Change a dataset's decision: a policy, or none with the reason why none is needed."""
 
     policy_id: int | None = param(DATASET_POLICY)
-    no_personal_data_reason: str = param(DATASET_REASON)
+    no_personal_data_reason: str = param(EXEMPT_REASON)
 
     @classmethod
     def of(cls, dataset: Dataset) -> DatasetPolicy:
@@ -160,12 +165,7 @@ class DatasetPolicy(Values):
         """Raises: Invalid: no policy and no (long enough) reason."""
         if self.policy_id is not None:
             return Decision(self.policy_id)
-        if len(self.no_personal_data_reason) < REASON_MIN:
-            raise Invalid(
-                "choose a de-identification policy, or give no_personal_data_reason: why the dataset holds "
-                f"no personal data (at least {REASON_MIN} characters, kept on record)"
-            )
-        return Decision.none_needed(self.no_personal_data_reason)
+        return _no_personal_data(self.no_personal_data_reason, "choose a de-identification policy, or ")
 
 
 # Texts the platform generates itself (the demo, benchmarks, tests): no personal data.
