@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import LoginThrottle
+from include.services import rate_limit
 
 ADDRESS_LIMIT = 10
 ADDRESS_WINDOW = timedelta(minutes=1)
@@ -52,20 +53,6 @@ def account_key(username: str) -> str:
     return f"user:{username.strip().lower()}"[:320]
 
 
-# One statement per address attempt: a new minute starts the count afresh.
-_COUNT_ADDRESS = text(
-    """
-    INSERT INTO login_throttle (key, failures, window_start) VALUES (:key, 1, now())
-    ON CONFLICT (key) DO UPDATE SET
-        failures = CASE WHEN login_throttle.window_start > now() - :window
-                        THEN login_throttle.failures + 1 ELSE 1 END,
-        window_start = CASE WHEN login_throttle.window_start > now() - :window
-                            THEN login_throttle.window_start ELSE now() END
-    RETURNING failures, window_start
-    """
-)
-
-
 def account_delay(failures: int) -> timedelta | None:
     """How long an account waits after ``failures`` consecutive failures (None: not yet)."""
     if failures < ACCOUNT_FREE:
@@ -78,9 +65,7 @@ def reserve(session: Session, address: str, username: str, *, trusted_device: bo
     calls :func:`forgive` if the password turns out right."""
     _forget_old(session)
     now = datetime.now(UTC)
-    failures, window_start = session.execute(
-        _COUNT_ADDRESS, {"key": address_key(address), "window": ADDRESS_WINDOW}
-    ).one()
+    failures, window_start = rate_limit.count(session, address_key(address), ADDRESS_WINDOW)
     if failures > ADDRESS_LIMIT:
         return Refusal("too many failed logins from your address", _seconds(window_start + ADDRESS_WINDOW - now))
     if trusted_device:

@@ -40,6 +40,13 @@ class Budget:
     what: str = "requests"
 
 
+def count(session: Session, key: str, window: timedelta, units: int = 1) -> tuple[int, datetime]:
+    """Add ``units`` to the counter ``key`` (a new window starts it afresh); returns what it holds
+    now and when its window started. The login throttle counts its addresses with it too."""
+    used, started = session.execute(_SPEND, {"key": key[:320], "n": units, "window": window}).one()
+    return int(used), started
+
+
 def spend(session: Session, budget: Budget, subject: str, units: int = 1) -> int:
     """Count ``units`` against the subject's budget; returns what is used in this window.
 
@@ -49,16 +56,14 @@ def spend(session: Session, budget: Budget, subject: str, units: int = 1) -> int
     Raises:
         RateLimited: the budget is spent; ``retry_after`` says when the window ends.
     """
-    used, started = session.execute(
-        _SPEND, {"key": f"{budget.name}:{subject}"[:320], "n": units, "window": budget.window}
-    ).one()
+    used, started = count(session, f"{budget.name}:{subject}", budget.window, units)
     if used > budget.limit:
         wait = max(1, math.ceil((started + budget.window - datetime.now(UTC)).total_seconds()))
         raise RateLimited(
             f"at most {budget.limit} {budget.what} per {_span(budget.window)}: try again in {wait} s",
             retry_after=wait,
         )
-    return int(used)
+    return used
 
 
 def _span(window: timedelta) -> str:
