@@ -108,7 +108,9 @@ class LlmRecognizer(EntityRecognizer):
         try:
             answer = self.ask(PROMPT.format(text=self.masked(text)))
         except Exception as exc:  # the server's own error types vary; each is a reason to hold the item
-            raise LlmUnusable(f"the LLM did not answer: {exc.__class__.__name__}: {exc}"[:300]) from exc
+            # Not the error's text: a server's error body may echo the prompt, with the names in it,
+            # and the reason is stored and shown on the dataset page.
+            raise LlmUnusable(f"the LLM did not answer ({exc.__class__.__name__})") from exc
         return self._spans(text, answer, wanted)
 
     def _spans(self, text: str, answer: Any, wanted: list[str]) -> list[RecognizerResult]:

@@ -98,3 +98,12 @@ def test_the_pipeline_keeps_held_items_pending_with_the_reason(db, llm_server, m
         assert "1 held for review" in job.message
         with pytest.raises(pii.DeidentificationRequired):  # the dataset waits: nothing goes out half-done
             pii.require_deidentified(s, s.get_one(type(dataset), dataset_id), "import into Label Studio")
+
+
+def test_a_held_items_reason_never_quotes_the_server(llm_server) -> None:
+    """A server's error body may echo the prompt; the stored reason names no text."""
+    recognizer = llm_recognizer(load_settings({"PII_LLM_URL": llm_server.url}))
+    llm_server.fail_status = 500  # the stub answers {"error": "injected failure"}
+    (down,) = deidentify(["王小明来电"], POLICY, key=KEY, llm_recognizer=recognizer)
+    assert down.held == "the LLM did not answer (BackendError)"
+    assert "injected failure" not in down.held and "王小明" not in down.held
