@@ -1,5 +1,6 @@
 """Where do original personal values end up? A dataset with seeded personal data goes through
-upload, de-identification, import into a real Label Studio, labeling there, export back,
+upload (searched once before de-identification too: what waits for that step is sealed),
+de-identification, import into a real Label Studio, labeling there, export back,
 embedding, pre-labeling (as Label Studio predictions), a quality report and a labeled export
 file; then every table of the platform's database (each row as text), every file under the
 platform's home outside PostgreSQL's own data, Label Studio's database file and its export, and
@@ -105,13 +106,17 @@ def _scenario(db: str, client: Any, home: Path, ls_data: Path, *, late_policy: b
     csv_text, originals = _rows(rng)
     upload = parse_upload(csv_text.encode(), "tickets.csv")
     settings = load_settings()
+    key = pii.key_of(settings.pii_key)
     tag = uuid.uuid4().hex[:6]
     with session_scope(db) as s:
         late = privacy.Decision.none_needed("assumed free of personal data")
         decision = late if late_policy else privacy.PLATFORM_DEFAULT
         dataset = create_dataset(s, f"privacy-{tag}", labels=["OK", "NG"], privacy=decision)
-        add_items(s, dataset, upload.rows)
+        add_items(s, dataset, upload.rows, key=key)
         dataset_id = dataset.id
+    # Before the deidentify step: an upload waits sealed (issue 22: no plaintext at rest).
+    # (In the late scenario they are stored as uploaded, by that first decision.)
+    at_rest = None if late_policy else _search(originals, _places(db, client, [], home, ls_data))
     if not late_policy:  # the import DAG's first step
         run_deidentify(db, RunRef(), settings, AnyDatasetValues(dataset_id=dataset_id))
     run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
@@ -123,7 +128,7 @@ def _scenario(db: str, client: Any, home: Path, ls_data: Path, *, late_policy: b
     run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id))
     if late_policy:
         with session_scope(db) as s:
-            privacy.decide(s, s.get_one(Dataset, dataset_id), privacy.PLATFORM_DEFAULT, None)
+            privacy.decide(s, s.get_one(Dataset, dataset_id), privacy.PLATFORM_DEFAULT, None, key)
         run_deidentify(db, RunRef(), settings, AnyDatasetValues(dataset_id=dataset_id))
         run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))  # the DAG's next step
     embedder = SentenceTransformerEmbedder()
@@ -139,6 +144,7 @@ def _scenario(db: str, client: Any, home: Path, ls_data: Path, *, late_policy: b
     return {
         "originals_seeded": len(set(originals)),
         "items_pending": pending,
+        "originals_at_rest_before_deidentify": None if at_rest is None else sum(at_rest.values()),
         "places_holding_originals": found,
         "originals_found_anywhere": sum(found.values()),
     }

@@ -86,7 +86,7 @@ TABLES = (
     "embedding_models, ls_projects, datasets, users, task_counts, login_throttle, job_attempts, label_outbox, "
     "eval_items, experiment_items, model_evaluations, pii_policies, pii_mappings, pii_reveals, quality_reports, "
     "task_extra_assignees, snapshots, snapshot_items, inference_runs, inference_inputs, inference_results, "
-    "key_fingerprints"
+    "key_fingerprints, ls_instances"
 )
 
 
@@ -96,9 +96,11 @@ def db(db_url: str) -> str:
     from sqlalchemy import text
 
     from include.db.session import get_engine
+    from include.services.ls_identity import forget_checks
 
     with get_engine(db_url).begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    forget_checks()  # what was checked against the emptied database
     return db_url
 
 

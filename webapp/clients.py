@@ -143,6 +143,11 @@ def pii_keys() -> tuple[bytes, ...]:
     return pii.keys_of(current_app.config.get("PII_KEY"), current_app.config.get("PII_KEY_PREVIOUS") or ())
 
 
+def pii_keys_if_set() -> tuple[bytes, ...] | None:
+    """PII_KEY and PII_KEY_PREVIOUS when PII_KEY is set: the library refuses where it needs them."""
+    return pii_keys() if current_app.config.get("PII_KEY") else None
+
+
 def pii_key() -> bytes | None:
     """PII_KEY when set (hash and encrypt operators need it), else None."""
     raw = current_app.config.get("PII_KEY")

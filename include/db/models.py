@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -219,6 +220,9 @@ class Item(Base):
     pii_status: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     # Why the last de-identification run left it pending (the LLM recognizer failed closed).
     pii_note: Mapped[str | None] = mapped_column(Text)
+    # The original text and kept columns, encrypted with PII_KEY, while the item waits for its
+    # first de-identification; ``text`` is empty and ``text_hash`` keyed meanwhile (sealing.py).
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
 
@@ -255,7 +259,8 @@ class Task(Base):
             postgresql_where=sql_text("assigned_to IS NULL AND status = 'imported'"),
         ),
         Index("ix_tasks_dataset_status", "dataset_id", "status"),
-        Index("ix_tasks_ls_project_task", "ls_project_id", "ls_task_id"),
+        # A Label Studio task id means something only within its project (and instance).
+        UniqueConstraint("ls_project_id", "ls_task_id", name="uq_tasks_ls_project_task"),
         Index(
             "ix_tasks_assignee_labeled_at",
             "assigned_to",
@@ -269,7 +274,7 @@ class Task(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), unique=True)
     ls_project_id: Mapped[int] = mapped_column(Integer)
-    ls_task_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    ls_task_id: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[TaskStatus] = mapped_column(
         _enum(TaskStatus, "task_status"), default=TaskStatus.IMPORTED, server_default=TaskStatus.IMPORTED.value
     )
@@ -301,11 +306,12 @@ class Annotation(Base):
     """One Label Studio annotation of a task, attributed to a platform user where the email maps."""
 
     __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("task_id", "ls_annotation_id", name="uq_annotations_task_ls_annotation"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     annotator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
-    ls_annotation_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    ls_annotation_id: Mapped[int | None] = mapped_column(BigInteger)
     ls_user_email: Mapped[str | None] = mapped_column(String(255))
     label: Mapped[str | None] = mapped_column(String(64))
     was_cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
@@ -326,8 +332,26 @@ class LsProject(Base):
     # Created by the platform for one dataset (deleted with it), or configured via LS_PROJECT_ID.
     owned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
     model_version: Mapped[str | None] = mapped_column(String(128))
+    # Label Studio's own created_at of the project (its text, as Label Studio writes it): a new
+    # or restored instance may number another project the same (ls_identity.py).
+    ls_created_at: Mapped[str | None] = mapped_column(Text)
     export_watermark: Mapped[datetime | None] = mapped_column(TSTZ)
     last_export_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class LsInstance(Base):
+    """The Label Studio instance the platform's tasks live in, recorded at first contact: its
+    organization's id and creation time (a new instance has another; a URL may change)."""
+
+    __tablename__ = "ls_instances"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1, server_default=sql_text("1"))
+    url: Mapped[str] = mapped_column(Text)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    organization_created_at: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
 
 class Job(Base):

@@ -58,19 +58,17 @@ def run_deidentify(db_url: str, run: RunRef, settings: Settings, values: AnyData
 
 
 def _kept_columns(
-    batch: list[pii.PendingItem], kept: set[str], policy: Any, key: bytes, recognizer: Any
+    batch: list[dict[str, Any]], kept: set[str], policy: Any, key: bytes, recognizer: Any
 ) -> list[dict[str, Any] | None]:
     """Each item's source with its kept text columns de-identified by the same policy (None: one
     was held); the columns a dataset keeps may hold personal data as well as the text."""
     if not kept:
-        return [item.source for item in batch]
-    cells = [
-        (i, k, v) for i, item in enumerate(batch) for k, v in item.source.items() if k in kept and isinstance(v, str)
-    ]
+        return list(batch)
+    cells = [(i, k, v) for i, source in enumerate(batch) for k, v in source.items() if k in kept and isinstance(v, str)]
     results = deidentify(
         [v for _, _, v in cells], policy.entities, key=key, locale=policy.locale, llm_recognizer=recognizer
     )
-    out: list[dict[str, Any] | None] = [dict(item.source) for item in batch]
+    out: list[dict[str, Any] | None] = [dict(source) for source in batch]
     for (i, column, _), result in zip(cells, results, strict=True):
         row = out[i]
         if row is not None:
@@ -106,16 +104,19 @@ def _deidentify_dataset(
             batch = pii.pending_items(session, dataset_id, after_id=after, limit=BATCH)
             if not batch:
                 return here
-            originals = [pii.original_of(item, keyring) for item in batch]
+            opened = [pii.original_of(item, keyring) for item in batch]
+            originals = [text for text, _ in opened]
             results = deidentify(originals, policy.entities, key=key, locale=policy.locale, llm_recognizer=recognizer)
-            sources = _kept_columns(batch, kept, policy, key, recognizer)
+            sources = _kept_columns([source for _, source in opened], kept, policy, key, recognizer)
             stored: list[tuple[int, str]] = []
             for item, result, source in zip(batch, results, sources, strict=True):
                 if result.held is not None or source is None:
                     pii.hold(session, item.id, result.held or "a kept column could not be de-identified")
                     found["held"] += 1
                     continue
-                pii.store(session, item.id, result, policy, key, source=source if kept else None)
+                # a sealed item's readable source lacks its kept columns: store it whole again
+                whole = kept or item.sealed is not None
+                pii.store(session, item.id, result, policy, key, source=source if whole else None)
                 found.update(r.entity for r in result.replacements)
                 stored.append((item.id, result.text))
             pii.rehash(session, dataset_id, stored)

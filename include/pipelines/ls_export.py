@@ -26,6 +26,7 @@ from include.services.ls_export import (
     mark_deleted_tasks,
     platform_users_by_email,
 )
+from include.services.ls_identity import check_project
 from include.services.ls_projects import export_watermark, mark_exported, save_watermark
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def export_project(
 ) -> ExportSummary:
     """Sync one Label Studio project; advances its watermark after each committed page."""
     with session_scope(db_url) as session:
+        check_project(session, client, project_id)  # a new Label Studio's project 1 is not ours
         watermark = None if full else export_watermark(session, project_id)
         users_by_email = platform_users_by_email(session)
     ls_users = {int(u["id"]): str(u.get("email") or "") for u in client.list_users()}
@@ -57,7 +59,7 @@ def export_project(
         if not page:
             return
         with session_scope(db_url) as session:
-            summary.add(apply_ls_tasks(session, page, ls_users=ls_users, users_by_email=users_by_email))
+            summary.add(apply_ls_tasks(session, project_id, page, ls_users=ls_users, users_by_email=users_by_email))
             page_newest = max(parse_ls_datetime(t["updated_at"]) for t in page)
             newest = max(newest, page_newest) if newest else page_newest
             save_watermark(session, project_id, newest)

@@ -1,4 +1,4 @@
-"""rotate_pii_key: re-encrypt every de-identification mapping with the new PII_KEY.
+"""rotate_pii_key: re-encrypt every de-identification mapping and sealed original with the new PII_KEY.
 
 To rotate: set the new key as ``PII_KEY`` and the old one in ``PII_KEY_PREVIOUS`` (every web
 and Airflow process), run this pipeline, then remove ``PII_KEY_PREVIOUS``. Meanwhile mappings
@@ -16,15 +16,17 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy import text as sql_text
 
 from include.config import Settings
-from include.db.models import PiiMapping
+from include.db.models import Item, PiiMapping
 from include.db.session import session_scope
 from include.pii.mapping import MappingError, rotate
 from include.pipelines.catalog import NoValues
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.services import pii
 from include.services.key_check import check_pii_key, record_rotated
+from include.services.sealing import digest, reseal, unseal
 
 BATCH = 500
 
@@ -58,8 +60,44 @@ def run_rotate_pii_key(db_url: str, run: RunRef, settings: Settings, values: NoV
             done += len(batch)
             after = batch[-1][0]
             job.progress(f"re-encrypted {done} of {total} mappings", rotated=done, total=total)
+        resealed = _reseal(db_url, keys)
         with session_scope(db_url) as session:
             record_rotated(session, keys[0])
-        job.done(f"re-encrypted {done} mappings with the new PII_KEY: PII_KEY_PREVIOUS can be removed", rotated=done)
-        job.result = {"rotated": done}
+        job.done(
+            f"re-encrypted {done} mappings and {resealed} sealed originals with the new PII_KEY: "
+            "PII_KEY_PREVIOUS can be removed",
+            rotated=done,
+            resealed=resealed,
+        )
+        job.result = {"rotated": done, "resealed": resealed}
     return job.result
+
+
+def _reseal(db_url: str, keys: tuple[bytes, ...]) -> int:
+    """Sealed originals (items not de-identified yet) under the new key, and their keyed hashes
+    too (so a new upload of the same text is still found a duplicate). A hash another item of
+    the dataset already holds under the new key stays old: that item is the same text."""
+    done, after = 0, 0
+    while True:
+        with session_scope(db_url) as session:
+            batch = session.execute(
+                select(Item.id, Item.sealed)
+                .where(Item.sealed.is_not(None), Item.id > after)
+                .order_by(Item.id)
+                .limit(BATCH)
+            ).all()
+            for item_id, blob in batch:
+                assert blob is not None  # selected so
+                fresh = digest(unseal(blob, keys).text, keys[0])
+                session.execute(update(Item).where(Item.id == item_id).values(sealed=reseal(blob, keys)))
+                session.execute(
+                    sql_text(
+                        "UPDATE items i SET text_hash = :fresh WHERE i.id = :id AND NOT EXISTS "
+                        "(SELECT 1 FROM items o WHERE o.dataset_id = i.dataset_id AND o.text_hash = :fresh)"
+                    ),
+                    {"fresh": fresh, "id": item_id},
+                )
+        if not batch:
+            return done
+        done += len(batch)
+        after = batch[-1][0]

@@ -272,11 +272,14 @@ def create_with_items(
     *,
     default_labels: Sequence[str],
     created_by: User | None,
+    key: bytes | None = None,
 ) -> tuple[Dataset, ItemsReport]:
-    """Create a dataset as a person asked for it and add its first items (none: an empty one).
+    """Create a dataset as a person asked for it and add its first items (none: an empty one);
+    ``key`` (PII_KEY) seals them when the dataset has a policy.
 
     Raises:
         DatasetError: a bad or taken name, bad labels or descriptions, an item that cannot be stored.
+        KeyUnavailable: the dataset has a policy, items came and there is no PII_KEY.
     """
     dataset = create_dataset(
         session,
@@ -288,16 +291,17 @@ def create_with_items(
         keep_columns=request.keep_columns or (),
         privacy=request.privacy.decision(),
     )
-    return dataset, add_items(session, dataset, rows)
+    return dataset, add_items(session, dataset, rows, key=key)
 
 
 # Arrays instead of a multi-row VALUES list: compiles once, whatever the batch size.
 _INSERT_ITEMS = sql_text(
     """
-    INSERT INTO items (dataset_id, text, text_hash, source, pii_status)
-    SELECT :dataset_id, u.text, u.text_hash, u.source::jsonb, :pii_status
-    FROM unnest(CAST(:texts AS text[]), CAST(:hashes AS varchar[]), CAST(:sources AS text[]))
-        AS u(text, text_hash, source)
+    INSERT INTO items (dataset_id, text, text_hash, source, sealed, pii_status)
+    SELECT :dataset_id, u.text, u.text_hash, u.source::jsonb, u.sealed, :pii_status
+    FROM unnest(
+        CAST(:texts AS text[]), CAST(:hashes AS varchar[]), CAST(:sources AS text[]), CAST(:sealed AS bytea[])
+    ) AS u(text, text_hash, source, sealed)
     ON CONFLICT ON CONSTRAINT uq_items_dataset_text_hash DO NOTHING
     RETURNING text_hash
     """
@@ -309,13 +313,24 @@ def add_items(
     dataset: Dataset,
     rows: Iterable[tuple[str, dict[str, Any]]],
     *,
+    key: bytes | None = None,
     batch_size: int = 5000,
 ) -> ItemsReport:
     """Insert texts (with source metadata), skipping ones already in the dataset or repeated.
 
     One multi-row ``INSERT .. ON CONFLICT DO NOTHING`` per batch; duplicates are counted from
-    what the database did not insert, so concurrent uploads stay correct too.
+    what the database did not insert, so concurrent uploads stay correct too. In a dataset with
+    a policy the originals are sealed with ``key`` (PII_KEY) until de-identified (sealing.py):
+    nothing original is at rest in plaintext, even before the deidentify step.
+
+    Raises:
+        KeyUnavailable: the dataset has a policy and there is no PII_KEY (nothing is stored).
     """
+    from include.services import sealing
+    from include.services.pii import KeyUnavailable
+
+    sealed = dataset.pii_policy_id is not None
+    kept = dataset.keep_columns or ()
     report = ItemsReport()
     seen: set[str] = set()
     batch: list[dict[str, Any]] = []
@@ -329,10 +344,11 @@ def add_items(
                 {
                     "dataset_id": dataset.id,
                     # with a policy, a new text waits for the deidentify step like the others
-                    "pii_status": "pending" if dataset.pii_policy_id is not None else "none",
-                    "texts": [row["text"] for row in batch],
+                    "pii_status": "pending" if sealed else "none",
+                    "texts": ["" if sealed else row["text"] for row in batch],
                     "hashes": [row["text_hash"] for row in batch],
                     "sources": [json.dumps(row["source"], default=str) for row in batch],
+                    "sealed": [row["sealed"] for row in batch],
                 },
             )
         )
@@ -358,14 +374,23 @@ def add_items(
         if len(text) > MAX_TEXT_CHARS:
             report.too_long += 1
             continue
-        digest = text_hash(text)
+        if sealed and key is None:  # before anything is stored (an empty upload needs no key)
+            raise KeyUnavailable(
+                "PII_KEY is not set: the dataset has a de-identification policy, so its originals are "
+                "stored encrypted until de-identified, and that needs the key"
+            )
+        digest = sealing.digest(text, key) if sealed and key is not None else text_hash(text)
         if digest in seen:
             report.duplicates += 1
             if len(report.duplicate_examples) < 5:
                 report.duplicate_examples.append(text[:80])
             continue
         seen.add(digest)
-        batch.append({"dataset_id": dataset.id, "text": text, "text_hash": digest, "source": source})
+        readable, blob = source, None
+        if sealed and key is not None:
+            readable, hidden = sealing.split_kept(source, kept)
+            blob = sealing.seal(text, hidden, key)
+        batch.append({"text": text, "text_hash": digest, "source": readable, "sealed": blob})
         if len(batch) >= batch_size:
             flush()
     flush()

@@ -141,6 +141,26 @@ def claim(session: Session, limit: int, *, lease: timedelta = LEASE) -> list[Del
     return sorted((Delivery(*row) for row in rows), key=lambda d: d.entry_id)
 
 
+def renew(session: Session, delivery: Delivery, *, lease: timedelta = LEASE) -> bool:
+    """Extend the entry's lease right before it is sent; False when it is not ours any more.
+
+    Why: a batch is delivered one entry at a time, each call up to Label Studio's timeout, so the
+    tail of a batch claimed with one lease could expire under a slow Label Studio and be claimed
+    (and sent) by another dispatcher as well. Renewing per entry keeps each send inside a lease
+    that is longer than one call; ``attempts`` says whose claim it is (each claim adds one).
+    """
+    result = session.execute(
+        update(LabelOutbox)
+        .where(
+            LabelOutbox.id == delivery.entry_id,
+            LabelOutbox.attempts == delivery.attempts,
+            LabelOutbox.status == OutboxStatus.PENDING,
+        )
+        .values(next_attempt_at=func.now() + lease)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 def set_ls_user(session: Session, user_id: int, ls_user_id: int) -> None:
     session.execute(update(User).where(User.id == user_id).values(ls_user_id=ls_user_id))
 
@@ -167,8 +187,13 @@ def _adopt_ls_id(session: Session, annotation_id: int, ls_annotation_id: int) ->
     """Give the annotation row its Label Studio id. If an export already brought the same Label
     Studio annotation in as a row of its own, that row is the same annotation: it goes, and
     the task's status is decided again from what is left."""
+    same_task = select(Annotation.task_id).where(Annotation.id == annotation_id).scalar_subquery()
     other = session.scalar(
-        select(Annotation).where(Annotation.ls_annotation_id == ls_annotation_id, Annotation.id != annotation_id)
+        select(Annotation).where(
+            Annotation.ls_annotation_id == ls_annotation_id,
+            Annotation.task_id == same_task,  # an id means that annotation only within its task
+            Annotation.id != annotation_id,
+        )
     )
     if other is not None:
         session.delete(other)

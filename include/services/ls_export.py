@@ -73,12 +73,13 @@ def _completed_by_email(annotation: Mapping[str, Any], ls_users: Mapping[int, st
 
 def apply_ls_tasks(
     session: Session,
+    project_id: int,
     ls_tasks: Sequence[Mapping[str, Any]],
     *,
     ls_users: Mapping[int, str],
     users_by_email: Mapping[str, int],
 ) -> ExportSummary:
-    """Make the shadow index match these Label Studio tasks (one page of them)."""
+    """Make the shadow index match these Label Studio tasks (one page of the project's)."""
     summary = ExportSummary(tasks_seen=len(ls_tasks))
     if not ls_tasks:
         return summary
@@ -86,7 +87,7 @@ def apply_ls_tasks(
     rows = (
         session.execute(
             select(Task.id, Task.ls_task_id, Task.assigned_to, Task.status, Task.label, Task.labeled_at).where(
-                Task.ls_task_id.in_(list(by_ls_id))
+                Task.ls_project_id == project_id, Task.ls_task_id.in_(list(by_ls_id))
             )
         )
         .tuples()
@@ -181,9 +182,8 @@ def apply_ls_tasks(
     if annotation_rows:
         base = insert(Annotation)
         upsert = base.on_conflict_do_update(
-            index_elements=["ls_annotation_id"],
+            index_elements=["task_id", "ls_annotation_id"],
             set_={
-                "task_id": base.excluded.task_id,
                 "annotator_id": func.coalesce(base.excluded.annotator_id, Annotation.annotator_id),
                 "ls_user_email": base.excluded.ls_user_email,
                 "label": base.excluded.label,

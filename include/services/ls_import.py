@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from include.db.models import Item, Task
+from include.errors import Conflict
 from include.labelstudio.client import LabelStudioClient, id_greater_than
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,18 @@ _RECORD = text(
 )
 
 
+class ImportNotRecorded(Conflict):
+    """Label Studio created tasks the platform could not record (their item has a task already,
+    or the id is taken in the project): the run fails instead of counting them as imported."""
+
+
 def record_imported(session: Session, dataset_id: int, project_id: int, pairs: Sequence[tuple[int, int]]) -> int:
-    """Write task rows for (item_id, ls_task_id) pairs in one statement; returns rows written."""
+    """Write task rows for (item_id, ls_task_id) pairs in one statement; returns rows written.
+
+    Raises:
+        ImportNotRecorded: fewer rows were written than Label Studio created tasks (nothing is
+            written then; the next import's reconciliation removes the extra tasks).
+    """
     if not pairs:
         return 0
     result = session.execute(
@@ -104,7 +115,16 @@ def record_imported(session: Session, dataset_id: int, project_id: int, pairs: S
             "ls_ids": [int(ls) for _, ls in pairs],
         },
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    written = int(getattr(result, "rowcount", 0) or 0)
+    if written != len(pairs):
+        raise ImportNotRecorded(
+            f"Label Studio created {len(pairs)} tasks in project {project_id} but only {written} could be "
+            "recorded: the others' items already have a task, or their ids are taken in the project "
+            "(another import of the same dataset at once?); the next import reconciles them",
+            created=len(pairs),
+            recorded=written,
+        )
+    return written
 
 
 def reconcile_unrecorded(

@@ -6,12 +6,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, LsProject
 from include.labelstudio.client import LabelStudioClient, LabelStudioError
 from include.labelstudio.label_config import build_label_config, validate_project_config
+from include.services.ls_identity import REMEDY, LabelStudioChanged, check_instance, check_new_project, check_project
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +36,20 @@ def project_marker(dataset: Dataset) -> str:
     return f"[labelops dataset {dataset.id} created {dataset.created_at.isoformat()}]"
 
 
-def _remember(session: Session, project_id: int, title: str, owned: bool) -> None:
-    stmt = insert(LsProject).values(ls_project_id=project_id, title=title, owned=owned)
-    session.execute(stmt.on_conflict_do_update(index_elements=["ls_project_id"], set_={"title": stmt.excluded.title}))
+def _remember(session: Session, project: dict, owned: bool) -> None:
+    created = str(project.get("created_at") or "") or None
+    stmt = insert(LsProject).values(
+        ls_project_id=int(project["id"]), title=str(project.get("title", "")), owned=owned, ls_created_at=created
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["ls_project_id"],
+            set_={
+                "title": stmt.excluded.title,
+                "ls_created_at": func.coalesce(LsProject.ls_created_at, stmt.excluded.ls_created_at),
+            },
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -85,16 +98,25 @@ def ensure_project(
     """
     labels = list(dataset.labels)
     if dataset.ls_project_id is not None:
-        project = client.get_project(dataset.ls_project_id)
+        project = check_project(session, client, dataset.ls_project_id, client.get_project(dataset.ls_project_id))
+        state = session.get(LsProject, dataset.ls_project_id)
+        if state is not None and state.owned and project_marker(dataset) not in (project.get("description") or ""):
+            raise LabelStudioChanged(
+                f"Label Studio project {dataset.ls_project_id} at {client.base_url} is not dataset "
+                f"“{dataset.name}”'s project: it does not carry the dataset's marker. A new or reset Label "
+                f"Studio numbers its projects from 1 again. {REMEDY}",
+                project_id=dataset.ls_project_id,
+            )
         validate_project_config(project, labels, client.base_url)
-        _remember(session, dataset.ls_project_id, str(project.get("title", "")), owned=False)
+        _remember(session, project, owned=False)
         return ProjectRef(dataset.ls_project_id, created=False)
     if default_project_id is not None:
-        project = client.get_project(default_project_id)
+        project = check_project(session, client, default_project_id, client.get_project(default_project_id))
         validate_project_config(project, labels, client.base_url)
         dataset.ls_project_id = default_project_id
-        _remember(session, default_project_id, str(project.get("title", "")), owned=False)
+        _remember(session, project, owned=False)
         return ProjectRef(default_project_id, created=False)
+    check_instance(session, client)
     title = project_title(dataset)
     marker = project_marker(dataset)
     # Listing projects is slow on a busy Label Studio: only look when a run may have made one.
@@ -107,8 +129,9 @@ def ensure_project(
         description = f"{dataset.description}\n\n{marker}".strip()
         project = client.create_project(title, build_label_config(labels), description=description)
         log.info("created Label Studio project %s for dataset %s", project["id"], dataset.id)
+    check_new_project(session, client, project)
     dataset.ls_project_id = int(project["id"])
-    _remember(session, dataset.ls_project_id, title, owned=True)
+    _remember(session, {**project, "title": title}, owned=True)
     session.flush()
     return ProjectRef(dataset.ls_project_id, created=created)
 

@@ -178,14 +178,25 @@ def save_policy_body(session: Session, body: PolicyBody, policy_id: int | None =
     return save_policy(session, body.name, body.entities, locale=body.locale, use_llm=body.use_llm, policy_id=policy_id)
 
 
-def attach(session: Session, dataset: Dataset, policy_id: int | None) -> int:
+def attach(session: Session, dataset: Dataset, policy_id: int | None, keys: Keys | None = None) -> int:
     """Give a dataset a policy (or none); returns how many items now wait for de-identification.
+
+    With a policy, plaintext originals are sealed (PII_KEY) until de-identified; with none (a
+    decision that the texts hold no personal data), seals are opened again.
 
     Raises:
         PolicyError: ``policy_id`` names no policy (a bad reference in the request: 400, not 404).
+        KeyUnavailable: there are originals to seal or open and no PII_KEY.
     """
+    from include.services import sealing
+
     if policy_id is not None and session.get(PiiPolicy, policy_id) is None:
         raise PolicyError(f"no de-identification policy {policy_id}")
+    if policy_id is not None:
+        key = (keys if isinstance(keys, bytes) else keys[0]) if keys else None
+        sealing.seal_dataset(session, dataset.id, dataset.keep_columns or (), key)
+    else:
+        sealing.open_dataset(session, dataset.id, keys)
     dataset.pii_policy_id = policy_id
     status = "pending" if policy_id is not None else "none"
     where = [Item.dataset_id == dataset.id]
@@ -270,24 +281,31 @@ class PendingItem:
     text: str
     mapping: bytes | None
     source: dict[str, Any]
+    sealed: bytes | None = None
 
 
 def pending_items(session: Session, dataset_id: int, *, after_id: int, limit: int) -> list[PendingItem]:
     rows = session.execute(
-        select(Item.id, Item.text, PiiMapping.mapping, Item.source)
+        select(Item.id, Item.text, PiiMapping.mapping, Item.source, Item.sealed)
         .outerjoin(PiiMapping, PiiMapping.item_id == Item.id)
         .where(Item.dataset_id == dataset_id, Item.pii_status == "pending", Item.id > after_id)
         .order_by(Item.id)
         .limit(limit)
     ).tuples()
-    return [PendingItem(int(i), str(t), m, dict(src or {})) for i, t, m, src in rows]
+    return [PendingItem(int(i), str(t), m, dict(src or {}), sealed) for i, t, m, src, sealed in rows]
 
 
-def original_of(item: PendingItem, key: Keys) -> str:
-    """The original text of an item (an earlier policy version may have de-identified it already)."""
+def original_of(item: PendingItem, key: Keys) -> tuple[str, dict[str, Any]]:
+    """The original text and source of an item: its seal opened (never de-identified yet), or
+    its text restored from the mapping (an earlier policy version de-identified it already)."""
+    if item.sealed is not None:
+        from include.services.sealing import unseal
+
+        opened = unseal(item.sealed, key)
+        return opened.text, {**item.source, **opened.kept}
     if item.mapping is None:
-        return item.text
-    return restore(item.text, decrypt(item.mapping, key))
+        return item.text, item.source
+    return restore(item.text, decrypt(item.mapping, key)), item.source
 
 
 def encrypt(replacements: list[dict[str, Any]], key: bytes) -> bytes:
@@ -317,7 +335,7 @@ def store(
     if result.held is not None:
         raise PolicyError(f"item {item_id} was held, not de-identified: {result.held}")
     replacements = [r.__dict__ for r in result.replacements]
-    values: dict[str, Any] = {"text": result.text, "pii_status": "done", "pii_note": None}
+    values: dict[str, Any] = {"text": result.text, "pii_status": "done", "pii_note": None, "sealed": None}
     if source is not None:
         values["source"] = source  # its kept columns, de-identified too (their originals are not kept)
     session.execute(update(Item).where(Item.id == item_id).values(**values))
@@ -657,8 +675,15 @@ def rehash(session: Session, dataset_id: int, stored: Sequence[tuple[int, str]])
             new = _sha256(f"{text}\x00item:{item_id}")
         taken.add(new)
         changes.append((item_id, old[item_id], new))
+    move_hashes(session, dataset_id, changes)
+    return len(changes)
+
+
+def move_hashes(session: Session, dataset_id: int, changes: Sequence[tuple[int, str, str]]) -> None:
+    """Give items (id, old hash, new hash) their new hashes, and the copies that hold the old
+    ones with them; vectors of an old hash no item has any more are deleted."""
     if not changes:
-        return 0
+        return
     params = {
         "ids": [c[0] for c in changes],
         "olds": [c[1] for c in changes],
@@ -667,7 +692,6 @@ def rehash(session: Session, dataset_id: int, stored: Sequence[tuple[int, str]])
     }
     for statement in _REHASH:
         session.execute(sql_text(statement), params)
-    return len(changes)
 
 
 _MAP = "unnest(CAST(:ids AS bigint[]), CAST(:olds AS varchar[]), CAST(:news AS varchar[])) AS m(id, old, new)"

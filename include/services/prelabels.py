@@ -21,6 +21,7 @@ def unlabeled_tasks(
         select(Task.id, Task.ls_task_id, Item.text_hash, Item.text)
         .join(Item, Item.id == Task.item_id)
         .where(Task.dataset_id == dataset_id, Task.status.in_(UNLABELED), Task.id > after_id)
+        .where(Item.pii_status != "pending")  # its text is sealed or about to change
     )
     if skip_version is not None:
         stmt = stmt.where(or_(Task.model_version.is_(None), Task.model_version != skip_version))

@@ -106,18 +106,22 @@ def default_policy(session: Session) -> PiiPolicy:
     return policy
 
 
-def decide(session: Session, dataset: Dataset, decision: Decision, user: User | None) -> int:
+def decide(
+    session: Session, dataset: Dataset, decision: Decision, user: User | None, keys: pii.Keys | None = None
+) -> int:
     """Record the dataset's decision; returns how many items now wait for de-identification.
+    ``keys`` (PII_KEY first) seal or open the originals of a dataset that has items.
 
     Raises:
         PolicyError: the policy does not exist.
+        KeyUnavailable: there are originals to seal or open and no PII_KEY.
     """
     if decision.no_personal_data is not None:
-        pending = pii.attach(session, dataset, None)
+        pending = pii.attach(session, dataset, None, keys)
         dataset.pii_exempt_reason = decision.no_personal_data.strip()
     else:
         policy_id = decision.policy_id if decision.policy_id is not None else default_policy(session).id
-        pending = pii.attach(session, dataset, policy_id)
+        pending = pii.attach(session, dataset, policy_id, keys)
         dataset.pii_exempt_reason = None
     dataset.pii_decided_by = user.id if user is not None else None
     dataset.pii_decided_at = datetime.now(UTC)

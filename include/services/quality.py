@@ -326,7 +326,7 @@ def build_report(
         session.execute(
             select(Item.id, Item.text, Item.text_hash, Task.id, Task.status, Task.label)
             .outerjoin(Task, Task.item_id == Item.id)
-            .where(Item.dataset_id == dataset.id)
+            .where(Item.dataset_id == dataset.id, Item.pii_status != "pending")  # sealed: no text to judge yet
             .order_by(Item.id)
         )
         .tuples()

@@ -83,7 +83,7 @@ def missing_texts(
         text(
             """
             SELECT i.text_hash, i.text FROM items i
-            WHERE i.dataset_id = :dataset_id AND i.text_hash > :after
+            WHERE i.dataset_id = :dataset_id AND i.text_hash > :after AND i.pii_status <> 'pending'
               AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = :model_id AND e.text_hash = i.text_hash)
             ORDER BY i.text_hash
             LIMIT :limit

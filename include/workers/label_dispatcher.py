@@ -23,7 +23,7 @@ from include.labelstudio.client import (
     LabelStudioUnavailable,
 )
 from include.labelstudio.label_config import choice_result, label_of
-from include.services import label_outbox
+from include.services import label_outbox, ls_identity
 from include.services.label_outbox import Delivery
 from include.workers.pump import Pump
 
@@ -40,6 +40,7 @@ class Round:
     delivered: int = 0
     failed: int = 0
     dead: int = 0
+    skipped: int = 0  # claimed again by another dispatcher before this one reached it
     error: str = ""
 
 
@@ -51,10 +52,18 @@ def deliver_due(db_url: str, client: LabelStudioClient, *, limit: int = BATCH) -
     if not batch:
         return result
     outcomes: list[tuple[Delivery, int | None, str, bool]] = []
+    changed: dict[int, str] = {}
     try:
+        changed = _changed_projects(db_url, client, batch)
+        outcomes += [(d, None, changed[d.project_id], False) for d in batch if d.project_id in changed]
+        batch = [d for d in batch if d.project_id not in changed]
         ls_users = _ls_user_ids(db_url, client, batch)
         found = _already_in_label_studio(client, batch, ls_users)
         for delivery in batch:
+            with session_scope(db_url) as session:
+                if not label_outbox.renew(session, delivery):
+                    result.skipped += 1  # another dispatcher claimed it after our lease ran out
+                    continue
             try:
                 ls_id = _deliver(client, delivery, ls_users[delivery.user_id], found.get(delivery.entry_id))
                 outcomes.append((delivery, ls_id, "", False))
@@ -68,6 +77,8 @@ def deliver_due(db_url: str, client: LabelStudioClient, *, limit: int = BATCH) -
         done = {d.entry_id for d, *_ in outcomes}
         outcomes += [(d, None, str(exc), False) for d in batch if d.entry_id not in done]
         result.error = str(exc)
+    if changed:
+        result.error = result.error or next(iter(changed.values()))
     with session_scope(db_url) as session:
         for done_delivery, annotation_id, error, permanent in outcomes:
             if annotation_id is not None:
@@ -80,6 +91,19 @@ def deliver_due(db_url: str, client: LabelStudioClient, *, limit: int = BATCH) -
     if result.error:
         log.warning("label outbox: %s of %s labels wait for Label Studio: %s", result.failed, len(batch), result.error)
     return result
+
+
+def _changed_projects(db_url: str, client: LabelStudioClient, batch: list[Delivery]) -> dict[int, str]:
+    """Projects of the batch that are not the platform's any more (a new or reset Label Studio),
+    with why: their labels wait instead of landing on another dataset's tasks."""
+    changed: dict[int, str] = {}
+    for project_id in sorted({d.project_id for d in batch}):
+        try:
+            with session_scope(db_url) as session:
+                ls_identity.check_project(session, client, project_id)
+        except ls_identity.LabelStudioChanged as exc:
+            changed[project_id] = str(exc)
+    return changed
 
 
 def _ls_user_ids(db_url: str, client: LabelStudioClient, batch: list[Delivery]) -> dict[int, int]:

@@ -113,7 +113,7 @@ def test_originals_need_the_key(db, monkeypatch) -> None:
     dataset_id = labeled_dataset(db, texts, name="private")
     with session_scope(db) as s:
         policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
-        pii.attach(s, s.get(Dataset, dataset_id), policy.id)
+        pii.attach(s, s.get(Dataset, dataset_id), policy.id, key)
     run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     assert [r["text"] for r in read_back(db, dataset_id, "jsonl")] == ["call me on <PHONE_1> 😀", "no personal data"]
     assert [r["text"] for r in read_back(db, dataset_id, "parquet", key)] == texts

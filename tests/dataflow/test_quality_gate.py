@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from include.db.models import Dataset, Item, QualityReport, Role, Task, TaskStatus
@@ -166,7 +167,7 @@ def test_a_policy_attached_later_removes_the_texts_reports_quote(db, minilm, noi
     with session_scope(db) as s:
         assert s.get_one(QualityReport, result["report_id"]).checks["checks"]["lengths"]["examples"]
         policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
-        pii.attach(s, s.get_one(Dataset, dataset_id), policy.id)
+        pii.attach(s, s.get_one(Dataset, dataset_id), policy.id, Fernet.generate_key())
     with session_scope(db) as s:
         checks = s.get_one(QualityReport, result["report_id"]).checks["checks"]
     assert all(check.get("examples") == [] for check in checks.values() if isinstance(check, dict))

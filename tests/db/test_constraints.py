@@ -54,7 +54,7 @@ def test_ls_task_id_is_unique_and_priority_bounded(session) -> None:
     session.add(Task(dataset_id=dataset.id, item_id=a, ls_project_id=1, ls_task_id=10))
     session.flush()
     session.add(Task(dataset_id=dataset.id, item_id=b, ls_project_id=1, ls_task_id=10))
-    with pytest.raises(IntegrityError, match="uq_tasks_ls_task_id"):
+    with pytest.raises(IntegrityError, match="uq_tasks_ls_project_task"):
         session.flush()
     session.rollback()
     dataset = create_dataset(session, "tasks2", labels=["OK", "NG"], privacy=SYNTHETIC)

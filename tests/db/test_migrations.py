@@ -42,6 +42,7 @@ EXPECTED_TABLES = {
     "training_configs",
     "ls_webhooks",
     "key_fingerprints",
+    "ls_instances",
 }
 
 
@@ -74,7 +75,7 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
         assert conn.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
         indexes = {row[0] for row in conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'tasks'"))}
     engine.dispose()
-    assert {"ix_tasks_assignee_status_priority", "ix_tasks_unassigned_queue", "uq_tasks_ls_task_id"} <= indexes
+    assert {"ix_tasks_assignee_status_priority", "ix_tasks_unassigned_queue", "uq_tasks_ls_project_task"} <= indexes
 
     downgrade(fresh_url, "base")
     assert _tables(fresh_url) == set()

@@ -471,7 +471,8 @@ def test_a_policy_attached_after_import_rewrites_label_studios_copy(db, ls, monk
     from include.pipelines.deidentify import run_deidentify
     from include.services import pii, privacy
 
-    monkeypatch.setenv("PII_KEY", Fernet.generate_key().decode())
+    key = Fernet.generate_key()
+    monkeypatch.setenv("PII_KEY", key.decode())
     with session_scope(db) as s:
         dataset = create_dataset(s, "late-policy", labels=["OK", "NG"], privacy=privacy.Decision.none_needed(
             "assumed to hold no personal data"))  # fmt: skip
@@ -483,7 +484,7 @@ def test_a_policy_attached_after_import_rewrites_label_studios_copy(db, ls, monk
     client.create_annotation(tasks[0].ls_task_id, choice_result("NG"))
     with session_scope(db) as s:
         policy = pii.save_policy(s, "phones later", {"PHONE": "placeholder"})
-        privacy.decide(s, s.get_one(Dataset, dataset_id), privacy.Decision(policy.id), None)
+        privacy.decide(s, s.get_one(Dataset, dataset_id), privacy.Decision(policy.id), None, key)
     run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     result = run_ls_import(db, client, RunRef(run_id="rewrite"), ImportValues(dataset_id=dataset_id))
     assert result["imported"] == 0 and result["datasets"][0]["rewritten"] == 3

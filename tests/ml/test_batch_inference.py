@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from airflow.utils.state import DagRunState
+from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
 from include.db.models import (
@@ -140,13 +141,13 @@ def test_an_upload_goes_through_the_models_datasets_policy(db, trained) -> None:
     body = "text\n请回电 13812345678，屏幕坏了\n".encode()
     with session_scope(db) as s:
         policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
-        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), policy.id)
+        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), policy.id, Fernet.generate_key())
         run = inference.create_for_upload(s, "calls.csv", body, trained["model_id"], None)
         (stored,) = s.scalars(select(InferenceInput.text).where(InferenceInput.run_id == run.id)).all()
     assert stored == "请回电 <PHONE_1>，屏幕坏了"
     with session_scope(db) as s:
         llm_policy = pii.save_policy(s, "names", {"PERSON": "placeholder"}, use_llm=True)
-        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), llm_policy.id)
+        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), llm_policy.id, Fernet.generate_key())
         with pytest.raises(pii.PolicyError, match="LLM recognizer"):  # not sent to an LLM from a request
             inference.create_for_upload(s, "calls.csv", body, trained["model_id"], None)
         dataset = s.get_one(Dataset, trained["dataset_id"])
@@ -191,7 +192,7 @@ def test_a_policy_attached_later_removes_the_evaluations_quoted_mistakes(db, tra
         s.add(ModelEvaluation(model_id=trained["model_id"], eval_version="v1", n=1, macro_f1=0.5, report=report))
         policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
     with session_scope(db) as s:
-        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), policy.id)
+        pii.attach(s, s.get_one(Dataset, trained["dataset_id"]), policy.id, Fernet.generate_key())
     with session_scope(db) as s:
         (evaluation,) = s.scalars(select(ModelEvaluation).where(ModelEvaluation.model_id == trained["model_id"])).all()
     assert evaluation.report["mistakes"] == [] and evaluation.report["macro_f1"] == 0.5  # the figures stay

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from airflow.utils.state import DagRunState
 from cryptography.fernet import Fernet
@@ -44,7 +46,7 @@ def _dataset_with_policy(db: str) -> tuple[int, int]:
         policy = pii.save_policy(s, "customer contact", POLICY)
         dataset = create_dataset(s, "support tickets", labels=["OK", "NG"], privacy=SYNTHETIC)
         assert pii.attach(s, dataset, policy.id) == 0
-        add_items(s, dataset, [(t, {}) for t in TEXTS])
+        add_items(s, dataset, [(t, {}) for t in TEXTS], key=os.environ["PII_KEY"].encode())
         return dataset.id, policy.id
 
 
@@ -121,7 +123,7 @@ def test_new_items_and_a_changed_policy_go_through_the_same_path(db, key) -> Non
     with session_scope(db) as s:
         from include.db.models import Dataset
 
-        add_items(s, s.get(Dataset, dataset_id), [("later: 15012345678", {})])
+        add_items(s, s.get(Dataset, dataset_id), [("later: 15012345678", {})], key=key.encode())
         assert pii.pending_count(s, dataset_id) == 1
     result = run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     assert result["deidentified"] == 1
@@ -138,9 +140,15 @@ def test_new_items_and_a_changed_policy_go_through_the_same_path(db, key) -> Non
         assert pii.get_policy(s, policy_id).version == 2
 
 
-def test_bad_input_gets_clear_errors(db, monkeypatch) -> None:
+def test_bad_input_gets_clear_errors(db, key, monkeypatch) -> None:
     dataset_id, _ = _dataset_with_policy(db)
     monkeypatch.delenv("PII_KEY", raising=False)
+    with session_scope(db) as s:
+        from include.db.models import Dataset
+
+        with pytest.raises(pii.KeyUnavailable, match="stored encrypted until de-identified"):
+            add_items(s, s.get_one(Dataset, dataset_id), [("one more: 13800000000", {})])
+        assert pii.pending_count(s, dataset_id) == len(TEXTS)  # nothing stored
     with pytest.raises(pii.PolicyError, match="PII_KEY is not set"):
         run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     with session_scope(db) as s:

@@ -16,7 +16,8 @@ from include.services.datasets import add_items, create_dataset, parse_upload
 
 
 def test_kept_columns_are_de_identified_and_the_others_never_stored(db, monkeypatch) -> None:
-    monkeypatch.setenv("PII_KEY", Fernet.generate_key().decode())
+    key = Fernet.generate_key()
+    monkeypatch.setenv("PII_KEY", key.decode())
     upload = parse_upload(
         "text,contact,customer_name\n退货，请联系我,13812345678,王小明\n".encode(),
         "tickets.csv",
@@ -28,7 +29,7 @@ def test_kept_columns_are_de_identified_and_the_others_never_stored(db, monkeypa
         dataset = create_dataset(
             s, "kept", labels=["OK", "NG"], keep_columns=["contact"], privacy=privacy.Decision(policy.id)
         )
-        add_items(s, dataset, upload.rows)
+        add_items(s, dataset, upload.rows, key=key)
         dataset_id = dataset.id
     run_deidentify(db, RunRef(), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     with session_scope(db) as s:

@@ -3,6 +3,7 @@ and before an originals export sends its first byte, with a message that names t
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -28,7 +29,7 @@ def _policy_dataset(db: str, text: str = "call 13812345678") -> int:
         policy = pii.save_policy(s, f"phones {text[-4:]}", {"PHONE": "placeholder"})
         dataset = create_dataset(s, f"keyed {text[-4:]}", labels=["OK", "NG"], privacy=SYNTHETIC)
         pii.attach(s, dataset, policy.id)
-        add_items(s, dataset, [(text, {})])
+        add_items(s, dataset, [(text, {})], key=os.environ["PII_KEY"].encode())
         return dataset.id
 
 

@@ -83,7 +83,7 @@ def test_the_pipeline_keeps_held_items_pending_with_the_reason(db, llm_server, m
     with session_scope(db) as s:
         policy = pii.save_policy(s, "names too", POLICY, use_llm=True)
         dataset = create_dataset(s, "zh-tickets", labels=["OK", "NG"], privacy=privacy.Decision(policy.id))
-        add_items(s, dataset, [("王小明来电，电话13812345678", {}), (INJECTED, {})])
+        add_items(s, dataset, [("王小明来电，电话13812345678", {}), (INJECTED, {})], key=KEY)
         dataset_id = dataset.id
     result = run_deidentify(db, RunRef(run_id="llm"), load_settings(), AnyDatasetValues(dataset_id=dataset_id))
     assert (result["deidentified"], result["held"]) == (1, 1)

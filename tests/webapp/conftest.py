@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from include.db.models import Role
 from include.db.session import session_scope
 from include.services.users import create_user
 
 PASSWORD = "correct-horse-battery"
+# As the launcher always sets one: a dataset with a policy keeps its originals sealed with it.
+PII_KEY = Fernet.generate_key().decode()
 
 
 def make_app(db_url: str, **overrides: Any):
@@ -29,6 +32,7 @@ def make_app(db_url: str, **overrides: Any):
         "LOGIN_THROTTLE_ENABLED": False,
         "LS_URL": None,
         "LS_API_TOKEN": None,
+        "PII_KEY": PII_KEY,
         "AIRFLOW_API_URL": "http://127.0.0.1:9",  # nothing listens there
         "AIRFLOW_API_USER": "webapp",
         "AIRFLOW_API_PASSWORD": "unused",

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from include.db.models import Dataset, Item, Job, JobStatus, Task, TaskStatus, User
 from include.db.session import session_scope
 from include.services.jobs import queue_job
-from tests.webapp.conftest import login
+from include.services.sealing import Opened, unseal
+from tests.webapp.conftest import PII_KEY, login
 from tests.webapp.factories import dataset_with_tasks
 
 
@@ -70,8 +71,10 @@ def test_upload_csv_reports_duplicates_and_empty_rows(db, client) -> None:
     assert "Not kept (they may hold personal data): customer." in kept.get_data(as_text=True)
     with session_scope(db) as s:
         ds = s.scalar(select(Dataset).where(Dataset.name == "csv-kept"))
-        first = s.scalars(select(Item.source).where(Item.dataset_id == ds.id).order_by(Item.id)).first()
-    assert ds.keep_columns == ["id"] and first == {"file": "notes.csv", "line": 2, "id": "9"}
+        first = s.scalars(select(Item).where(Item.dataset_id == ds.id).order_by(Item.id)).first()
+        assert ds.keep_columns == ["id"] and first.source == {"file": "notes.csv", "line": 2}
+        # kept, but sealed with the text until the dataset's deidentify step
+        assert unseal(first.sealed, PII_KEY.encode()) == Opened("Another kettle leaks", {"id": "9"})
 
 
 def test_upload_jsonl_to_an_existing_dataset(db, client) -> None:

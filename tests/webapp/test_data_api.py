@@ -86,7 +86,8 @@ def test_deidentify_test_refuses_bad_requests(keyed, body, status, message) -> N
     assert answer.status_code == status and message in answer.json["error"]
 
 
-def test_hash_without_a_key_is_a_clear_error(client) -> None:
+def test_hash_without_a_key_is_a_clear_error(db, users) -> None:
+    client = make_app(db, PII_KEY=None).test_client()
     admin = api_token(client, "admin")
     pid = client.post(
         "/api/v1/pii/policies", json={"name": "hashing", "entities": {"EMAIL": "hash"}}, headers=admin
@@ -248,7 +249,7 @@ def test_export_and_snapshots_through_the_api(db, keyed) -> None:
     assert keyed.get(f"/admin/datasets/{dataset_id}/export.xlsx").status_code == 404
 
 
-def test_originals_export_needs_the_key_and_is_audited(db, client, keyed, monkeypatch) -> None:
+def test_originals_export_needs_the_key_and_is_audited(db, keyed, monkeypatch) -> None:
     dataset_id, task_ids = dataset_with_tasks(db, "secret", 2)
     admin = api_token(keyed, "admin")
     pid = keyed.post("/api/v1/pii/policies", json={"name": "all", "entities": {"PHONE": "mask"}}, headers=admin).json[
@@ -285,6 +286,7 @@ def test_originals_export_needs_the_key_and_is_audited(db, client, keyed, monkey
     wrong = other.get(f"/api/v1/datasets/{dataset_id}/export?format=csv&originals=true", headers=admin)
     assert wrong.status_code == 503 and "PII_KEY is not the key" in wrong.json["error"]
     # without PII_KEY in the web app, originals are refused (and nothing is audited)
+    client = make_app(db, PII_KEY=None).test_client()
     keyless = api_token(client, "admin")
     refused = client.get(f"/api/v1/datasets/{dataset_id}/export?format=csv&originals=1", headers=keyless)
     assert refused.status_code == 503 and "PII_KEY is not set" in refused.json["error"]

@@ -15,7 +15,9 @@ from include.pipelines.quality_check import run_quality_check
 from include.pipelines.runner import RunRef
 from include.pipelines.training.embedding import embed_dataset
 from include.services import pii, privacy
-from tests.webapp.conftest import api_token, login
+from tests.webapp.conftest import PII_KEY, api_token, login
+
+KEY = PII_KEY.encode()
 
 REASON = "machine logs of the packing line: no names, numbers or addresses"
 
@@ -155,7 +157,7 @@ def test_while_a_late_policy_runs_nobody_reads_the_old_texts(db, client, users) 
     assert len(client.get("/api/v1/annotator/tasks", headers=alice).json["tasks"]) == 2
     with session_scope(db) as s:
         policy = pii.save_policy(s, "phones", {"PHONE": "placeholder"})
-        assert privacy.decide(s, s.get_one(Dataset, dataset_id), privacy.Decision(policy.id), None) == 2
+        assert privacy.decide(s, s.get_one(Dataset, dataset_id), privacy.Decision(policy.id), None, KEY) == 2
     assert client.get("/api/v1/annotator/tasks", headers=alice).json["tasks"] == []
     labeled = client.post(f"/api/v1/annotator/tasks/{task_ids[0]}/label", json={"label": "OK"}, headers=alice)
     assert labeled.status_code in (400, 409)  # not shown, so not labeled either

@@ -22,7 +22,7 @@ from include.services.stats import dataset_stats, labels_per_day
 from webapp.admin import bp
 from webapp.admin.common import flash_report
 from webapp.charts import draw
-from webapp.clients import ls_client
+from webapp.clients import ls_client, pii_key
 from webapp.errors import shown_on
 from webapp.extensions import db
 from webapp.forms import CsrfForm, checked
@@ -96,7 +96,12 @@ def create_dataset() -> Any:
         request.form.get("source", "upload"), demo=values.demo, keep_columns=values.keep_columns or ()
     )
     dataset, report = datasets.create_with_items(
-        db.session(), values, rows, default_labels=current_app.config["DEFAULT_LABELS"], created_by=current_user
+        db.session(),
+        values,
+        rows,
+        default_labels=current_app.config["DEFAULT_LABELS"],
+        created_by=current_user,
+        key=pii_key(),
     )
     db.session.commit()
     flash(f"Dataset “{dataset.name}” created.", "success")
@@ -162,7 +167,7 @@ def upload(dataset_id: int) -> Any:
     checked(CsrfForm())
     ds = datasets.get_dataset(db.session(), dataset_id)
     rows = _items_of_form("upload", keep_columns=ds.keep_columns)
-    flash_report(datasets.add_items(db.session(), ds, rows))
+    flash_report(datasets.add_items(db.session(), ds, rows, key=pii_key()))
     db.session.commit()
     return redirect(url_for("admin.dataset_tab", dataset_id=ds.id, tab="labeling"))
 

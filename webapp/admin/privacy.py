@@ -14,7 +14,7 @@ from include.services import datasets, pii
 from include.services import privacy as privacy_decision
 from webapp.admin import bp
 from webapp.admin.datasets import tab_page
-from webapp.clients import pii_key, pii_keys, pii_llm
+from webapp.clients import pii_key, pii_keys, pii_keys_if_set, pii_llm
 from webapp.errors import shown_on
 from webapp.extensions import db
 from webapp.forms import CsrfForm, checked
@@ -107,7 +107,7 @@ def dataset_policy(dataset_id: int) -> Any:
     checked(CsrfForm())
     ds = datasets.get_dataset(db.session(), dataset_id)
     chosen = privacy_decision.DatasetPolicy.parse(request.form.to_dict(), form=True)
-    pending = privacy_decision.decide(db.session(), ds, chosen.decision(), current_user)
+    pending = privacy_decision.decide(db.session(), ds, chosen.decision(), current_user, pii_keys_if_set())
     db.session.commit()
     if ds.pii_policy_id is None:
         flash("No de-identification for this dataset: texts are used as uploaded. Your reason is on record.", "info")

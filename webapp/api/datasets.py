@@ -17,6 +17,7 @@ from include.services.paging import PageQuery
 from include.services.stats import dataset_stats, per_annotator_stats
 from include.services.task_queries import PriorityQuery, priority_page
 from webapp.api import PartialBody, api_user, paged, route
+from webapp.clients import pii_key
 from webapp.extensions import db
 from webapp.serializers import dataset_json, eval_set_json, live_loop_json, task_json
 
@@ -37,8 +38,9 @@ def create(body: datasets.NewDataset) -> dict[str, Any]:
     """
     rows = [(t.text, {"demo": True}) for t in generate_demo_texts(body.demo)] if body.demo else []
     dataset, report = datasets.create_with_items(
-        db.session(), body, rows, default_labels=current_app.config["DEFAULT_LABELS"], created_by=api_user()
-    )
+        db.session(), body, rows, default_labels=current_app.config["DEFAULT_LABELS"], created_by=api_user(),
+        key=pii_key(),
+    )  # fmt: skip
     db.session.commit()
     return {"dataset": dataset_json(dataset), "items_added": report.added}
 

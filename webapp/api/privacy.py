@@ -9,7 +9,7 @@ from include.errors import Forbidden
 from include.services import datasets, pii, privacy
 from include.services.paging import PageQuery, page_of
 from webapp.api import ANYONE, PartialBody, api_user, json_body, paged, route
-from webapp.clients import pii_key, pii_keys, pii_llm
+from webapp.clients import pii_key, pii_keys, pii_keys_if_set, pii_llm
 from webapp.extensions import db
 from webapp.serializers import policy_json
 
@@ -47,7 +47,7 @@ def set_pii_policy(dataset_id: int, body: PartialBody[privacy.DatasetPolicy]) ->
     ``{"policy_id": null, "no_personal_data_reason": "..."}``: none is needed, and why (on record)."""
     dataset = datasets.get_dataset(db.session(), dataset_id)
     chosen = body.over(privacy.DatasetPolicy.of(dataset))
-    pending = privacy.decide(db.session(), dataset, chosen.decision(), api_user())
+    pending = privacy.decide(db.session(), dataset, chosen.decision(), api_user(), pii_keys_if_set())
     db.session.commit()
     return {"dataset_id": dataset_id, "policy_id": dataset.pii_policy_id, "pending": pending,
             "privacy": privacy.describe(db.session(), dataset)}  # fmt: skip

@@ -57,7 +57,9 @@ def training_labels(session: Session, dataset: Dataset) -> Labels:
 def texts_of(session: Session, dataset_id: int, hashes: list[str]) -> dict[str, str]:
     """The (de-identified) texts of the dataset's items by text hash."""
     rows = session.execute(
-        select(Item.text_hash, Item.text).where(Item.dataset_id == dataset_id, Item.text_hash.in_(hashes))
+        select(Item.text_hash, Item.text).where(
+            Item.dataset_id == dataset_id, Item.text_hash.in_(hashes), Item.pii_status != "pending"
+        )
     ).tuples()
     return {str(h): str(t) for h, t in rows}
 
