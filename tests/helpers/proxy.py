@@ -22,6 +22,8 @@ class FaultyProxy:
         self.fail_next_status: list[int] = []  # answer these statuses (one per request) before forwarding again
         self.drop_after_forward: Callable[[str, str], bool] = lambda method, path: False
         self.requests: list[tuple[str, str]] = []
+        # seconds to wait before forwarding a request (a slow Label Studio), by method and path
+        self.delay: Callable[[str, str], float] = lambda method, path: 0.0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,6 +36,11 @@ class FaultyProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 proxy.requests.append((self.command, self.path))
+                wait = proxy.delay(self.command, self.path)
+                if wait:
+                    import time
+
+                    time.sleep(wait)
                 if proxy.fail_next_status:
                     status = proxy.fail_next_status.pop(0)
                     payload = b'{"detail": "injected failure"}'

@@ -171,3 +171,33 @@ def test_a_label_for_a_task_deleted_in_label_studio_is_reported_not_retried(db, 
     assert (summary.waiting, summary.dead) == (0, 1)
     expire_leases(db)
     assert deliver_due(db, ls.client()).claimed == 0
+
+
+def test_a_slow_label_studio_never_gets_one_label_twice(db, ls, world, monkeypatch) -> None:
+    """The lease is shorter than a slow batch: the tail of one dispatcher's batch expires and a
+    second dispatcher claims it. Each entry's lease is renewed right before it is sent, so the
+    first skips what the second took: every label reaches Label Studio exactly once."""
+    import time
+    from datetime import timedelta
+
+    from include.labelstudio.client import LabelStudioClient
+    from tests.helpers.proxy import FaultyProxy
+
+    for i in range(4):
+        label(db, world, i, "OK")
+    real_claim = label_outbox.claim
+    monkeypatch.setattr(label_outbox, "claim", lambda s, limit: real_claim(s, limit, lease=timedelta(seconds=2)))
+    with FaultyProxy(ls.url) as proxy:
+        proxy.delay = lambda method, path: 1.5 if method == "POST" and "/annotations" in path else 0.0
+        slow = LabelStudioClient(proxy.url, ls.token)
+        rounds: list = []
+        first = threading.Thread(target=lambda: rounds.append(deliver_due(db, slow)))
+        first.start()
+        time.sleep(3.2)  # two sent; the batch's tail has outlived its 2 s lease
+        second = deliver_due(db, ls.client())
+        first.join(60)
+    (slow_round,) = rounds
+    assert second.claimed >= 1 and slow_round.skipped == second.claimed
+    assert slow_round.delivered + second.delivered == 4
+    for _, ls_task_id in world["tasks"][:4]:
+        assert len(ls_annotations(ls, ls_task_id)) == 1

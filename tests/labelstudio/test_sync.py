@@ -261,7 +261,11 @@ def test_existing_project_is_validated(db, ls) -> None:
 
 def test_statements_per_batch_are_constant(db, ls) -> None:
     """SQL round trips grow with batches, not with rows."""
+    from include.services.ls_identity import check_instance
+
     client = ls.client()
+    with session_scope(db) as s:
+        check_instance(s, client)  # first contact records the instance once: not per batch
     counts = []
     for n in (200, 1000):
         dataset_id = make_dataset(db, n)
