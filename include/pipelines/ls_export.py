@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from include.db.locks import advisory_lock
 from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, parse_ls_datetime
 from include.pipelines.catalog import ExportValues
@@ -43,7 +44,19 @@ ANNOTATED = {"filter": "filter:tasks:total_annotations", "operator": "greater", 
 def export_project(
     db_url: str, client: LabelStudioClient, project_id: int, *, job: JobHandle | None = None, full: bool = False
 ) -> ExportSummary:
-    """Sync one Label Studio project; advances its watermark after each committed page."""
+    """Sync one Label Studio project; advances its watermark after each committed page.
+
+    One export of a project at a time (the hourly one, the nightly loop's and the webhooks'
+    may start together): a second waits, then reads from the first's watermark, so an older
+    page never overwrites what a newer one applied.
+    """
+    with advisory_lock(db_url, "ls_export", project_id):
+        return _export_project(db_url, client, project_id, job=job, full=full)
+
+
+def _export_project(
+    db_url: str, client: LabelStudioClient, project_id: int, *, job: JobHandle | None, full: bool
+) -> ExportSummary:
     with session_scope(db_url) as session:
         check_project(session, client, project_id)  # a new Label Studio's project 1 is not ours
         watermark = None if full else export_watermark(session, project_id)

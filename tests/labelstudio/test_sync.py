@@ -502,3 +502,42 @@ def test_a_policy_attached_after_import_rewrites_label_studios_copy(db, ls, monk
         assert "rewrote 3 tasks in Label Studio" in s.scalar(select(Job.message).where(Job.run_id == "rewrite"))
     again = run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))
     assert again["datasets"][0]["rewritten"] == 0
+
+
+def test_two_exports_of_one_project_take_turns(db, labeled_setup, monkeypatch) -> None:
+    """The hourly export, the nightly loop's and the webhooks' may start at once: with a
+    per-project lock the second waits for the first, so no older page lands after a newer one."""
+    import threading
+    import time
+
+    from include.pipelines import ls_export as export_pipeline
+
+    client, ls_ids, ls_users = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
+    client.create_annotation(ls_ids[0], choice_result("OK"), completed_by=ls_users[0])
+    project_id = project_of(db, labeled_setup["dataset_id"])
+    spans: list[tuple[float, float]] = []
+    real_apply = export_pipeline.apply_ls_tasks
+
+    def slow_apply(*args, **kwargs):
+        start = time.monotonic()
+        time.sleep(1.0)  # a page being applied while the other export starts
+        try:
+            return real_apply(*args, **kwargs)
+        finally:
+            spans.append((start, time.monotonic()))
+
+    monkeypatch.setattr(export_pipeline, "apply_ls_tasks", slow_apply)
+    runs = [
+        threading.Thread(target=export_pipeline.export_project, args=(db, client, project_id), kwargs={"full": True})
+        for _ in range(2)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(120)
+    assert len(spans) == 2
+    first, second = sorted(spans)
+    assert second[0] >= first[1]  # one after the other, never interleaved
+    with session_scope(db) as s:
+        ours = select(Task.label).where(Task.ls_task_id == ls_ids[0], Task.ls_project_id == project_id)
+        assert s.scalar(ours) == "OK"
