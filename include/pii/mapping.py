@@ -31,7 +31,8 @@ def encrypt(replacements: list[dict[str, Any]], key: bytes) -> bytes:
 Keys = bytes | Sequence[bytes]  # PII_KEY, or PII_KEY then the keys it replaced (a rotation under way)
 
 
-def _fernet(keys: Keys) -> Any:
+def fernet(keys: Keys) -> Any:
+    """A MultiFernet over PII_KEY (then the keys it replaced): what mappings and sealed originals use."""
     from cryptography.fernet import Fernet, MultiFernet
 
     return MultiFernet([Fernet(k) for k in ((keys,) if isinstance(keys, bytes) else keys)])
@@ -42,7 +43,7 @@ def decrypt(mapping: bytes, key: Keys) -> list[dict[str, Any]]:
     from cryptography.fernet import InvalidToken
 
     try:
-        return list(json.loads(_fernet(key).decrypt(bytes(mapping))))
+        return list(json.loads(fernet(key).decrypt(bytes(mapping))))
     except InvalidToken:
         raise MappingError("PII_KEY does not open this mapping: it was written with another key") from None
 
@@ -52,6 +53,6 @@ def rotate(mapping: bytes, keys: Sequence[bytes]) -> bytes:
     from cryptography.fernet import InvalidToken
 
     try:
-        return bytes(_fernet(keys).rotate(bytes(mapping)))
+        return bytes(fernet(keys).rotate(bytes(mapping)))
     except InvalidToken:
         raise MappingError("neither PII_KEY nor PII_KEY_PREVIOUS opens this mapping") from None

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from include.db.models import Item, PiiMapping
-from include.pii.mapping import Keys, MappingError, rotate
+from include.pii.mapping import Keys, MappingError, fernet, rotate
 from include.services.pii import KeyUnavailable, move_hashes, rehash
 
 BATCH = 1000
@@ -37,15 +37,9 @@ class Opened:
     kept: dict[str, Any]
 
 
-def _fernet(keys: Keys) -> Any:
-    from cryptography.fernet import Fernet, MultiFernet
-
-    return MultiFernet([Fernet(k) for k in ((keys,) if isinstance(keys, bytes) else keys)])
-
-
 def seal(text: str, kept: dict[str, Any], key: bytes) -> bytes:
     """The original text and kept columns, encrypted with PII_KEY."""
-    return bytes(_fernet(key).encrypt(json.dumps({"text": text, "kept": kept}, ensure_ascii=False).encode()))
+    return bytes(fernet(key).encrypt(json.dumps({"text": text, "kept": kept}, ensure_ascii=False).encode()))
 
 
 def unseal(blob: bytes, keys: Keys) -> Opened:
@@ -57,7 +51,7 @@ def unseal(blob: bytes, keys: Keys) -> Opened:
     from cryptography.fernet import InvalidToken
 
     try:
-        value = json.loads(_fernet(keys).decrypt(bytes(blob)))
+        value = json.loads(fernet(keys).decrypt(bytes(blob)))
     except InvalidToken:
         raise KeyUnavailable("PII_KEY does not open this sealed original: it was written with another key") from None
     return Opened(str(value["text"]), dict(value.get("kept") or {}))
