@@ -261,6 +261,19 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise SettingsError(name, "1 or 0 (true or false)", raw)
 
 
+def _token_file(env: Mapping[str, str], name: str) -> str | None:
+    """A secret read from the file a ``*_FILE`` variable names (Docker and Kubernetes secrets,
+    compose's ``ls-token`` volume); None when the variable is unset."""
+    path = _get(env, name)
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise SettingsError(name, "a readable file holding the token", f"{path} ({exc.strerror})") from None
+    return token or None
+
+
 def _database_url(env: Mapping[str, str]) -> str | None:
     raw = _get(env, "DATABASE_URL")
     if raw is None:
@@ -269,6 +282,19 @@ def _database_url(env: Mapping[str, str]) -> str | None:
     if not scheme.startswith("postgresql"):
         raise SettingsError("DATABASE_URL", _EXPECTED_OF["database_url"], raw.split("@")[-1])
     return normalize_database_url(raw)
+
+
+def database_url_only(env: Mapping[str, str] | None = None) -> str:
+    """DATABASE_URL alone, validated: what a migration needs, so a service that migrates before
+    Label Studio's token exists (the compose file's first ``up``) is not refused over LS_URL.
+
+    Raises:
+        SettingsError: DATABASE_URL is missing or not a PostgreSQL URL.
+    """
+    url = _database_url(os.environ if env is None else env)
+    if url is None:
+        raise SettingsError("DATABASE_URL", f"{_EXPECTED_OF['database_url']}; it is not set")
+    return url
 
 
 def normalize_database_url(url: str) -> str:
@@ -301,7 +327,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     home = Path(_get(env, "LABELOPS_HOME") or REPO_ROOT / ".labelops").resolve()
     ls_url = _http_url(env, "LS_URL")
-    ls_token = _get(env, "LS_API_TOKEN")
+    ls_token = _get(env, "LS_API_TOKEN") or _token_file(env, "LS_API_TOKEN_FILE")
     if ls_url and not ls_token:
         raise SettingsError("LS_API_TOKEN", "a token for LS_URL (Personal Access Token or legacy token)")
     secret_key = _get(env, "SECRET_KEY")

@@ -83,6 +83,8 @@ def job_json(job: Job, attempts: list[JobAttempt] | None = None) -> dict[str, An
     return {
         "id": job.id,
         "step": job.step,
+        "kind": job.kind,
+        "map_index": job.map_index,
         "pipeline": job.dag_id,
         "dataset_id": job.dataset_id,
         "status": job.status.value,

@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from include.config import load_settings, normalize_database_url
+from include.config import database_url_only, normalize_database_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("action", choices=["upgrade", "downgrade", "current"])
     parser.add_argument("revision", nargs="?", default="head")
     args = parser.parse_args()
-    url = load_settings().require("database_url")
+    url = database_url_only()  # only the database: the other settings may not exist yet
     if args.action == "upgrade":
         upgrade(url, args.revision)
     elif args.action == "downgrade":

@@ -337,6 +337,8 @@ class LsProject(Base):
     ls_created_at: Mapped[str | None] = mapped_column(Text)
     export_watermark: Mapped[datetime | None] = mapped_column(TSTZ)
     last_export_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    # Tasks of the project that are not the platform's (made in Label Studio), at the last count.
+    foreign_tasks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LsInstance(Base):
@@ -354,19 +356,26 @@ class LsInstance(Base):
     last_seen_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
 
+JOB_RUN, JOB_STEP = "run", "step"
+
+
 class Job(Base):
     """One pipeline run (or one step of a multi-step run), shown on the jobs page."""
 
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("dag_id", "run_id", "step", name="uq_jobs_dag_run_step"),
+        UniqueConstraint("dag_id", "run_id", "step", "map_index", "kind", name="uq_jobs_dag_run_step_map"),
+        CheckConstraint("kind IN ('run', 'step')", name="ck_jobs_kind"),
         Index("ix_jobs_created_at", sql_text("created_at DESC")),
         Index("ix_jobs_active", "status", postgresql_where=sql_text("status IN ('queued', 'running')")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The step (DAG task) this row tracks; the queued row of a triggered run has the pipeline's name.
+    # The step (DAG task) this row tracks; the row of a whole run (kind "run") has the pipeline's name.
     step: Mapped[str] = mapped_column(String(64))
+    # "run": a triggered run, closed from the DAG run's state; "step": one task (one map index) of it.
+    kind: Mapped[str] = mapped_column(String(8), default=JOB_STEP, server_default=JOB_STEP)
+    map_index: Mapped[int] = mapped_column(Integer, default=-1, server_default="-1")
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
     message: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Job, JobStatus, Task, TaskStatus
+from include.db.models import JOB_STEP, Dataset, Job, JobStatus, Task, TaskStatus
 from include.services.stats import dataset_stats
 
 
@@ -22,7 +22,9 @@ def import_report(session: Session, dataset_id: int, run_id: str) -> str:
     stats = dataset_stats(session, dataset)
     by: list[str] = []
     for job in session.scalars(
-        select(Job).where(Job.step == "ls_import", Job.status == JobStatus.SUCCESS).order_by(Job.id)
+        select(Job)
+        .where(Job.step == "ls_import", Job.kind == JOB_STEP, Job.status == JobStatus.SUCCESS)
+        .order_by(Job.id)
     ):
         brought = int(((job.counts or {}).get("per_dataset") or {}).get(str(dataset_id), 0))
         if brought:

@@ -25,6 +25,7 @@ from include.ml.prelabel.backends import BACKEND, LLM_BACKENDS
 from include.ml.scoring import STRATEGY
 from include.ml.training.params import BASE_ENCODER, MODEL_KIND, PAIR_ITERATIONS, RETUNE_AT, FinetuneParams, TrainParams
 from include.params import ParamError, ParamSpec, Values, group, param, parse_values, schema_of
+from include.services.housekeeping import RetentionPolicy
 
 # -- orchestration parameters ----------------------------------------------------------------
 DATASET = ParamSpec("dataset_id", "Dataset", "dataset")
@@ -338,6 +339,7 @@ STEPS: dict[str, Step] = {
         Step("batch_inference", BatchInferenceValues),
         Step("prelabel", PrelabelValues),
         Step("score_uncertainty", ScoreValues),
+        Step("housekeeping", RetentionPolicy),
     )
 }
 
@@ -434,6 +436,13 @@ PIPELINES: dict[str, Pipeline] = {
             "Ask the configured LLM, zero-shot, to label the evaluation set: a yardstick a classifier can be "
             "required to beat, and a check of its answer format and speed.",
             ("baseline_probe",),
+        ),
+        Pipeline(
+            "housekeeping",
+            "Housekeeping",
+            "Remove delivered outbox entries, handled webhook events, old job rows and expired inference "
+            "results by the retention settings, and re-check every project's webhook.",
+            ("housekeeping",),
         ),
         Pipeline(
             "active_learning_nightly",

@@ -98,6 +98,23 @@ def rotate_pii_key(context: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+def housekeeping(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Retention, and every owned project's webhook re-checked (when WEBHOOK_URL is set)."""
+    from include.config import load_settings
+    from include.pipelines.housekeeping import run_housekeeping
+    from include.pipelines.resources import ls_client, platform_db_url
+
+    settings = load_settings()
+    webhook = webhook_ref(settings)
+    return run_housekeeping(
+        platform_db_url(settings),
+        ls_client(settings) if webhook is not None else None,
+        run_ref(context),
+        step_values("housekeeping", context),
+        webhook=webhook,
+    )
+
+
 def triggering_datasets(context: Mapping[str, Any]) -> list[int] | None:
     """The datasets named by the asset events that started this run; None when no event did (a
     run on the clock or by hand)."""

@@ -32,7 +32,13 @@ from include.ml.training.train import TrainingDataError, TrainResult, stratified
 from include.pipelines.catalog import FinetuneValues
 from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.pipelines.training.adoption import adopt_earlier_try
-from include.pipelines.training.data import TrainingSet, load_training_set, texts_of, training_labels
+from include.pipelines.training.data import (
+    TrainingSet,
+    load_training_set,
+    reserve_training,
+    texts_of,
+    training_labels,
+)
 from include.pipelines.training.embedding import embed_dataset
 from include.pipelines.training.progress import ProgressRecorder, encoder_progress, supervised
 from include.services import eval_set, retune
@@ -95,6 +101,7 @@ def _plan(session: Any, values: FinetuneValues) -> Plan:
         pair_idx, val_idx = stratified_split(y, VAL_SHARE, values.tuning.seed)
     except TrainingDataError as exc:
         raise SkipStep(f"cannot fine-tune yet: {exc}") from None
+    reserve_training(session, values.dataset_id, examples)
     return Plan(examples, [texts[h] for h, _ in examples], labels, y, pair_idx, val_idx, found.snapshot_id,
                 found.evaluation.size)  # fmt: skip
 

@@ -24,6 +24,7 @@ from include.services.ls_export import (
     ExportSummary,
     apply_ls_tasks,
     count_live_tasks,
+    foreign_task_count,
     mark_deleted_tasks,
     platform_users_by_email,
 )
@@ -94,12 +95,16 @@ def _export_project(
 
 
 def _sync_deletions(db_url: str, client: LabelStudioClient, project_id: int) -> int:
-    """Mark tasks deleted in Label Studio; lists ids only when the counts disagree."""
+    """Mark tasks deleted in Label Studio; lists ids only when the counts disagree.
+
+    Label Studio's count is the platform's live tasks plus the hand-made ones last counted; any
+    other number means something was deleted (or made by hand) since, and the ids are listed.
+    """
     ls_count = int(client.get_project(project_id).get("task_number") or 0)
     with session_scope(db_url) as session:
-        ours = count_live_tasks(session, project_id)
-    if ours <= ls_count:
-        return 0  # nothing of ours can be missing (extra tasks in LS are hand-made ones)
+        expected = count_live_tasks(session, project_id) + foreign_task_count(session, project_id)
+    if expected == ls_count:
+        return 0
     live = {int(t["id"]) for t in client.iter_tasks(project_id, fields="task_only", include=["id"], page_size=5000)}
     with session_scope(db_url) as session:
         return mark_deleted_tasks(session, project_id, live)

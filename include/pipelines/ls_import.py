@@ -28,6 +28,7 @@ from include.services.ls_projects import (
     WebhookRef,
     connect_ml_backend,
     ensure_project,
+    refresh_webhooks,
     register_webhook,
 )
 
@@ -196,6 +197,7 @@ def run_ls_import(
     registered on them (WEBHOOK_URL), which makes the loop live.
     """
     dataset_id, limit, batch_size = values.dataset_id, values.limit, values.batch_size
+    hook_problems: list[str] = []
     with tracked_job(db_url, "ls_import", run, values) as job:
         if dataset_id is not None:
             dataset_ids = [dataset_id]
@@ -206,8 +208,11 @@ def run_ls_import(
                     for d in all_dataset_ids(session)
                     if count_pending_items(session, d) or stale_tasks(session, d, after_id=0, limit=1)
                 ]
+            if webhook is not None:  # a rotated secret reaches projects with nothing new to import too
+                with session_scope(db_url) as session:
+                    hook_problems = refresh_webhooks(session, client, webhook)
             if not dataset_ids:
-                raise SkipStep("no dataset has items to import")
+                raise SkipStep("; ".join(["no dataset has items to import", *hook_problems]))
         results = []
         remaining_limit = limit
         blocked: list[str] = []
@@ -247,7 +252,7 @@ def run_ls_import(
             message += f" across {len(results)} datasets"
         if blocked:
             message += f"; {len(blocked)} blocked: " + "; ".join(blocked)
-        problems = [r["ml_problem"] for r in results if r.get("ml_problem")]
+        problems = [r["ml_problem"] for r in results if r.get("ml_problem")] + hook_problems
         if problems:
             message += "; " + "; ".join(problems)
         per_dataset = {str(r["dataset_id"]): r["imported"] + r["recovered"] for r in results}

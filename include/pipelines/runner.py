@@ -84,7 +84,13 @@ def tracked_job(
         dataset_id = dataset_id if dataset_id is not None else params.get("dataset_id")
     with session_scope(db_url) as session:
         job_id = start_job(
-            session, step=step, dag_id=run.dag_id, run_id=run.run_id, dataset_id=dataset_id, params=params
+            session,
+            step=step,
+            dag_id=run.dag_id,
+            run_id=run.run_id,
+            dataset_id=dataset_id,
+            params=params,
+            map_index=run.map_index,
         )
         attempt_id = start_attempt(
             session, job_id, try_number=run.try_number, task_id=run.task_id, map_index=run.map_index

@@ -20,7 +20,7 @@ from include.ml.training.train import TrainResult, train_head
 from include.pipelines.catalog import TrainValues
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
 from include.pipelines.training.adoption import adopt_earlier_try
-from include.pipelines.training.data import TrainingSet, load_training_set, training_labels
+from include.pipelines.training.data import TrainingSet, load_training_set, reserve_training, training_labels
 from include.pipelines.training.embedding import embed_dataset
 from include.pipelines.training.progress import ProgressRecorder, TrainingStopped, head_progress, supervised
 from include.services import eval_set, training_configs
@@ -118,13 +118,18 @@ def run_train_classifier(
             )
             if kept is not None:
                 return kept
-        if len(labels.examples) < values.min_labels:
-            raise SkipStep(
-                f"{len(labels.examples)} labeled tasks to train on ({labels.evaluation.size} more are reserved for "
-                f"evaluation); training needs at least {values.min_labels}"
-            )
-        if not values.force and last is not None and last[1] == snapshot:
-            raise SkipStep(f"no new labels since experiment {last[0]}")
+            skip = None
+            if len(labels.examples) < values.min_labels:
+                skip = (
+                    f"{len(labels.examples)} labeled tasks to train on ({labels.evaluation.size} more are reserved "
+                    f"for evaluation); training needs at least {values.min_labels}"
+                )
+            elif not values.force and last is not None and last[1] == snapshot:
+                skip = f"no new labels since experiment {last[0]}"
+            else:
+                reserve_training(session, dataset_id, labels.examples)
+        if skip is not None:
+            raise SkipStep(skip)
 
         embedder = embedder or embedder_for(embedding_model, db_url)
         embed_dataset(db_url, embedder, dataset_id)  # only texts not embedded yet

@@ -71,11 +71,6 @@ LOOPBACK_ML_ENV = {
     ),
 }
 
-_MINT_PAT = (
-    "from users.models import User; from jwt_auth.models import LSAPIToken; "
-    "print('PAT=' + LSAPIToken.for_user(User.objects.get(email={email!r})).get_full_jwt())"
-)
-
 
 @dataclass(frozen=True)
 class PostgresDatabase:
@@ -272,20 +267,11 @@ class LabelStudioServer:
         log.info("Label Studio is up at %s", self.url)
 
     def mint_token(self) -> str:
-        """A Personal Access Token for the admin, from Label Studio's own Django shell (about 4 s)."""
-        python = self._exe("python")
-        site = subprocess.run(
-            [python, "-c", "import label_studio, os; print(os.path.dirname(label_studio.__file__))"],
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        env = self._env() | {"DJANGO_SETTINGS_MODULE": "core.settings.label_studio"}
+        """A Personal Access Token for the admin, from Label Studio's own Python (about 4 s), by
+        the script docker compose's ``ls-token`` service runs too (include/runtime/ls_token.py)."""
         result = subprocess.run(
-            [python, "manage.py", "shell", "-c", _MINT_PAT.format(email=self.admin_email)],
-            cwd=site,
-            env=env,
+            [self._exe("python"), str(Path(__file__).with_name("ls_token.py")), self.admin_email, "-"],
+            env=self._env(),
             capture_output=True,
             text=True,
             timeout=300,

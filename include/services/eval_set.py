@@ -155,13 +155,9 @@ def current_set(session: Session, dataset: Dataset) -> EvalSet:
 
 
 def eval_hashes(session: Session, dataset_id: int) -> set[str]:
-    """Every text reserved for evaluation (labeled or not): training leaves them all out."""
-    return {
-        str(h)
-        for h in session.scalars(
-            select(EvalItem.text_hash).where(EvalItem.dataset_id == dataset_id, EvalItem.excluded.is_(False))
-        )
-    }
+    """Every text reserved for evaluation (labeled or not, dropped members too): training leaves
+    them all out."""
+    return {str(h) for h in session.scalars(select(EvalItem.text_hash).where(EvalItem.dataset_id == dataset_id))}
 
 
 MEMBER = ParamSpec("member", "In the evaluation set", "bool", help="true: a gold item; false: dropped")

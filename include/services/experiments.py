@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import (
+    JOB_STEP,
     Dataset,
     Experiment,
     ExperimentEpoch,
@@ -212,7 +213,9 @@ def experiment_dag_id(session: Session, experiment: Experiment) -> str | None:
     if not experiment.run_id:
         return None
     return session.scalar(
-        select(Job.dag_id).where(Job.run_id == experiment.run_id, Job.step.in_(TRAINING_STEPS)).limit(1)
+        select(Job.dag_id)
+        .where(Job.run_id == experiment.run_id, Job.step.in_(TRAINING_STEPS), Job.kind == JOB_STEP)
+        .limit(1)
     )
 
 
@@ -222,7 +225,7 @@ def progress_message(session: Session, experiment: Experiment) -> str | None:
         return None
     return session.scalar(
         select(Job.message)
-        .where(Job.run_id == experiment.run_id, Job.step.in_(TRAINING_STEPS))
+        .where(Job.run_id == experiment.run_id, Job.step.in_(TRAINING_STEPS), Job.kind == JOB_STEP)
         .order_by(Job.id.desc())
         .limit(1)
     )

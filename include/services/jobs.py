@@ -1,4 +1,10 @@
-"""Job rows: one per pipeline run (or step), with status, message and progress counts."""
+"""Job rows, with status, message and progress counts: one per triggered run (kind "run"),
+and one per step and map index of it (kind "step").
+
+The run's row is queued by whoever triggers it and closed from the DAG run's state (the
+reconciler, or the trigger that waits): a step never adopts it, so a run whose first step shares
+its name does not read success before its later steps (the gate) have run.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,11 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from include.db.models import AttemptState, Dataset, Job, JobAttempt, JobStatus
+from include.db.models import JOB_RUN, JOB_STEP, AttemptState, Dataset, Job, JobAttempt, JobStatus
 from include.errors import NotFound
 from include.services.paging import DatasetPageQuery, Page, paginate
 
@@ -35,6 +41,7 @@ def queue_job(
     """Record a run that was asked for but has not started (the web app's trigger)."""
     job = Job(
         step=step,
+        kind=JOB_RUN if run_id else JOB_STEP,
         dag_id=dag_id,
         run_id=run_id,
         dataset_id=dataset_id,
@@ -56,13 +63,17 @@ def start_job(
     run_id: str | None,
     dataset_id: int | None = None,
     params: dict[str, Any] | None = None,
+    map_index: int = -1,
 ) -> int:
-    """Mark the job of (dag_id, run_id, step) running, creating it if the run came from elsewhere
-    (schedule, Airflow UI). A retry of the same task reuses the row. Returns the job id."""
+    """Mark the job of (dag_id, run_id, step, map_index) running, creating it if needed. A retry
+    of the same task reuses the row; the run's own row (if one was queued) shows it running.
+    Returns the job id."""
     # A job for a dataset id that does not exist is still recorded (it will fail, visibly).
     existing_dataset = select(Dataset.id).where(Dataset.id == dataset_id).scalar_subquery() if dataset_id else None
     values = {
         "step": step,
+        "kind": JOB_STEP,
+        "map_index": map_index,
         "dag_id": dag_id,
         "run_id": run_id,
         "dataset_id": existing_dataset,
@@ -74,9 +85,14 @@ def start_job(
     }
     if dag_id is None or run_id is None:
         return int(session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one())
+    session.execute(
+        update(Job)
+        .where(Job.dag_id == dag_id, Job.run_id == run_id, Job.kind == JOB_RUN, Job.status.in_(ACTIVE))
+        .values(status=JobStatus.RUNNING, started_at=func.coalesce(Job.started_at, _now()), message=f"running {step}")
+    )
     base = insert(Job).values(**values)
     stmt = base.on_conflict_do_update(
-        constraint="uq_jobs_dag_run_step",
+        constraint="uq_jobs_dag_run_step_map",
         set_={
             "status": base.excluded.status,
             "message": base.excluded.message,
@@ -270,39 +286,42 @@ def jobs_of_run(session: Session, run_id: str) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.id)))
 
 
-def queued_runs(session: Session, *, older_than: datetime, limit: int = 20) -> list[Job]:
-    """Queued jobs of Airflow runs triggered before ``older_than``, newest first."""
+def open_runs(session: Session, *, older_than: datetime, limit: int = 20) -> list[Job]:
+    """Rows of triggered runs not closed yet (queued or running), created before ``older_than``,
+    oldest first: the reconciler closes them from the DAG run's state."""
     return list(
         session.scalars(
             select(Job)
-            .where(Job.status == JobStatus.QUEUED, Job.run_id.is_not(None), Job.created_at < older_than)
-            .order_by(Job.id.desc())
+            .where(Job.kind == JOB_RUN, Job.status.in_(ACTIVE), Job.run_id.is_not(None), Job.created_at < older_than)
+            .order_by(Job.id)
             .limit(limit)
         )
     )
 
 
 def settle_run(session: Session, dag_id: str, run_id: str, state: str) -> int:
-    """Close the still-queued jobs of an Airflow run that has ended; returns how many were closed.
+    """Close the run's own row from the DAG run's final state; returns how many rows were closed.
 
-    A queued row stays queued when its run failed before the step started, or when it stands for
-    a whole multi-step run (the nightly loop) whose steps have rows of their own.
+    Its message sums up the steps (each has a row of its own, listed with the same run).
     """
     if state not in ("success", "failed"):
         return 0
-    rows = list(session.scalars(select(Job).where(Job.dag_id == dag_id, Job.run_id == run_id)))
-    steps = [j for j in rows if j.status != JobStatus.QUEUED]
-    queued = [j for j in rows if j.status == JobStatus.QUEUED]
-    for job in queued:
+    rows = list(session.scalars(select(Job).where(Job.dag_id == dag_id, Job.run_id == run_id).order_by(Job.id)))
+    steps = [j for j in rows if j.kind == JOB_STEP]
+    open_rows = [j for j in rows if j.kind == JOB_RUN and j.status in ACTIVE]
+    for job in open_rows:
         if state == "success":
-            message = f"finished: {len(steps)} steps, listed with the same run" if steps else "finished"
+            if len(steps) == 1:
+                message = f"finished: {steps[0].message}"
+            else:
+                message = f"finished: {len(steps)} steps, listed with the same run" if steps else "finished"
             update_job(session, job.id, status=JobStatus.SUCCESS, message=message)
         else:
-            failed = [j.step for j in steps if j.status == JobStatus.FAILED]
+            failed = sorted({j.step for j in steps if j.status == JobStatus.FAILED})
             message = (
                 f"the Airflow run failed at {', '.join(failed)}"
                 if failed
-                else "the Airflow run failed before this step started; see the Airflow UI"
+                else "the Airflow run failed before its steps could report; see the Airflow UI"
             )
             update_job(session, job.id, status=JobStatus.FAILED, message=message)
-    return len(queued)
+    return len(open_rows)

@@ -14,6 +14,10 @@ shows: they keep their rows and count as votes, and a Label Studio annotation th
 delivery created is matched to its row (by the entry id it carries, or by annotator) instead
 of being added a second time.
 
+A page older than what was applied before is stale for its tasks: a task whose Label Studio
+``updated_at`` is older than the one recorded is skipped (one export's page read before another
+export applied a newer one must not delete the newer annotation).
+
 Each page of tasks costs a constant number of statements, whatever its size.
 """
 
@@ -28,7 +32,7 @@ from sqlalchemy import and_, delete, func, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from include.db.models import Annotation, AnnotationSource, Task, TaskStatus, User
+from include.db.models import Annotation, AnnotationSource, LsProject, Task, TaskStatus, User
 from include.labelstudio.client import parse_ls_datetime
 from include.labelstudio.label_config import label_of
 from include.services.consensus import Vote, decide
@@ -47,6 +51,7 @@ class ExportSummary:
     unknown_tasks: int = 0
     unmapped_annotations: int = 0
     tasks_deleted: int = 0
+    stale_tasks: int = 0
 
     def add(self, other: ExportSummary) -> None:
         for f in fields(self):
@@ -86,21 +91,26 @@ def apply_ls_tasks(
     by_ls_id = {int(t["id"]): t for t in ls_tasks}
     rows = (
         session.execute(
-            select(Task.id, Task.ls_task_id, Task.assigned_to, Task.status, Task.label, Task.labeled_at).where(
-                Task.ls_project_id == project_id, Task.ls_task_id.in_(list(by_ls_id))
+            select(
+                Task.id, Task.ls_task_id, Task.assigned_to, Task.status, Task.label, Task.labeled_at, Task.ls_updated_at
             )
+            .where(Task.ls_project_id == project_id, Task.ls_task_id.in_(list(by_ls_id)))
+            .with_for_update()  # a concurrent page of the same tasks waits, then sees what this one wrote
         )
         .tuples()
         .all()
     )
     summary.unknown_tasks = len(by_ls_id) - len(rows)
     now = datetime.now(UTC)
+    fresh = [row for row in rows if not _is_stale(by_ls_id[int(row[1])], row[6])]
+    summary.stale_tasks = len(rows) - len(fresh)
+    rows = fresh
     pending = pending_votes(session, [r[0] for r in rows])
     annotation_rows: list[dict[str, Any]] = []
     task_updates: list[dict[str, Any]] = []
     keep_pairs: list[tuple[int, int]] = []
     adoptions: list[tuple[PendingVote, int]] = []
-    for task_id, ls_task_id, assigned_to, old_status, old_label, old_labeled_at in rows:
+    for task_id, ls_task_id, assigned_to, old_status, old_label, old_labeled_at, applied_at in rows:
         ls_task = by_ls_id[int(ls_task_id)]
         unsent = list(pending.get(task_id, []))
         votes = []
@@ -145,22 +155,20 @@ def apply_ls_tasks(
         if status is None:
             status = TaskStatus.ASSIGNED if assigned_to is not None else TaskStatus.IMPORTED
             labeled_at = None
-        if (status, label, labeled_at) == (old_status, old_label, old_labeled_at):
+        ls_updated_at = parse_ls_datetime(ls_task["updated_at"]) if ls_task.get("updated_at") else now
+        changed = (status, label, labeled_at) != (old_status, old_label, old_labeled_at)
+        if not changed and ls_updated_at == applied_at:
             continue  # unchanged (re-read inside the watermark overlap)
-        if status == TaskStatus.LABELED:
+        if not changed:
+            pass  # only newer in Label Studio: recorded, so an older page is known as stale
+        elif status == TaskStatus.LABELED:
             summary.labeled += 1
         elif status == TaskStatus.CONFLICT:
             summary.conflicts += 1
         elif old_status in (TaskStatus.LABELED, TaskStatus.CONFLICT):
             summary.unlabeled += 1
         task_updates.append(
-            {
-                "id": task_id,
-                "status": status,
-                "label": label,
-                "labeled_at": labeled_at,
-                "ls_updated_at": parse_ls_datetime(ls_task["updated_at"]) if ls_task.get("updated_at") else now,
-            }
+            {"id": task_id, "status": status, "label": label, "labeled_at": labeled_at, "ls_updated_at": ls_updated_at}
         )
     for vote_of_ours, ls_annotation_id in adoptions:
         adopt(session, vote_of_ours, ls_annotation_id)
@@ -200,6 +208,13 @@ def apply_ls_tasks(
     return summary
 
 
+def _is_stale(ls_task: Mapping[str, Any], applied: datetime | None) -> bool:
+    """Label Studio's copy of the task is older than the one already applied."""
+    if applied is None or not ls_task.get("updated_at"):
+        return False
+    return parse_ls_datetime(ls_task["updated_at"]) < applied
+
+
 def _match_pending(ann: Mapping[str, Any], annotator_id: int | None, unsent: list[PendingVote]) -> PendingVote | None:
     """The platform's pending label this Label Studio annotation is (an older version of)."""
     ls_id = int(ann["id"])
@@ -218,14 +233,25 @@ def _match_pending(ann: Mapping[str, Any], annotator_id: int | None, unsent: lis
 
 
 def mark_deleted_tasks(session: Session, project_id: int, live_ls_ids: set[int]) -> int:
-    """Mark tasks of the project that Label Studio no longer has as ``deleted``."""
-    known = session.execute(
-        select(Task.id, Task.ls_task_id).where(Task.ls_project_id == project_id, Task.status != TaskStatus.DELETED)
-    ).tuples()
-    gone = [task_id for task_id, ls_id in known if int(ls_id) not in live_ls_ids]
+    """Mark tasks of the project that Label Studio no longer has as ``deleted``; remember how
+    many of Label Studio's tasks are not the platform's (the next count check expects them)."""
+    known = session.execute(select(Task.id, Task.ls_task_id, Task.status).where(Task.ls_project_id == project_id))
+    ours: set[int] = set()
+    gone = []
+    for task_id, ls_id, status in known.tuples():
+        ours.add(int(ls_id))
+        if status != TaskStatus.DELETED and int(ls_id) not in live_ls_ids:
+            gone.append(task_id)
     if gone:
         session.execute(update(Task).where(Task.id.in_(gone)).values(status=TaskStatus.DELETED, assigned_to=None))
+    session.execute(
+        update(LsProject).where(LsProject.ls_project_id == project_id).values(foreign_tasks=len(live_ls_ids - ours))
+    )
     return len(gone)
+
+
+def foreign_task_count(session: Session, project_id: int) -> int:
+    return int(session.scalar(select(LsProject.foreign_tasks).where(LsProject.ls_project_id == project_id)) or 0)
 
 
 def count_live_tasks(session: Session, project_id: int) -> int:

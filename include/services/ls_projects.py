@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -206,6 +206,23 @@ def register_webhook(session: Session, client: LabelStudioClient, project_id: in
         log.warning("webhook %s not registered on project %s: %s", hook.url, project_id, exc)
         return f"webhook not registered: {exc}"
     return None
+
+
+def owned_project_ids(session: Session) -> list[int]:
+    """The Label Studio projects the platform created (one per dataset)."""
+    return sorted(int(p) for p in session.scalars(select(LsProject.ls_project_id).where(LsProject.owned.is_(True))))
+
+
+def refresh_webhooks(session: Session, client: LabelStudioClient, hook: WebhookRef) -> list[str]:
+    """Check the webhook of every project the platform owns (a rotated WEBHOOK_SECRET or a moved
+    WEBHOOK_URL reaches them all, not only the projects that had items to import); returns the
+    problems, one per project that could not be updated."""
+    problems = []
+    for project_id in owned_project_ids(session):
+        problem = register_webhook(session, client, project_id, hook)
+        if problem:
+            problems.append(f"project {project_id}: {problem}")
+    return problems
 
 
 def _find_by_title(client: LabelStudioClient, title: str, marker: str) -> dict | None:

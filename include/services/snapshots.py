@@ -1,16 +1,17 @@
 """Immutable, versioned snapshots of a dataset's labels, so a model traces to the labels it saw.
 
-A snapshot is the set of (text hash, label, eval-set membership) of every labeled task at one
-moment, with a content hash over it. Taking a snapshot when nothing changed returns the existing
-one (same content hash), so versions only go up when the labels do. Rows are copied inside the
-database (INSERT ... SELECT), so a million labels never pass through Python.
+A snapshot is the set of (text hash, label, held out for evaluation) of every labeled task at
+one moment, with a content hash over exactly the rows it holds. Taking a snapshot when nothing
+changed returns the existing one (same content hash), so versions only go up when the labels do.
+Rows are copied inside the database (INSERT ... SELECT), so a million labels never pass through
+Python.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
@@ -27,12 +28,16 @@ class SnapshotNotFound(SnapshotError, NotFound):
     """The snapshot id names no snapshot."""
 
 
+# A member of the evaluation set is held out of training ("e"), and so is one an admin dropped
+# from it: dropped means "do not judge models with it", and it stays out of training as promised.
+_DIGEST = """encode(sha256(convert_to(coalesce(string_agg({h} || ':' || {label} || ':' || {flag}, ';'
+             ORDER BY {h}, {label}, {flag}), ''), 'UTF8')), 'hex')"""
+_HELD_OUT = "(e.text_hash IS NOT NULL)"
 _CONTENT = sql_text(
-    """
+    f"""
     SELECT count(*) AS n,
-           encode(sha256(convert_to(coalesce(string_agg(i.text_hash || ':' || t.label || ':' ||
-               CASE WHEN e.text_hash IS NOT NULL AND NOT e.excluded THEN 'e' ELSE 't' END, ';'
-               ORDER BY i.text_hash), ''), 'UTF8')), 'hex') AS digest
+           {_DIGEST.format(h="i.text_hash", label="t.label", flag=f"CASE WHEN {_HELD_OUT} THEN 'e' ELSE 't' END")}
+           AS digest
     FROM tasks t
     JOIN items i ON i.id = t.item_id
     LEFT JOIN eval_items e ON e.dataset_id = t.dataset_id AND e.text_hash = i.text_hash
@@ -40,13 +45,22 @@ _CONTENT = sql_text(
     """
 )
 _COPY = sql_text(
-    """
+    f"""
     INSERT INTO snapshot_items (snapshot_id, text_hash, label, in_eval)
-    SELECT :snapshot_id, i.text_hash, t.label, (e.text_hash IS NOT NULL AND NOT e.excluded)
+    SELECT :snapshot_id, i.text_hash, t.label, {_HELD_OUT}
     FROM tasks t
     JOIN items i ON i.id = t.item_id
     LEFT JOIN eval_items e ON e.dataset_id = t.dataset_id AND e.text_hash = i.text_hash
     WHERE t.dataset_id = :dataset_id AND t.status = 'labeled' AND t.label = ANY(:labels)
+    """
+)
+# The digest of the rows a snapshot holds: under READ COMMITTED a label committed between
+# _CONTENT and _COPY is in the copy, so the snapshot is described by what it copied.
+_COPIED = sql_text(
+    f"""
+    SELECT count(*) AS n,
+           {_DIGEST.format(h="text_hash", label="label", flag="CASE WHEN in_eval THEN 'e' ELSE 't' END")} AS digest
+    FROM snapshot_items WHERE snapshot_id = :snapshot_id
     """
 )
 
@@ -86,6 +100,17 @@ def take(session: Session, dataset: Dataset) -> Taken:
     session.add(snapshot)
     session.flush()
     session.execute(_COPY, {**params, "snapshot_id": snapshot.id})
+    copied_n, copied = session.execute(_COPIED, {"snapshot_id": snapshot.id}).one()
+    if copied != digest:  # labels changed between the two statements: the copy is the truth
+        same = session.scalar(
+            select(Snapshot).where(Snapshot.dataset_id == dataset.id, Snapshot.content_hash == copied)
+        )
+        if same is not None:
+            session.execute(delete(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot.id))
+            session.delete(snapshot)
+            session.flush()
+            return Taken(same, created=False)
+        snapshot.content_hash, snapshot.rows = copied, int(copied_n)
     snapshot.per_label = {
         str(label): int(count)
         for label, count in session.execute(
@@ -96,6 +121,13 @@ def take(session: Session, dataset: Dataset) -> Taken:
     }
     session.flush()
     return Taken(snapshot, created=True)
+
+
+def verify(session: Session, snapshot_id: int) -> bool:
+    """Whether the snapshot's rows still hash to its content hash (an audit of the lineage)."""
+    snapshot = get_snapshot(session, snapshot_id)
+    n, digest = session.execute(_COPIED, {"snapshot_id": snapshot_id}).one()
+    return bool(digest == snapshot.content_hash and n == snapshot.rows)
 
 
 def training_examples(session: Session, snapshot_id: int) -> list[tuple[str, str]]:

@@ -1,10 +1,10 @@
 """Keep job rows in step with Airflow, away from the pages that show them.
 
-A queued job whose run already ended (it failed before its first task started, or an operator
-ended it) and an attempt whose process was killed before it could report are both only visible
-in Airflow's records. A round reads those records through the REST API and settles the rows;
-the pages only read the database and wake the reconciler, so a slow or absent Airflow never
-holds up a page.
+A run's row is closed from the DAG run's state (success, or failed: at a step, before its first
+task started, or ended by an operator); an attempt whose process was killed before it could
+report is closed from its task instance's state. Both are only visible in Airflow's records. A
+round reads them through the REST API and settles the rows; the pages only read the database
+and wake the reconciler, so a slow or absent Airflow never holds up a page.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from include.airflow_client import AirflowClient
 from include.db.session import session_scope
-from include.services.jobs import close_attempt_from_airflow, open_attempts, queued_runs, settle_run
+from include.services.jobs import close_attempt_from_airflow, open_attempts, open_runs, settle_run
 from include.workers.pump import Pump
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def reconcile(db_url: str, client: AirflowClient, *, limit: int = 20) -> int:
     """One round; returns how many jobs or attempts it looked up in Airflow."""
     now = datetime.now(UTC)
     with session_scope(db_url) as session:
-        jobs = queued_runs(session, older_than=now - QUEUED_GRACE, limit=limit)
+        jobs = open_runs(session, older_than=now - QUEUED_GRACE, limit=limit)
         stale = open_attempts(session, started_before=now - ATTEMPT_GRACE, limit=limit)
         for job in jobs:
             dag_id = job.dag_id or job.step

@@ -156,3 +156,62 @@ def test_snapshots_are_immutable_and_versioned(db) -> None:
         ds = create_dataset(s, "nothing labeled", labels=["OK", "NG"], privacy=SYNTHETIC)
         with pytest.raises(snapshots.SnapshotError, match="has no labeled tasks"):
             snapshots.take(s, ds)
+
+
+def test_a_label_committed_during_a_snapshot_is_described_by_its_hash(db) -> None:
+    """Under READ COMMITTED the content hash and the copy are two statements: a label another
+    session commits between them lands in the copy, and the hash must describe the rows copied."""
+    from sqlalchemy import event, text
+
+    from include.db.models import Snapshot, SnapshotItem
+    from include.db.session import get_engine
+
+    dataset_id = labeled_dataset(db, [f"race text {i}" for i in range(10)], name="snap-race")
+    with session_scope(db) as s:
+        late = s.scalar(select(Task.id).where(Task.dataset_id == dataset_id).order_by(Task.id.desc()).limit(1))
+        s.execute(update(Task).where(Task.id == late).values(status=TaskStatus.IMPORTED, label=None))
+    engine = get_engine(db)
+    fired: list[bool] = []
+
+    def label_meanwhile(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().startswith("INSERT INTO snapshot_items") and not fired:
+            fired.append(True)
+            with engine.connect() as other:  # another session labels a task and commits
+                other.execute(text("UPDATE tasks SET status = 'labeled', label = 'OK' WHERE id = :id"), {"id": late})
+                other.commit()
+
+    event.listen(engine, "before_cursor_execute", label_meanwhile)
+    try:
+        with session_scope(db) as s:
+            taken = snapshots.take(s, s.get_one(Dataset, dataset_id)).snapshot
+            snapshot_id, content_hash, rows = taken.id, taken.content_hash, taken.rows
+    finally:
+        event.remove(engine, "before_cursor_execute", label_meanwhile)
+    assert fired
+    with session_scope(db) as s:
+        held = s.scalars(select(SnapshotItem.text_hash).where(SnapshotItem.snapshot_id == snapshot_id)).all()
+        assert rows == len(held) == 10  # the late label is in the copy, and counted
+        assert snapshots.verify(s, snapshot_id)  # and the hash is the hash of those rows
+        assert s.scalar(select(Snapshot.content_hash).where(Snapshot.id == snapshot_id)) == content_hash
+
+
+def test_a_dropped_gold_item_stays_out_of_training(db) -> None:
+    """Dropping an evaluation item says it stays out of training: the snapshot holds it out."""
+    from include.services import eval_set
+
+    dataset_id = labeled_dataset(db, [f"gold text {i}" for i in range(8)], name="snap-drop")
+    with session_scope(db) as s:
+        ds = s.get_one(Dataset, dataset_id)
+        eval_set.set_policy(s, ds, eval_set.EvalPolicy(eval_fraction=0.0, eval_min_per_label=0, eval_cap=10))
+        gold_task = s.scalar(
+            select(Task.id)
+            .join(Item, Item.id == Task.item_id)
+            .join(EvalItem, (EvalItem.text_hash == Item.text_hash) & (EvalItem.dataset_id == ds.id))
+        )
+        message = eval_set.set_membership(s, ds, gold_task, False, None)
+        gold_hash = s.scalar(select(Item.text_hash).join(Task, Task.item_id == Item.id).where(Task.id == gold_task))
+        taken = snapshots.take(s, ds).snapshot
+        training = {h for h, _ in snapshots.training_examples(s, taken.id)}
+        assert "stays out of training" in message
+        assert gold_hash not in training and len(training) == taken.rows - 1
+        assert gold_hash not in {h for h, _ in eval_set.current_set(s, ds).examples}  # and judges nothing

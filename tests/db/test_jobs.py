@@ -36,8 +36,10 @@ def test_a_retried_step_reuses_its_row(db) -> None:
     with tracked_job(db, "ls_import", RunRef("ls_import", "retry")) as job:
         job.done("imported 5 tasks")
     with session_scope(db) as s:
-        (row,) = s.scalars(select(Job)).all()
-    assert (row.status, row.message) == (JobStatus.SUCCESS, "imported 5 tasks")
+        rows = {j.kind: j for j in s.scalars(select(Job))}
+    assert set(rows) == {"run", "step"}  # the run's own row and one row for the retried step
+    assert (rows["step"].status, rows["step"].message) == (JobStatus.SUCCESS, "imported 5 tasks")
+    assert rows["run"].status == JobStatus.RUNNING  # until the DAG run's state closes it
 
 
 def test_settle_run_closes_umbrella_and_orphan_rows(db) -> None:
@@ -56,9 +58,9 @@ def test_settle_run_closes_umbrella_and_orphan_rows(db) -> None:
         assert settle_run(s, "ls_import", "i1", "running") == 0
     with session_scope(db) as s:
         rows = {(j.run_id, j.step): (j.status, j.message) for j in s.scalars(select(Job))}
-    assert rows[("n1", "active_learning_nightly")] == (JobStatus.SUCCESS, "finished: 1 steps, listed with the same run")
+    assert rows[("n1", "active_learning_nightly")] == (JobStatus.SUCCESS, "finished: exported 0 labeled tasks")
     assert rows[("n2", "active_learning_nightly")] == (JobStatus.FAILED, "the Airflow run failed at train_classifier")
-    assert rows[("i1", "ls_import")][1].startswith("the Airflow run failed before this step started")
+    assert rows[("i1", "ls_import")][1].startswith("the Airflow run failed before its steps could report")
 
 
 def test_a_killed_try_fails_its_job_only_when_no_retry_follows(db) -> None:
@@ -103,3 +105,45 @@ def test_a_try_that_outlives_its_retry_does_not_decide_the_job(db) -> None:
     assert (row.status, row.message) == (JobStatus.SUCCESS, "trained on try 2")
     assert attempts[2].state == AttemptState.SUCCESS
     assert attempts[1].state == AttemptState.FAILED and "try 2 decides the job" in attempts[1].message
+
+
+def test_a_mapped_step_has_one_row_per_map_index(db) -> None:
+    """The nightly loop over two datasets: one dataset's failure is not overwritten by the
+    other's success, and each row keeps its own dataset."""
+    from include.db.models import Dataset
+
+    with session_scope(db) as s:
+        datasets = [Dataset(name=f"mapped-{k}", labels=["OK", "NG"]) for k in range(2)]
+        s.add_all(datasets)
+        s.flush()
+        ids = [d.id for d in datasets]
+    ref = {"dag_id": "active_learning_nightly", "run_id": "mapped", "task_id": "loop.train_classifier"}
+    with (
+        pytest.raises(RuntimeError),
+        tracked_job(db, "train_classifier", RunRef(**ref, map_index=0), dataset_id=ids[0]),
+    ):
+        raise RuntimeError("CUDA out of memory")
+    with tracked_job(db, "train_classifier", RunRef(**ref, map_index=1), dataset_id=ids[1]) as job:
+        job.done("trained")
+    with session_scope(db) as s:
+        rows = {j.map_index: (j.status, j.dataset_id) for j in s.scalars(select(Job).where(Job.run_id == "mapped"))}
+    assert rows == {0: (JobStatus.FAILED, ids[0]), 1: (JobStatus.SUCCESS, ids[1])}
+
+
+def test_a_run_does_not_read_success_before_its_gate_ran(db) -> None:
+    """train_classifier's run and its first step share a name: the step never adopts the run's
+    row, which is running while the gate is still to come and closes from the DAG run's state."""
+    with session_scope(db) as s:
+        run_row = queue_job(s, step="train_classifier", dag_id="train_classifier", run_id="t1").id
+    with tracked_job(db, "train_classifier", RunRef("train_classifier", "t1")) as job:
+        job.done("trained logistic-ds1-e1")
+    with session_scope(db) as s:
+        assert s.get_one(Job, run_row).status == JobStatus.RUNNING
+        assert s.get_one(Job, run_row).message == "running train_classifier"
+    with pytest.raises(RuntimeError), tracked_job(db, "gate", RunRef("train_classifier", "t1")):
+        raise RuntimeError("evaluation vectors missing")
+    with session_scope(db) as s:
+        assert s.get_one(Job, run_row).status == JobStatus.RUNNING
+        assert settle_run(s, "train_classifier", "t1", "failed") == 1
+        row = s.get_one(Job, run_row)
+        assert (row.status, row.message) == (JobStatus.FAILED, "the Airflow run failed at gate")

@@ -97,3 +97,46 @@ def test_models_match_migrations(fresh_url: str) -> None:
     """`alembic check`: autogenerate finds nothing to add, so no table is created outside Alembic."""
     upgrade(fresh_url)
     command.check(alembic_config(fresh_url))
+
+
+def test_an_upgraded_database_learns_which_texts_were_trained(fresh_url: str) -> None:
+    """Texts trained before 0005 had no mark: 0020 sets it from the experiments' lineage, so they
+    can never join the evaluation set of the models that learned them."""
+    upgrade(fresh_url, "0019")
+    engine = create_engine(fresh_url)
+    with engine.begin() as conn:
+        dataset = conn.scalar(
+            text("INSERT INTO datasets (name, labels) VALUES ('old', '[\"OK\", \"NG\"]') RETURNING id")
+        )
+        items = [
+            conn.scalar(
+                text("INSERT INTO items (dataset_id, text, text_hash) VALUES (:d, :t, :h) RETURNING id"),
+                {"d": dataset, "t": f"text {k}", "h": f"{k:064d}"},
+            )
+            for k in range(3)
+        ]
+        for k, item in enumerate(items):
+            conn.execute(
+                text("INSERT INTO tasks (dataset_id, item_id, ls_project_id, ls_task_id) VALUES (:d, :i, 1, :k)"),
+                {"d": dataset, "i": item, "k": k + 1},
+            )
+        experiment = conn.scalar(
+            text(
+                "INSERT INTO experiments (name, dataset_id, params, status, device, n_train, n_val)"
+                " VALUES ('old run', :d, '{}', 'finished', 'cpu', 1, 1) RETURNING id"
+            ),
+            {"d": dataset},
+        )
+        for k, split in ((0, "train"), (1, "val")):
+            conn.execute(
+                text("INSERT INTO experiment_items (experiment_id, text_hash, split) VALUES (:e, :h, :s)"),
+                {"e": experiment, "h": f"{k:064d}", "s": split},
+            )
+    upgrade(fresh_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT i.text, t.first_trained_at IS NOT NULL FROM tasks t JOIN items i ON i.id = t.item_id")
+        ).all()
+    marked = {str(t): bool(m) for t, m in rows}
+    engine.dispose()
+    assert marked == {"text 0": True, "text 1": True, "text 2": False}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from include.config import SettingsError, load_settings
@@ -147,3 +149,23 @@ def test_importing_the_benchmarks_leaves_nothing_behind(tmp_path) -> None:
         timeout=300,
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_migration_needs_only_the_database(pg, monkeypatch) -> None:
+    """docker compose's first ``up``: migrations run before Label Studio's token is minted, with
+    LS_URL set and LS_API_TOKEN not yet; they need DATABASE_URL only, and name it when absent."""
+    import subprocess
+    import sys
+
+    url = pg.ensure_database("migrate_only_db")
+    env = {"PATH": os.environ["PATH"], "DATABASE_URL": url, "LS_URL": "http://labelstudio:8080"}
+    done = subprocess.run(
+        [sys.executable, "-m", "include.db.migrate", "upgrade"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    env.pop("DATABASE_URL")
+    refused = subprocess.run(
+        [sys.executable, "-m", "include.db.migrate", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0 and "DATABASE_URL" in refused.stderr
+    pg.drop_database("migrate_only_db")

@@ -541,3 +541,41 @@ def test_two_exports_of_one_project_take_turns(db, labeled_setup, monkeypatch) -
     with session_scope(db) as s:
         ours = select(Task.label).where(Task.ls_task_id == ls_ids[0], Task.ls_project_id == project_id)
         assert s.scalar(ours) == "OK"
+
+
+def test_an_older_page_never_deletes_a_newer_annotation(db, labeled_setup) -> None:
+    """A page read before another export applied a newer one (a webhook's export, a retry) is
+    stale for its tasks: applying it late must not remove the annotation the newer page added."""
+    from include.services.ls_export import apply_ls_tasks, platform_users_by_email
+
+    client, ls_ids, (u1, u2) = labeled_setup["client"], labeled_setup["ls_ids"], labeled_setup["ls_users"]
+    dataset_id = labeled_setup["dataset_id"]
+    project_id = project_of(db, dataset_id)
+    client.create_annotation(ls_ids[0], choice_result("OK"), completed_by=u1)
+    old_page = list(client.tasks_updated_since(project_id, None, filters=[], page_size=100))
+    client.create_annotation(ls_ids[0], choice_result("NG"), completed_by=u2)  # newer: now a conflict
+    run_ls_export(db, client, RunRef(), ExportValues(dataset_id=dataset_id))
+    ls_users = {int(u["id"]): str(u.get("email") or "") for u in client.list_users()}
+    with session_scope(db) as s:
+        late = apply_ls_tasks(s, project_id, old_page, ls_users=ls_users, users_by_email=platform_users_by_email(s))
+    assert late.stale_tasks >= 1 and late.annotations_deleted == 0
+    task = {t.ls_task_id: t for t in db_tasks(db, dataset_id)}[ls_ids[0]]
+    assert task.status == TaskStatus.CONFLICT
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count()).select_from(Annotation).where(Annotation.task_id == task.id)) == 2
+
+
+def test_deletions_are_seen_in_a_project_with_hand_made_tasks(db, labeled_setup) -> None:
+    """A task someone made in Label Studio's own UI made the counts look complete while one of
+    the platform's tasks was gone: the count check now expects the hand-made ones."""
+    c, ls_ids = labeled_setup["client"], labeled_setup["ls_ids"]
+    dataset_id = labeled_setup["dataset_id"]
+    project_id = project_of(db, dataset_id)
+    c.import_tasks(project_id, [{"data": {"text": "made by hand in Label Studio"}}])
+    first = run_ls_export(db, c, RunRef(), ExportValues(dataset_id=dataset_id))
+    assert first["tasks_deleted"] == 0
+    c.delete_tasks(project_id, ls_ids[:1])  # Label Studio: 6 tasks again, one of them not ours
+    second = run_ls_export(db, c, RunRef(), ExportValues(dataset_id=dataset_id))
+    assert second["tasks_deleted"] == 1
+    assert {t.ls_task_id for t in db_tasks(db, dataset_id) if t.status == TaskStatus.DELETED} == {ls_ids[0]}
+    assert run_ls_export(db, c, RunRef(), ExportValues(dataset_id=dataset_id))["tasks_deleted"] == 0

@@ -282,3 +282,36 @@ def test_a_signal_that_may_not_have_reached_airflow_is_sent_again(db) -> None:
     with session_scope(db) as s:
         assert live_loop.due(s, [dataset_id], "export-3") == []
         assert live_loop.status(s, s.get_one(Dataset, dataset_id))["new_labels"] == 0
+
+
+@pytest.mark.labelstudio
+def test_a_rotated_secret_reaches_projects_with_nothing_to_import(db, ls, receiver) -> None:
+    """The nightly import (every dataset) and the daily housekeeping re-check the webhook of
+    every project the platform owns, not only of those that had new items."""
+    from include.pipelines.housekeeping import run_housekeeping
+    from include.services.housekeeping import RetentionPolicy
+
+    client = ls.client()
+    projects = []
+    for name in ("rotate-a", "rotate-b"):
+        with session_scope(db) as s:
+            dataset = create_dataset(s, name, labels=["OK", "NG"], privacy=SYNTHETIC)
+            add_items(s, dataset, [(f"{name} text", {})])
+            dataset_id = dataset.id
+        result = run_ls_import(
+            db, client, RunRef(), ImportValues(dataset_id=dataset_id), webhook=WebhookRef(receiver, SECRET)
+        )
+        projects.append(result["datasets"][0]["ls_project_id"])
+
+    def secrets() -> dict[int, str]:
+        hooks = client.request("GET", "/api/webhooks/")
+        return {h["project"]: h["headers"][webhooks.SECRET_HEADER] for h in hooks if h["project"] in projects}
+
+    rotated = "rotated-secret-for-every-project"
+    nightly = run_ls_import(db, client, RunRef(), ImportValues(), webhook=WebhookRef(receiver, rotated))
+    assert nightly["skipped"] and "no dataset has items to import" in nightly["reason"]
+    assert secrets() == {p: rotated for p in projects}
+    again = "rotated-again-by-housekeeping-0"
+    kept = run_housekeeping(db, client, RunRef(), RetentionPolicy(), webhook=WebhookRef(receiver, again))
+    assert kept["webhooks_checked"] >= 2 and not kept["problems"]
+    assert secrets() == {p: again for p in projects}

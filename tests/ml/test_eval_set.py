@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from include.db.models import Dataset, Experiment, ExperimentItem, Item, ModelStatus, ModelVersion, Task, TaskStatus
+from include.db.models import (
+    Dataset,
+    EvalItem,
+    Experiment,
+    ExperimentItem,
+    Item,
+    Job,
+    ModelStatus,
+    ModelVersion,
+    Task,
+    TaskStatus,
+)
 from include.db.session import session_scope
 from include.demo.texts import DEMO_LABELS, generate_demo_texts
 from include.ml.gate import GatePolicy
@@ -255,3 +266,102 @@ def test_a_retry_after_the_work_committed_keeps_the_model_for_the_gate(db, minil
         embedder=minilm,
     )
     assert other.get("skipped") is True and "no new labels" in other["reason"]
+
+
+def test_two_gates_on_one_dataset_take_turns(db, minilm, monkeypatch) -> None:
+    """train_classifier and the nightly loop (or finetune_encoder) may judge candidates of one
+    dataset at once: the later gate faces the earlier one's winner, never the incumbent both
+    read at the start, so no winner is retired by a model that never faced it."""
+    import threading
+    import time
+
+    from include.pipelines.training import gate as gate_step
+
+    dataset_id = make_dataset(db, "two-gates", demo(200, seed=21))
+    label(db, dataset_id)
+    values = TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic"))
+    first = run_train_classifier(db, RunRef(run_id="a"), values, embedder=minilm)
+    second = run_train_classifier(db, RunRef(run_id="b"), values.replace(force=True), embedder=minilm)
+    real_judge = gate_step._judge
+
+    def slow_judge(*args, **kwargs):
+        judged = real_judge(*args, **kwargs)
+        time.sleep(1.0)  # both gates are judging at once
+        return judged
+
+    monkeypatch.setattr(gate_step, "_judge", slow_judge)
+    results: dict[int, dict] = {}
+    errors: list[BaseException] = []
+
+    def gate(model_id: int) -> None:
+        try:
+            results[model_id] = run_gate(
+                db, RunRef(run_id=f"gate-{model_id}"), GateValues(dataset_id=dataset_id, policy=GatePolicy(min_f1=0.3)),
+                model_id=model_id,
+            )  # fmt: skip
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=gate, args=(m["model_id"],)) for m in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    winner = next(r for r in results.values() if r["faced"] is None)
+    later = next(r for r in results.values() if r is not winner)
+    assert winner["promoted"] and later["faced"] == winner["model_id"]
+    assert not later["promoted"] and later["decided"]  # the same data again: not better beyond noise
+    with session_scope(db) as s:
+        statuses = {
+            m.id: m.status for m in s.scalars(select(ModelVersion).where(ModelVersion.dataset_id == dataset_id))
+        }
+    assert statuses == {winner["model_id"]: ModelStatus.PROMOTED, later["model_id"]: ModelStatus.REJECTED}
+
+
+def test_texts_are_reserved_when_training_starts_and_the_gate_leaves_out_what_a_model_saw(
+    db, minilm, monkeypatch
+) -> None:
+    """An evaluation refresh during a long run (an admin widening the set, an export's refresh)
+    cannot admit the run's training texts; and a text a model did see (a database trained before
+    texts were reserved) is left out when the gate judges that model."""
+    from include.pipelines import train_classifier as train_module
+
+    dataset_id = make_dataset(db, "reserved", demo(240, seed=31))
+    label(db, dataset_id)
+    real_train = train_module.train_head
+
+    def train_while_the_set_grows(*args, **kwargs):
+        with session_scope(db) as s:  # mid-run: a policy that would take half of all labels
+            eval_set.set_policy(
+                s, s.get_one(Dataset, dataset_id), eval_set.EvalPolicy(eval_fraction=0.5, eval_min_per_label=10)
+            )
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_head", train_while_the_set_grows)
+    trained = run_train_classifier(
+        db, RunRef(run_id="long"), TrainValues(dataset_id=dataset_id, hyper=TrainParams(kind="logistic")),
+        embedder=minilm,
+    )  # fmt: skip
+    monkeypatch.setattr(train_module, "train_head", real_train)
+    with session_scope(db) as s:
+        seen = set(
+            s.scalars(
+                select(ExperimentItem.text_hash)
+                .join(ModelVersion, ModelVersion.experiment_id == ExperimentItem.experiment_id)
+                .where(ModelVersion.id == trained["model_id"])
+            )
+        )
+        members = set(eval_set.eval_hashes(s, dataset_id))
+    assert seen and members and not seen & members
+    # A leak from before reservation: two trained texts were admitted anyway.
+    with session_scope(db) as s:
+        leaked = sorted(seen)[:2]
+        s.add_all(EvalItem(dataset_id=dataset_id, text_hash=h, source="sample") for h in leaked)
+    verdict = run_gate(
+        db, RunRef(), GateValues(dataset_id=dataset_id, policy=GatePolicy(min_f1=0.3)), model_id=trained["model_id"]
+    )
+    assert verdict["left_out"] == 2 and verdict["promoted"]
+    with session_scope(db) as s:
+        job = s.scalar(select(Job).where(Job.step == "gate").order_by(Job.id.desc()).limit(1))
+        assert "2 evaluation texts a model trained on left out" in job.message

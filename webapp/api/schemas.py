@@ -94,6 +94,8 @@ JOB = obj(
     {
         "id": INT,
         "step": STR,
+        "kind": {"enum": ["run", "step"]},  # a whole triggered run, or one step (and map index) of it
+        "map_index": INT,
         "pipeline": null(STR),
         "dataset_id": null(INT),
         "status": {"enum": [s.value for s in JobStatus]},

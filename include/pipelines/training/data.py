@@ -54,6 +54,13 @@ def training_labels(session: Session, dataset: Dataset) -> Labels:
     return Labels(evaluation, snapshot_id, examples)
 
 
+def reserve_training(session: Session, dataset_id: int, examples: list[tuple[str, str]]) -> None:
+    """The run's training texts may never join the evaluation set from now on, not only once
+    training ends: an evaluation refresh during a long run (a fine-tune takes many minutes) would
+    otherwise admit them, and the candidate would be judged on texts it learned."""
+    eval_set.mark_trained(session, dataset_id, [h for h, _ in examples])
+
+
 def texts_of(session: Session, dataset_id: int, hashes: list[str]) -> dict[str, str]:
     """The (de-identified) texts of the dataset's items by text hash."""
     rows = session.execute(
