@@ -184,7 +184,13 @@ def started_platform(
             return "LabelOps is running" in text_
 
         wait_for("the platform to come up", up, timeout=420, every=2)
-        yield Platform(home, ports, process, log)
+        platform = Platform(home, ports, process, log)
+        # "running" means the servers answer; the dag-processor may still be parsing the files.
+        dag_ids = {path.stem for path in (REPO / "dags").glob("*.py")}
+        wait_for(
+            "Airflow to list every DAG", lambda: dag_ids <= set(platform.airflow().dag_ids()), timeout=300, every=2
+        )
+        yield platform
     finally:
         # A stop signal first: the launcher stops what it started (each in its own session, which a
         # SIGKILL of its group would leave running); then nothing of it may remain.
