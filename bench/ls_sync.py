@@ -64,7 +64,7 @@ def _dag_import(dag: Any, dataset_id: int) -> tuple[float, float]:
     """(task seconds as Airflow recorded them, wall seconds of dag.test())."""
     wall, dr = timed(lambda: dag.test(run_conf={"dataset_id": dataset_id, "batch_size": BATCH}))
     assert str(dr.state) == "success", dr.state
-    ti = next(t for t in dr.get_task_instances() if t.task_id == "import_items")
+    ti = next(t for t in dr.get_task_instances() if t.task_id == "ls_import")
     return (ti.end_date - ti.start_date).total_seconds(), wall
 
 

@@ -50,6 +50,23 @@ def task_json(task: Task, *, with_text: bool = True) -> dict[str, Any]:
     return data
 
 
+def guidelines_json(session: Any, dataset: Dataset, *, with_versions: bool = True) -> dict[str, Any]:
+    """A dataset's guidelines as the API returns them (annotators get no version list)."""
+    from include.services import guidelines
+
+    return {
+        "dataset_id": dataset.id,
+        "version": dataset.guidelines_version,
+        "guidelines": dataset.guidelines,
+        "html": guidelines.render(dataset.guidelines),
+        "label_descriptions": dict(dataset.label_descriptions or {}),
+        "versions": [
+            {"version": v.version, "created_at": _iso(v.created_at), "created_by": v.created_by}
+            for v in (guidelines.versions(session, dataset.id) if with_versions else [])
+        ],
+    }
+
+
 def dataset_json(dataset: Dataset) -> dict[str, Any]:
     return {
         "id": dataset.id,

@@ -165,6 +165,9 @@ class Dataset(Base):
     labels: Mapped[list[str]] = mapped_column(JSONB)
     # What each label means, in a few words: the cold-start similarity and LLM prompts use it.
     label_descriptions: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    # The labeling guidelines (Markdown) as they stand, and their version (include.services.guidelines).
+    guidelines: Mapped[str] = mapped_column(Text, default="", server_default="")
+    guidelines_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     ls_project_id: Mapped[int | None] = mapped_column(Integer)
     # Set before the platform asks Label Studio for a project: if it is set but ls_project_id is
     # not, an earlier run may have created one and the next run looks for it.
@@ -317,6 +320,8 @@ class Annotation(Base):
     was_cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
     ground_truth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
     source: Mapped[AnnotationSource] = mapped_column(_enum(AnnotationSource, "annotation_source"))
+    # The guidelines version the annotator had in front of them (None: not given in the web app).
+    guidelines_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     synced_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
@@ -339,6 +344,24 @@ class LsProject(Base):
     last_export_at: Mapped[datetime | None] = mapped_column(TSTZ)
     # Tasks of the project that are not the platform's (made in Label Studio), at the last count.
     foreign_tasks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The guidelines version the project shows as its instruction.
+    instruction_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class GuidelineVersion(Base):
+    """One saved version of a dataset's guidelines and label descriptions: labels record the
+    version they were given under, so a change of the rules can be traced in the labels."""
+
+    __tablename__ = "guideline_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "version", name="uq_guideline_versions_dataset_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    label_descriptions: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
 
 class LsInstance(Base):

@@ -23,6 +23,7 @@ from include.pipelines.runner import RunRef, SkipStep, tracked_job
 from include.services import eval_set, pii
 from include.services.datasets import eval_items, get_dataset
 from include.services.evaluations import store as store_evaluation
+from include.services.guidelines import prompt_text
 from include.services.registry import register_baseline
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,10 @@ def run_baseline_probe(
             examples = evaluation.examples[:limit] if limit else evaluation.examples
             items = eval_items(session, dataset_id, [h for h, _ in examples])
             labels, descriptions, name = list(dataset.labels), dict(dataset.label_descriptions or {}), dataset.name
+            guidelines = prompt_text(dataset)
         if not examples:
             raise SkipStep("the evaluation set is empty: label some tasks first")
-        llm = llm_prelabeler(settings, backend, labels, descriptions or None)
+        llm = llm_prelabeler(settings, backend, labels, descriptions or None, guidelines)
         job.progress(f"asking {llm.model_version} about {len(examples)} evaluation items", total=len(examples))
         answers = llm.probe([items.get(h, {}).get("text", "") for h, _ in examples])
         y = np.asarray([labels.index(label) for _, label in examples], dtype=np.int64)

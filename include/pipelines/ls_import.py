@@ -28,6 +28,7 @@ from include.services.ls_projects import (
     WebhookRef,
     connect_ml_backend,
     ensure_project,
+    push_instruction,
     refresh_webhooks,
     register_webhook,
 )
@@ -83,6 +84,9 @@ def import_dataset(
         with session_scope(db_url) as session:
             hook_problem = register_webhook(session, client, project_id, webhook)
         ml_problem = "; ".join(p for p in (ml_problem, hook_problem) if p) or None
+    with session_scope(db_url) as session:  # the guidelines as the project's instruction
+        told = push_instruction(session, client, project_id, get_dataset(session, dataset_id))
+    ml_problem = "; ".join(p for p in (ml_problem, told) if p) or None
     recovered = ReconcileReport()
     if not project.created:  # a project made just now holds no task to recover
         with session_scope(db_url) as session:

@@ -34,6 +34,7 @@ from include.pipelines.training.embedding import embed_dataset
 from include.services import pii
 from include.services.datasets import get_dataset
 from include.services.embedding_models import embedder_for
+from include.services.guidelines import prompt_text
 from include.services.ls_projects import record_model_version
 from include.services.predictions import Prediction, push_predictions
 from include.services.prelabels import record_prelabels, unlabeled_tasks
@@ -57,7 +58,7 @@ def _choose_backend(db_url: str, dataset: Dataset, name: str, settings: Settings
     if name == "similarity":
         return SimilarityPrelabeler.build(labels, embedder.embed, embedder.name, descriptions)
     if name in LLM_BACKENDS:
-        return llm_prelabeler(settings, name, labels, descriptions)
+        return llm_prelabeler(settings, name, labels, descriptions, prompt_text(dataset))
     raise ValueError(f"backend {name!r} is declared but not implemented")
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Job, PiiPolicy, QualityReport, Snapshot, TrainingConfigFile
+from include.db.models import Dataset, GuidelineVersion, Job, PiiPolicy, QualityReport, Snapshot, TrainingConfigFile
 from include.services import (
     dataset_settings,
     eval_set,
+    guidelines,
     live_loop,
     pii,
     privacy,
@@ -65,6 +66,8 @@ class Labeling:
     annotators: list[dict[str, Any]]
     annotator_names: list[str]
     snapshots: list[Snapshot]
+    guidelines_html: str  # the current guidelines, rendered and sanitised
+    guideline_versions: list[GuidelineVersion]
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ def labeling(session: Session, dataset: Dataset) -> Labeling:
         per_annotator_stats(session, dataset.id),
         [u.username for u in annotators(session)],
         list_snapshots(session, dataset.id)[:5],
+        guidelines.render(dataset.guidelines),
+        guidelines.versions(session, dataset.id)[:10],
     )
 
 

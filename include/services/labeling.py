@@ -46,13 +46,18 @@ def _check_label(session: Session, task: Task, label: str) -> None:
 
 
 LABEL = ParamSpec("label", "Label", "str", max_length=64, help="one of the dataset's labels")
+GUIDELINES_SEEN = ParamSpec(
+    "guidelines_version", "Guidelines version seen", "int", None, nullable=True, minimum=0,
+    help="the version of the dataset's guidelines the annotator had open; empty: the current one",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
 class LabelChoice(Values):
-    """An annotator's answer for one task."""
+    """An annotator's answer for one task, and the guidelines version they labeled under."""
 
     label: str = param(LABEL)
+    guidelines_version: int | None = param(GUIDELINES_SEEN)
 
 
 class TextWithheld(Conflict):
@@ -71,7 +76,7 @@ def own_task(session: Session, task_id: int, user: User, *, include_deleted: boo
     return task
 
 
-def submit_label(session: Session, task_id: int, user: User, label: str) -> Task:
+def submit_label(session: Session, task_id: int, user: User, label: str, seen: int | None = None) -> Task:
     """Record ``user``'s ``label`` for their assigned task, and queue it for Label Studio.
 
     Resubmitting the same label changes nothing; a different label updates the annotator's
@@ -86,6 +91,7 @@ def submit_label(session: Session, task_id: int, user: User, label: str) -> Task
     if task.status == TaskStatus.DELETED:
         raise LabelingError("this task was deleted in Label Studio")
     _check_label(session, task, label)
+    version = _guidelines_seen(session, task, seen)
     mine = session.scalar(
         select(Annotation)
         .where(Annotation.task_id == task.id, Annotation.annotator_id == user.id, Annotation.ground_truth.is_(False))
@@ -102,6 +108,7 @@ def submit_label(session: Session, task_id: int, user: User, label: str) -> Task
             ls_user_email=user.email,
             label=label,
             source=AnnotationSource.WEBAPP,
+            guidelines_version=version,
             created_at=now,
             updated_at=now,
             synced_at=now,
@@ -109,12 +116,23 @@ def submit_label(session: Session, task_id: int, user: User, label: str) -> Task
         session.add(mine)
     else:
         mine.label, mine.was_cancelled, mine.updated_at = label, False, now
+        mine.guidelines_version = version
     session.flush()
     enqueue(session, mine)
     status, final = decide(_votes(session, task.id))
     task.status, task.label, task.labeled_at = status or TaskStatus.LABELED, final, now
     session.flush()
     return task
+
+
+def _guidelines_seen(session: Session, task: Task, seen: int | None) -> int:
+    """The guidelines version a label is given under: the one the page showed, else the current."""
+    current = session.scalar(select(Dataset.guidelines_version).where(Dataset.id == task.dataset_id)) or 0
+    if seen is None:
+        return int(current)
+    if seen > current:
+        raise LabelingError(f"guidelines version {seen} does not exist yet (the dataset is at version {current})")
+    return seen
 
 
 def resolve_conflict(session: Session, task_id: int, admin: User, label: str) -> Task:

@@ -208,6 +208,24 @@ def register_webhook(session: Session, client: LabelStudioClient, project_id: in
     return None
 
 
+def push_instruction(session: Session, client: LabelStudioClient, project_id: int, dataset: Dataset) -> str | None:
+    """Show the dataset's current guidelines as the project's instruction (Label Studio opens it
+    before labeling), once per guidelines version; returns why it failed (the next import tries
+    again: the version is recorded only once Label Studio has it)."""
+    from include.services.guidelines import instruction_html
+
+    state = session.get(LsProject, project_id)
+    if state is None or not state.owned or state.instruction_version >= dataset.guidelines_version:
+        return None
+    try:
+        client.update_project(project_id, expert_instruction=instruction_html(dataset), show_instruction=True)
+    except LabelStudioError as exc:
+        log.warning("guidelines not sent to project %s: %s", project_id, exc)
+        return f"guidelines not sent to Label Studio: {exc}"
+    state.instruction_version = dataset.guidelines_version
+    return None
+
+
 def owned_project_ids(session: Session) -> list[int]:
     """The Label Studio projects the platform created (one per dataset)."""
     return sorted(int(p) for p in session.scalars(select(LsProject.ls_project_id).where(LsProject.owned.is_(True))))

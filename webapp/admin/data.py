@@ -9,7 +9,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.errors import Invalid
-from include.services import datasets, quality, snapshots
+from include.services import datasets, guidelines, quality, snapshots
 from include.services.export import FORMATS
 from webapp.admin import bp
 from webapp.admin.datasets import tab_page
@@ -18,6 +18,7 @@ from webapp.downloads import export_response
 from webapp.errors import shown_on
 from webapp.extensions import db
 from webapp.forms import CsrfForm, checked
+from webapp.guidelines import save_guidelines
 from webapp.security import admin_required
 from webapp.serializers import svg_response
 
@@ -115,3 +116,16 @@ def take_snapshot(dataset_id: int) -> Any:
     else:
         flash(f"The labels have not changed since snapshot v{snap.version}.", "info")
     return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="labeling", _anchor="export"))
+
+
+@bp.post("/datasets/<id:dataset_id>/guidelines")
+@admin_required
+@shown_on(lambda dataset_id: tab_page(dataset_id, "labeling"))
+def save_guidelines_view(dataset_id: int) -> Any:
+    """Save the dataset's guidelines and label descriptions (a new version when they changed)."""
+    checked(CsrfForm())
+    dataset = datasets.get_dataset(db.session(), dataset_id)
+    body = guidelines.Guidelines.parse(request.form.to_dict(), form=True)
+    _, message = save_guidelines(dataset, body, current_user)
+    flash(message, "success")
+    return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="labeling", _anchor="guidelines"))

@@ -8,6 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from include.db.models import Dataset, TaskStatus
+from include.services.guidelines import render as render_guidelines
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelChoice, own_task, submit_label
 from include.services.stats import annotator_stats
@@ -68,6 +69,7 @@ def label_view(task_id: int) -> Any:
         "annotator/label.html",
         task=task,
         dataset=dataset,
+        guidelines=render_guidelines(dataset.guidelines) if dataset else "",
         form=CsrfForm(),
         ls_link=ls_link,
         stats=annotator_stats(db.session(), current_user),
@@ -82,8 +84,9 @@ def submit(task_id: int) -> Any:
     """Save my label (Label Studio gets it right after, through the outbox) and open my next task."""
     own_task(db.session(), task_id, current_user)
     checked(CsrfForm())
-    choice = LabelChoice.parse(request.form.to_dict(), form=True).label
-    task = submit_label(db.session(), task_id, current_user, choice)
+    body = LabelChoice.parse(request.form.to_dict(), form=True)
+    choice = body.label
+    task = submit_label(db.session(), task_id, current_user, choice, body.guidelines_version)
     db.session.commit()
     wake_dispatcher()
     if task.status == TaskStatus.CONFLICT:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from include.db.models import TaskStatus
+from include.services import guidelines
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelChoice, own_task, submit_label
 from include.services.paging import DatasetFilter
@@ -13,7 +14,7 @@ from include.services.task_queries import MyTasksQuery, annotator_tasks
 from webapp.api import ANNOTATOR, api_user, paged, route
 from webapp.clients import wake_dispatcher
 from webapp.extensions import db
-from webapp.serializers import outbox_json, task_json
+from webapp.serializers import guidelines_json, outbox_json, task_json
 
 TAG = "annotator"
 
@@ -43,16 +44,27 @@ def my_stats(query: DatasetFilter) -> dict[str, Any]:
     response="TaskEnvelope", errors=(404,),
 )  # fmt: skip
 def label(task_id: int, body: LabelChoice) -> dict[str, Any]:
-    """Label one of my tasks: ``{"label": "<one of the dataset's labels>"}``.
+    """Label one of my tasks: ``{"label": "<one of the dataset's labels>"}``, with the
+    ``guidelines_version`` the annotator had open (``GET /annotator/datasets/<id>/guidelines``).
 
     Saved at once; Label Studio gets it through the outbox (``GET /annotator/outbox`` says how
     many of my labels have not reached it yet). Sending the same label again changes nothing.
     """
     own_task(db.session(), task_id, api_user(), include_deleted=True)
-    task = submit_label(db.session(), task_id, api_user(), body.label)
+    task = submit_label(db.session(), task_id, api_user(), body.label, body.guidelines_version)
     db.session.commit()
     wake_dispatcher()
     return {"task": task_json(task)}
+
+
+@route(
+    "GET", "/annotator/datasets/<id:dataset_id>/guidelines", tag=TAG, roles=ANNOTATOR, response="Guidelines",
+    errors=(404,),
+)  # fmt: skip
+def my_guidelines(dataset_id: int) -> dict[str, Any]:
+    """The guidelines of a dataset I have tasks in; send their ``version`` with each label."""
+    dataset = guidelines.for_annotator(db.session(), dataset_id, api_user())
+    return guidelines_json(db.session(), dataset, with_versions=False)
 
 
 @route("GET", "/annotator/outbox", tag=TAG, roles=ANNOTATOR, response="Outbox")

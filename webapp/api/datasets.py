@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 
 from include.demo.texts import generate_demo_texts
-from include.services import dataset_settings, datasets, eval_set, live_loop
+from include.services import dataset_settings, datasets, eval_set, guidelines, live_loop
 from include.services.assignment import AutoAssignRequest, OverlapSettings, apply_overlap, auto_assign_request
 from include.services.dataset_settings import DatasetSettings
 from include.services.eval_set import EvalPolicy
@@ -19,7 +19,8 @@ from include.services.task_queries import PriorityQuery, priority_page
 from webapp.api import PartialBody, api_user, paged, route
 from webapp.clients import pii_key
 from webapp.extensions import db
-from webapp.serializers import dataset_json, eval_set_json, live_loop_json, task_json
+from webapp.guidelines import save_guidelines
+from webapp.serializers import dataset_json, eval_set_json, guidelines_json, live_loop_json, task_json
 
 TAG = "datasets"
 
@@ -160,3 +161,21 @@ def learning(dataset_id: int) -> dict[str, Any]:
     """Eval-set macro F1 of each model version against the labels it was trained on."""
     datasets.get_dataset(db.session(), dataset_id)
     return {"dataset_id": dataset_id, "points": learning_curve(db.session(), dataset_id)}
+
+
+@route("GET", "/datasets/<id:dataset_id>/guidelines", tag=TAG, response="Guidelines", errors=(404,))
+def get_guidelines(dataset_id: int) -> dict[str, Any]:
+    """The dataset's guidelines (Markdown and rendered), label descriptions and versions."""
+    return guidelines_json(db.session(), datasets.get_dataset(db.session(), dataset_id))
+
+
+@route(
+    "PUT", "/datasets/<id:dataset_id>/guidelines", tag=TAG, body=guidelines.Guidelines, response="Guidelines",
+    errors=(404,),
+)  # fmt: skip
+def put_guidelines(dataset_id: int, body: guidelines.Guidelines) -> dict[str, Any]:
+    """Save the guidelines (and label descriptions; omitted: kept) as a new version when they
+    changed. Label Studio's project shows them as its instruction; LLM prompts read them."""
+    dataset = datasets.get_dataset(db.session(), dataset_id)
+    save_guidelines(dataset, body, api_user())
+    return guidelines_json(db.session(), dataset)

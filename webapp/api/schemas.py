@@ -227,4 +227,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "InferenceStarted": obj({"run": ref("InferenceRun"), "job_id": INT, "job": ref("Job")}),
     "TrainingConfig": TRAINING_CONFIG,
     "TrainingConfigEnvelope": obj({"config": ref("TrainingConfig")}),
+    "Guidelines": obj(
+        {
+            "dataset_id": INT,
+            "version": INT,
+            "guidelines": STR,
+            "html": STR,  # rendered and sanitised
+            "label_descriptions": {"type": "object", "additionalProperties": STR},
+            "versions": array(obj({"version": INT, "created_at": TIME, "created_by": null(INT)})),
+        }
+    ),
 }

@@ -23,6 +23,13 @@
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       var tag = (e.target && e.target.tagName) || "";
       if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+      var panel = document.getElementById("guidelines-panel");
+      // The guidelines: "?" always, "g" unless a label starts with it.
+      if (panel && (e.key === "?" || (e.key.toLowerCase() === "g" && !letters.g))) {
+        e.preventDefault();
+        panel.open = !panel.open;
+        return;
+      }
       var button = byKey[e.key] || letters[e.key.toLowerCase()];
       if (!button || sent) return;
       e.preventDefault();

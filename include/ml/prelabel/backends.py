@@ -119,10 +119,15 @@ class SimilarityPrelabeler:
         return [_suggestion_from_probs(self.labels, row) for row in probs]
 
 
-def build_prompt(text: str, labels: Sequence[str], descriptions: dict[str, str] | None = None) -> str:
+def build_prompt(
+    text: str, labels: Sequence[str], descriptions: dict[str, str] | None = None, guidelines: str | None = None
+) -> str:
+    """The pre-labeling prompt: the annotators' own guidelines (when the dataset has them), the
+    labels with what they mean, the answer's form, then the text."""
     described = "\n".join(f"- {lbl}: {(descriptions or {}).get(lbl) or lbl}" for lbl in labels)
+    rules = f"Labeling guidelines (the ones the annotators follow):\n{guidelines}\n\n" if guidelines else ""
     return (
-        f"Classify the text into exactly one of these labels:\n{described}\n\n"
+        f"{rules}Classify the text into exactly one of these labels:\n{described}\n\n"
         'Answer with JSON only, like {"label": "' + labels[0] + '", "confidence": 0.8}, where confidence is '
         "your probability (0 to 1) that the label is right.\n\n"
         f'Text: """{text}"""'
@@ -191,10 +196,11 @@ class LlmPrelabeler:
     concurrency: int = 4
     descriptions: dict[str, str] | None = None
     needs_vectors: bool = False
+    guidelines: str | None = None  # include.services.guidelines.prompt_text
 
     def _one(self, text: str) -> tuple[Suggestion | None, str | None, str]:
         try:
-            answer = self.ask(build_prompt(text, self.labels, self.descriptions))
+            answer = self.ask(build_prompt(text, self.labels, self.descriptions, self.guidelines))
         except BackendError as exc:
             return None, "failed", str(exc)
         suggestion = parse_llm_answer(answer, self.labels)
@@ -209,7 +215,7 @@ class LlmPrelabeler:
         def one(text: str) -> Answer:
             started = time.perf_counter()
             try:
-                raw = self.ask(build_prompt(text, self.labels, self.descriptions))
+                raw = self.ask(build_prompt(text, self.labels, self.descriptions, self.guidelines))
             except BackendError as exc:
                 return Answer(None, "failed", time.perf_counter() - started, str(exc)[:200])
             suggestion, problem = read_answer(raw, self.labels)
@@ -283,12 +289,25 @@ def openai_prelabeler(
 LLM_BACKENDS = ("openai", "ollama")
 
 
-def llm_prelabeler(settings: Any, name: str, labels: list[str], descriptions: dict[str, str] | None) -> LlmPrelabeler:
-    """The configured LLM backend (``openai`` or ``ollama``) for these labels.
+def llm_prelabeler(
+    settings: Any,
+    name: str,
+    labels: list[str],
+    descriptions: dict[str, str] | None,
+    guidelines: str | None = None,
+) -> LlmPrelabeler:
+    """The configured LLM backend (``openai`` or ``ollama``) for these labels, prompted with the
+    dataset's guidelines when it has them.
 
     Raises:
         SettingsError: the backend's server is not configured (the message names the variable).
     """
+    prelabeler = _llm_backend(settings, name, labels, descriptions)
+    prelabeler.guidelines = guidelines
+    return prelabeler
+
+
+def _llm_backend(settings: Any, name: str, labels: list[str], descriptions: dict[str, str] | None) -> LlmPrelabeler:
     if name == "ollama":
         return ollama_prelabeler(
             settings.require("ollama_base_url"),
