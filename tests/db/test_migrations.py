@@ -43,6 +43,7 @@ EXPECTED_TABLES = {
     "ls_webhooks",
     "key_fingerprints",
     "ls_instances",
+    "guideline_versions",
 }
 
 
