@@ -322,6 +322,8 @@ class Annotation(Base):
     source: Mapped[AnnotationSource] = mapped_column(_enum(AnnotationSource, "annotation_source"))
     # The guidelines version the annotator had in front of them (None: not given in the web app).
     guidelines_version: Mapped[int | None] = mapped_column(Integer)
+    # Seconds from opening the task to pressing the label (None: not measured, e.g. Label Studio's UI).
+    lead_time: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     synced_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())

@@ -390,13 +390,16 @@ class LabelStudioClient:
         completed_by: int | None = None,
         ground_truth: bool = False,
         import_id: int | None = None,
+        lead_time: float | None = None,
     ) -> dict[str, Any]:
         """Create an annotation, attributed to ``completed_by`` (a Label Studio user id) if given.
 
         ``import_id`` is stored with it: the platform puts its outbox entry id there, so a second
-        delivery of the same entry can find the first.
+        delivery of the same entry can find the first. ``lead_time``: the seconds it took.
         """
         body: dict[str, Any] = {"result": result}
+        if lead_time is not None:
+            body["lead_time"] = lead_time
         if completed_by is not None:
             body["completed_by"] = completed_by
         if ground_truth:
@@ -405,8 +408,13 @@ class LabelStudioClient:
             body["import_id"] = import_id
         return dict(self.request("POST", f"/api/tasks/{task_id}/annotations", json_body=body))
 
-    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> dict[str, Any]:
-        return dict(self.request("PATCH", f"/api/annotations/{annotation_id}", json_body={"result": result}))
+    def update_annotation(
+        self, annotation_id: int, result: list[dict[str, Any]], *, lead_time: float | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"result": result}
+        if lead_time is not None:
+            body["lead_time"] = lead_time
+        return dict(self.request("PATCH", f"/api/annotations/{annotation_id}", json_body=body))
 
     def tasks_by_id(self, project_id: int, task_ids: Sequence[int]) -> list[dict[str, Any]]:
         """These tasks of the project, with their annotations, in one request."""

@@ -115,6 +115,7 @@ class Delivery:
     label: str
     ground_truth: bool
     ls_annotation_id: int | None
+    lead_time: float | None = None  # seconds the annotator took (Label Studio's lead_time)
 
 
 _CLAIM = text(
@@ -127,10 +128,10 @@ _CLAIM = text(
         FOR UPDATE SKIP LOCKED
     )
     UPDATE label_outbox o SET attempts = o.attempts + 1, next_attempt_at = now() + :lease, updated_at = now()
-    FROM due, tasks t, users u
-    WHERE o.id = due.id AND t.id = o.task_id AND u.id = o.user_id
+    FROM due, tasks t, users u, annotations a
+    WHERE o.id = due.id AND t.id = o.task_id AND u.id = o.user_id AND a.id = o.annotation_id
     RETURNING o.id, o.version, o.attempts, o.annotation_id, t.ls_project_id, t.ls_task_id, o.user_id,
-              u.ls_user_id, u.email, u.username, o.label, o.ground_truth, o.ls_annotation_id
+              u.ls_user_id, u.email, u.username, o.label, o.ground_truth, o.ls_annotation_id, a.lead_time
     """
 )
 

@@ -52,12 +52,20 @@ GUIDELINES_SEEN = ParamSpec(
 )  # fmt: skip
 
 
+LEAD_TIME = ParamSpec(
+    "lead_time", "Seconds to label", "float", None, nullable=True, minimum=0.0, maximum=86_400.0,
+    help="from opening the task to the label (the labeling page measures it)",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class LabelChoice(Values):
-    """An annotator's answer for one task, and the guidelines version they labeled under."""
+    """An annotator's answer for one task, the guidelines version they labeled under, and how
+    long it took them."""
 
     label: str = param(LABEL)
     guidelines_version: int | None = param(GUIDELINES_SEEN)
+    lead_time: float | None = param(LEAD_TIME)
 
 
 class TextWithheld(Conflict):
@@ -76,7 +84,14 @@ def own_task(session: Session, task_id: int, user: User, *, include_deleted: boo
     return task
 
 
-def submit_label(session: Session, task_id: int, user: User, label: str, seen: int | None = None) -> Task:
+def submit_label(
+    session: Session,
+    task_id: int,
+    user: User,
+    label: str,
+    seen: int | None = None,
+    lead_time: float | None = None,
+) -> Task:
     """Record ``user``'s ``label`` for their assigned task, and queue it for Label Studio.
 
     Resubmitting the same label changes nothing; a different label updates the annotator's
@@ -109,6 +124,7 @@ def submit_label(session: Session, task_id: int, user: User, label: str, seen: i
             label=label,
             source=AnnotationSource.WEBAPP,
             guidelines_version=version,
+            lead_time=lead_time,
             created_at=now,
             updated_at=now,
             synced_at=now,
@@ -116,7 +132,7 @@ def submit_label(session: Session, task_id: int, user: User, label: str, seen: i
         session.add(mine)
     else:
         mine.label, mine.was_cancelled, mine.updated_at = label, False, now
-        mine.guidelines_version = version
+        mine.guidelines_version, mine.lead_time = version, lead_time
     session.flush()
     enqueue(session, mine)
     status, final = decide(_votes(session, task.id))

@@ -161,16 +161,21 @@ def _deliver(client: LabelStudioClient, d: Delivery, ls_user: int, existing: dic
     result = choice_result(d.label)
     if existing is not None:
         if label_of(existing.get("result")) != d.label:
-            client.update_annotation(int(existing["id"]), result)
+            client.update_annotation(int(existing["id"]), result, lead_time=d.lead_time)
         return int(existing["id"])
     if d.ls_annotation_id is not None:
         try:
-            client.update_annotation(d.ls_annotation_id, result)
+            client.update_annotation(d.ls_annotation_id, result, lead_time=d.lead_time)
             return d.ls_annotation_id
         except LabelStudioNotFound:
             log.info("annotation %s was deleted in Label Studio; creating it again", d.ls_annotation_id)
     created = client.create_annotation(
-        d.ls_task_id, result, completed_by=ls_user, ground_truth=d.ground_truth, import_id=d.entry_id
+        d.ls_task_id,
+        result,
+        completed_by=ls_user,
+        ground_truth=d.ground_truth,
+        import_id=d.entry_id,
+        lead_time=d.lead_time,
     )
     return int(created["id"])
 

@@ -194,3 +194,31 @@ def test_admin_deletes_a_dataset_with_its_label_studio_tasks(db, ls, ls_app, imp
 
     with pytest.raises(LabelStudioNotFound):
         ls.client().get_project(project_id)
+
+
+def test_the_time_to_label_reaches_label_studio_as_its_lead_time(db, ls, ls_app, imported) -> None:
+    """The page measures seconds from opening the task to the press; the API client may send its
+    own. Both are kept with the annotation and sent as Label Studio's ``lead_time``, a relabel too."""
+    first, second = imported["tasks"][0], imported["tasks"][1]
+    with ls_app.test_client() as client:
+        login(client, "alice")
+        page = client.get(f"/me/tasks/{first}").get_data(as_text=True)
+        assert 'name="lead_time"' in page
+        client.post(f"/me/tasks/{first}/label", data={"label": "NG", "lead_time": "4.25"})
+        refused = client.post(f"/me/tasks/{second}/label", data={"label": "OK", "lead_time": "-1"})
+        assert refused.status_code == 400
+        client.post(f"/me/tasks/{second}/label", data={"label": "OK"})  # not measured: none sent
+        assert deliver_due(db, ls.client()).delivered == 2
+        client.post(f"/me/tasks/{first}/label", data={"label": "OK", "lead_time": "9.5"})  # relabel
+        assert deliver_due(db, ls.client()).delivered == 1
+    with session_scope(db) as s:
+        rows = {
+            a.task_id: (a.lead_time, a.ls_annotation_id)
+            for a in s.scalars(select(Annotation).where(Annotation.task_id.in_([first, second])))
+        }
+        ls_ids = {t.id: t.ls_task_id for t in s.scalars(select(Task).where(Task.id.in_([first, second])))}
+    assert rows[first][0] == 9.5 and rows[second][0] is None
+    (relabeled,) = ls.client().request("GET", f"/api/tasks/{ls_ids[first]}")["annotations"]
+    assert relabeled["lead_time"] == pytest.approx(9.5) and label_of(relabeled["result"]) == "OK"
+    (unmeasured,) = ls.client().request("GET", f"/api/tasks/{ls_ids[second]}")["annotations"]
+    assert not unmeasured.get("lead_time")

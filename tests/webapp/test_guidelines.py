@@ -202,3 +202,4 @@ def test_the_panel_opens_with_a_key_and_the_label_keys_still_work(db, users, liv
     with session_scope(db) as s:
         labeled = s.scalars(select(Annotation).where(Annotation.annotator_id == users["alice"])).all()
     assert [(a.label, a.guidelines_version) for a in labeled] == [("NG", 1)]
+    assert labeled[0].lead_time is not None and 0 < labeled[0].lead_time < 120  # measured by the page

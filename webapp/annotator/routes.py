@@ -86,7 +86,7 @@ def submit(task_id: int) -> Any:
     checked(CsrfForm())
     body = LabelChoice.parse(request.form.to_dict(), form=True)
     choice = body.label
-    task = submit_label(db.session(), task_id, current_user, choice, body.guidelines_version)
+    task = submit_label(db.session(), task_id, current_user, choice, body.guidelines_version, body.lead_time)
     db.session.commit()
     wake_dispatcher()
     if task.status == TaskStatus.CONFLICT:

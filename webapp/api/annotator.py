@@ -51,7 +51,7 @@ def label(task_id: int, body: LabelChoice) -> dict[str, Any]:
     many of my labels have not reached it yet). Sending the same label again changes nothing.
     """
     own_task(db.session(), task_id, api_user(), include_deleted=True)
-    task = submit_label(db.session(), task_id, api_user(), body.label, body.guidelines_version)
+    task = submit_label(db.session(), task_id, api_user(), body.label, body.guidelines_version, body.lead_time)
     db.session.commit()
     wake_dispatcher()
     return {"task": task_json(task)}

@@ -14,9 +14,13 @@
       letters[first] = letters[first] ? null : b; // only unambiguous first letters
     });
     var sent = false;
+    var opened = performance.now();
+    var leadTime = document.getElementById("lead-time");
     form.addEventListener("submit", function (e) {
       if (sent) { e.preventDefault(); return; }
       sent = true;
+      // Seconds from opening the task to the label: Label Studio's lead_time.
+      if (leadTime) leadTime.value = ((performance.now() - opened) / 1000).toFixed(2);
       form.classList.add("sending");
     });
     document.addEventListener("keydown", function (e) {
