@@ -148,7 +148,9 @@ class ItemsReport:
     duplicates: int = 0
     empty: int = 0
     too_long: int = 0
-    duplicate_examples: list[str] = field(default_factory=list)
+    # Where the first duplicates were ("notes.csv line 7"), never their text: the report travels
+    # in a flash cookie and in logs, and the text may hold personal data.
+    duplicate_lines: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
@@ -359,8 +361,8 @@ def add_items(
         for row in batch:
             if row["text_hash"] not in inserted:
                 report.duplicates += 1
-                if len(report.duplicate_examples) < 5:
-                    report.duplicate_examples.append(row["text"][:80])
+                if len(report.duplicate_lines) < 5:
+                    report.duplicate_lines.append(f"{row['where']} (already in the dataset)")
         batch.clear()
 
     for number, (raw, source) in enumerate(rows, start=1):
@@ -382,15 +384,15 @@ def add_items(
         digest = sealing.digest(text, key) if sealed and key is not None else text_hash(text)
         if digest in seen:
             report.duplicates += 1
-            if len(report.duplicate_examples) < 5:
-                report.duplicate_examples.append(text[:80])
+            if len(report.duplicate_lines) < 5:
+                report.duplicate_lines.append(f"{where} (repeats an earlier row)")
             continue
         seen.add(digest)
         readable, blob = source, None
         if sealed and key is not None:
             readable, hidden = sealing.split_kept(source, kept)
             blob = sealing.seal(text, hidden, key)
-        batch.append({"text": text, "text_hash": digest, "source": readable, "sealed": blob})
+        batch.append({"text": text, "text_hash": digest, "source": readable, "sealed": blob, "where": where})
         if len(batch) >= batch_size:
             flush()
     flush()

@@ -51,7 +51,8 @@ def test_upload_csv_reports_duplicates_and_empty_rows(db, client) -> None:
     )
     page = response.get_data(as_text=True)
     assert "added 2 items, 1 duplicate texts skipped, 1 empty rows skipped." in page
-    assert "Duplicates skipped, e.g.: “The kettle leaks”" in page
+    assert "Duplicates skipped: notes.csv line " in page and "(repeats an earlier row)" in page
+    assert "kettle leaks" not in page.split("Duplicates skipped")[1].split("</")[0]  # lines, never the text
     # Columns beside the text may hold personal data: dropped unless the dataset keeps them.
     assert "Not kept (they may hold personal data): customer, id." in page
     with session_scope(db) as s:

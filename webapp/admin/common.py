@@ -9,5 +9,6 @@ from include.services.datasets import ItemsReport
 
 def flash_report(report: ItemsReport) -> None:
     flash(report.summary + ".", "success" if report.added else "info")
-    if report.duplicate_examples:
-        flash("Duplicates skipped, e.g.: " + "; ".join(f"“{t}”" for t in report.duplicate_examples[:3]), "info")
+    if report.duplicate_lines:
+        more = "…" if report.duplicates > len(report.duplicate_lines) else ""
+        flash("Duplicates skipped: " + "; ".join(report.duplicate_lines) + more, "info")
