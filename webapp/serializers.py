@@ -67,6 +67,18 @@ def guidelines_json(session: Any, dataset: Dataset, *, with_versions: bool = Tru
     }
 
 
+def flag_json(flag: Any, username: str | None = None) -> dict[str, Any]:
+    return {
+        "id": flag.id,
+        "task_id": flag.task_id,
+        "kind": flag.kind,
+        "note": flag.note,
+        "username": username,
+        "created_at": _iso(flag.created_at),
+        "resolved_at": _iso(flag.resolved_at),
+    }
+
+
 def dataset_json(dataset: Dataset) -> dict[str, Any]:
     return {
         "id": dataset.id,

@@ -711,6 +711,31 @@ class QualityReport(Base):
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
 
+FLAG_KINDS = ("skip", "not_sure", "bad_item", "pii_left", "guideline_unclear")
+# Kinds that hold the task back from everyone until an admin resolves them (the others only
+# from the annotator who raised them).
+HOLDING_FLAGS = ("bad_item", "pii_left", "guideline_unclear")
+
+
+class TaskFlag(Base):
+    """An annotator's skip, "not sure" or flag on a task (include.services.flags)."""
+
+    __tablename__ = "task_flags"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({', '.join(repr(k) for k in FLAG_KINDS)})", name="kind"),
+        Index("ix_task_flags_open", "task_id", postgresql_where=sql_text("resolved_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    resolved_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
 class ExtraAssignee(Base):
     """A second (or third) annotator of a task, for agreement (the first is ``tasks.assigned_to``)."""
 

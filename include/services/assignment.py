@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, ExtraAssignee, Role, Task, TaskStatus, User
+from include.db.models import HOLDING_FLAGS, Dataset, ExtraAssignee, Role, Task, TaskStatus, User
 from include.errors import Invalid
 from include.ml.batch import BATCH_STRATEGIES, BATCH_STRATEGY
 from include.params import ParamSpec, Values, param
@@ -90,11 +90,19 @@ def unassign_task(session: Session, task_id: int) -> Task:
     return task
 
 
+# A task flagged by this annotator (skip, not sure, any flag: include.services.flags) or held by
+# anyone's open flag is never auto-assigned to them; {task} is the tasks table's alias.
+NOT_FLAGGED = f"""NOT EXISTS (
+    SELECT 1 FROM task_flags f
+    WHERE f.task_id = {{task}}.id AND f.resolved_at IS NULL
+      AND (f.user_id = :user_id OR f.kind IN ({", ".join(repr(k) for k in HOLDING_FLAGS)})))"""
+
 _AUTO_ASSIGN = text(
-    """
+    f"""
     WITH picked AS (
         SELECT id FROM tasks
         WHERE dataset_id = :dataset_id AND assigned_to IS NULL AND status = 'imported'
+          AND {NOT_FLAGGED.format(task="tasks")}
         ORDER BY priority DESC, id
         LIMIT :count
         FOR UPDATE SKIP LOCKED
@@ -107,9 +115,10 @@ _AUTO_ASSIGN = text(
 
 
 _ASSIGN_IDS = text(
-    """
+    f"""
     WITH picked AS (
         SELECT id FROM tasks WHERE id = ANY (:ids) AND assigned_to IS NULL AND status = 'imported'
+          AND {NOT_FLAGGED.format(task="tasks")}
         FOR UPDATE SKIP LOCKED
     )
     UPDATE tasks SET assigned_to = :user_id, assigned_at = now(), status = 'assigned', updated_at = now()
@@ -122,12 +131,13 @@ _ASSIGN_IDS = text(
 # Tasks another annotator already has, highest priority first, that nobody shares yet: the
 # second annotator's share of an auto-assignment (overlap, for agreement).
 _OVERLAP = text(
-    """
+    f"""
     WITH picked AS (
         SELECT t.id FROM tasks t
         WHERE t.dataset_id = :dataset_id AND t.assigned_to IS NOT NULL AND t.assigned_to <> :user_id
           AND t.status IN ('assigned', 'labeled')
           AND NOT EXISTS (SELECT 1 FROM task_extra_assignees x WHERE x.task_id = t.id)
+          AND {NOT_FLAGGED.format(task="t")}
         ORDER BY t.priority DESC, t.id
         LIMIT :count
         FOR UPDATE SKIP LOCKED

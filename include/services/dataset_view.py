@@ -13,10 +13,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, GuidelineVersion, Job, PiiPolicy, QualityReport, Snapshot, TrainingConfigFile
+from include.db.models import (
+    Dataset,
+    GuidelineVersion,
+    Job,
+    PiiPolicy,
+    QualityReport,
+    Snapshot,
+    TaskFlag,
+    TrainingConfigFile,
+)
 from include.services import (
     dataset_settings,
     eval_set,
+    flags,
     guidelines,
     live_loop,
     pii,
@@ -68,6 +78,7 @@ class Labeling:
     snapshots: list[Snapshot]
     guidelines_html: str  # the current guidelines, rendered and sanitised
     guideline_versions: list[GuidelineVersion]
+    flags: list[tuple[TaskFlag, str | None]]  # open skips and flags, with who raised them
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ def labeling(session: Session, dataset: Dataset) -> Labeling:
         list_snapshots(session, dataset.id)[:5],
         guidelines.render(dataset.guidelines),
         guidelines.versions(session, dataset.id)[:10],
+        flags.open_flags(session, dataset.id, limit=50),
     )
 
 

@@ -21,9 +21,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, ExtraAssignee, GuidelineVersion, Task, User
-from include.errors import Invalid, NotFound
+from include.errors import NotFound
 from include.params import ParamSpec, Values, param
-from include.services.datasets import LABEL_DESCRIPTIONS, check_storable, validate_label_descriptions
+from include.services.datasets import LABEL_DESCRIPTIONS, validate_label_descriptions
+from include.services.free_text import PersonalDataInText, check_free_text
 
 GUIDELINES = ParamSpec(
     "guidelines", "Guidelines", "text", "", max_length=20_000,
@@ -36,11 +37,9 @@ _TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "code", "pre", "blockquote",
     "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td", "dl", "dt", "dd",
 }  # fmt: skip
-_CHECKED = ("PHONE", "ID_NUMBER", "BANK_CARD", "EMAIL", "IP_ADDRESS", "PASSPORT")
-
-
-class GuidelinesError(Invalid):
-    """Guidelines that cannot be saved; the message says why."""
+READERS = "every annotator and the LLM"
+# Guidelines that cannot be saved (personal data in them): include.services.free_text.
+GuidelinesError = PersonalDataInText
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,18 +99,6 @@ def prompt_text(dataset: Dataset) -> str | None:
     return text if len(text) <= PROMPT_LIMIT else text[:PROMPT_LIMIT].rsplit("\n", 1)[0] + "\n…"
 
 
-def _refuse_personal_data(text: str, where: str) -> None:
-    from include.pii.engine import deidentify
-
-    (found,) = deidentify([text], dict.fromkeys(_CHECKED, "placeholder"), key=None)
-    kinds = sorted({r.entity for r in found.replacements})
-    if kinds:
-        raise GuidelinesError(
-            f"{where} contain personal data ({', '.join(kinds)}): every annotator and the LLM read them; "
-            "replace the values in the examples (for example with <PHONE>)"
-        )
-
-
 def save(session: Session, dataset: Dataset, body: Guidelines, by: int | None) -> Saved:
     """Save the guidelines and label descriptions as a new version (nothing new when unchanged).
 
@@ -121,7 +108,6 @@ def save(session: Session, dataset: Dataset, body: Guidelines, by: int | None) -
         GuidelinesError: personal data in them. DatasetError: unstorable text, unknown labels.
     """
     text = body.guidelines.strip()
-    check_storable(text, "the guidelines")
     descriptions = (
         dict(dataset.label_descriptions or {})
         if body.label_descriptions is None
@@ -129,7 +115,7 @@ def save(session: Session, dataset: Dataset, body: Guidelines, by: int | None) -
     )
     if text == dataset.guidelines and descriptions == dict(dataset.label_descriptions or {}):
         return Saved(dataset.guidelines_version, changed=False)
-    _refuse_personal_data(text + "\n" + "\n".join(descriptions.values()), "the guidelines")
+    check_free_text(text + "\n" + "\n".join(descriptions.values()), "the guidelines", readers=READERS)
     version = dataset.guidelines_version + 1
     session.add(
         GuidelineVersion(

@@ -44,6 +44,7 @@ EXPECTED_TABLES = {
     "key_fingerprints",
     "ls_instances",
     "guideline_versions",
+    "task_flags",
 }
 
 

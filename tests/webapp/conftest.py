@@ -131,3 +131,19 @@ def log_in(page: Any, base: str, username: str) -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("button:has-text('Log in')")
     page.wait_for_selector(f"[data-testid=current-user]:has-text('{username}')")
+
+
+@pytest.fixture
+def live_url(db: str, users: dict[str, int]) -> Iterator[str]:
+    """The app on a real port for the browser (CSRF on), without Label Studio; test modules that
+    need Label Studio define their own."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    app = make_app(db, WTF_CSRF_ENABLED=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()

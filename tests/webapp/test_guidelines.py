@@ -3,8 +3,6 @@ Label Studio's instruction), read by the LLM prompt, and recorded with each labe
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -55,7 +53,7 @@ def test_versions_and_what_the_markdown_may_become(db) -> None:
 
 def test_personal_data_in_the_examples_is_refused(db) -> None:
     dataset_id, _ = dataset_with_tasks(db, "rules-pii", 1)
-    with pytest.raises(guidelines.GuidelinesError, match=r"personal data \(PHONE\)"):
+    with pytest.raises(guidelines.GuidelinesError, match=r"personal data in the guidelines \(PHONE\)"):
         _save(db, dataset_id, "Example: call 13800138000 and the kettle leaks -> NG")
     with pytest.raises(guidelines.GuidelinesError, match="EMAIL"):
         _save(db, dataset_id, "ok", {"NG": "ask jane.doe@example.com"})
@@ -92,7 +90,7 @@ def test_admin_saves_and_annotator_sees_and_labels_under_a_version(db, app, user
             data={"csrf_token": csrf_token(saved), "guidelines": "call 13800138000", "label_descriptions": ""},
             follow_redirects=True,
         ).get_data(as_text=True)
-        assert "personal data (PHONE)" in refused
+        assert "personal data in the guidelines (PHONE)" in refused
         login(client, "alice")
         with session_scope(db) as s:
             mine = s.scalars(select(Task.id).where(Task.assigned_to == users["alice"]).order_by(Task.id)).all()
@@ -166,18 +164,6 @@ def test_label_studio_shows_them_as_the_projects_instruction(db, ls, users) -> N
     assert "<strong>smoke</strong>" in client.get_project(project_id)["expert_instruction"]
     with session_scope(db) as s:
         assert s.get_one(LsProject, project_id).instruction_version == 2
-
-
-@pytest.fixture
-def live_url(db, users) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    app = make_app(db, WTF_CSRF_ENABLED=True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 @pytest.mark.browser

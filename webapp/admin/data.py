@@ -9,7 +9,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.errors import Invalid
-from include.services import datasets, guidelines, quality, snapshots
+from include.services import datasets, flags, guidelines, quality, snapshots
 from include.services.export import FORMATS
 from webapp.admin import bp
 from webapp.admin.datasets import tab_page
@@ -129,3 +129,15 @@ def save_guidelines_view(dataset_id: int) -> Any:
     _, message = save_guidelines(dataset, body, current_user)
     flash(message, "success")
     return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="labeling", _anchor="guidelines"))
+
+
+@bp.post("/datasets/<id:dataset_id>/flags/<bigid:flag_id>/resolve")
+@admin_required
+@shown_on(lambda dataset_id, flag_id: tab_page(dataset_id, "labeling"))
+def resolve_flag_view(dataset_id: int, flag_id: int) -> Any:
+    """Close a flag: its task can be assigned again."""
+    checked(CsrfForm())
+    resolved = flags.resolve(db.session(), dataset_id, flag_id, current_user)
+    db.session.commit()
+    flash(f"Flag on task {resolved.task_id} resolved: the task can be assigned again.", "success")
+    return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="labeling", _anchor="flags"))

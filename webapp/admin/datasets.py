@@ -11,7 +11,7 @@ from flask_login import current_user
 from include.demo.texts import generate_demo_texts
 from include.errors import Invalid
 from include.pipelines.catalog import PIPELINES
-from include.services import dataset_view, datasets, pii, privacy
+from include.services import dataset_view, datasets, flags, pii, privacy
 from include.services.assignment import AutoAssignRequest, auto_assign_request
 from include.services.deletion import delete_dataset
 from include.services.evaluations import learning_curve
@@ -125,6 +125,7 @@ def tab_page(dataset_id: int, tab: str = "overview") -> Any:
         pii_key_set=bool(current_app.config.get("PII_KEY")),
         export_formats=list(EXPORT_FORMATS),
         auto_assign=AutoAssignRequest.specs(),
+        flag_titles=flags.TITLES,
         csrf_form=CsrfForm(),
     )
 

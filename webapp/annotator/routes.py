@@ -8,6 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from include.db.models import Dataset, TaskStatus
+from include.services import flags
 from include.services.guidelines import render as render_guidelines
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelChoice, own_task, submit_label
@@ -70,6 +71,7 @@ def label_view(task_id: int) -> Any:
         task=task,
         dataset=dataset,
         guidelines=render_guidelines(dataset.guidelines) if dataset else "",
+        flag_kinds=flags.TITLES,
         form=CsrfForm(),
         ls_link=ls_link,
         stats=annotator_stats(db.session(), current_user),
@@ -96,5 +98,25 @@ def submit(task_id: int) -> Any:
     following = next_task(db.session(), current_user, exclude_id=task_id)
     if following is None:
         flash("That was your last task. Nice work!", "success")
+        return redirect(url_for("annotator.tasks"))
+    return redirect(url_for("annotator.label", task_id=following.id))
+
+
+@bp.post("/tasks/<bigid:task_id>/flag")
+@annotator_required
+@shown_on(label_view)
+def flag(task_id: int) -> Any:
+    """Skip the task, say "not sure", or flag it for an admin; then open my next task."""
+    own_task(db.session(), task_id, current_user)
+    checked(CsrfForm())
+    body = flags.FlagRequest.parse(request.form.to_dict(), form=True)
+    flags.flag_task(db.session(), task_id, current_user, body)
+    db.session.commit()
+    if body.kind in ("skip", "not_sure"):
+        flash(f"{flags.TITLES[body.kind]}: the task goes to someone else.", "info")
+    else:
+        flash(f"Flagged ({flags.TITLES[body.kind].lower()}): an admin will look at it.", "info")
+    following = next_task(db.session(), current_user, exclude_id=task_id)
+    if following is None:
         return redirect(url_for("annotator.tasks"))
     return redirect(url_for("annotator.label", task_id=following.id))

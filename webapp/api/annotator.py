@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from include.db.models import TaskStatus
-from include.services import guidelines
+from include.services import flags, guidelines
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelChoice, own_task, submit_label
 from include.services.paging import DatasetFilter
@@ -14,7 +14,7 @@ from include.services.task_queries import MyTasksQuery, annotator_tasks
 from webapp.api import ANNOTATOR, api_user, paged, route
 from webapp.clients import wake_dispatcher
 from webapp.extensions import db
-from webapp.serializers import guidelines_json, outbox_json, task_json
+from webapp.serializers import flag_json, guidelines_json, outbox_json, task_json
 
 TAG = "annotator"
 
@@ -65,6 +65,18 @@ def my_guidelines(dataset_id: int) -> dict[str, Any]:
     """The guidelines of a dataset I have tasks in; send their ``version`` with each label."""
     dataset = guidelines.for_annotator(db.session(), dataset_id, api_user())
     return guidelines_json(db.session(), dataset, with_versions=False)
+
+
+@route(
+    "POST", "/annotator/tasks/<bigid:task_id>/flag", tag=TAG, roles=ANNOTATOR, body=flags.FlagRequest,
+    response="FlagEnvelope", errors=(404,),
+)  # fmt: skip
+def flag(task_id: int, body: flags.FlagRequest) -> dict[str, Any]:
+    """Skip one of my tasks, say "not sure", or flag it (``bad_item``, ``pii_left``,
+    ``guideline_unclear``) with an optional ``note``: it leaves my list."""
+    raised = flags.flag_task(db.session(), task_id, api_user(), body)
+    db.session.commit()
+    return {"flag": flag_json(raised, api_user().username)}
 
 
 @route("GET", "/annotator/outbox", tag=TAG, roles=ANNOTATOR, response="Outbox")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 
 from include.demo.texts import generate_demo_texts
-from include.services import dataset_settings, datasets, eval_set, guidelines, live_loop
+from include.services import dataset_settings, datasets, eval_set, flags, guidelines, live_loop
 from include.services.assignment import AutoAssignRequest, OverlapSettings, apply_overlap, auto_assign_request
 from include.services.dataset_settings import DatasetSettings
 from include.services.eval_set import EvalPolicy
@@ -20,7 +20,7 @@ from webapp.api import PartialBody, api_user, paged, route
 from webapp.clients import pii_key
 from webapp.extensions import db
 from webapp.guidelines import save_guidelines
-from webapp.serializers import dataset_json, eval_set_json, guidelines_json, live_loop_json, task_json
+from webapp.serializers import dataset_json, eval_set_json, flag_json, guidelines_json, live_loop_json, task_json
 
 TAG = "datasets"
 
@@ -179,3 +179,25 @@ def put_guidelines(dataset_id: int, body: guidelines.Guidelines) -> dict[str, An
     dataset = datasets.get_dataset(db.session(), dataset_id)
     save_guidelines(dataset, body, api_user())
     return guidelines_json(db.session(), dataset)
+
+
+@route("GET", "/datasets/<id:dataset_id>/flags", tag=TAG, response="Flags", errors=(404,))
+def list_flags(dataset_id: int) -> dict[str, Any]:
+    """Open skips, "not sure" answers and flags of the dataset, newest first, with counts by kind."""
+    datasets.get_dataset(db.session(), dataset_id)
+    return {
+        "dataset_id": dataset_id,
+        "counts": flags.counts(db.session(), dataset_id),
+        "flags": [flag_json(f, who) for f, who in flags.open_flags(db.session(), dataset_id)],
+    }
+
+
+@route(
+    "POST", "/datasets/<id:dataset_id>/flags/<bigid:flag_id>/resolve", tag=TAG, response="FlagEnvelope",
+    errors=(404,),
+)  # fmt: skip
+def resolve_flag(dataset_id: int, flag_id: int) -> dict[str, Any]:
+    """Close an open flag: its task can be assigned again (never to an annotator who skipped it)."""
+    resolved = flags.resolve(db.session(), dataset_id, flag_id, api_user())
+    db.session.commit()
+    return {"flag": flag_json(resolved)}

@@ -227,6 +227,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "InferenceStarted": obj({"run": ref("InferenceRun"), "job_id": INT, "job": ref("Job")}),
     "TrainingConfig": TRAINING_CONFIG,
     "TrainingConfigEnvelope": obj({"config": ref("TrainingConfig")}),
+    "Flag": obj(
+        {
+            "id": INT,
+            "task_id": INT,
+            "kind": STR,
+            "note": STR,
+            "username": null(STR),
+            "created_at": TIME,
+            "resolved_at": null(TIME),
+        }
+    ),
+    "FlagEnvelope": obj({"flag": ref("Flag")}),
+    "Flags": obj({"dataset_id": INT, "counts": COUNTS, "flags": array(ref("Flag"))}),
     "Guidelines": obj(
         {
             "dataset_id": INT,

@@ -13,6 +13,13 @@
       var first = b.value.charAt(0).toLowerCase();
       letters[first] = letters[first] ? null : b; // only unambiguous first letters
     });
+    var flagKeys = {};
+    var flagForm = document.getElementById("flag-form");
+    if (flagForm) {
+      Array.prototype.slice.call(flagForm.querySelectorAll("[data-flag-key]")).forEach(function (b) {
+        flagKeys[b.dataset.flagKey] = b;
+      });
+    }
     var sent = false;
     var opened = performance.now();
     var leadTime = document.getElementById("lead-time");
@@ -32,6 +39,13 @@
       if (panel && (e.key === "?" || (e.key.toLowerCase() === "g" && !letters.g))) {
         e.preventDefault();
         panel.open = !panel.open;
+        return;
+      }
+      // Skip, not sure, flag: their letter unless a label starts with it.
+      var flagButton = flagKeys[e.key.toLowerCase()];
+      if (flagButton && !letters[e.key.toLowerCase()] && !sent) {
+        e.preventDefault();
+        flagButton.click();
         return;
       }
       var button = byKey[e.key] || letters[e.key.toLowerCase()];
