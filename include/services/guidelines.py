@@ -107,6 +107,8 @@ def save(session: Session, dataset: Dataset, body: Guidelines, by: int | None) -
     Raises:
         GuidelinesError: personal data in them. DatasetError: unstorable text, unknown labels.
     """
+    # Two admins saving at once: the second waits and numbers its version after the first's.
+    session.refresh(dataset, with_for_update=True)
     text = body.guidelines.strip()
     descriptions = (
         dict(dataset.label_descriptions or {})

@@ -218,8 +218,9 @@ def push_instruction(session: Session, client: LabelStudioClient, project_id: in
     if state is None or not state.owned or state.instruction_version >= dataset.guidelines_version:
         return None
     try:
+        check_project(session, client, project_id)  # never another instance's project of that number
         client.update_project(project_id, expert_instruction=instruction_html(dataset), show_instruction=True)
-    except LabelStudioError as exc:
+    except (LabelStudioError, LabelStudioChanged) as exc:
         log.warning("guidelines not sent to project %s: %s", project_id, exc)
         return f"guidelines not sent to Label Studio: {exc}"
     state.instruction_version = dataset.guidelines_version

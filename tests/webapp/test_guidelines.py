@@ -189,3 +189,33 @@ def test_the_panel_opens_with_a_key_and_the_label_keys_still_work(db, users, liv
         labeled = s.scalars(select(Annotation).where(Annotation.annotator_id == users["alice"])).all()
     assert [(a.label, a.guidelines_version) for a in labeled] == [("NG", 1)]
     assert labeled[0].lead_time is not None and 0 < labeled[0].lead_time < 120  # measured by the page
+
+
+def test_two_admins_saving_at_once_get_two_versions(db) -> None:
+    """The second save waits for the first and takes the next number (no duplicate version)."""
+    import threading
+    import time
+
+    dataset_id, _ = dataset_with_tasks(db, "rules-race", 1)
+    errors: list[BaseException] = []
+
+    def save(text: str, hold: float) -> None:
+        try:
+            with session_scope(db) as s:
+                saved = guidelines.save(s, s.get_one(Dataset, dataset_id), guidelines.Guidelines(guidelines=text), None)
+                assert saved.changed
+                time.sleep(hold)  # the first holds its transaction open while the second arrives
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=save, args=("first rules", 1.0))
+    second = threading.Thread(target=save, args=("second rules", 0.0))
+    first.start()
+    time.sleep(0.3)
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert not errors, errors
+    with session_scope(db) as s:
+        assert [v.version for v in guidelines.versions(s, dataset_id)] == [2, 1]
+        assert s.get_one(Dataset, dataset_id).guidelines == "second rules"
