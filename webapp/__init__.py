@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, request
 
 from webapp import errors
-from webapp.args import BadArgument, BigIdConverter, IdConverter, has_nul
+from webapp.args import BadArgument, BigIdConverter, IdConverter, has_cjk, has_nul
 from webapp.config import Config, load_config
 from webapp.extensions import csrf, db, login_manager
 from webapp.security import load_session_user
@@ -40,10 +40,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp.annotator import bp as annotator_bp
     from webapp.api import bp as api_bp
     from webapp.auth import bp as auth_bp
+    from webapp.review import bp as review_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(annotator_bp, url_prefix="/me")
+    app.register_blueprint(review_bp, url_prefix="/review")
+    app.jinja_env.tests["cjk"] = has_cjk
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-token API: no cookies, so no CSRF
     from webapp import ml_backend

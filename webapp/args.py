@@ -7,6 +7,7 @@ query-string numbers use :func:`int_arg` (bad or out of range: 400 with the reas
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,3 +76,12 @@ def has_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(has_nul(v) for v in value)
     return False
+
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def has_cjk(text: Any) -> bool:
+    """Whether a text holds Chinese (or Japanese, Korean) characters: the page marks its block
+    ``lang="zh"`` so the browser picks CJK glyphs instead of a Latin font's fallbacks."""
+    return isinstance(text, str) and _CJK.search(text) is not None

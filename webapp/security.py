@@ -31,6 +31,19 @@ def admin_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def reviewer_required(view: F) -> F:
+    """Logged in as a reviewer or an admin, else 403."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.may_review:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
 def annotator_required(view: F) -> F:
     @wraps(view)
     @login_required

@@ -284,3 +284,50 @@ def pipeline_json(pipeline: Pipeline) -> dict[str, Any]:
 def live_loop_json(dataset_id: int, state: dict[str, Any]) -> dict[str, Any]:
     """include.services.live_loop.status for the API (times as ISO 8601)."""
     return {"dataset_id": dataset_id, **{k: _iso(v) if k.endswith("_at") else v for k, v in state.items()}}
+
+
+def queue_entry_json(entry: Any) -> dict[str, Any]:
+    return {
+        "annotation_id": entry.annotation_id,
+        "task_id": entry.task_id,
+        "dataset_id": entry.dataset_id,
+        "dataset": entry.dataset_name,
+        "annotator": entry.annotator,
+        "label": entry.label,
+        "labeled_at": _iso(entry.created_at),
+        "lead_time": entry.lead_time,
+        "guidelines_version": entry.guidelines_version,
+        "text": entry.text,
+        "model_label": entry.model_label,
+        "model_score": entry.model_score,
+        "status": entry.status,
+        "others": [{"annotator": who, "label": label, "review": held} for who, label, held in entry.others],
+        "flags": entry.flags,
+        "evaluation": entry.evaluation,
+    }
+
+
+def review_json(record: Any, reviewer: str | None, annotator: str | None) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "task_id": record.task_id,
+        "annotation_id": record.annotation_id,
+        "verdict": record.verdict,
+        "label_before": record.label_before,
+        "label_after": record.label_after,
+        "comment": record.comment,
+        "reviewer": reviewer,
+        "annotator": annotator,
+        "created_at": _iso(record.created_at),
+    }
+
+
+def returned_json(returned: Any) -> dict[str, Any]:
+    return {
+        "task_id": returned.task_id,
+        "dataset_id": returned.dataset_id,
+        "label": returned.label,
+        "comment": returned.comment,
+        "reviewer": returned.reviewer,
+        "reviewed_at": _iso(returned.reviewed_at),
+    }

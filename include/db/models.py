@@ -54,6 +54,7 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 class Role(enum.StrEnum):
     ADMIN = "admin"
     ANNOTATOR = "annotator"
+    REVIEWER = "reviewer"  # checks submitted labels (include.services.review); an admin can too
 
 
 class TaskStatus(enum.StrEnum):
@@ -129,6 +130,10 @@ class User(Base):
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
+    @property
+    def may_review(self) -> bool:
+        return self.role in (Role.ADMIN, Role.REVIEWER)
+
     # flask-login's interface, without importing flask-login into the library.
     @property
     def is_active(self) -> bool:
@@ -201,6 +206,12 @@ class Dataset(Base):
     live_loop_started_at: Mapped[datetime | None] = mapped_column(TSTZ)  # a loop run picked the dataset up
     # The loop fine-tunes the encoder at this many labeled tasks and each doubling; NULL: never.
     retune_at_labels: Mapped[int | None] = mapped_column(Integer)
+    # What counts (include.services.label_policy): which labels may train, and which may judge
+    # models in the evaluation set: "any", "reviewed" or "agreed_or_reviewed".
+    train_labels: Mapped[str] = mapped_column(String(24), default="any", server_default="any")
+    eval_labels: Mapped[str] = mapped_column(
+        String(24), default="agreed_or_reviewed", server_default="agreed_or_reviewed"
+    )
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
@@ -298,6 +309,9 @@ class Task(Base):
     ls_data_stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
     # When a training run first used this task's text: such a task can never join the eval set.
     first_trained_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    # What the label rests on (include.services.consensus): "single" annotator, two or more
+    # "agreed", or "reviewed" (a reviewer accepted or fixed it, or an admin resolved it).
+    label_basis: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now(), onupdate=func.now())
 
@@ -305,11 +319,27 @@ class Task(Base):
     assignee: Mapped[User | None] = relationship(lazy="select")
 
 
+REVIEW_VERDICTS = ("accepted", "fixed", "rejected")
+
+
 class Annotation(Base):
     """One Label Studio annotation of a task, attributed to a platform user where the email maps."""
 
     __tablename__ = "annotations"
-    __table_args__ = (UniqueConstraint("task_id", "ls_annotation_id", name="uq_annotations_task_ls_annotation"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "ls_annotation_id", name="uq_annotations_task_ls_annotation"),
+        # The review queue: submitted labels nobody has reviewed yet, oldest first.
+        Index(
+            "ix_annotations_review_queue",
+            "id",
+            postgresql_where=sql_text(
+                "review IS NULL AND label IS NOT NULL AND NOT was_cancelled AND NOT ground_truth"
+            ),
+        ),
+        # An annotator's labels a reviewer sent back.
+        Index("ix_annotations_returned", "annotator_id", postgresql_where=sql_text("review = 'rejected'")),
+        CheckConstraint(f"review IN ({', '.join(repr(v) for v in REVIEW_VERDICTS)})", name="review"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
@@ -324,9 +354,39 @@ class Annotation(Base):
     guidelines_version: Mapped[int | None] = mapped_column(Integer)
     # Seconds from opening the task to pressing the label (None: not measured, e.g. Label Studio's UI).
     lead_time: Mapped[float | None] = mapped_column(Float)
+    # The last review (include.services.review): it holds while the label is still
+    # ``reviewed_label``; a new label from the annotator clears it (back in the queue).
+    review: Mapped[str | None] = mapped_column(String(16))
+    reviewed_label: Mapped[str | None] = mapped_column(String(64))
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(TSTZ)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     synced_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class Review(Base):
+    """One reviewer's verdict on one annotation, kept for good: who, when, the label before and
+    after, and the comment the annotator gets back with a rejection."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        CheckConstraint(f"verdict IN ({', '.join(repr(v) for v in REVIEW_VERDICTS)})", name="verdict"),
+        Index("ix_reviews_annotator_created", "annotator_id", "created_at"),
+        Index("ix_reviews_reviewer_created", "reviewer_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    # The annotation may be deleted in Label Studio later; the verdict stays on record.
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"), index=True)
+    annotator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    verdict: Mapped[str] = mapped_column(String(16))
+    label_before: Mapped[str] = mapped_column(String(64))
+    label_after: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
 
 class LsProject(Base):
@@ -772,6 +832,8 @@ class SnapshotItem(Base):
     text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     label: Mapped[str] = mapped_column(String(64))
     in_eval: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the label rested on when the snapshot was taken (single, agreed, reviewed).
+    basis: Mapped[str | None] = mapped_column(String(16))
 
 
 class InferenceRun(Base):

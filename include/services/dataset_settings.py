@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from include.db.models import Dataset
 from include.errors import NotFound
 from include.params import Values, group
-from include.services import assignment, eval_set, live_loop, quality, retune
+from include.services import assignment, eval_set, label_policy, live_loop, quality, retune
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,15 @@ SETTINGS: dict[str, Setting] = {
             eval_set.EvalPolicy.from_object,
         ),
         Setting(
+            "what-counts",
+            "What counts",
+            "Which labels train models and which judge them: every submitted label, labels two annotators agree on "
+            "or a reviewer accepted, or reviewed labels only. Applies from the next training run and gate.",
+            label_policy.LabelPolicy,
+            label_policy.apply_policy,
+            label_policy.LabelPolicy.from_object,
+        ),
+        Setting(
             "quality-thresholds",
             "Quality thresholds",
             "Where each check of the quality gate passes; they apply from the next quality check.",
@@ -104,11 +113,12 @@ class DatasetSettings(Values):
     live_loop: live_loop.LiveLoopSettings = group(live_loop.LiveLoopSettings)
     retune: retune.RetuneSettings = group(retune.RetuneSettings)
     eval_policy: eval_set.EvalPolicy = group(eval_set.EvalPolicy)
+    what_counts: label_policy.LabelPolicy = group(label_policy.LabelPolicy)
     quality_thresholds: quality.QualityThresholds = group(quality.QualityThresholds)
 
 
 _FIELDS = {"overlap": "overlap", "live-loop": "live_loop", "retune": "retune", "eval-policy": "eval_policy",
-           "quality-thresholds": "quality_thresholds"}  # fmt: skip
+           "what-counts": "what_counts", "quality-thresholds": "quality_thresholds"}  # fmt: skip
 
 
 def current(dataset: Dataset) -> DatasetSettings:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from include.db.models import Dataset, EvalItem, Item, Task, TaskStatus
 from include.errors import Invalid
 from include.params import ParamSpec, Values, param
+from include.services.label_policy import basis_counts
 from include.services.task_queries import get_task
 
 EVAL_FRACTION = ParamSpec(
@@ -65,6 +66,9 @@ class EvalSet:
     examples: list[tuple[str, str]]  # (text hash, label) of usable members, by hash
     per_label: dict[str, int]
     excluded: int = 0
+    # Members whose label does not count for evaluation yet (the dataset asks for agreed or
+    # reviewed labels): they wait in the review queue and stay out of training meanwhile.
+    waiting: int = 0
 
     @property
     def size(self) -> int:
@@ -132,10 +136,11 @@ def refresh(session: Session, dataset: Dataset) -> EvalSet:
 
 
 def current_set(session: Session, dataset: Dataset) -> EvalSet:
-    """The evaluation set as it stands: members whose task is labeled (conflicts wait), by hash."""
+    """The evaluation set as it stands: members whose task is labeled (conflicts wait) with a
+    label that counts under the dataset's evaluation policy (include.services.label_policy)."""
     rows = (
         session.execute(
-            select(EvalItem.text_hash, Task.label, EvalItem.excluded)
+            select(EvalItem.text_hash, Task.label, EvalItem.excluded, Task.label_basis)
             .join(Item, (Item.text_hash == EvalItem.text_hash) & (Item.dataset_id == EvalItem.dataset_id))
             .join(Task, Task.item_id == Item.id)
             .where(
@@ -148,10 +153,15 @@ def current_set(session: Session, dataset: Dataset) -> EvalSet:
         .tuples()
         .all()
     )
-    examples = [(str(h), str(label)) for h, label, excluded in rows if not excluded]
-    excluded = sum(1 for _, _, ex in rows if ex)
+    policy = dataset.eval_labels
+    examples = [
+        (str(h), str(label)) for h, label, excluded, basis in rows if not excluded and basis_counts(policy, basis)
+    ]
+    excluded = sum(1 for _, _, ex, _ in rows if ex)
+    waiting = sum(1 for _, _, ex, basis in rows if not ex and not basis_counts(policy, basis))
     counts = Counter(label for _, label in examples)
-    return EvalSet(version_of(examples), examples, {label: counts.get(label, 0) for label in dataset.labels}, excluded)
+    per_label = {label: counts.get(label, 0) for label in dataset.labels}
+    return EvalSet(version_of(examples), examples, per_label, excluded, waiting)
 
 
 def eval_hashes(session: Session, dataset_id: int) -> set[str]:

@@ -70,6 +70,10 @@ COLUMNS = (
     "in_eval",
     "labeled_at",
     "created_at",
+    "label_basis",
+    "review",
+    "reviewer",
+    "reviewed_at",
 )
 FETCH = 20_000  # rows per round trip of the server-side cursor
 CHUNK = 2_000  # rows per chunk of bytes handed to the web server (Python writers)
@@ -89,7 +93,8 @@ _ROWS = """
 SELECT t.id AS task_id, t.item_id, i.text, t.label, a.people AS annotators, a.labels AS annotator_labels,
        a.agreement, t.prelabel_label AS prediction, t.prelabel_score AS probability, t.model_version,
        t.uncertainty_score AS uncertainty, (e.text_hash IS NOT NULL AND NOT e.excluded) AS in_eval,
-       t.labeled_at, i.created_at {extra}
+       t.labeled_at, i.created_at, t.label_basis, rv.verdict AS review, rv.reviewer, rv.created_at AS reviewed_at
+       {extra}
 FROM tasks t
 JOIN items i ON i.id = t.item_id
 LEFT JOIN (
@@ -104,6 +109,13 @@ LEFT JOIN (
     GROUP BY an.task_id
 ) a ON a.task_id = t.id
 LEFT JOIN eval_items e ON e.dataset_id = t.dataset_id AND e.text_hash = i.text_hash
+LEFT JOIN (  -- the task's latest verdict (include.services.review)
+    SELECT DISTINCT ON (r.task_id) r.task_id, r.verdict, ru.username AS reviewer, r.created_at
+    FROM reviews r
+    JOIN tasks rt ON rt.id = r.task_id AND rt.dataset_id = %(dataset_id)s
+    LEFT JOIN users ru ON ru.id = r.reviewer_id
+    ORDER BY r.task_id, r.id DESC
+) rv ON rv.task_id = t.id
 {join}
 WHERE t.dataset_id = %(dataset_id)s AND t.status = 'labeled' AND i.pii_status <> 'pending'
 ORDER BY t.id
@@ -128,7 +140,8 @@ COPY (
            r.agreement, {_neutral_sql("r.prediction")} AS prediction, r.probability,
            {_neutral_sql("r.model_version")} AS model_version, r.uncertainty,
            CASE WHEN r.in_eval THEN 'true' ELSE 'false' END AS in_eval,
-           {_iso_sql("r.labeled_at")} AS labeled_at, {_iso_sql("r.created_at")} AS created_at
+           {_iso_sql("r.labeled_at")} AS labeled_at, {_iso_sql("r.created_at")} AS created_at,
+           r.label_basis, r.review, {_neutral_sql("r.reviewer")} AS reviewer, {_iso_sql("r.reviewed_at")} AS reviewed_at
     FROM ({_ROWS.format(extra="", join="")}) r
 ) TO STDOUT WITH (FORMAT csv, HEADER true)
 """
@@ -142,7 +155,8 @@ COPY (
         'annotator_labels', coalesce(to_json(r.annotator_labels), '[]'::json),
         'agreement', r.agreement, 'prediction', r.prediction, 'probability', r.probability,
         'model_version', r.model_version, 'uncertainty', r.uncertainty, 'in_eval', r.in_eval,
-        'labeled_at', r.labeled_at, 'created_at', r.created_at)::text
+        'labeled_at', r.labeled_at, 'created_at', r.created_at, 'label_basis', r.label_basis,
+        'review', r.review, 'reviewer', r.reviewer, 'reviewed_at', r.reviewed_at)::text
     FROM ({_ROWS.format(extra="", join="")}) r
 ) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e')
 """
@@ -266,7 +280,8 @@ def csv_chunks(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
 def jsonl_chunks(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     lines: list[str] = []
     for record in records:
-        record["labeled_at"], record["created_at"] = _iso(record["labeled_at"]), _iso(record["created_at"])
+        for column in ("labeled_at", "created_at", "reviewed_at"):
+            record[column] = _iso(record[column])
         lines.append(json.dumps(record, ensure_ascii=False))
         if len(lines) == CHUNK:
             yield ("\n".join(lines) + "\n").encode("utf-8")
@@ -318,6 +333,10 @@ def parquet_schema() -> Any:
             ("in_eval", pa.bool_()),
             ("labeled_at", pa.timestamp("us", tz="UTC")),
             ("created_at", pa.timestamp("us", tz="UTC")),
+            ("label_basis", pa.string()),
+            ("review", pa.string()),
+            ("reviewer", pa.string()),
+            ("reviewed_at", pa.timestamp("us", tz="UTC")),
         ]
     )
 

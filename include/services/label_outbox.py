@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Annotation, LabelOutbox, OutboxStatus, Task, TaskStatus, User
-from include.services.consensus import Vote, decide
+from include.services.consensus import decide_task
 
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(seconds=15)  # Label Studio back: everything drains within seconds
@@ -279,14 +279,7 @@ def redecide_task(session: Session, task_id: int) -> None:
     task = session.get(Task, task_id)
     if task is None or task.status == TaskStatus.DELETED:
         return
-    votes = [
-        Vote(label=a.label, cancelled=a.was_cancelled, ground_truth=a.ground_truth, updated_at=a.updated_at)
-        for a in session.scalars(select(Annotation).where(Annotation.task_id == task_id))
-    ]
-    status, label = decide(votes)
-    if status is None:
-        status = TaskStatus.ASSIGNED if task.assigned_to is not None else TaskStatus.IMPORTED
-    task.status, task.label = status, label
+    decide_task(session, task)
 
 
 def forget_delivered(session: Session, older_than: timedelta = timedelta(days=30)) -> int:

@@ -19,7 +19,7 @@ from include.db.models import Annotation, AnnotationSource, Dataset, Task, TaskS
 from include.errors import Conflict, Invalid
 from include.params import ParamSpec, Values, param
 from include.services.assignment import may_label
-from include.services.consensus import Vote, decide
+from include.services.consensus import decide_task
 from include.services.label_outbox import enqueue
 from include.services.task_queries import TaskNotFound
 
@@ -28,15 +28,6 @@ log = logging.getLogger(__name__)
 
 class LabelingError(Invalid):
     """The label cannot be recorded; the message is safe to show to the annotator."""
-
-
-def _votes(session: Session, task_id: int) -> list[Vote]:
-    return [
-        Vote(label=a.label, cancelled=a.was_cancelled, ground_truth=a.ground_truth, updated_at=a.updated_at)
-        for a in session.scalars(
-            select(Annotation).where(Annotation.task_id == task_id).execution_options(populate_existing=True)
-        )
-    ]
 
 
 def _check_label(session: Session, task: Task, label: str) -> None:
@@ -114,7 +105,7 @@ def submit_label(
         .limit(1)
     )
     now = datetime.now(UTC)
-    if mine is not None and mine.label == label and not mine.was_cancelled:
+    if mine is not None and mine.label == label and not mine.was_cancelled and mine.review != "rejected":
         return task  # the same label again: nothing to change, nothing to send
     if mine is None:
         mine = Annotation(
@@ -133,10 +124,11 @@ def submit_label(
     else:
         mine.label, mine.was_cancelled, mine.updated_at = label, False, now
         mine.guidelines_version, mine.lead_time = version, lead_time
+        mine.review = None  # a new answer (after a rejection too) waits for review again
     session.flush()
     enqueue(session, mine)
-    status, final = decide(_votes(session, task.id))
-    task.status, task.label, task.labeled_at = status or TaskStatus.LABELED, final, now
+    decide_task(session, task)
+    task.labeled_at = now
     session.flush()
     return task
 
@@ -186,7 +178,7 @@ def resolve_conflict(session: Session, task_id: int, admin: User, label: str) ->
         truth.label, truth.updated_at = label, now
     session.flush()
     enqueue(session, truth, ground_truth=True)
-    task.status, task.label, task.labeled_at = TaskStatus.LABELED, label, now
+    task.status, task.label, task.labeled_at, task.label_basis = TaskStatus.LABELED, label, now, "reviewed"
     session.flush()
     return task
 

@@ -28,14 +28,14 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, not_, or_, select, update
+from sqlalchemy import and_, case, delete, func, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import Annotation, AnnotationSource, LsProject, Task, TaskStatus, User
 from include.labelstudio.client import parse_ls_datetime
 from include.labelstudio.label_config import label_of
-from include.services.consensus import Vote, decide
+from include.services.consensus import Vote, decide, holding
 from include.services.label_outbox import PendingVote, adopt, pending_votes
 
 
@@ -92,7 +92,14 @@ def apply_ls_tasks(
     rows = (
         session.execute(
             select(
-                Task.id, Task.ls_task_id, Task.assigned_to, Task.status, Task.label, Task.labeled_at, Task.ls_updated_at
+                Task.id,
+                Task.ls_task_id,
+                Task.assigned_to,
+                Task.status,
+                Task.label,
+                Task.labeled_at,
+                Task.ls_updated_at,
+                Task.label_basis,
             )
             .where(Task.ls_project_id == project_id, Task.ls_task_id.in_(list(by_ls_id)))
             .with_for_update()  # a concurrent page of the same tasks waits, then sees what this one wrote
@@ -106,11 +113,12 @@ def apply_ls_tasks(
     summary.stale_tasks = len(rows) - len(fresh)
     rows = fresh
     pending = pending_votes(session, [r[0] for r in rows])
+    reviews = _reviews(session, [r[0] for r in rows])
     annotation_rows: list[dict[str, Any]] = []
     task_updates: list[dict[str, Any]] = []
     keep_pairs: list[tuple[int, int]] = []
     adoptions: list[tuple[PendingVote, int]] = []
-    for task_id, ls_task_id, assigned_to, old_status, old_label, old_labeled_at, applied_at in rows:
+    for task_id, ls_task_id, assigned_to, old_status, old_label, old_labeled_at, applied_at, old_basis in rows:
         ls_task = by_ls_id[int(ls_task_id)]
         unsent = list(pending.get(task_id, []))
         votes = []
@@ -124,12 +132,18 @@ def apply_ls_tasks(
                 unsent.remove(ours)
                 if ours.ls_annotation_id is None:
                     adoptions.append((ours, int(ann["id"])))
+            # the platform's label is newer while its delivery is pending
+            label = ours.label if ours is not None else label_of(ann.get("result"))
+            review = reviews.get(("ls", task_id, int(ann["id"])))
+            if review is None and ours is not None:
+                review = reviews.get(("row", task_id, ours.annotation_id))
             vote = Vote(
-                # the platform's label is newer while its delivery is pending
-                label=ours.label if ours is not None else label_of(ann.get("result")),
+                label=label,
                 cancelled=False if ours is not None else bool(ann.get("was_cancelled")),
                 ground_truth=bool(ann.get("ground_truth")),
                 updated_at=parse_ls_datetime(ann["updated_at"]) if ann.get("updated_at") else now,
+                review=holding(*review, label) if review else None,
+                who=annotator_id if annotator_id is not None else email,
             )
             votes.append((vote, ann))
             annotation_rows.append(
@@ -149,14 +163,17 @@ def apply_ls_tasks(
             )
             keep_pairs.append((task_id, int(ann["id"])))
         for pv in unsent:  # not in Label Studio yet
-            votes.append((Vote(label=pv.label, ground_truth=pv.ground_truth, updated_at=now), {}))
-        status, label = decide([vote for vote, _ in votes])
+            review = reviews.get(("row", task_id, pv.annotation_id))
+            held = holding(*review, pv.label) if review else None
+            vote = Vote(label=pv.label, ground_truth=pv.ground_truth, updated_at=now, review=held, who=pv.annotator_id)
+            votes.append((vote, {}))
+        status, label, basis = decide([vote for vote, _ in votes])
         labeled_at = max((vote.updated_at for vote, _ in votes if vote.updated_at), default=None)
         if status is None:
             status = TaskStatus.ASSIGNED if assigned_to is not None else TaskStatus.IMPORTED
             labeled_at = None
         ls_updated_at = parse_ls_datetime(ls_task["updated_at"]) if ls_task.get("updated_at") else now
-        changed = (status, label, labeled_at) != (old_status, old_label, old_labeled_at)
+        changed = (status, label, labeled_at, basis) != (old_status, old_label, old_labeled_at, old_basis)
         if not changed and ls_updated_at == applied_at:
             continue  # unchanged (re-read inside the watermark overlap)
         if not changed:
@@ -168,7 +185,14 @@ def apply_ls_tasks(
         elif old_status in (TaskStatus.LABELED, TaskStatus.CONFLICT):
             summary.unlabeled += 1
         task_updates.append(
-            {"id": task_id, "status": status, "label": label, "labeled_at": labeled_at, "ls_updated_at": ls_updated_at}
+            {
+                "id": task_id,
+                "status": status,
+                "label": label,
+                "label_basis": basis,
+                "labeled_at": labeled_at,
+                "ls_updated_at": ls_updated_at,
+            }
         )
     for vote_of_ours, ls_annotation_id in adoptions:
         adopt(session, vote_of_ours, ls_annotation_id)
@@ -199,6 +223,11 @@ def apply_ls_tasks(
                 "ground_truth": base.excluded.ground_truth,
                 "updated_at": base.excluded.updated_at,
                 "synced_at": base.excluded.synced_at,
+                # a new label made in Label Studio is not the label that was reviewed
+                "review": case(
+                    (base.excluded.label.is_distinct_from(Annotation.reviewed_label), None),
+                    else_=Annotation.review,
+                ),
             },
         )
         session.execute(upsert, annotation_rows)  # executemany: compiled once, pipelined by psycopg
@@ -206,6 +235,23 @@ def apply_ls_tasks(
     if task_updates:
         session.execute(update(Task), task_updates)
     return summary
+
+
+def _reviews(session: Session, task_ids: Sequence[int]) -> dict[tuple[str, int, int], tuple[str, str | None]]:
+    """The reviews on record for these tasks' annotations, by Label Studio id and by row id."""
+    if not task_ids:
+        return {}
+    rows = session.execute(
+        select(
+            Annotation.task_id, Annotation.id, Annotation.ls_annotation_id, Annotation.review, Annotation.reviewed_label
+        ).where(Annotation.task_id.in_(list(task_ids)), Annotation.review.is_not(None))
+    ).tuples()
+    out: dict[tuple[str, int, int], tuple[str, str | None]] = {}
+    for task_id, row_id, ls_id, review, reviewed_label in rows:
+        out[("row", task_id, row_id)] = (str(review), reviewed_label)
+        if ls_id is not None:
+            out[("ls", task_id, int(ls_id))] = (str(review), reviewed_label)
+    return out
 
 
 def _is_stale(ls_task: Mapping[str, Any], applied: datetime | None) -> bool:

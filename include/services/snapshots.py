@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Snapshot, SnapshotItem
 from include.errors import Invalid, NotFound
-from include.services import eval_set
+from include.services import eval_set, label_policy
 
 
 class SnapshotError(Invalid):
@@ -30,13 +30,19 @@ class SnapshotNotFound(SnapshotError, NotFound):
 
 # A member of the evaluation set is held out of training ("e"), and so is one an admin dropped
 # from it: dropped means "do not judge models with it", and it stays out of training as promised.
-_DIGEST = """encode(sha256(convert_to(coalesce(string_agg({h} || ':' || {label} || ':' || {flag}, ';'
-             ORDER BY {h}, {label}, {flag}), ''), 'UTF8')), 'hex')"""
+# What a label rests on is part of the content (a review changes the snapshot); rows without a
+# basis (snapshots from before reviews existed) hash as they always did.
+_DIGEST = """encode(sha256(convert_to(coalesce(string_agg({h} || ':' || {label} || ':' || {flag}
+             || coalesce(':' || {basis}, ''), ';' ORDER BY {h}, {label}, {flag}), ''), 'UTF8')), 'hex')"""
 _HELD_OUT = "(e.text_hash IS NOT NULL)"
 _CONTENT = sql_text(
     f"""
     SELECT count(*) AS n,
-           {_DIGEST.format(h="i.text_hash", label="t.label", flag=f"CASE WHEN {_HELD_OUT} THEN 'e' ELSE 't' END")}
+           {
+        _DIGEST.format(
+            h="i.text_hash", label="t.label", flag=f"CASE WHEN {_HELD_OUT} THEN 'e' ELSE 't' END", basis="t.label_basis"
+        )
+    }
            AS digest
     FROM tasks t
     JOIN items i ON i.id = t.item_id
@@ -46,8 +52,8 @@ _CONTENT = sql_text(
 )
 _COPY = sql_text(
     f"""
-    INSERT INTO snapshot_items (snapshot_id, text_hash, label, in_eval)
-    SELECT :snapshot_id, i.text_hash, t.label, {_HELD_OUT}
+    INSERT INTO snapshot_items (snapshot_id, text_hash, label, in_eval, basis)
+    SELECT :snapshot_id, i.text_hash, t.label, {_HELD_OUT}, t.label_basis
     FROM tasks t
     JOIN items i ON i.id = t.item_id
     LEFT JOIN eval_items e ON e.dataset_id = t.dataset_id AND e.text_hash = i.text_hash
@@ -59,7 +65,8 @@ _COPY = sql_text(
 _COPIED = sql_text(
     f"""
     SELECT count(*) AS n,
-           {_DIGEST.format(h="text_hash", label="label", flag="CASE WHEN in_eval THEN 'e' ELSE 't' END")} AS digest
+           {_DIGEST.format(h="text_hash", label="label", flag="CASE WHEN in_eval THEN 'e' ELSE 't' END", basis="basis")}
+           AS digest
     FROM snapshot_items WHERE snapshot_id = :snapshot_id
     """
 )
@@ -130,15 +137,17 @@ def verify(session: Session, snapshot_id: int) -> bool:
     return bool(digest == snapshot.content_hash and n == snapshot.rows)
 
 
-def training_examples(session: Session, snapshot_id: int) -> list[tuple[str, str]]:
-    """(text hash, label) of the snapshot's rows outside the eval set: what a model trains on."""
+def training_examples(session: Session, snapshot_id: int, policy: str = label_policy.ANY) -> list[tuple[str, str]]:
+    """(text hash, label) of the snapshot's rows outside the eval set whose label counts under
+    the dataset's training ``policy`` (include.services.label_policy): what a model trains on."""
     return [
         (str(h), str(label))
-        for h, label in session.execute(
-            select(SnapshotItem.text_hash, SnapshotItem.label)
+        for h, label, basis in session.execute(
+            select(SnapshotItem.text_hash, SnapshotItem.label, SnapshotItem.basis)
             .where(SnapshotItem.snapshot_id == snapshot_id, SnapshotItem.in_eval.is_(False))
             .order_by(SnapshotItem.text_hash)
         ).tuples()
+        if label_policy.basis_counts(policy, basis)
     ]
 
 

@@ -146,8 +146,32 @@ def _shared_to_do(user: User) -> Any:
     )
 
 
+def returned(user: User) -> Any:
+    """Tasks where a reviewer rejected the user's label and they have not answered again
+    (include.services.review): they are to do again, whatever the task's status."""
+    return Task.id.in_(
+        select(Annotation.task_id).where(
+            Annotation.annotator_id == user.id,
+            Annotation.review == "rejected",
+            Annotation.label == Annotation.reviewed_label,
+        )
+    )
+
+
 def next_task(session: Session, user: User, *, exclude_id: int | None = None) -> Task | None:
-    """The user's highest-priority task still to label (their own, or one shared with them)."""
+    """The user's next task to label: one a reviewer sent back first, then their highest-priority
+    task (their own, or one shared with them)."""
+    back = (
+        select(Task)
+        .where(returned(user), Task.status != TaskStatus.DELETED, readable())
+        .order_by(Task.priority.desc(), Task.id)
+        .limit(1)
+    )
+    if exclude_id is not None:
+        back = back.where(Task.id != exclude_id)
+    first = session.scalar(back)
+    if first is not None:
+        return first
     own = (
         select(Task)
         .where(Task.assigned_to == user.id, Task.status == TaskStatus.ASSIGNED, readable())

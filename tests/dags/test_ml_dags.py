@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.labelstudio]
 def seeded_dataset(db: str, n: int) -> int:
     with session_scope(db) as s:
         ds = create_dataset(s, f"dag-ml-{uuid.uuid4().hex[:6]}", labels=["OK", "NG"], privacy=SYNTHETIC)
+        ds.eval_labels = "any"  # one Label Studio annotation per task: they judge models too
         add_items(s, ds, [(t.text, {"truth": t.true_label}) for t in generate_demo_texts(n, seed=21)])
         return ds.id
 

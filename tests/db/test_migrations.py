@@ -15,6 +15,7 @@ EXPECTED_TABLES = {
     "items",
     "tasks",
     "annotations",
+    "reviews",
     "jobs",
     "ls_projects",
     "embedding_models",

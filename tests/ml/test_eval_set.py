@@ -37,10 +37,14 @@ from include.services.privacy import SYNTHETIC
 _ls_ids = itertools.count(50_000_000)
 
 
-def make_dataset(db: str, name: str, texts: list[tuple[str, str]]) -> int:
-    """Items with shadow tasks (made-up Label Studio ids): the eval set does not need Label Studio."""
+def make_dataset(db: str, name: str, texts: list[tuple[str, str]], *, eval_labels: str = "any") -> int:
+    """Items with shadow tasks (made-up Label Studio ids): the eval set does not need Label Studio.
+
+    ``eval_labels``: what counts for evaluation; "any" here, as :func:`label` gives single labels
+    (the review stage's own tests, tests/webapp/test_review.py, use the default policy)."""
     with session_scope(db) as s:
         ds = create_dataset(s, name, labels=list(DEMO_LABELS), privacy=SYNTHETIC)
+        ds.eval_labels = eval_labels
         add_items(s, ds, [(t, {"truth": label}) for t, label in texts])
         items = s.execute(select(Item.id).where(Item.dataset_id == ds.id).order_by(Item.id)).scalars().all()
         s.add_all(

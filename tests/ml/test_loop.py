@@ -46,6 +46,7 @@ def demo_dataset(db: str, client: LabelStudioClient, n: int, seed: int = 3) -> i
             label_descriptions=DEMO_LABEL_DESCRIPTIONS,
             privacy=SYNTHETIC,
         )
+        ds.eval_labels = "any"  # one annotator per task here (the review stage: tests/webapp/test_review.py)
         add_items(s, ds, [(t.text, {"truth": t.true_label}) for t in texts])
         dataset_id = ds.id
     run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id))

@@ -8,7 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from include.db.models import Dataset, TaskStatus
-from include.services import flags
+from include.services import flags, review
 from include.services.guidelines import render as render_guidelines
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelChoice, own_task, submit_label
@@ -38,6 +38,7 @@ def tasks_view(status: TaskStatus | None) -> Any:
         page=page,
         stats=annotator_stats(db.session(), current_user),
         outbox=outbox_summary(db.session(), user_id=current_user.id),
+        returned=review.returned_to(db.session(), current_user),
         status=status.value if status else "",
         statuses=["assigned", "labeled", "conflict"],
     )
@@ -74,6 +75,7 @@ def label_view(task_id: int) -> Any:
         flag_kinds=flags.TITLES,
         form=CsrfForm(),
         ls_link=ls_link,
+        returned=next((r for r in review.returned_to(db.session(), current_user) if r.task_id == task.id), None),
         stats=annotator_stats(db.session(), current_user),
         outbox=outbox_summary(db.session(), user_id=current_user.id),
     )

@@ -213,5 +213,6 @@ from webapp.api import (  # noqa: E402, F401
     pipelines,
     privacy,
     quality,
+    review,
     tasks,
 )

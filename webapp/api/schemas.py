@@ -41,6 +41,41 @@ def array(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
 
+VERDICTS = {"enum": ["accepted", "fixed", "rejected"]}
+REVIEW_ENTRY = obj(
+    {
+        "annotation_id": INT,
+        "task_id": INT,
+        "dataset_id": INT,
+        "dataset": STR,
+        "annotator": null(STR),
+        "label": STR,
+        "labeled_at": TIME,
+        "lead_time": null(NUM),
+        "guidelines_version": null(INT),
+        "text": STR,
+        "model_label": null(STR),
+        "model_score": null(NUM),
+        "status": {"enum": [s.value for s in TaskStatus]},
+        "others": array(obj({"annotator": null(STR), "label": null(STR), "review": null(VERDICTS)})),
+        "flags": array(STR),
+        "evaluation": BOOL,
+    }
+)
+REVIEW = obj(
+    {
+        "id": INT,
+        "task_id": INT,
+        "annotation_id": null(INT),
+        "verdict": VERDICTS,
+        "label_before": STR,
+        "label_after": STR,
+        "comment": STR,
+        "reviewer": null(STR),
+        "annotator": null(STR),
+        "created_at": TIME,
+    }
+)
 TASK = obj(
     {
         "id": INT,
@@ -239,6 +274,26 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "FlagEnvelope": obj({"flag": ref("Flag")}),
+    "ReviewEntry": REVIEW_ENTRY,
+    "ReviewEntryEnvelope": obj({"entry": ref("ReviewEntry"), "history": array(ref("Review"))}),
+    "Review": REVIEW,
+    "ReviewEnvelope": obj({"review": ref("Review")}),
+    "Returned": obj(
+        {
+            "returned": array(
+                obj(
+                    {
+                        "task_id": INT,
+                        "dataset_id": INT,
+                        "label": STR,
+                        "comment": STR,
+                        "reviewer": null(STR),
+                        "reviewed_at": TIME,
+                    }
+                )
+            )
+        }
+    ),
     "Flags": obj({"dataset_id": INT, "counts": COUNTS, "flags": array(ref("Flag"))}),
     "Guidelines": obj(
         {

@@ -15,7 +15,8 @@ from webapp.security import is_safe_next
 
 
 def home_for(user: Any) -> str:
-    return url_for("admin.dashboard") if user.role == Role.ADMIN else url_for("annotator.tasks")
+    homes = {Role.ADMIN: "admin.dashboard", Role.REVIEWER: "review.queue_page"}
+    return url_for(homes.get(user.role, "annotator.tasks"))
 
 
 @bp.route("/")

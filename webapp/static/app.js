@@ -56,6 +56,57 @@
     });
   }
 
+  // The review page: A accept, 1-9 fix to that label, R reject (with a comment), N pass, G guidelines.
+  function setupReview() {
+    var form = document.getElementById("review-form");
+    if (!form) return;
+    var fixLabel = document.getElementById("fix-label");
+    var comment = document.getElementById("review-comment");
+    var reject = document.getElementById("reject");
+    var byKey = {};
+    Array.prototype.slice.call(form.querySelectorAll("button.choice")).forEach(function (b) {
+      byKey[b.dataset.key] = b;
+      b.addEventListener("click", function () { fixLabel.value = b.dataset.label; });
+    });
+    var sent = false;
+    form.addEventListener("submit", function (e) {
+      var by = e.submitter;
+      if (by === reject && !comment.value.trim()) {
+        e.preventDefault();  // a rejection needs its reason: the annotator reads it
+        comment.focus();
+        comment.classList.add("needed");
+        return;
+      }
+      if (sent) { e.preventDefault(); return; }
+      sent = true;
+      form.classList.add("sending");
+    });
+    comment.addEventListener("keydown", function (e) {
+      if (e.key === "Enter") {  // Enter in the comment rejects; it never accepts by accident
+        e.preventDefault();
+        if (form.requestSubmit) { form.requestSubmit(reject); } else { reject.click(); }
+      } else if (e.key === "Escape") {
+        comment.blur();
+      }
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.ctrlKey || e.metaKey || e.altKey || sent) return;
+      var tag = (e.target && e.target.tagName) || "";
+      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+      var key = e.key.toLowerCase();
+      var panel = document.getElementById("guidelines-panel");
+      if (panel && (e.key === "?" || key === "g")) { e.preventDefault(); panel.open = !panel.open; return; }
+      if (key === "n") { e.preventDefault(); document.getElementById("pass").click(); return; }
+      if (key === "r") { e.preventDefault(); comment.focus(); return; }
+      var button = key === "a" ? document.getElementById("accept") : byKey[e.key];
+      if (!button) return;
+      e.preventDefault();
+      button.classList.add("pressed");
+      if (button.dataset.label) fixLabel.value = button.dataset.label;
+      if (form.requestSubmit) { form.requestSubmit(button); } else { button.click(); }
+    });
+  }
+
   // Retries: one small badge per try, its message as the tooltip (shown when there was more than one).
   function renderTries(cell, attempts) {
     if (!cell) return;
@@ -154,6 +205,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     setupLabeling();
+    setupReview();
     setupJobs();
     setupLiveExperiment();
     setupReload();

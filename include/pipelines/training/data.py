@@ -50,7 +50,7 @@ def training_labels(session: Session, dataset: Dataset) -> Labels:
         snapshot_id: int | None = snapshots.take(session, dataset).snapshot.id
     except snapshots.SnapshotError:
         snapshot_id = None
-    examples = snapshots.training_examples(session, snapshot_id) if snapshot_id else []
+    examples = snapshots.training_examples(session, snapshot_id, dataset.train_labels) if snapshot_id else []
     return Labels(evaluation, snapshot_id, examples)
 
 

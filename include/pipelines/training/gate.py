@@ -62,6 +62,7 @@ class Judgment:
     reports: list[tuple[int, dict[str, Any]]]  # (model id, evaluation report) to store
     eval_size: int
     left_out: int  # evaluation texts either model trained on
+    waiting: int = 0  # evaluation items whose label does not count yet (waits for review)
 
 
 def trained_hashes(session: Any, model_ids: list[int]) -> set[str]:
@@ -138,7 +139,7 @@ def _judge(db_url: str, model_id: int, policy: GatePolicy) -> Judgment:
         reports.append((model_id, evaluation_report(probs, y, labels, described)))
         if incumbent_probs is not None and incumbent_id is not None:
             reports.append((incumbent_id, evaluation_report(incumbent_probs, y, labels, described)))
-    return Judgment(decision, incumbent_id, evaluation.version, version, reports, len(y), left_out)
+    return Judgment(decision, incumbent_id, evaluation.version, version, reports, len(y), left_out, evaluation.waiting)
 
 
 def _apply(db_url: str, model_id: int, judged: Judgment) -> bool:
@@ -183,11 +184,17 @@ def run_gate(db_url: str, run: RunRef, values: GateValues, *, model_id: int | No
         decision = judged.decision
         verb = "promoted" if decision.promoted else ("rejected" if decision.decided else "not decided on")
         extra = f" ({judged.left_out} evaluation texts a model trained on left out)" if judged.left_out else ""
+        if judged.waiting:  # the dataset's evaluation asks for checked labels (label_policy)
+            extra += (
+                f"; {judged.waiting} evaluation items wait for a reviewer or a second annotator "
+                "(review queue, filter: evaluation items)"
+            )
         job.done(
             f"{verb} {judged.version}: {decision.reason}{extra}",
             promoted=decision.promoted,
             eval_size=judged.eval_size,
             left_out=judged.left_out,
+            waiting_for_review=judged.waiting,
         )
         job.result = {
             "model_id": model_id,
