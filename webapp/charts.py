@@ -495,7 +495,78 @@ def agreement_chart(data: dict[str, Any]) -> bytes:
     return _svg(fig)
 
 
+# -- annotator performance (include.services.performance.as_json) -----------------------------
+def throughput(data: dict[str, Any]) -> bytes:
+    """Stacked bars: labels per day, one color per annotator."""
+    days = sorted({d for a in data["annotators"] for d in a["per_day"]})
+    series = {a["username"]: [a["per_day"].get(d, 0) for d in days] for a in data["annotators"] if a["per_day"]}
+    return labels_per_day({"days": [d[5:] for d in days], "series": series})
+
+
+def lead_times(data: dict[str, Any]) -> bytes:
+    """Grouped bars: how many labels took 0-2 s, 2-5 s ... per annotator."""
+    people = [a for a in data["annotators"] if a["lead_histogram"]]
+    if not people:
+        raise _Nothing("no timed labels yet")
+    bins = data["lead_bins"]
+    names = [f"{lo}-{hi}" for lo, hi in itertools.pairwise(bins)] + [f"{bins[-1]}+"]
+    fig, ax = _figure()
+    width = 0.8 / len(people)
+    for k, (color, person) in enumerate(zip(itertools.cycle(PALETTE), people, strict=False)):
+        total = sum(person["lead_histogram"]) or 1
+        shares = [n / total for n in person["lead_histogram"]]
+        ax.bar([i + k * width for i in range(len(names))], shares, width=width, color=color, label=person["username"])
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names)
+    ax.set_xlabel("seconds to label")
+    ax.set_ylabel("share of labels")
+    ax.legend(frameon=False, fontsize=8)
+    return _svg(fig)
+
+
+def gold_accuracy(data: dict[str, Any]) -> bytes:
+    """Bars: accuracy on hidden gold with its 95 % interval, and the threshold to keep."""
+    people = [a for a in data["annotators"] if a["gold_answered"]]
+    if not people:
+        raise _Nothing("no gold answers yet")
+    fig, ax = _figure()
+    names = [a["username"] for a in people]
+    accuracy = [a["gold_accuracy"] for a in people]
+    low = [acc - a["gold_low"] for acc, a in zip(accuracy, people, strict=True)]
+    high = [a["gold_high"] - acc for acc, a in zip(accuracy, people, strict=True)]
+    colors = [BAD_COLOR if a["gold_alert"] else PALETTE[0] for a in people]
+    ax.bar(names, accuracy, yerr=[low, high], color=colors, capsize=4, ecolor=MUTED)
+    ax.axhline(data["threshold"], color=BAD_COLOR, linestyle="--", linewidth=1)
+    ax.text(len(names) - 0.5, data["threshold"], f" keep ≥ {data['threshold']:.0%}", color=BAD_COLOR, va="bottom",
+            ha="right", fontsize=8)  # fmt: skip
+    for i, a in enumerate(people):
+        ax.text(i, 0.02, f"n={a['gold_answered']}", ha="center", color="white", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy on gold")
+    return _svg(fig)
+
+
+def gold_trend(data: dict[str, Any]) -> bytes:
+    """Lines: cumulative gold accuracy over time, per annotator."""
+    people = [a for a in data["annotators"] if a["gold_trend"]]
+    if not people:
+        raise _Nothing("no gold answers yet")
+    fig, ax = _figure()
+    for color, person in zip(itertools.cycle(PALETTE), people, strict=False):
+        points = person["gold_trend"]
+        ax.plot([p["day"][5:] for p in points], [p["accuracy"] for p in points], marker="o", color=color,
+                label=person["username"])  # fmt: skip
+    ax.axhline(data["threshold"], color=BAD_COLOR, linestyle="--", linewidth=1)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("gold accuracy so far")
+    ax.legend(frameon=False, fontsize=8)
+    return _svg(fig)
+
+
 CHARTS: dict[str, Callable[[Any], bytes]] = {
+    "throughput": throughput,
+    "lead-times": lead_times,
+    "gold": gold_accuracy,
+    "gold-trend": gold_trend,
     "quality": quality_checks,
     "lengths": text_lengths,
     "scripts": scripts_chart,

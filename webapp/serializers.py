@@ -50,6 +50,12 @@ def task_json(task: Task, *, with_text: bool = True) -> dict[str, Any]:
     return data
 
 
+def seen_task_json(task: Task, view: tuple[str, str | None]) -> dict[str, Any]:
+    """A task as its annotator sees it: their status and their own label (include.services.
+    task_queries.as_seen_by), never another annotator's or a gold item's known label."""
+    return {**task_json(task), "status": view[0], "label": view[1]}
+
+
 def guidelines_json(session: Any, dataset: Dataset, *, with_versions: bool = True) -> dict[str, Any]:
     """A dataset's guidelines as the API returns them (annotators get no version list)."""
     from include.services import guidelines
@@ -161,6 +167,17 @@ def training_config_json(row: TrainingConfigFile) -> dict[str, Any]:
         "yaml": row.body,
         "updated_at": _iso(row.updated_at),
     }
+
+
+def csv_response(body: bytes, filename: str) -> Any:
+    """A small CSV as a download (big exports stream through webapp.downloads)."""
+    from flask import current_app
+
+    response = current_app.response_class(body, mimetype="text/csv; charset=utf-8")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in filename) or "download.csv"
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def svg_response(svg: bytes) -> Any:

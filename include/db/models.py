@@ -209,6 +209,10 @@ class Dataset(Base):
     # What counts (include.services.label_policy): which labels may train, and which may judge
     # models in the evaluation set: "any", "reviewed" or "agreed_or_reviewed".
     train_labels: Mapped[str] = mapped_column(String(24), default="any", server_default="any")
+    # Hidden gold (include.services.gold): the share of each auto-assignment that is gold items,
+    # and the gold accuracy an annotator should keep (an alert when confidently below it).
+    gold_share: Mapped[float] = mapped_column(Float, default=0.05, server_default="0.05")
+    gold_threshold: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
     eval_labels: Mapped[str] = mapped_column(
         String(24), default="agreed_or_reviewed", server_default="agreed_or_reviewed"
     )
@@ -804,6 +808,50 @@ class ExtraAssignee(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
     assigned_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    # A hidden gold check: the task has a known label; the answer is a GoldAnswer, never a label.
+    gold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+
+
+class GoldAnswer(Base):
+    """An annotator's answer on a hidden gold task, against the label it was known to have. Kept
+    apart from annotations: it never reaches Label Studio, never votes, never trains."""
+
+    __tablename__ = "gold_answers"
+    __table_args__ = (
+        UniqueConstraint("task_id", "user_id", name="uq_gold_answers_task_user"),
+        Index("ix_gold_answers_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(64))
+    expected: Mapped[str] = mapped_column(String(64))
+    correct: Mapped[bool] = mapped_column(Boolean)
+    lead_time: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class GoldAlert(Base):
+    """An annotator whose gold accuracy is confidently below the dataset's threshold; open until
+    an admin clears it (the dashboard shows open ones)."""
+
+    __tablename__ = "gold_alerts"
+    __table_args__ = (
+        Index("ix_gold_alerts_open", "dataset_id", "user_id", postgresql_where=sql_text("cleared_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    answered: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float] = mapped_column(Float)
+    upper: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    raised_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    cleared_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    cleared_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Snapshot(Base):

@@ -205,6 +205,11 @@ def auto_assign(
     if wanted - len(taken) > 0:
         params = {"dataset_id": dataset_id, "count": wanted - len(taken), "user_id": user.id}
         fresh = [int(i) for i in session.scalars(_AUTO_ASSIGN, params)]
+    from include.services import gold  # gold -> eval_set -> task_queries: imported when assigning
+
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is not None and (taken or fresh):
+        gold.top_up(session, dataset, user)  # hidden: not in the answer, which the admin may share
     return taken + fresh + shared
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from include.db.models import Dataset
 from include.errors import NotFound
 from include.params import Values, group
-from include.services import assignment, eval_set, label_policy, live_loop, quality, retune
+from include.services import assignment, eval_set, gold, label_policy, live_loop, quality, retune
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,15 @@ SETTINGS: dict[str, Setting] = {
             label_policy.LabelPolicy.from_object,
         ),
         Setting(
+            "gold",
+            "Hidden gold",
+            "A share of each annotator's queue is evaluation items with a checked label, shown like any task; their "
+            "answers give each annotator's accuracy, and an alert opens when it is confidently below the threshold.",
+            gold.GoldSettings,
+            gold.apply_settings,
+            gold.GoldSettings.from_object,
+        ),
+        Setting(
             "quality-thresholds",
             "Quality thresholds",
             "Where each check of the quality gate passes; they apply from the next quality check.",
@@ -114,11 +123,12 @@ class DatasetSettings(Values):
     retune: retune.RetuneSettings = group(retune.RetuneSettings)
     eval_policy: eval_set.EvalPolicy = group(eval_set.EvalPolicy)
     what_counts: label_policy.LabelPolicy = group(label_policy.LabelPolicy)
+    hidden_gold: gold.GoldSettings = group(gold.GoldSettings)
     quality_thresholds: quality.QualityThresholds = group(quality.QualityThresholds)
 
 
 _FIELDS = {"overlap": "overlap", "live-loop": "live_loop", "retune": "retune", "eval-policy": "eval_policy",
-           "what-counts": "what_counts", "quality-thresholds": "quality_thresholds"}  # fmt: skip
+           "what-counts": "what_counts", "gold": "hidden_gold", "quality-thresholds": "quality_thresholds"}  # fmt: skip
 
 
 def current(dataset: Dataset) -> DatasetSettings:

@@ -27,8 +27,10 @@ from include.services import (
     dataset_settings,
     eval_set,
     flags,
+    gold,
     guidelines,
     live_loop,
+    performance,
     pii,
     privacy,
     quality,
@@ -48,6 +50,7 @@ TABS = (
     ("labeling", "Labeling"),
     ("quality-privacy", "Quality and privacy"),
     ("models", "Models"),
+    ("people", "People"),
     ("settings", "Settings"),
 )
 # The pipelines a dataset's overview offers as one-click buttons (all of them are on the pipelines page).
@@ -159,10 +162,29 @@ def settings(session: Session, dataset: Dataset) -> SettingsTab:
     return SettingsTab(header(session, dataset), groups, live_loop.status(session, dataset), retune.AUTO_RETUNE_AT)
 
 
+@dataclass(frozen=True)
+class PeopleTab:
+    header: Header
+    performance: performance.Performance
+    alerts: list[Any]
+    gold_pool: int
+
+
+def people(session: Session, dataset: Dataset) -> PeopleTab:
+    """Annotator performance: throughput, time to label, gold accuracy, agreement, reviews, skips."""
+    return PeopleTab(
+        header(session, dataset),
+        performance.report(session, dataset),
+        gold.open_alerts(session, dataset.id),
+        gold.pool_size(session, dataset),
+    )
+
+
 TAB_VIEWS = {
     "overview": overview,
     "labeling": labeling,
     "quality-privacy": quality_privacy,
     "models": models,
+    "people": people,
     "settings": settings,
 }

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from include.db.models import Annotation, ExtraAssignee, Item, Task, TaskStatus, User
+from include.db.models import Annotation, ExtraAssignee, GoldAnswer, Item, Task, TaskStatus, User
 from include.errors import Invalid, NotFound
 from include.params import ParamSpec, param
 from include.services.paging import DATASET_FILTER, Page, PageQuery, paginate
@@ -81,7 +81,16 @@ def annotator_tasks(
     """The user's own tasks (and those shared with them for agreement), highest priority first;
     none whose text waits for de-identification (a policy attached after import)."""
     stmt = select(Task).options(joinedload(Task.item)).where(_mine(user), readable())
-    stmt = stmt.where(Task.status == status) if status else stmt.where(Task.status != TaskStatus.DELETED)
+    # As the annotator sees them: "assigned" is what they still have to do and "labeled" what they
+    # answered, so a shared task (agreement, hidden gold) never shows someone else's progress.
+    if status == TaskStatus.ASSIGNED:
+        stmt = stmt.where(to_do(user))
+    elif status == TaskStatus.LABELED:
+        stmt = stmt.where(done_by(user), Task.status != TaskStatus.DELETED)
+    elif status is not None:
+        stmt = stmt.where(Task.status == status)
+    else:
+        stmt = stmt.where(Task.status != TaskStatus.DELETED)
     if dataset_id is not None:
         stmt = stmt.where(Task.dataset_id == dataset_id)
     return _paginate(session, stmt.order_by(Task.priority.desc(), Task.id), page, per_page)
@@ -139,10 +148,28 @@ def _mine(user: User) -> Any:
 def _shared_to_do(user: User) -> Any:
     """Tasks shared with the user for agreement that they have not labeled yet."""
     labeled_by_me = select(Annotation.id).where(Annotation.task_id == Task.id, Annotation.annotator_id == user.id)
+    answered = select(GoldAnswer.id).where(GoldAnswer.task_id == Task.id, GoldAnswer.user_id == user.id)
     return and_(
         Task.id.in_(select(ExtraAssignee.task_id).where(ExtraAssignee.user_id == user.id)),
         Task.status != TaskStatus.DELETED,
         ~exists(labeled_by_me),
+        ~exists(answered),
+    )
+
+
+def to_do(user: User) -> Any:
+    """The user's tasks still to label, as they see it: their own assigned ones, shared ones
+    (agreement, hidden gold) they have not answered, and ones a reviewer sent back."""
+    return or_(
+        and_(Task.assigned_to == user.id, Task.status == TaskStatus.ASSIGNED), _shared_to_do(user), returned(user)
+    )
+
+
+def done_by(user: User) -> Any:
+    """Tasks the user has answered (a label, or a gold check's answer), whatever the task's status."""
+    return or_(
+        exists().where(Annotation.task_id == Task.id, Annotation.annotator_id == user.id),
+        exists().where(GoldAnswer.task_id == Task.id, GoldAnswer.user_id == user.id),
     )
 
 
@@ -187,3 +214,47 @@ def next_task(session: Session, user: User, *, exclude_id: int | None = None) ->
 
 def shared_to_do(session: Session, user: User) -> int:
     return int(session.scalar(select(func.count(Task.id)).where(_shared_to_do(user))) or 0)
+
+
+def my_answers(session: Session, user: User, task_ids: list[int]) -> dict[int, str]:
+    """The user's own answer on each of these tasks (their label, or a gold check's answer):
+    what their pages show, never the task's consensus label, which may be someone else's."""
+    if not task_ids:
+        return {}
+    mine = {
+        int(t): str(lbl)
+        for t, lbl in session.execute(
+            select(Annotation.task_id, Annotation.label).where(
+                Annotation.task_id.in_(task_ids),
+                Annotation.annotator_id == user.id,
+                Annotation.label.is_not(None),
+                Annotation.ground_truth.is_(False),
+            )
+        ).tuples()
+    }
+    for t, lbl in session.execute(
+        select(GoldAnswer.task_id, GoldAnswer.label).where(
+            GoldAnswer.task_id.in_(task_ids), GoldAnswer.user_id == user.id
+        )
+    ).tuples():
+        mine[int(t)] = str(lbl)
+    return mine
+
+
+def as_seen_by(session: Session, user: User, tasks: list[Task]) -> dict[int, tuple[str, str | None]]:
+    """Each task's (status, label) as ``user`` sees them: their own answer, never the task's
+    consensus label (a shared agreement or hidden gold task would show someone else's); a task a
+    reviewer sent back is to do again."""
+    ids = [t.id for t in tasks]
+    answers = my_answers(session, user, ids)
+    back = {int(i) for i in session.scalars(select(Task.id).where(Task.id.in_(ids), returned(user)))} if ids else set()
+    views: dict[int, tuple[str, str | None]] = {}
+    for t in tasks:
+        mine = answers.get(t.id)
+        if t.status == TaskStatus.DELETED:
+            views[t.id] = ("deleted", mine)
+        elif mine is None or t.id in back:
+            views[t.id] = ("assigned", mine)
+        else:
+            views[t.id] = ("conflict" if t.status == TaskStatus.CONFLICT else "labeled", mine)
+    return views

@@ -16,6 +16,8 @@ EXPECTED_TABLES = {
     "tasks",
     "annotations",
     "reviews",
+    "gold_answers",
+    "gold_alerts",
     "jobs",
     "ls_projects",
     "embedding_models",

@@ -11,7 +11,7 @@ from flask_login import current_user
 from include.demo.texts import generate_demo_texts
 from include.errors import Invalid
 from include.pipelines.catalog import PIPELINES
-from include.services import dataset_view, datasets, flags, pii, privacy
+from include.services import dataset_view, datasets, flags, gold, performance, pii, privacy, review
 from include.services.assignment import AutoAssignRequest, auto_assign_request
 from include.services.deletion import delete_dataset
 from include.services.evaluations import learning_curve
@@ -27,7 +27,9 @@ from webapp.errors import shown_on
 from webapp.extensions import db
 from webapp.forms import CsrfForm, checked
 from webapp.security import admin_required
-from webapp.serializers import svg_response
+from webapp.serializers import csv_response, svg_response
+
+PEOPLE_CHARTS = ("throughput", "lead-times", "gold", "gold-trend")
 
 SOURCES = (("upload", "Upload a CSV or JSONL file"), ("demo", "Generate demo texts"), ("empty", "Start empty"))
 
@@ -38,7 +40,12 @@ def dashboard() -> Any:
     """Datasets with their progress, and the latest jobs."""
     rows = [(d, dataset_stats(db.session(), d)) for d in datasets.list_datasets(db.session(), newest_first=True)]
     return render_template(
-        "admin/dashboard.html", rows=rows, jobs=recent_jobs(db.session(), 8), outbox=outbox_summary(db.session())
+        "admin/dashboard.html",
+        rows=rows,
+        jobs=recent_jobs(db.session(), 8),
+        outbox=outbox_summary(db.session()),
+        alerts=gold.open_alerts(db.session()),
+        reviews_waiting=review.queue_size(db.session(), current_user, review.ReviewQueueQuery()),
     )
 
 
@@ -137,7 +144,7 @@ def dataset(dataset_id: int) -> Any:
     return tab_page(dataset_id)
 
 
-@bp.get("/datasets/<id:dataset_id>/<any(labeling, 'quality-privacy', models, settings):tab>")
+@bp.get("/datasets/<id:dataset_id>/<any(labeling, 'quality-privacy', models, people, settings):tab>")
 @admin_required
 def dataset_tab(dataset_id: int, tab: str) -> Any:
     """One dataset: another of its tabs."""
@@ -158,6 +165,37 @@ def dataset_chart(dataset_id: int, name: str) -> Any:
     else:
         abort(404)
     return svg_response(draw(name, data))
+
+
+@bp.get("/datasets/<id:dataset_id>/people/<name>.svg")
+@admin_required
+def people_chart(dataset_id: int, name: str) -> Any:
+    """Annotator performance pictures: throughput, lead-times, gold, gold-trend."""
+    if name not in PEOPLE_CHARTS:
+        abort(404)
+    ds = datasets.get_dataset(db.session(), dataset_id)
+    return svg_response(draw(name, performance.as_json(performance.report(db.session(), ds))))
+
+
+@bp.get("/datasets/<id:dataset_id>/people.csv")
+@admin_required
+def people_csv(dataset_id: int) -> Any:
+    """Everyone's figures on the dataset as CSV."""
+    ds = datasets.get_dataset(db.session(), dataset_id)
+    return csv_response(performance.csv_bytes(performance.report(db.session(), ds)), f"{ds.name}-annotators.csv")
+
+
+@bp.post("/datasets/<id:dataset_id>/gold-alerts/<id:alert_id>/clear")
+@admin_required
+@shown_on(lambda dataset_id, alert_id: tab_page(dataset_id, "people"))
+def clear_gold_alert(dataset_id: int, alert_id: int) -> Any:
+    """The admin has dealt with an annotator's gold alert."""
+    checked(CsrfForm())
+    datasets.get_dataset(db.session(), dataset_id)
+    alert = gold.clear_alert(db.session(), alert_id, current_user)
+    db.session.commit()
+    flash(f"Alert {alert.id} cleared: a new one opens if the next gold answers are still below the threshold.", "info")
+    return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="people"))
 
 
 @bp.post("/datasets/<id:dataset_id>/upload")

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from include.db.models import Dataset, TaskStatus
-from include.services import flags, review
+from include.services import flags, performance, review
 from include.services.guidelines import render as render_guidelines
 from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelChoice, own_task, submit_label
 from include.services.stats import annotator_stats
-from include.services.task_queries import annotator_tasks, next_task, parse_status
+from include.services.task_queries import annotator_tasks, as_seen_by, next_task, parse_status
 from webapp.annotator import bp
-from webapp.args import page_arg
+from webapp.args import int_arg, page_arg
+from webapp.charts import draw
 from webapp.clients import wake_dispatcher
 from webapp.errors import shown_on
 from webapp.extensions import db
 from webapp.forms import CsrfForm, checked
 from webapp.security import annotator_required
+from webapp.serializers import csv_response, svg_response
 
 
 @bp.get("/tasks")
@@ -36,6 +38,7 @@ def tasks_view(status: TaskStatus | None) -> Any:
     return render_template(
         "annotator/tasks.html",
         page=page,
+        views=as_seen_by(db.session(), current_user, page.items),
         stats=annotator_stats(db.session(), current_user),
         outbox=outbox_summary(db.session(), user_id=current_user.id),
         returned=review.returned_to(db.session(), current_user),
@@ -70,6 +73,7 @@ def label_view(task_id: int) -> Any:
     return render_template(
         "annotator/label.html",
         task=task,
+        view=as_seen_by(db.session(), current_user, [task])[task.id],
         dataset=dataset,
         guidelines=render_guidelines(dataset.guidelines) if dataset else "",
         flag_kinds=flags.TITLES,
@@ -122,3 +126,41 @@ def flag(task_id: int) -> Any:
     if following is None:
         return redirect(url_for("annotator.tasks"))
     return redirect(url_for("annotator.label", task_id=following.id))
+
+
+def _my_datasets() -> list[Dataset]:
+    return performance.datasets_of(db.session(), current_user)
+
+
+@bp.get("/performance")
+@annotator_required
+def performance_page() -> Any:
+    """My own figures on one of my datasets (nobody else's)."""
+    mine = _my_datasets()
+    chosen = int_arg("dataset_id", mine[0].id if mine else None)
+    dataset = next((d for d in mine if d.id == chosen), None)
+    if chosen is not None and dataset is None:
+        abort(404)
+    report = performance.report(db.session(), dataset, user_id=current_user.id) if dataset else None
+    return render_template("annotator/performance.html", datasets=mine, dataset=dataset, perf=report)
+
+
+def _own_dataset(dataset_id: int) -> Dataset:
+    return performance.dataset_of(db.session(), current_user, dataset_id)
+
+
+@bp.get("/performance/<id:dataset_id>/<name>.svg")
+@annotator_required
+def performance_chart(dataset_id: int, name: str) -> Any:
+    if name not in ("throughput", "lead-times", "gold", "gold-trend"):
+        abort(404)
+    report = performance.report(db.session(), _own_dataset(dataset_id), user_id=current_user.id)
+    return svg_response(draw(name, performance.as_json(report)))
+
+
+@bp.get("/performance/<id:dataset_id>.csv")
+@annotator_required
+def performance_csv(dataset_id: int) -> Any:
+    dataset = _own_dataset(dataset_id)
+    report = performance.report(db.session(), dataset, user_id=current_user.id)
+    return csv_response(performance.csv_bytes(report), f"{dataset.name}-{current_user.username}.csv")

@@ -10,11 +10,11 @@ from include.services.label_outbox import summary as outbox_summary
 from include.services.labeling import LabelChoice, own_task, submit_label
 from include.services.paging import DatasetFilter
 from include.services.stats import annotator_stats
-from include.services.task_queries import MyTasksQuery, annotator_tasks
+from include.services.task_queries import MyTasksQuery, annotator_tasks, as_seen_by
 from webapp.api import ANNOTATOR, api_user, paged, route
 from webapp.clients import wake_dispatcher
 from webapp.extensions import db
-from webapp.serializers import flag_json, guidelines_json, outbox_json, task_json
+from webapp.serializers import flag_json, guidelines_json, outbox_json, seen_task_json
 
 TAG = "annotator"
 
@@ -30,7 +30,8 @@ def my_tasks(query: MyTasksQuery) -> dict[str, Any]:
         page=query.page,
         per_page=query.limit,
     )
-    return paged("tasks", page, task_json)
+    views = as_seen_by(db.session(), api_user(), page.items)
+    return paged("tasks", page, lambda t: seen_task_json(t, views[t.id]))
 
 
 @route("GET", "/annotator/stats", tag=TAG, roles=ANNOTATOR, query=DatasetFilter, response="AnnotatorStats")
@@ -54,7 +55,7 @@ def label(task_id: int, body: LabelChoice) -> dict[str, Any]:
     task = submit_label(db.session(), task_id, api_user(), body.label, body.guidelines_version, body.lead_time)
     db.session.commit()
     wake_dispatcher()
-    return {"task": task_json(task)}
+    return {"task": seen_task_json(task, as_seen_by(db.session(), api_user(), [task])[task.id])}
 
 
 @route(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from include.db.models import Role
-from include.services import review
+from include.services import performance, review
+from include.services.datasets import get_dataset
+from include.services.paging import DatasetFilter
 from webapp.api import ANNOTATOR, api_user, paged, route
 from webapp.clients import wake_dispatcher
 from webapp.extensions import db
@@ -56,6 +58,25 @@ def review_verdict(annotation_id: int, body: review.ReviewVerdict) -> dict[str, 
     if record.verdict == review.FIXED:
         wake_dispatcher()
     return {"review": review_json(record, user.username, None)}
+
+
+@route(
+    "GET", "/datasets/<id:dataset_id>/performance", tag=TAG, query=None, response="Performance", errors=(404,)
+)  # fmt: skip
+def dataset_performance(dataset_id: int) -> dict[str, Any]:
+    """Every annotator's figures on a dataset: labels per day, seconds to label, gold accuracy with
+    its 95 % interval and alert, reviewers' verdicts, Cohen's kappa with each other annotator,
+    skips and flags."""
+    dataset = get_dataset(db.session(), dataset_id)
+    return performance.as_json(performance.report(db.session(), dataset))
+
+
+@route("GET", "/annotator/performance", tag="annotator", roles=ANNOTATOR, query=DatasetFilter, response="Performance")
+def my_performance(query: DatasetFilter) -> dict[str, Any]:
+    """My own figures on a dataset I have tasks in (``dataset_id``; the first of them by default)."""
+    user = api_user()
+    dataset = performance.dataset_of(db.session(), user, query.dataset_id)
+    return performance.as_json(performance.report(db.session(), dataset, user_id=user.id))
 
 
 @route("GET", "/annotator/returned", tag="annotator", roles=ANNOTATOR, response="Returned")

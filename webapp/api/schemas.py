@@ -275,6 +275,44 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "FlagEnvelope": obj({"flag": ref("Flag")}),
     "ReviewEntry": REVIEW_ENTRY,
+    "Performance": obj(
+        {
+            "dataset_id": INT,
+            "threshold": NUM,
+            "lead_bins": array(NUM),
+            "annotators": array(
+                obj(
+                    {
+                        "user_id": INT,
+                        "username": STR,
+                        "labels": INT,
+                        "per_day": COUNTS,
+                        "lead_p50": null(NUM),
+                        "lead_p90": null(NUM),
+                        "lead_histogram": array(INT),
+                        "gold_answered": INT,
+                        "gold_correct": INT,
+                        "gold_accuracy": null(NUM),
+                        "gold_low": NUM,
+                        "gold_high": NUM,
+                        "gold_trend": array(obj({"day": STR, "accuracy": NUM, "answered": INT})),
+                        "gold_alert": BOOL,
+                        "reviewed": INT,
+                        "accepted": INT,
+                        "fixed": INT,
+                        "rejected": INT,
+                        "acceptance": null(NUM),
+                        "skips": INT,
+                        "not_sure": INT,
+                        "flags": INT,
+                        "skip_rate": null(NUM),
+                        "flag_rate": null(NUM),
+                        "kappas": {"type": "object", "additionalProperties": NUM},
+                    }
+                )
+            ),
+        }
+    ),
     "ReviewEntryEnvelope": obj({"entry": ref("ReviewEntry"), "history": array(ref("Review"))}),
     "Review": REVIEW,
     "ReviewEnvelope": obj({"review": ref("Review")}),
