@@ -6,7 +6,7 @@ VENV_LS := .venv-ls
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 
-.PHONY: run up test test-fast venv browser redis fonts lint lock bench clean help
+.PHONY: run up test test-fast venv browser redis fonts lint lock bench clean help translations
 
 help:
 	@echo "make run    - start PostgreSQL, Label Studio, Airflow and the web app; run the demo loop"
@@ -53,6 +53,14 @@ fonts:
 	@fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk" || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq fonts-wqy-microhei || (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei)) >/dev/null; \
 	  else echo "charts need a CJK font for Chinese labels: sudo apt-get install fonts-wqy-microhei"; fi; }
+
+# Page strings: extract them, merge them into the zh-CN catalog (translate the new ones in
+# webapp/translations/zh_Hans_CN/LC_MESSAGES/messages.po), compile it; tests fail on any left untranslated.
+translations: venv
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _t --no-location --sort-output \
+		--project LabelOps -o webapp/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i webapp/translations/messages.pot -d webapp/translations -D messages --no-fuzzy-matching
+	$(VENV)/bin/pybabel compile -d webapp/translations -D messages
 
 lint: venv
 	$(VENV)/bin/ruff check dags include webapp plugins tests bench

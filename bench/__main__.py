@@ -21,6 +21,7 @@ ALL = [
     "ml_backend",
     "live_loop",
     "executors",
+    "annotators",
 ]
 
 

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from flask import Flask, request
+from flask_babel import lazy_gettext
 
 from webapp import errors
 from webapp.args import BadArgument, BigIdConverter, IdConverter, has_cjk, has_nul
@@ -30,9 +31,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     csrf.init_app(app)
+    from webapp import i18n
+
+    i18n.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message = lazy_gettext("Please log in to continue.")
     login_manager.login_message_category = "info"
     login_manager.user_loader(load_session_user)
 

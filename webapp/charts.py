@@ -19,6 +19,8 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from flask_babel import gettext as _t
+
 INK, MUTED, GRID = "#1d2433", "#667085", "#e4e7ec"
 PALETTE = ["#4f46e5", "#12805c", "#b54708", "#c01048", "#175cd3", "#7a5af8", "#0e9384", "#667085"]
 # Latin first, then the CJK fonts a Debian or macOS or Windows machine may have.
@@ -413,13 +415,13 @@ def labels_per_day(data: dict[str, Any]) -> bytes:
     """Stacked bars: labels per day, one color per annotator."""
     days, series = data["days"], data["series"]
     if not days:
-        raise _Nothing("no labels yet")
+        raise _Nothing(_t("no labels yet"))
     fig, ax = _figure()
     bottom = [0] * len(days)
     for color, (who, values) in zip(PALETTE, series.items(), strict=False):
         ax.bar(days, values, bottom=bottom, color=color, label=who, width=0.8)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax.set_ylabel("labels")
+    ax.set_ylabel(_t("labels"))
     ax.tick_params(axis="x", rotation=45 if len(days) > 6 else 0)
     ax.legend(frameon=False, fontsize=8, loc="upper left")
     return _svg(fig)
@@ -507,7 +509,7 @@ def lead_times(data: dict[str, Any]) -> bytes:
     """Grouped bars: how many labels took 0-2 s, 2-5 s ... per annotator."""
     people = [a for a in data["annotators"] if a["lead_histogram"]]
     if not people:
-        raise _Nothing("no timed labels yet")
+        raise _Nothing(_t("no timed labels yet"))
     bins = data["lead_bins"]
     names = [f"{lo}-{hi}" for lo, hi in itertools.pairwise(bins)] + [f"{bins[-1]}+"]
     fig, ax = _figure()
@@ -517,8 +519,8 @@ def lead_times(data: dict[str, Any]) -> bytes:
         shares = [n / total for n in person["lead_histogram"]]
         ax.bar([i + k * width for i in range(len(names))], shares, width=width, color=color, label=person["username"])
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names)
-    ax.set_xlabel("seconds to label")
-    ax.set_ylabel("share of labels")
+    ax.set_xlabel(_t("seconds to label"))
+    ax.set_ylabel(_t("share of labels"))
     ax.legend(frameon=False, fontsize=8)
     return _svg(fig)
 
@@ -527,7 +529,7 @@ def gold_accuracy(data: dict[str, Any]) -> bytes:
     """Bars: accuracy on hidden gold with its 95 % interval, and the threshold to keep."""
     people = [a for a in data["annotators"] if a["gold_answered"]]
     if not people:
-        raise _Nothing("no gold answers yet")
+        raise _Nothing(_t("no gold answers yet"))
     fig, ax = _figure()
     names = [a["username"] for a in people]
     accuracy = [a["gold_accuracy"] for a in people]
@@ -536,12 +538,12 @@ def gold_accuracy(data: dict[str, Any]) -> bytes:
     colors = [BAD_COLOR if a["gold_alert"] else PALETTE[0] for a in people]
     ax.bar(names, accuracy, yerr=[low, high], color=colors, capsize=4, ecolor=MUTED)
     ax.axhline(data["threshold"], color=BAD_COLOR, linestyle="--", linewidth=1)
-    ax.text(len(names) - 0.5, data["threshold"], f" keep ≥ {data['threshold']:.0%}", color=BAD_COLOR, va="bottom",
-            ha="right", fontsize=8)  # fmt: skip
+    keep = " " + _t("keep ≥ %(t)s", t=f"{data['threshold']:.0%}")
+    ax.text(len(names) - 0.5, data["threshold"], keep, color=BAD_COLOR, va="bottom", ha="right", fontsize=8)
     for i, a in enumerate(people):
         ax.text(i, 0.02, f"n={a['gold_answered']}", ha="center", color="white", fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy on gold")
+    ax.set_ylabel(_t("accuracy on gold"))
     return _svg(fig)
 
 
@@ -549,7 +551,7 @@ def gold_trend(data: dict[str, Any]) -> bytes:
     """Lines: cumulative gold accuracy over time, per annotator."""
     people = [a for a in data["annotators"] if a["gold_trend"]]
     if not people:
-        raise _Nothing("no gold answers yet")
+        raise _Nothing(_t("no gold answers yet"))
     fig, ax = _figure()
     for color, person in zip(itertools.cycle(PALETTE), people, strict=False):
         points = person["gold_trend"]
@@ -557,7 +559,7 @@ def gold_trend(data: dict[str, Any]) -> bytes:
                 label=person["username"])  # fmt: skip
     ax.axhline(data["threshold"], color=BAD_COLOR, linestyle="--", linewidth=1)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("gold accuracy so far")
+    ax.set_ylabel(_t("gold accuracy so far"))
     ax.legend(frameon=False, fontsize=8)
     return _svg(fig)
 

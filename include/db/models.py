@@ -120,6 +120,8 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.ANNOTATOR)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sql_text("true"))
     ls_user_id: Mapped[int | None] = mapped_column(Integer)
+    # The interface language they chose ("en", "zh_CN"); None: their browser's (webapp.i18n).
+    language: Mapped[str | None] = mapped_column(String(8))
     # Bumped by logout, a password change or reset and deactivation: every session and remember
     # cookie carries the generation it was issued under, so older ones stop working at once.
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -10,10 +10,11 @@ answers measure the annotator.
   labels for the annotator's own items).
 * **Alert**: after each answer the annotator's gold accuracy is checked; when its 95 % Wilson
   interval lies wholly below the dataset's threshold (the upper end under it) an alert opens,
-  shown on the dashboard and as a job row (never before ``MIN_ANSWERS`` answers). The interval's *upper* end, not its lower one, decides:
-  a lower end dips under any threshold while answers are few (5 of 5 right has a lower end of
-  0.57), so it would alarm every new annotator; ``bench/annotators.py`` measures how soon a weak
-  annotator is caught this way and how rarely a good one is.
+  shown on the dashboard and as a job row (never before ``MIN_ANSWERS`` answers). The
+  interval's *upper* end, not its lower one, decides: a lower end dips under any threshold
+  while answers are few (5 of 5 right has a lower end of 0.57), so it would alarm every new
+  annotator; ``bench/annotators.py`` measures how soon a weak annotator is caught this way and
+  how rarely a good one is.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ def test_label_studio_shows_the_promoted_models_predictions(db, ls, minilm, back
     texts = generate_demo_texts(170, seed=41)
     with session_scope(db) as s:
         dataset = create_dataset(s, "ml-backend", labels=["OK", "NG"], privacy=SYNTHETIC)
+        dataset.eval_labels = "any"  # single labels judge the model here (what counts: test_review.py)
         add_items(s, dataset, [(t.text, {"truth": t.true_label}) for t in texts[:160]])
         dataset_id = dataset.id
     client = ls.client()

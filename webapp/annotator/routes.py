@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.db.models import Dataset, TaskStatus
@@ -53,7 +54,7 @@ def next_() -> Any:
     """Open my highest-priority task still to label."""
     task = next_task(db.session(), current_user)
     if task is None:
-        flash("You have no tasks left to label. Nice work!", "success")
+        flash(_("You have no tasks left to label. Nice work!"), "success")
         return redirect(url_for("annotator.tasks"))
     return redirect(url_for("annotator.label", task_id=task.id))
 
@@ -98,12 +99,14 @@ def submit(task_id: int) -> Any:
     db.session.commit()
     wake_dispatcher()
     if task.status == TaskStatus.CONFLICT:
-        flash(f"Saved “{choice}”. Another annotator chose differently; an admin will resolve it.", "info")
+        flash(
+            _("Saved “%(label)s”. Another annotator chose differently; an admin will resolve it.", label=choice), "info"
+        )
     else:
-        flash(f"Saved “{choice}”.", "success")
+        flash(_("Saved “%(label)s”.", label=choice), "success")
     following = next_task(db.session(), current_user, exclude_id=task_id)
     if following is None:
-        flash("That was your last task. Nice work!", "success")
+        flash(_("That was your last task. Nice work!"), "success")
         return redirect(url_for("annotator.tasks"))
     return redirect(url_for("annotator.label", task_id=following.id))
 
@@ -119,9 +122,9 @@ def flag(task_id: int) -> Any:
     flags.flag_task(db.session(), task_id, current_user, body)
     db.session.commit()
     if body.kind in ("skip", "not_sure"):
-        flash(f"{flags.TITLES[body.kind]}: the task goes to someone else.", "info")
+        flash(_("%(kind)s: the task goes to someone else.", kind=_(flags.TITLES[body.kind])), "info")
     else:
-        flash(f"Flagged ({flags.TITLES[body.kind].lower()}): an admin will look at it.", "info")
+        flash(_("Flagged (%(kind)s): an admin will look at it.", kind=_(flags.TITLES[body.kind]).lower()), "info")
     following = next_task(db.session(), current_user, exclude_id=task_id)
     if following is None:
         return redirect(url_for("annotator.tasks"))

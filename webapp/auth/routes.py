@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from include.db.models import Role
@@ -39,13 +40,16 @@ def login() -> Any:
         username = form.username.data or ""
         refused = throttle.refusal(username)
         if refused is not None:
-            flash(f"{refused.reason.capitalize()}. Try again in {refused.retry_after} seconds.", "error")
+            flash(
+                _("%(reason)s. Try again in %(n)s seconds.", reason=refused.reason.capitalize(), n=refused.retry_after),
+                "error",
+            )
             response = make_response(render_template("auth/login.html", form=form), 429)
             response.headers["Retry-After"] = str(refused.retry_after)
             return response
         user = authenticate(db.session(), username, form.password.data or "")
         if user is None:
-            flash("Wrong username or password.", "error")
+            flash(_("Wrong username or password."), "error")
             return render_template("auth/login.html", form=form), 401
         user.last_login_at = datetime.now(UTC)
         db.session.commit()
@@ -66,5 +70,24 @@ def logout() -> Any:
     current_user.end_sessions()
     db.session.commit()
     logout_user()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/language")
+def language() -> Any:
+    """Switch the interface language: kept in the user's profile (and a cookie for the login page)."""
+    from webapp.forms import CsrfForm, checked
+    from webapp.i18n import COOKIE, LANGUAGES
+
+    checked(CsrfForm())
+    chosen = request.form.get("language", "")
+    if chosen not in LANGUAGES:
+        chosen = "en"
+    if current_user.is_authenticated:
+        current_user.language = chosen
+        db.session.commit()
+    back = request.form.get("next", "")
+    response = make_response(redirect(back if is_safe_next(back) else url_for("auth.index")))
+    response.set_cookie(COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    return response

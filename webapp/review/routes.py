@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.db.models import Dataset
@@ -65,7 +66,7 @@ def next_() -> Any:
     """Open the oldest label waiting under the filters (after the one passed over, if any)."""
     found = review.next_entry(db.session(), current_user, _query(), after=int_arg("after", None, maximum=2**63 - 1))
     if found is None:
-        flash("Nothing left to review under these filters.", "success")
+        flash(_("Nothing left to review under these filters."), "success")
         return redirect(_with_filters("review.queue_page"))
     return redirect(_with_filters("review.annotation", annotation_id=found.annotation_id))
 
@@ -105,15 +106,15 @@ def verdict(annotation_id: int) -> Any:
     db.session.commit()
     if record.verdict == review.FIXED:
         wake_dispatcher()
-        flash(f"Fixed: {record.label_before} → {record.label_after}.", "success")
+        flash(_("Fixed: %(before)s → %(after)s.", before=record.label_before, after=record.label_after), "success")
     elif record.verdict == review.REJECTED:
-        flash("Rejected: the task went back to its annotator with your comment.", "info")
+        flash(_("Rejected: the task went back to its annotator with your comment."), "info")
     else:
-        flash(f"Accepted “{record.label_after}”.", "success")
+        flash(_("Accepted “%(label)s”.", label=record.label_after), "success")
     found = review.next_entry(db.session(), current_user, _query(), after=annotation_id)
     if found is None:
         found = review.next_entry(db.session(), current_user, _query())
     if found is None:
-        flash("That was the last label under these filters.", "success")
+        flash(_("That was the last label under these filters."), "success")
         return redirect(_with_filters("review.queue_page"))
     return redirect(_with_filters("review.annotation", annotation_id=found.annotation_id))

@@ -96,9 +96,18 @@ def _binary_fix(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np
 
 
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, num_classes: int, *, seed: int = 0, c: float | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    *,
+    seed: int = 0,
+    c: float | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> LogisticFit:
     """Fit on all of ``x``/``y``; with ``c`` None choose it (and class weighting) by stratified k-fold CV.
+
+    ``sample_weight``: how much each example counts (a label's reliability,
+    include.ml.reliability), in the folds and the final fit alike.
 
     Raises:
         TooFewExamples: a class present in ``y`` has a single example.
@@ -107,6 +116,7 @@ def fit_logistic(
 
     x_all = np.asarray(x, dtype=np.float64)
     y_all = np.asarray(y, dtype=np.int64)
+    w_all = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     counts = np.bincount(y_all, minlength=num_classes)
     present = counts[counts > 0]
     if present.min() < 2:
@@ -121,6 +131,7 @@ def fit_logistic(
             parts.append(rng.choice(members, take, replace=False))
         oof_index = np.sort(np.concatenate(parts))
     x, y = x_all[oof_index], y_all[oof_index]
+    w = None if w_all is None else w_all[oof_index]
     folds = int(min(MAX_FOLDS, present.min()))
     dense_y = np.unique(y, return_inverse=True)[1].astype(np.int64)  # scikit-learn's column order
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
@@ -139,7 +150,7 @@ def fit_logistic(
                 started = time.perf_counter()
                 model.set_params(C=cc)  # type: ignore[attr-defined]
                 with _quiet():  # a separable fold at large C stops at MAX_ITER: the path goes on
-                    model.fit(x[train], y[train])  # type: ignore[attr-defined]
+                    model.fit(x[train], y[train], sample_weight=None if w is None else w[train])  # type: ignore[attr-defined]
                 oof[i, held] = _logits(model, x[held])
                 train_losses[i, f] = _log_loss(_logits(model, x[train]), dense_y[train])
                 seconds[i] += time.perf_counter() - started
@@ -159,7 +170,7 @@ def fit_logistic(
     chosen = path[best]
     final = _model(chosen.c, chosen.class_weight, seed)
     with _quiet():
-        final.fit(x_all, y_all)  # type: ignore[attr-defined]
+        final.fit(x_all, y_all, sample_weight=w_all)  # type: ignore[attr-defined]
     weight, bias = _binary_fix(final.coef_, final.intercept_)  # type: ignore[attr-defined]
     full_w = np.zeros((num_classes, x.shape[1]))
     full_b = np.full(num_classes, -1e4)  # a label with no examples is never predicted

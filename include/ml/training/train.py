@@ -89,18 +89,23 @@ def train_head(
     *,
     device: str | None = None,
     on_epoch: Callable[[EpochRecord], Any] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainResult:
     """Train on ``x`` (n, d) / ``y`` (n,) and return the head with its validation metrics.
 
     ``logistic`` (the default) is fitted exactly and judged by cross-validation; ``mlp`` trains by
-    epochs with early stopping on a stratified split that holds every class.
+    epochs with early stopping on a stratified split that holds every class. ``sample_weight``
+    (each label's reliability) is taken by the logistic head; the MLP refuses it rather than
+    train as if it had been applied.
     """
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
     if len(np.unique(y)) < 2:
         raise TrainingDataError("training needs labeled examples of at least two classes")
     if params.kind == "logistic":
-        return _train_logistic(x, y, labels, embedding_model, params, on_epoch)
+        return _train_logistic(x, y, labels, embedding_model, params, on_epoch, sample_weight)
+    if sample_weight is not None:
+        raise TrainingDataError("label weights need the logistic head (the MLP trains every label alike)")
     return _train_mlp(x, y, labels, embedding_model, params, device=device, on_epoch=on_epoch)
 
 
@@ -111,12 +116,13 @@ def _train_logistic(
     embedding_model: str,
     params: TrainParams,
     on_epoch: Callable[[EpochRecord], Any] | None,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainResult:
     """The regularisation path is the run's record: one row per setting tried, the chosen one starred."""
     import torch
 
     try:
-        fit = fit_logistic(x, y, len(labels), seed=params.seed, c=params.c)
+        fit = fit_logistic(x, y, len(labels), seed=params.seed, c=params.c, sample_weight=sample_weight)
     except TooFewExamples as exc:
         raise TrainingDataError(str(exc)) from exc
     history = []
