@@ -61,6 +61,7 @@ DECLARED = (
     lazy_gettext("labels the model disagrees with"),
     lazy_gettext("tasks with an open flag"),
     lazy_gettext("evaluation items waiting for a checked label"),
+    lazy_gettext("likely mistakes (label reliability, from the last quality check)"),
     lazy_gettext("assigned"),
     lazy_gettext("labeled"),
     lazy_gettext("conflict"),

@@ -218,6 +218,9 @@ class Dataset(Base):
     eval_labels: Mapped[str] = mapped_column(
         String(24), default="agreed_or_reviewed", server_default="agreed_or_reviewed"
     )
+    # "reliability": train on the label reliability estimate's labels and weights
+    # (include.services.reliability); "off": on the labels as they are.
+    label_weights: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
 
@@ -344,6 +347,7 @@ class Annotation(Base):
         ),
         # An annotator's labels a reviewer sent back.
         Index("ix_annotations_returned", "annotator_id", postgresql_where=sql_text("review = 'rejected'")),
+        Index("ix_annotations_suspect", "task_id", postgresql_where=sql_text("suspect IS NOT NULL")),
         CheckConstraint(f"review IN ({', '.join(repr(v) for v in REVIEW_VERDICTS)})", name="review"),
     )
 
@@ -366,6 +370,9 @@ class Annotation(Base):
     reviewed_label: Mapped[str | None] = mapped_column(String(64))
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    # How likely the label is wrong, by the reliability estimate, when that is high enough to
+    # be worth a review (include.services.reliability); None: not suspected.
+    suspect: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     synced_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())

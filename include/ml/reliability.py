@@ -5,7 +5,8 @@ estimated from overlapping labels and gold by Dawid and Skene's EM (Applied Stat
 Written from the paper (40 lines of numpy) rather than taken from a library: the maintained
 Python implementations (crowd-kit) pull in pandas-heavy stacks for one EM loop, and none lets
 known (gold or reviewed) items stay clamped to their label, which is what seeds the estimate
-here. Items with a known label keep it; every other item's posterior is
+here. Items with a known label keep it, and an annotator who answered enough of them starts
+from that record rather than from the vote; every other item's posterior is
 ``prior[k] * prod_a confusion_a[k, label_a]``, normalised; confusions and priors are re-estimated
 from the posteriors with add-``smoothing`` counts, until the log-likelihood stops improving.
 
@@ -41,6 +42,18 @@ class Reliability:
         return float(np.sum(self.prior * np.diag(self.confusion[annotator])))
 
 
+MIN_KNOWN = 5  # known items an annotator answered before their gold record seeds the estimate
+
+
+def _confusions(
+    people: int, k: int, who: np.ndarray, said: np.ndarray, truth: np.ndarray, smoothing: float
+) -> np.ndarray:
+    """Each annotator's P(says l | truth k) from soft truths, with add-``smoothing`` counts."""
+    counts = np.full((people, k, k), smoothing)
+    np.add.at(counts, (who, slice(None), said), truth)  # type: ignore[arg-type]
+    return counts / counts.sum(axis=2, keepdims=True)
+
+
 def estimate(
     n_items: int,
     n_classes: int,
@@ -71,16 +84,20 @@ def estimate(
     if len(known):
         posterior[clamp_items] = clamp_rows
     previous = -np.inf
-    confusion = np.zeros((len(people), n_classes, n_classes))
     prior = np.full(n_classes, 1.0 / n_classes)
+    confusion = _confusions(len(people), n_classes, who, said, posterior[items], smoothing)
+    # Seeded by gold: an annotator who answered at least MIN_KNOWN known items starts from how
+    # they did on those (the vote would take a consistently wrong annotator at their word).
+    on_known = np.isin(items, clamp_items)
+    if on_known.any():
+        seeded = _confusions(
+            len(people), n_classes, who[on_known], said[on_known], posterior[items[on_known]], smoothing
+        )
+        answered = np.bincount(who[on_known], minlength=len(people))
+        confusion[answered >= MIN_KNOWN] = seeded[answered >= MIN_KNOWN]
     iterations = 0
     while iterations < max_iterations:
         iterations += 1
-        # M-step: confusions and priors from the current posteriors.
-        confusion = np.full((len(people), n_classes, n_classes), smoothing)
-        np.add.at(confusion, (who, slice(None), said), posterior[items])  # type: ignore[arg-type]
-        confusion /= confusion.sum(axis=2, keepdims=True)
-        prior = (posterior.sum(axis=0) + smoothing) / (n_items + smoothing * n_classes)
         # E-step: each item's posterior from its labels.
         log_post = np.tile(np.log(prior), (n_items, 1))
         np.add.at(log_post, items, np.log(confusion[who, :, said]))
@@ -90,6 +107,9 @@ def estimate(
         posterior = unnormalised / total
         if len(known):
             posterior[clamp_items] = clamp_rows
+        # M-step: confusions and priors from the posteriors.
+        confusion = _confusions(len(people), n_classes, who, said, posterior[items], smoothing)
+        prior = (posterior.sum(axis=0) + smoothing) / (n_items + smoothing * n_classes)
         likelihood = float(np.sum(peak[:, 0] + np.log(total[:, 0])))
         if likelihood - previous < tolerance * max(1.0, abs(likelihood)):
             break

@@ -15,7 +15,7 @@ from include.ml.embeddings.names import DEFAULT_MODEL
 from include.pipelines.catalog import DatasetValues
 from include.pipelines.runner import RunRef, tracked_job
 from include.pipelines.training.embedding import embed_dataset
-from include.services import pii, quality
+from include.services import pii, quality, reliability
 from include.services.datasets import get_dataset, item_hashes
 from include.services.embedding_models import embedder_for
 from include.services.vectors import get_model, load_vectors, near_pairs
@@ -53,6 +53,13 @@ def run_quality_check(
         with session_scope(db_url) as session:
             dataset = get_dataset(session, dataset_id)
             report = quality.build_report(session, dataset, vectors=vectors, near=near)
+            # Who is right how often, and which labels are likely mistakes (the review queue's filter).
+            estimate = reliability.refresh(session, dataset)
+            if estimate is not None:
+                report["reliability"] = {
+                    "accuracy": {who: round(a, 4) for who, a in sorted(estimate.accuracy.items())},
+                    "suspects": len(estimate.suspects),
+                }
             row = quality.store_report(session, dataset, report)
             failed = quality.failed_checks(row)
             report_id, passed = row.id, row.passed

@@ -45,7 +45,10 @@ def _train(
     """Train, marking the experiment failed if training does; a stop is a skip, not a failure."""
     with supervised(db_url, experiment_id, "epochs"):
         recorder = ProgressRecorder(db_url, experiment_id, job, head_progress)
-        result = train_head(data.x, data.y, data.labels, name, params, on_epoch=recorder)
+        # Reliability weights (the dataset's label_weights) where the head takes them: the MLP
+        # trains on the estimate's labels unweighted.
+        weights = data.weights if params.kind == "logistic" else None
+        result = train_head(data.x, data.y, data.labels, name, params, on_epoch=recorder, sample_weight=weights)
         with session_scope(db_url) as session:
             if is_stopped(session, experiment_id):  # stopped after the last epoch: still no model
                 raise TrainingStopped(len(result.history))
@@ -133,7 +136,7 @@ def run_train_classifier(
 
         embedder = embedder or embedder_for(embedding_model, db_url)
         embed_dataset(db_url, embedder, dataset_id)  # only texts not embedded yet
-        data = load_training_set(db_url, embedder, labels.examples, list(dataset.labels))
+        data = load_training_set(db_url, embedder, labels.examples, list(dataset.labels), labels.weights)
         with session_scope(db_url) as session:
             experiment_id = start_experiment(
                 session,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from include.db.models import Dataset
 from include.errors import NotFound
 from include.params import Values, group
-from include.services import assignment, eval_set, gold, label_policy, live_loop, quality, retune
+from include.services import assignment, eval_set, gold, live_loop, quality, reliability, retune
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,11 @@ SETTINGS: dict[str, Setting] = {
             "what-counts",
             "What counts",
             "Which labels train models and which judge them: every submitted label, labels two annotators agree on "
-            "or a reviewer accepted, or reviewed labels only. Applies from the next training run and gate.",
-            label_policy.LabelPolicy,
-            label_policy.apply_policy,
-            label_policy.LabelPolicy.from_object,
+            "or a reviewer accepted, or reviewed labels only; and whether training weighs each label by how reliable "
+            "its annotators are (overlap, gold and reviews). Applies from the next training run and gate.",
+            reliability.WhatCounts,
+            reliability.apply_settings,
+            reliability.WhatCounts.from_object,
         ),
         Setting(
             "gold",
@@ -122,7 +123,7 @@ class DatasetSettings(Values):
     live_loop: live_loop.LiveLoopSettings = group(live_loop.LiveLoopSettings)
     retune: retune.RetuneSettings = group(retune.RetuneSettings)
     eval_policy: eval_set.EvalPolicy = group(eval_set.EvalPolicy)
-    what_counts: label_policy.LabelPolicy = group(label_policy.LabelPolicy)
+    what_counts: reliability.WhatCounts = group(reliability.WhatCounts)
     hidden_gold: gold.GoldSettings = group(gold.GoldSettings)
     quality_thresholds: quality.QualityThresholds = group(quality.QualityThresholds)
 

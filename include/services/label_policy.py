@@ -17,14 +17,12 @@ models only once their label counts: an unchecked member waits in the review que
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import true
-from sqlalchemy.orm import Session
 
-from include.db.models import Dataset, Task
-from include.params import ParamSpec, Values, param
+from include.db.models import Task
+from include.params import ParamSpec
 from include.services.consensus import AGREED, REVIEWED
 
 ANY, AGREED_OR_REVIEWED, REVIEWED_ONLY = "any", "agreed_or_reviewed", "reviewed"
@@ -38,14 +36,6 @@ TRAIN_LABELS = ParamSpec("train_labels", "Labels that train", "choice", ANY, cho
 EVAL_LABELS = ParamSpec(
     "eval_labels", "Labels that judge models", "choice", AGREED_OR_REVIEWED, choices=POLICIES, help=HELP
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class LabelPolicy(Values):
-    """Which labels a dataset trains on and judges models with."""
-
-    train_labels: str = param(TRAIN_LABELS)
-    eval_labels: str = param(EVAL_LABELS)
 
 
 def counts(policy: str) -> Any:
@@ -64,10 +54,3 @@ def basis_counts(policy: str, basis: str | None) -> bool:
     if policy == AGREED_OR_REVIEWED:
         return basis in (AGREED, REVIEWED)
     return True
-
-
-def apply_policy(session: Session, dataset: Dataset, policy: LabelPolicy) -> str:
-    """Save the dataset's policy; it applies from the next training run and gate."""
-    dataset.train_labels, dataset.eval_labels = policy.train_labels, policy.eval_labels
-    session.flush()
-    return f"What counts saved: training uses {policy.train_labels} labels, evaluation {policy.eval_labels} labels."

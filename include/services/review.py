@@ -49,6 +49,7 @@ FOCUS = {
     "model": "labels the model disagrees with",
     "flagged": "tasks with an open flag",
     "evaluation": "evaluation items waiting for a checked label",
+    "suspect": "likely mistakes (label reliability, from the last quality check)",
 }
 QUEUE_FOCUS = ParamSpec(
     "focus", "Show", "choice", "all", choices=tuple(FOCUS), help="; ".join(f"{k}: {v}" for k, v in FOCUS.items())
@@ -161,6 +162,8 @@ def _queue_statement(query: ReviewQueueQuery, reviewer: User) -> Select[Any]:
         stmt = stmt.where(Task.prelabel_label.is_not(None), Task.prelabel_label != Annotation.label)
     elif query.focus == "flagged":
         stmt = stmt.where(exists().where(TaskFlag.task_id == Task.id, TaskFlag.resolved_at.is_(None)))
+    elif query.focus == "suspect":
+        stmt = stmt.where(Annotation.suspect.is_not(None))
     elif query.focus == "evaluation":
         stmt = stmt.where(
             exists().where(

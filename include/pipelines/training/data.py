@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from include.db.models import Dataset, Item
 from include.db.session import session_scope
 from include.ml.embeddings.backends import Embedder
-from include.services import eval_set, quality, snapshots
+from include.services import eval_set, quality, reliability, snapshots
 from include.services.vectors import get_model, load_vectors
 
 
@@ -25,6 +25,7 @@ class TrainingSet:
     x: np.ndarray
     y: np.ndarray
     embedding_model_id: int
+    weights: np.ndarray | None = None  # each label's reliability (include.services.reliability)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Labels:
     evaluation: eval_set.EvalSet
     snapshot_id: int | None
     examples: list[tuple[str, str]]
+    weights: list[float] | None = None  # with the dataset's label_weights "reliability"
 
 
 def training_labels(session: Session, dataset: Dataset) -> Labels:
@@ -51,6 +53,9 @@ def training_labels(session: Session, dataset: Dataset) -> Labels:
     except snapshots.SnapshotError:
         snapshot_id = None
     examples = snapshots.training_examples(session, snapshot_id, dataset.train_labels) if snapshot_id else []
+    if dataset.label_weights == "reliability" and examples:
+        examples, weights = reliability.weighted(session, dataset, examples)
+        return Labels(evaluation, snapshot_id, examples, weights)
     return Labels(evaluation, snapshot_id, examples)
 
 
@@ -72,7 +77,11 @@ def texts_of(session: Session, dataset_id: int, hashes: list[str]) -> dict[str, 
 
 
 def load_training_set(
-    db_url: str, embedder: Embedder, examples: list[tuple[str, str]], labels: list[str]
+    db_url: str,
+    embedder: Embedder,
+    examples: list[tuple[str, str]],
+    labels: list[str],
+    weights: list[float] | None = None,
 ) -> TrainingSet:
     """The examples' vectors under ``embedder`` (the dataset was just embedded with it)."""
     with session_scope(db_url) as session:
@@ -81,11 +90,13 @@ def load_training_set(
             raise RuntimeError(f"{embedder.name} is not registered although the dataset was just embedded")
         vectors = load_vectors(session, model.id, [h for h, _ in examples])
         model_id = model.id
-    kept = [(h, label) for h, label in examples if h in vectors]
+    present = [k for k, (h, _) in enumerate(examples) if h in vectors]
+    kept = [examples[k] for k in present]
     return TrainingSet(
         labels=labels,
         hashes=[h for h, _ in kept],
         x=np.stack([vectors[h] for h, _ in kept]),
         y=np.asarray([labels.index(label) for _, label in kept], dtype=np.int64),
         embedding_model_id=model_id,
+        weights=None if weights is None else np.asarray([weights[k] for k in present], dtype=np.float64),
     )
