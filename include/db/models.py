@@ -547,8 +547,10 @@ class LabelOutbox(Base):
     annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), unique=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    label: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(64))  # "" for a skip
     ground_truth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    # A skip: Label Studio gets a cancelled annotation (was_cancelled, no result).
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
     status: Mapped[OutboxStatus] = mapped_column(
         _enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING, server_default="pending"
     )

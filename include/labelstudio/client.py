@@ -391,13 +391,17 @@ class LabelStudioClient:
         ground_truth: bool = False,
         import_id: int | None = None,
         lead_time: float | None = None,
+        was_cancelled: bool = False,
     ) -> dict[str, Any]:
         """Create an annotation, attributed to ``completed_by`` (a Label Studio user id) if given.
 
         ``import_id`` is stored with it: the platform puts its outbox entry id there, so a second
         delivery of the same entry can find the first. ``lead_time``: the seconds it took.
+        ``was_cancelled``: a skip (Label Studio's own "Skip" makes the same).
         """
         body: dict[str, Any] = {"result": result}
+        if was_cancelled:
+            body["was_cancelled"] = True
         if lead_time is not None:
             body["lead_time"] = lead_time
         if completed_by is not None:
@@ -409,9 +413,14 @@ class LabelStudioClient:
         return dict(self.request("POST", f"/api/tasks/{task_id}/annotations", json_body=body))
 
     def update_annotation(
-        self, annotation_id: int, result: list[dict[str, Any]], *, lead_time: float | None = None
+        self,
+        annotation_id: int,
+        result: list[dict[str, Any]],
+        *,
+        lead_time: float | None = None,
+        was_cancelled: bool = False,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"result": result}
+        body: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled}
         if lead_time is not None:
             body["lead_time"] = lead_time
         return dict(self.request("PATCH", f"/api/annotations/{annotation_id}", json_body=body))

@@ -1,7 +1,8 @@
 """Skip, "not sure" and flag: an annotator says a task is not theirs to label, and why.
 
 * ``skip`` and ``not_sure``: the task goes back to the pool for someone else; auto-assignment
-  never hands it to the same annotator again.
+  never hands it to the same annotator again. A skip reaches Label Studio as a cancelled
+  annotation (``was_cancelled``), as Label Studio's own Skip button would make it.
 * ``bad_item``, ``pii_left`` and ``guideline_unclear``: the task leaves the annotator's list and
   waits, for everyone, until an admin resolves the flag (fixes the item, its de-identification
   or the guidelines); the open flags are listed on the dataset's Labeling tab.
@@ -18,11 +19,12 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from include.db.models import FLAG_KINDS, ExtraAssignee, Task, TaskFlag, TaskStatus, User
+from include.db.models import FLAG_KINDS, Annotation, AnnotationSource, ExtraAssignee, Task, TaskFlag, TaskStatus, User
 from include.errors import Invalid, NotFound
 from include.params import ParamSpec, Values, param
 from include.services.assignment import may_label
 from include.services.free_text import check_free_text
+from include.services.label_outbox import enqueue
 from include.services.task_queries import TaskNotFound
 
 TITLES = {
@@ -66,14 +68,45 @@ def flag_task(session: Session, task_id: int, user: User, request: FlagRequest) 
     check_free_text(note, "the note", readers="admins")
     flag = TaskFlag(task_id=task.id, user_id=user.id, kind=request.kind, note=note)
     session.add(flag)
+    shared = session.get(ExtraAssignee, (task.id, user.id))
+    hidden_gold = task.assigned_to != user.id and shared is not None and shared.gold
     if task.assigned_to == user.id:
         if task.status not in (TaskStatus.ASSIGNED, TaskStatus.IMPORTED):
             raise FlagError(f"task {task.id} is {task.status.value}: relabel it instead of skipping it")
         task.assigned_to, task.assigned_at, task.status = None, None, TaskStatus.IMPORTED
     else:  # shared with them for agreement: only their share goes
         session.execute(delete(ExtraAssignee).where(ExtraAssignee.task_id == task.id, ExtraAssignee.user_id == user.id))
+    if request.kind == "skip" and not hidden_gold:  # a gold check never shows in Label Studio
+        _skip_in_label_studio(session, task, user)
     session.flush()
     return flag
+
+
+def _skip_in_label_studio(session: Session, task: Task, user: User) -> None:
+    """Label Studio gets the skip as its own kind of annotation (``was_cancelled``), through the
+    outbox like a label; a skip never replaces a label the annotator already gave."""
+    mine = session.scalar(
+        select(Annotation).where(
+            Annotation.task_id == task.id, Annotation.annotator_id == user.id, Annotation.ground_truth.is_(False)
+        )
+    )
+    if mine is not None:
+        return
+    now = datetime.now(UTC)
+    skipped = Annotation(
+        task_id=task.id,
+        annotator_id=user.id,
+        ls_user_email=user.email,
+        label=None,
+        was_cancelled=True,
+        source=AnnotationSource.WEBAPP,
+        created_at=now,
+        updated_at=now,
+        synced_at=now,
+    )
+    session.add(skipped)
+    session.flush()
+    enqueue(session, skipped)
 
 
 def open_flags(session: Session, dataset_id: int, limit: int = 200) -> list[tuple[TaskFlag, str | None]]:

@@ -38,16 +38,18 @@ def outbox_key(task_id: int, user_id: int, ground_truth: bool = False) -> str:
 
 
 def enqueue(session: Session, annotation: Annotation, *, ground_truth: bool = False) -> None:
-    """Make ``annotation``'s current label due for delivery (new entry, or a new version)."""
-    if annotation.annotator_id is None or annotation.label is None:
-        raise ValueError("only an annotator's labeled annotation can be delivered")
+    """Make ``annotation``'s current label (or its skip) due for delivery (new entry, or a new version)."""
+    if annotation.annotator_id is None or (annotation.label is None and not annotation.was_cancelled):
+        raise ValueError("only an annotator's labeled or skipped annotation can be delivered")
+    cancelled = bool(annotation.was_cancelled and annotation.label is None)
     stmt = insert(LabelOutbox).values(
         idempotency_key=outbox_key(annotation.task_id, annotation.annotator_id, ground_truth),
         annotation_id=annotation.id,
         task_id=annotation.task_id,
         user_id=annotation.annotator_id,
-        label=annotation.label,
+        label=annotation.label or "",
         ground_truth=ground_truth,
+        cancelled=cancelled,
         ls_annotation_id=annotation.ls_annotation_id,
     )
     session.execute(
@@ -55,6 +57,7 @@ def enqueue(session: Session, annotation: Annotation, *, ground_truth: bool = Fa
             index_elements=["idempotency_key"],
             set_={
                 "label": stmt.excluded.label,
+                "cancelled": stmt.excluded.cancelled,
                 "version": LabelOutbox.version + 1,
                 "status": OutboxStatus.PENDING.value,
                 "next_attempt_at": func.now(),
@@ -116,6 +119,7 @@ class Delivery:
     ground_truth: bool
     ls_annotation_id: int | None
     lead_time: float | None = None  # seconds the annotator took (Label Studio's lead_time)
+    cancelled: bool = False  # a skip: Label Studio gets was_cancelled and no result
 
 
 _CLAIM = text(
@@ -131,7 +135,8 @@ _CLAIM = text(
     FROM due, tasks t, users u, annotations a
     WHERE o.id = due.id AND t.id = o.task_id AND u.id = o.user_id AND a.id = o.annotation_id
     RETURNING o.id, o.version, o.attempts, o.annotation_id, t.ls_project_id, t.ls_task_id, o.user_id,
-              u.ls_user_id, u.email, u.username, o.label, o.ground_truth, o.ls_annotation_id, a.lead_time
+              u.ls_user_id, u.email, u.username, o.label, o.ground_truth, o.ls_annotation_id, a.lead_time,
+              o.cancelled
     """
 )
 
@@ -241,6 +246,7 @@ class PendingVote:
     ground_truth: bool
     ls_annotation_id: int | None
     entry_id: int
+    cancelled: bool = False  # a skip on its way
 
 
 def pending_votes(session: Session, task_ids: Sequence[int]) -> dict[int, list[PendingVote]]:
@@ -256,6 +262,7 @@ def pending_votes(session: Session, task_ids: Sequence[int]) -> dict[int, list[P
             LabelOutbox.ground_truth,
             LabelOutbox.ls_annotation_id,
             LabelOutbox.id,
+            LabelOutbox.cancelled,
         ).where(LabelOutbox.task_id.in_(list(task_ids)), LabelOutbox.status == OutboxStatus.PENDING)
     ).tuples()
     out: dict[int, list[PendingVote]] = {}

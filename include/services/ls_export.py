@@ -133,13 +133,13 @@ def apply_ls_tasks(
                 if ours.ls_annotation_id is None:
                     adoptions.append((ours, int(ann["id"])))
             # the platform's label is newer while its delivery is pending
-            label = ours.label if ours is not None else label_of(ann.get("result"))
+            label = _pending_label(ours) if ours is not None else label_of(ann.get("result"))
             review = reviews.get(("ls", task_id, int(ann["id"])))
             if review is None and ours is not None:
                 review = reviews.get(("row", task_id, ours.annotation_id))
             vote = Vote(
                 label=label,
-                cancelled=False if ours is not None else bool(ann.get("was_cancelled")),
+                cancelled=ours.cancelled if ours is not None else bool(ann.get("was_cancelled")),
                 ground_truth=bool(ann.get("ground_truth")),
                 updated_at=parse_ls_datetime(ann["updated_at"]) if ann.get("updated_at") else now,
                 review=holding(*review, label) if review else None,
@@ -165,7 +165,14 @@ def apply_ls_tasks(
         for pv in unsent:  # not in Label Studio yet
             review = reviews.get(("row", task_id, pv.annotation_id))
             held = holding(*review, pv.label) if review else None
-            vote = Vote(label=pv.label, ground_truth=pv.ground_truth, updated_at=now, review=held, who=pv.annotator_id)
+            vote = Vote(
+                label=None if pv.cancelled else pv.label,
+                cancelled=pv.cancelled,
+                ground_truth=pv.ground_truth,
+                updated_at=now,
+                review=held,
+                who=pv.annotator_id,
+            )
             votes.append((vote, {}))
         status, label, basis = decide([vote for vote, _ in votes])
         labeled_at = max((vote.updated_at for vote, _ in votes if vote.updated_at), default=None)
@@ -235,6 +242,11 @@ def apply_ls_tasks(
     if task_updates:
         session.execute(update(Task), task_updates)
     return summary
+
+
+def _pending_label(vote: PendingVote) -> str | None:
+    """The label a pending entry carries (None: it is a skip)."""
+    return None if vote.cancelled else vote.label
 
 
 def _reviews(session: Session, task_ids: Sequence[int]) -> dict[tuple[str, int, int], tuple[str, str | None]]:

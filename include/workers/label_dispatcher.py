@@ -143,7 +143,7 @@ def _already_in_label_studio(
                 for a in annotations
                 if _user_id(a.get("completed_by")) == ls_users[d.user_id]
                 and bool(a.get("ground_truth")) == d.ground_truth
-                and not a.get("was_cancelled")
+                and bool(a.get("was_cancelled")) == d.cancelled
             ]
             if mine:
                 found[d.entry_id] = min(mine, key=lambda a: int(a["id"]))
@@ -157,15 +157,18 @@ def _user_id(completed_by: Any) -> int | None:
 
 
 def _deliver(client: LabelStudioClient, d: Delivery, ls_user: int, existing: dict[str, Any] | None) -> int:
-    """Create or update the annotation in Label Studio; returns its id."""
-    result = choice_result(d.label)
+    """Create or update the annotation in Label Studio; returns its id. A skip is Label Studio's
+    own: a cancelled annotation without a result."""
+    result = [] if d.cancelled else choice_result(d.label)
     if existing is not None:
-        if label_of(existing.get("result")) != d.label:
-            client.update_annotation(int(existing["id"]), result, lead_time=d.lead_time)
+        if label_of(existing.get("result")) != (None if d.cancelled else d.label) or (
+            bool(existing.get("was_cancelled")) != d.cancelled
+        ):
+            client.update_annotation(int(existing["id"]), result, lead_time=d.lead_time, was_cancelled=d.cancelled)
         return int(existing["id"])
     if d.ls_annotation_id is not None:
         try:
-            client.update_annotation(d.ls_annotation_id, result, lead_time=d.lead_time)
+            client.update_annotation(d.ls_annotation_id, result, lead_time=d.lead_time, was_cancelled=d.cancelled)
             return d.ls_annotation_id
         except LabelStudioNotFound:
             log.info("annotation %s was deleted in Label Studio; creating it again", d.ls_annotation_id)
@@ -176,6 +179,7 @@ def _deliver(client: LabelStudioClient, d: Delivery, ls_user: int, existing: dic
         ground_truth=d.ground_truth,
         import_id=d.entry_id,
         lead_time=d.lead_time,
+        was_cancelled=d.cancelled,
     )
     return int(created["id"])
 

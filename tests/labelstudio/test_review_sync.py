@@ -1,5 +1,6 @@
-"""Reviews against a real Label Studio: a fix reaches Label Studio's annotation (still the
-annotator's), exports keep the verdict, and a new label made in Label Studio reopens it."""
+"""Reviews and skips against a real Label Studio: a fix reaches Label Studio's annotation (still the
+annotator's), exports keep the verdict, a new label made in Label Studio reopens it, and a skip is
+Label Studio's own cancelled annotation."""
 
 from __future__ import annotations
 
@@ -65,3 +66,40 @@ def test_a_fix_reaches_label_studio_and_survives_exports_until_relabeled_there(d
         queued = review.queue(s, s.get_one(User, carol), query)
         assert {e.task_id for e in queued.items} == {t0, t1}
         assert s.get_one(Task, t1).status == TaskStatus.LABELED
+
+
+def test_a_skip_reaches_label_studio_as_a_cancelled_annotation(db, ls, world) -> None:  # noqa: F811
+    from include.services import flags
+    from include.services.assignment import auto_assign
+
+    (t0, ls0), (t1, ls1) = world["tasks"][:2]
+    with session_scope(db) as s:
+        alice = s.get_one(User, world["alice"])
+        flags.flag_task(s, t0, alice, flags.FlagRequest(kind="skip", note="cannot tell"))
+        flags.flag_task(s, t1, alice, flags.FlagRequest(kind="not_sure"))  # not a skip: Label Studio hears nothing
+        bob = create_user(s, "bob", "bob@outbox.test", "bob-password-12", Role.ANNOTATOR)
+        bob_id = bob.id
+    assert deliver_due(db, ls.client()).delivered == 1
+    (skipped,) = ls_annotations(ls, ls0)
+    assert skipped["was_cancelled"] is True and skipped["result"] == []
+    assert ls_annotations(ls, ls1) == []
+    run_ls_export(db, ls.client(), RunRef(), ExportValues(dataset_id=world["dataset_id"], full=True))
+    with session_scope(db) as s:
+        task = s.get_one(Task, t0)
+        assert (task.status, task.label, task.assigned_to) == (TaskStatus.IMPORTED, None, None)
+        (row,) = s.scalars(select(Annotation).where(Annotation.task_id == t0)).all()
+        assert row.was_cancelled and row.label is None and row.ls_annotation_id == skipped["id"]
+        # Someone else takes the skipped task and labels it: both stand in Label Studio.
+        bob = s.get_one(User, bob_id)
+        assert t0 in auto_assign(s, world["dataset_id"], bob, 10)
+    with session_scope(db) as s:
+        from include.services.labeling import submit_label
+
+        submit_label(s, t0, s.get_one(User, bob_id), "NG")
+    assert deliver_due(db, ls.client()).delivered == 1
+    run_ls_export(db, ls.client(), RunRef(), ExportValues(dataset_id=world["dataset_id"], full=True))
+    kinds = sorted((a["was_cancelled"], label_of(a["result"])) for a in ls_annotations(ls, ls0))
+    assert kinds == [(False, "NG"), (True, None)]
+    with session_scope(db) as s:
+        task = s.get_one(Task, t0)
+        assert (task.status, task.label, task.label_basis) == (TaskStatus.LABELED, "NG", "single")

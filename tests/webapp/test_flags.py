@@ -44,7 +44,8 @@ def test_skipped_tasks_go_to_someone_else_and_flagged_ones_wait(db, users) -> No
             flags.resolve(s, dataset_id, held.id, s.get_one(User, users["admin"]))  # already closed
     assert _assign(db, dataset_id, users["bob"], 10) == [tasks[2]]  # resolved: assignable again
     with session_scope(db) as s:
-        assert not s.scalars(select(Annotation)).all()  # a flag never labels anything
+        rows = s.scalars(select(Annotation)).all()  # a flag never labels anything...
+        assert [(a.task_id, a.label, a.was_cancelled) for a in rows] == [(tasks[0], None, True)]  # ...a skip is one
 
 
 def test_a_note_with_personal_data_is_refused_and_a_labeled_task_cannot_be_skipped(db, users) -> None:
