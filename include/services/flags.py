@@ -19,7 +19,19 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from include.db.models import FLAG_KINDS, Annotation, AnnotationSource, ExtraAssignee, Task, TaskFlag, TaskStatus, User
+from include.db.models import (
+    FLAG_KINDS,
+    HOLDING_FLAGS,
+    Annotation,
+    AnnotationSource,
+    Dataset,
+    ExtraAssignee,
+    Item,
+    Task,
+    TaskFlag,
+    TaskStatus,
+    User,
+)
 from include.errors import Invalid, NotFound
 from include.params import ParamSpec, Values, param
 from include.services.assignment import may_label
@@ -120,6 +132,47 @@ def open_flags(session: Session, dataset_id: int, limit: int = 200) -> list[tupl
         .limit(limit)
     ).all()
     return [(flag, username) for flag, username in rows]
+
+
+@dataclass(frozen=True)
+class HeldTask:
+    """A task an open flag holds for everyone, as the review queue lists it."""
+
+    flag: TaskFlag
+    username: str | None
+    dataset_name: str
+    text: str
+
+
+def held_tasks(session: Session, dataset_id: int | None = None, limit: int = 50) -> list[HeldTask]:
+    """Open holding flags (bad item, personal data left in, guidelines unclear), oldest first,
+    with the task's text unless it waits for de-identification."""
+    stmt = (
+        select(TaskFlag, User.username, Dataset.name, Item.text, Item.pii_status)
+        .join(Task, Task.id == TaskFlag.task_id)
+        .join(Item, Item.id == Task.item_id)
+        .join(Dataset, Dataset.id == Task.dataset_id)
+        .outerjoin(User, User.id == TaskFlag.user_id)
+        .where(TaskFlag.resolved_at.is_(None), TaskFlag.kind.in_(HOLDING_FLAGS))
+        .order_by(TaskFlag.id)
+        .limit(limit)
+    )
+    if dataset_id is not None:
+        stmt = stmt.where(Task.dataset_id == dataset_id)
+    return [
+        HeldTask(flag, username, str(name), "" if status == "pending" else str(text))
+        for flag, username, name, text, status in session.execute(stmt).all()
+    ]
+
+
+def resolve_any(session: Session, flag_id: int, user: User) -> TaskFlag:
+    """:func:`resolve` for a flag named by its id alone (the review queue lists every dataset's)."""
+    task_dataset = session.scalar(
+        select(Task.dataset_id).join(TaskFlag, TaskFlag.task_id == Task.id).where(TaskFlag.id == flag_id)
+    )
+    if task_dataset is None:
+        raise FlagNotFound(f"no open flag {flag_id}")
+    return resolve(session, int(task_dataset), flag_id, user)
 
 
 def counts(session: Session, dataset_id: int) -> dict[str, int]:

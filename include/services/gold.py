@@ -8,7 +8,8 @@ answers measure the annotator.
 * **Apart from labels**: the answer is a :class:`GoldAnswer`, not an annotation. It never reaches
   Label Studio, never votes on the task, never trains (so gold answers can never become training
   labels for the annotator's own items).
-* **Alert**: after each answer the annotator's gold accuracy is checked; when its 95 % Wilson
+* **Alert**: after each gold answer and each review of their labels, the annotator's checked
+  answers (gold, and reviewers' verdicts) are counted; when their accuracy's 95 % Wilson
   interval lies wholly below the dataset's threshold (the upper end under it) an alert opens,
   shown on the dashboard and as a job row (never before ``MIN_ANSWERS`` answers). The
   interval's *upper* end, not its lower one, decides: a lower end dips under any threshold
@@ -38,6 +39,7 @@ from include.db.models import (
     Item,
     Job,
     JobStatus,
+    Review,
     Task,
     TaskStatus,
     User,
@@ -125,6 +127,22 @@ def standing(session: Session, dataset: Dataset, user_id: int) -> Standing:
     return Standing(int(answered), int(correct), low, high, dataset.gold_threshold)
 
 
+def checked(session: Session, dataset: Dataset, user_id: int) -> Standing:
+    """Every checked answer of the user on the dataset: hidden gold, and reviewers' verdicts on
+    their labels (accepted: right; fixed or rejected: wrong). A reviewer checks far more labels
+    than gold covers, so the alert hears of a weak annotator much sooner than from gold alone
+    (bench/annotators.py measures both)."""
+    gold = standing(session, dataset, user_id)
+    reviewed, accepted = session.execute(
+        select(func.count(), func.count().filter(Review.verdict == "accepted"))
+        .join(Task, Task.id == Review.task_id)
+        .where(Task.dataset_id == dataset.id, Review.annotator_id == user_id)
+    ).one()
+    answered, correct = gold.answered + int(reviewed), gold.correct + int(accepted)
+    low, high = wilson(correct, answered)
+    return Standing(answered, correct, low, high, dataset.gold_threshold)
+
+
 def _pool(dataset: Dataset) -> Any:
     """Task ids of the dataset's gold items: evaluation members whose label counts."""
     return (
@@ -208,8 +226,9 @@ def record_answer(session: Session, task: Task, user: User, label: str, lead_tim
 
 
 def check(session: Session, dataset: Dataset, user: User) -> GoldAlert | None:
-    """Open an alert when the user is confidently below the dataset's threshold and none is open."""
-    now = standing(session, dataset, user.id)
+    """Open an alert when the user's checked answers (gold and reviews) are confidently below the
+    dataset's threshold and none is open."""
+    now = checked(session, dataset, user.id)
     if not now.below:
         return None
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext('gold-alert'), :u)"), {"u": user.id})
@@ -239,8 +258,9 @@ def check(session: Session, dataset: Dataset, user: User) -> GoldAlert | None:
             dataset_id=dataset.id,
             status=JobStatus.FAILED,
             message=(
-                f"{user.username}'s gold accuracy on {dataset.name} is {now.accuracy:.0%} over {now.answered} gold "
-                f"items (95 % interval {now.low:.0%} to {now.high:.0%}), below the {now.threshold:.0%} to keep"
+                f"{user.username}'s accuracy on {dataset.name} is {now.accuracy:.0%} over {now.answered} checked "
+                f"answers (hidden gold and reviews; 95 % interval {now.low:.0%} to {now.high:.0%}), below the "
+                f"{now.threshold:.0%} to keep"
             ),
             counts={"answered": now.answered, "correct": now.correct, "user_id": user.id},
             started_at=moment,

@@ -35,6 +35,7 @@ from include.db.models import (
 )
 from include.errors import Conflict, Forbidden, Invalid, NotFound
 from include.params import ParamSpec, Values, param
+from include.services import gold
 from include.services.consensus import decide_task, holding
 from include.services.free_text import check_free_text
 from include.services.label_outbox import enqueue
@@ -350,6 +351,9 @@ def review_annotation(session: Session, annotation_id: int, reviewer: User, verd
     if task.status == TaskStatus.LABELED and task.labeled_at is None:
         task.labeled_at = now
     session.flush()
+    annotator = session.get(User, annotation.annotator_id) if annotation.annotator_id is not None else None
+    if annotator is not None:
+        gold.check(session, dataset, annotator)  # a verdict is a checked answer too
     return record
 
 

@@ -104,7 +104,11 @@ def test_gold_checks_hide_in_the_queue_and_their_answers_never_become_labels(db,
         alert = s.scalar(select(GoldAlert).where(GoldAlert.user_id == alice.id))
         assert alert is not None and alert.answered == 10 and alert.upper < 0.8
         job = s.scalar(select(Job).where(Job.step == "gold_alert"))
-        assert "alice's gold accuracy" in job.message and job.dataset_id == dataset_id
+        assert (
+            "alice's accuracy on" in job.message
+            and "10 checked answers" in job.message
+            and job.dataset_id == dataset_id
+        )
 
 
 def test_a_good_annotator_raises_no_alert_and_few_answers_raise_none(db, users) -> None:

@@ -311,3 +311,28 @@ def test_a_page_post_without_csrf_is_refused(db, users, carol) -> None:
             data={"verdict": "accept", "label_seen": "OK", "csrf_token": csrf_token(page)},
         )
         assert done.status_code == 302
+
+
+def test_a_reviewer_sees_and_resolves_flagged_tasks(db, app, users, carol) -> None:
+    from include.db.models import TaskFlag
+    from include.services import flags
+
+    dataset_id, tasks = dataset_with_tasks(db, "review-flags", 2)
+    with session_scope(db) as s:
+        alice = s.get_one(User, users["alice"])
+        auto_assign(s, dataset_id, alice, 2, strategy="top")
+        flags.flag_task(s, tasks[0], alice, flags.FlagRequest(kind="guideline_unclear", note="scratch or dent?"))
+        flags.flag_task(s, tasks[1], alice, flags.FlagRequest(kind="skip"))  # a skip holds nothing
+    with app.test_client() as client:
+        login(client, "carol")
+        page = client.get(f"/review/?dataset_id={dataset_id}").get_data(as_text=True)
+        assert 'data-testid="held-tasks"' in page and "scratch or dent?" in page and "review-flags text 0" in page
+        assert "review-flags text 1" not in page
+        with session_scope(db) as s:
+            flag_id = s.scalar(select(TaskFlag.id).where(TaskFlag.task_id == tasks[0]))
+        done = client.post(f"/review/flags/{flag_id}/resolve?dataset_id={dataset_id}", data={})
+        assert done.status_code == 302 and done.headers["Location"].endswith(f"/review/?dataset_id={dataset_id}")
+        login(client, "alice")
+        assert client.post(f"/review/flags/{flag_id}/resolve", data={}).status_code == 403
+    with session_scope(db) as s:
+        assert s.get_one(TaskFlag, flag_id).resolved_by == carol

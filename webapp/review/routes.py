@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.db.models import Dataset
-from include.services import review
+from include.services import flags, review
 from include.services.datasets import list_datasets
 from include.services.guidelines import render as render_guidelines
 from include.services.users import annotators
@@ -51,6 +51,9 @@ def queue_page() -> Any:
     return render_template(
         "review/queue.html",
         page=page,
+        held=flags.held_tasks(session, query.dataset_id),
+        flag_titles=flags.TITLES,
+        form=CsrfForm(),
         query=query,
         waiting=review.queue_size(session, current_user, query),
         datasets=list_datasets(session),
@@ -58,6 +61,17 @@ def queue_page() -> Any:
         focus=review.FOCUS,
         filters=_filters(),
     )
+
+
+@bp.post("/flags/<id:flag_id>/resolve")
+@reviewer_required
+def resolve_flag(flag_id: int) -> Any:
+    """A reviewer (or admin) has dealt with a flagged task: it can be assigned again."""
+    checked(CsrfForm())
+    resolved = flags.resolve_any(db.session(), flag_id, current_user)
+    db.session.commit()
+    flash(_("Flag on task %(id)s resolved: the task can be assigned again.", id=resolved.task_id), "success")
+    return redirect(_with_filters("review.queue_page"))
 
 
 @bp.get("/next")
