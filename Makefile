@@ -57,7 +57,7 @@ fonts:
 # Page strings: extract them, merge them into the zh-CN catalog (translate the new ones in
 # webapp/translations/zh_Hans_CN/LC_MESSAGES/messages.po), compile it; tests fail on any left untranslated.
 translations: venv
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _t --no-location --sort-output \
+	PYTHONPATH=. $(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _t --no-location --sort-output \
 		--project LabelOps -o webapp/translations/messages.pot .
 	$(VENV)/bin/pybabel update -i webapp/translations/messages.pot -d webapp/translations -D messages --no-fuzzy-matching
 	$(VENV)/bin/pybabel compile -d webapp/translations -D messages

@@ -11,10 +11,11 @@ Chinese (``webapp.args.has_cjk``) so the browser picks CJK glyphs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, request
-from flask_babel import Babel, get_locale, lazy_gettext
+from flask_babel import Babel, get_locale, gettext, lazy_gettext
 from flask_login import current_user
 
 LANGUAGES = {"en": "English", "zh_CN": "中文"}
@@ -42,6 +43,9 @@ def html_lang() -> str:
 
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=locale_of_request, default_translation_directories="translations")
+    # ``tr(text)``: a declared text (a parameter's label, a pipeline's title), translated as it
+    # is, never formatted (``_()`` in templates formats with %, which such a text may contain).
+    app.jinja_env.globals["tr"] = gettext
 
     @app.context_processor
     def languages() -> dict[str, Any]:
@@ -79,4 +83,58 @@ DECLARED = (
     lazy_gettext("bad_item"),
     lazy_gettext("pii_left"),
     lazy_gettext("guideline_unclear"),
+    # the dataset page's tabs (include.services.dataset_view.TABS)
+    lazy_gettext("Overview"),
+    lazy_gettext("Labeling"),
+    lazy_gettext("Quality and privacy"),
+    lazy_gettext("Models"),
+    lazy_gettext("People"),
+    lazy_gettext("Settings"),
+    # form buttons named by the templates that call values_form
+    lazy_gettext("Save"),
+    lazy_gettext("Save thresholds"),
+    lazy_gettext("Auto-assign"),
+    # job, model and run states (badges)
+    lazy_gettext("queued"),
+    lazy_gettext("running"),
+    lazy_gettext("success"),
+    lazy_gettext("failed"),
+    lazy_gettext("skipped"),
+    lazy_gettext("candidate"),
+    lazy_gettext("promoted"),
+    lazy_gettext("retired"),
+    lazy_gettext("baseline"),
+    lazy_gettext("finished"),
+    lazy_gettext("stopped"),
 )
+
+
+def extract_declarations(
+    fileobj: Any, keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """A Babel extractor (babel.cfg) for the words the library declares and the pages show:
+    every parameter's label and help (include.params.ParamSpec), every pipeline's and dataset
+    setting's title and description. They live in include/, which knows nothing of Flask-Babel."""
+    import gc
+
+    import webapp  # noqa: F401 (imports every route, and with them every declaration)
+    from include.params import ParamSpec
+    from include.pipelines.catalog import PIPELINES
+    from include.services.dataset_settings import SETTINGS
+
+    seen: set[str] = set()
+
+    def once(text: str) -> Iterator[tuple[int, str, str, list[str]]]:
+        if text and text not in seen:
+            seen.add(text)
+            yield 0, "gettext", text, []
+
+    for spec in [o for o in gc.get_objects() if isinstance(o, ParamSpec)]:
+        yield from once(spec.label)
+        yield from once(spec.help)
+    for pipeline in PIPELINES.values():
+        yield from once(pipeline.title)
+        yield from once(pipeline.description)
+    for setting in SETTINGS.values():
+        yield from once(setting.title)
+        yield from once(setting.description)

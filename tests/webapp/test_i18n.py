@@ -30,7 +30,7 @@ def test_every_page_string_has_a_chinese_translation(tmp_path: Path) -> None:
     pybabel = str(Path(sys.executable).with_name("pybabel"))
     subprocess.run(
         [pybabel, "extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "-k", "_t", "-o", str(pot), "."],
-        cwd=REPO, check=True, capture_output=True,
+        cwd=REPO, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     wanted = {m.id for m in read_po(pot.open("rb")) if m.id}
     with (CATALOG / "messages.po").open("rb") as f:
@@ -136,3 +136,45 @@ def test_labeling_review_and_figures_in_chinese(db, users, live_url, page) -> No
     chart = page.request.get(f"{live_url}/me/performance/{dataset_id}/throughput.svg").text()
     assert "标注数" in chart  # the chart's own words are Chinese too
     page.screenshot(path=str(shots / "figures-zh.png"), full_page=True)
+    page.context.clear_cookies()
+    with session_scope(db) as s:
+        s.get_one(User, users["admin"]).language = "zh_CN"
+    log_in(page, live_url, "admin")
+    page.goto(f"{live_url}/admin/datasets/{dataset_id}/people")
+    page.wait_for_selector("[data-testid=performance-table]")
+    assert "人员" in page.inner_text("[data-testid=dataset-tabs]")
+    page.screenshot(path=str(shots / "people-zh.png"), full_page=True)
+    page.goto(f"{live_url}/admin/datasets/{dataset_id}/settings")
+    assert "哪些标注算数" in page.inner_text("[data-testid=setting-what-counts]")
+    page.screenshot(path=str(shots / "settings-zh.png"), full_page=True)
+
+
+def test_every_admin_page_renders_in_chinese(db, app, users) -> None:
+    dataset_id, _ = dataset_with_tasks(db, "admin-zh", 3)
+    with session_scope(db) as s:
+        s.get_one(User, users["admin"]).language = "zh_CN"
+    pages = {
+        "/admin/": "数据集",
+        f"/admin/datasets/{dataset_id}": "概览",
+        f"/admin/datasets/{dataset_id}/labeling": "自动分配",
+        f"/admin/datasets/{dataset_id}/quality-privacy": "质量",
+        f"/admin/datasets/{dataset_id}/models": "训练配置",
+        f"/admin/datasets/{dataset_id}/people": "标注员",
+        f"/admin/datasets/{dataset_id}/settings": "隐藏金标准",
+        "/admin/tasks": "任务",
+        "/admin/users": "新用户",
+        "/admin/pipelines": "完整主动学习循环",
+        "/admin/jobs": "作业",
+        "/admin/models": "模型",
+        "/admin/privacy": "策略",
+        "/admin/inference": "批量推理",
+        "/admin/datasets/new": "创建数据集",
+        "/review/": "审核队列",
+    }
+    with app.test_client() as client:
+        login(client, "admin")
+        for path, words in pages.items():
+            response = client.get(path)
+            page = response.get_data(as_text=True)
+            assert response.status_code == 200, (path, response.status_code)
+            assert '<html lang="zh-CN">' in page and words in page, path
