@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_babel import Babel, get_locale, gettext, lazy_gettext
-from flask_login import current_user
 
 LANGUAGES = {"en": "English", "zh_CN": "中文"}
 COOKIE = "labelops_lang"
@@ -24,8 +23,12 @@ babel = Babel()
 
 
 def locale_of_request() -> str:
-    """The language of this request (see the module docstring)."""
-    user = current_user
+    """The language of this request (see the module docstring).
+
+    The user is read only if the request has loaded them already (every logged-in view has):
+    loading them here would query the database, and the "database unavailable" page must render
+    without it."""
+    user = g.get("_login_user")
     chosen = getattr(user, "language", None) if getattr(user, "is_authenticated", False) else None
     if chosen in LANGUAGES:
         return str(chosen)

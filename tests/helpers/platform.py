@@ -123,7 +123,7 @@ class Platform:
         setting = self.api("PUT", f"/datasets/{dataset_id}/live-loop", json={"retrain_after_labels": retrain_after})
         assert setting.status_code == 200, setting.text
         # One annotator per task here: their labels judge models too (the default asks for checked ones).
-        counts = self.api("PUT", f"/datasets/{dataset_id}/what-counts", json={"eval_labels": "any"})
+        counts = self.api("PUT", f"/datasets/{dataset_id}/settings", json={"eval_labels": "any"})
         assert counts.status_code == 200, counts.text
         assert self.run_pipeline("ls_import", {"dataset_id": dataset_id})["status"] == "success"
         truth = {t.text: t.true_label for t in generate_demo_texts(size)}
