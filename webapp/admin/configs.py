@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.errors import Invalid, TooLarge
@@ -68,6 +69,6 @@ def compare_sweep(dataset_id: int, config_id: int) -> Any:
     row = training_configs.get(db.session(), dataset_id, config_id)
     ids = training_configs.latest_sweep_experiments(db.session(), dataset_id, row.name)
     if len(ids) < 2:
-        flash(f"“{row.name}” has no finished sweep with two trials yet.", "info")
+        flash(_("“%(name)s” has no finished sweep with two trials yet.", name=row.name), "info")
         return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="models", _anchor="training-configs"))
     return redirect(url_for("admin.compare", ids=",".join(str(i) for i in ids)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.errors import Invalid
@@ -72,7 +73,7 @@ def quality_override(dataset_id: int) -> Any:
     values = quality.Override.parse(request.form.to_dict(), form=True)
     quality.override(db.session(), report, current_user, values.reason)
     db.session.commit()
-    flash("The gate is overridden: import and training may go ahead. The reason is on record.", "success")
+    flash(_("The gate is overridden: import and training may go ahead. The reason is on record."), "success")
     return redirect(url_for("admin.quality_page", dataset_id=dataset_id))
 
 
@@ -112,9 +113,9 @@ def take_snapshot(dataset_id: int) -> Any:
     db.session.commit()
     snap = taken.snapshot
     if taken.created:
-        flash(f"Snapshot v{snap.version}: {snap.rows} labels.", "success")
+        flash(_("Snapshot v%(v)s: %(n)s labels.", v=snap.version, n=snap.rows), "success")
     else:
-        flash(f"The labels have not changed since snapshot v{snap.version}.", "info")
+        flash(_("The labels have not changed since snapshot v%(v)s.", v=snap.version), "info")
     return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="labeling", _anchor="export"))
 
 
@@ -139,5 +140,5 @@ def resolve_flag_view(dataset_id: int, flag_id: int) -> Any:
     checked(CsrfForm())
     resolved = flags.resolve(db.session(), dataset_id, flag_id, current_user)
     db.session.commit()
-    flash(f"Flag on task {resolved.task_id} resolved: the task can be assigned again.", "success")
+    flash(_("Flag on task %(id)s resolved: the task can be assigned again.", id=resolved.task_id), "success")
     return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="labeling", _anchor="flags"))

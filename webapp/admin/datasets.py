@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.demo.texts import generate_demo_texts
@@ -74,11 +75,12 @@ def _items_of_form(source: str, *, demo: int = 0, keep_columns: Sequence[str] = 
             keep_columns=keep_columns,
         )
         if parsed.dropped_columns:
-            flash(
-                f"Not kept (they may hold personal data): {', '.join(parsed.dropped_columns)}. "
-                "Name a column under Columns to keep to keep it, de-identified with the text.",
-                "info",
+            said = _(
+                "Not kept (they may hold personal data): %(columns)s. Name a column under Columns to keep to keep "
+                "it, de-identified with the text.",
+                columns=", ".join(parsed.dropped_columns),
             )
+            flash(said, "info")
         return parsed.rows
     if source == "demo":
         return [(t.text, {"demo": True}) for t in generate_demo_texts(demo or 100)]
@@ -111,7 +113,7 @@ def create_dataset() -> Any:
         key=pii_key(),
     )
     db.session.commit()
-    flash(f"Dataset “{dataset.name}” created.", "success")
+    flash(_("Dataset “%(name)s” created.", name=dataset.name), "success")
     if rows:
         flash_report(report)
     return redirect(url_for("admin.dataset", dataset_id=dataset.id))
@@ -194,7 +196,13 @@ def clear_gold_alert(dataset_id: int, alert_id: int) -> Any:
     datasets.get_dataset(db.session(), dataset_id)
     alert = gold.clear_alert(db.session(), alert_id, current_user)
     db.session.commit()
-    flash(f"Alert {alert.id} cleared: a new one opens if the next gold answers are still below the threshold.", "info")
+    flash(
+        _(
+            "Alert %(id)s cleared: a new one opens if the next checked answers are still below the threshold.",
+            id=alert.id,
+        ),
+        "info",
+    )
     return redirect(url_for("admin.dataset_tab", dataset_id=dataset_id, tab="people"))
 
 
@@ -223,7 +231,7 @@ def delete(dataset_id: int) -> Any:
     name = ds.name
     removed = delete_dataset(db.session(), ls_client() if ds.ls_project_id is not None else None, ds)
     db.session.commit()
-    flash(f"Deleted dataset “{name}” and {removed} Label Studio tasks.", "success")
+    flash(_("Deleted dataset “%(name)s” and %(n)s Label Studio tasks.", name=name, n=removed), "success")
     return redirect(url_for("admin.dashboard"))
 
 
@@ -238,7 +246,7 @@ def auto_assign_view(dataset_id: int) -> Any:
     ids = auto_assign_request(db.session(), ds, values)
     db.session.commit()
     if ids:
-        flash(f"Assigned {len(ids)} tasks to {values.username}, hardest first.", "success")
+        flash(_("Assigned %(n)s tasks to %(who)s, hardest first.", n=len(ids), who=values.username), "success")
     else:
-        flash("No unassigned, unlabeled tasks left in this dataset.", "info")
+        flash(_("No unassigned, unlabeled tasks left in this dataset."), "info")
     return redirect(url_for("admin.dataset_tab", dataset_id=ds.id, tab="labeling"))

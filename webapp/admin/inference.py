@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.db.models import Job, ModelStatus, ModelVersion
@@ -66,7 +67,7 @@ def start_inference() -> Any:
     run = inference.create_run(db.session(), values, given, current_user, key=pii_key())
     db.session.commit()
     start_inference_run(run, current_user)
-    flash(f"Batch inference run {run.id} started; it shows its progress below.", "success")
+    flash(_("Batch inference run %(id)s started; it shows its progress below.", id=run.id), "success")
     return redirect(url_for("admin.inference_page"))
 
 
@@ -85,5 +86,5 @@ def delete_inference(run_id: int) -> Any:
     checked(CsrfForm())
     inference.delete_run(db.session(), inference.get_run(db.session(), run_id))
     db.session.commit()
-    flash(f"Run {run_id} and its inputs and results are deleted.", "success")
+    flash(_("Run %(id)s and its inputs and results are deleted.", id=run_id), "success")
     return redirect(url_for("admin.inference_page"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.db.models import Experiment
@@ -110,7 +111,7 @@ def compare() -> Any:
     """Two to five experiments side by side: curves overlaid, and which hyperparameters differ."""
     runs = _chosen_experiments()
     if len(runs) < 2:
-        flash("Choose two to five experiments to compare (tick them in the models table).", "info")
+        flash(_("Choose two to five experiments to compare (tick them in the models table)."), "info")
         return redirect(url_for("admin.models"))
     keys = sorted({k for r in runs for k in r.params} - {"data_snapshot", "labels"})
     differing = [k for k in keys if len({repr(r.params.get(k)) for r in runs}) > 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.pipelines.catalog import ADVANCED, PIPELINES
@@ -49,7 +50,7 @@ def run_pipeline(name: str) -> Any:
     """Trigger one pipeline run; Airflow being down is reported, not a crash."""
     checked(CsrfForm())
     pipeline, job = start_pipeline(name, request.form.to_dict(), current_user, form=True)
-    flash(f"{pipeline.title} started (job {job.id}).", "success")
+    flash(_("%(pipeline)s started (job %(id)s).", pipeline=_(pipeline.title), id=job.id), "success")
     return redirect(url_for("admin.jobs"))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from include.db.models import Item, PiiPolicy
@@ -81,7 +82,7 @@ def save_policy() -> Any:
     )
     policy = pii.save_policy_body(db.session(), body, form.get("policy_id", type=int))
     db.session.commit()
-    flash(f"Policy “{policy.name}” saved (version {policy.version}).", "success")
+    flash(_("Policy “%(name)s” saved (version %(v)s).", name=policy.name, v=policy.version), "success")
     return redirect(url_for("admin.privacy"))
 
 
@@ -110,13 +111,14 @@ def dataset_policy(dataset_id: int) -> Any:
     pending = privacy_decision.decide(db.session(), ds, chosen.decision(), current_user, pii_keys_if_set())
     db.session.commit()
     if ds.pii_policy_id is None:
-        flash("No de-identification for this dataset: texts are used as uploaded. Your reason is on record.", "info")
+        flash(_("No de-identification for this dataset: texts are used as uploaded. Your reason is on record."), "info")
     else:
-        flash(
-            f"{pending} items wait for de-identification: import, embedding and LLM calls are blocked until "
-            "the De-identify pipeline (or Import, which runs it first) has run.",
-            "success",
+        said = _(
+            "%(n)s items wait for de-identification: import, embedding and LLM calls are blocked until the "
+            "De-identify pipeline (or Import, which runs it first) has run.",
+            n=pending,
         )
+        flash(said, "success")
     return redirect(url_for("admin.dataset_tab", dataset_id=ds.id, tab="quality-privacy", _anchor="privacy"))
 
 

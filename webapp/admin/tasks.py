@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -33,7 +34,7 @@ def tasks_view(args: MultiDict[str, str]) -> Any:
     assignee = args.get("assignee", "")
     assignee_user = find_user(db.session(), assignee) if assignee and assignee != "none" else None
     if assignee and assignee != "none" and assignee_user is None:
-        flash(f"No user named {assignee!r}.", "error")
+        flash(_("No user named %(name)s.", name=repr(assignee)), "error")
     dataset_id = int_arg("dataset_id", args=args)
     page = admin_tasks(
         db.session(),
@@ -108,7 +109,7 @@ def assign(task_id: int) -> Any:
     username = request.form.get("username", "")
     assign_task(db.session(), task_id, find_user(db.session(), username))
     db.session.commit()
-    flash(f"Task {task_id} assigned to {username}.", "success")
+    flash(_("Task %(id)s assigned to %(who)s.", id=task_id, who=username), "success")
     return _back()
 
 
@@ -120,7 +121,7 @@ def unassign(task_id: int) -> Any:
     checked(CsrfForm())
     unassign_task(db.session(), task_id)
     db.session.commit()
-    flash(f"Task {task_id} is unassigned.", "success")
+    flash(_("Task %(id)s is unassigned.", id=task_id), "success")
     return _back()
 
 
@@ -153,5 +154,5 @@ def resolve_post(task_id: int) -> Any:
     task = resolve_conflict(db.session(), task_id, current_user, choice.label)
     db.session.commit()
     wake_dispatcher()
-    flash(f"Task {task_id} resolved as {choice.label}.", "success")
+    flash(_("Task %(id)s resolved as %(label)s.", id=task_id, label=choice.label), "success")
     return redirect(url_for("admin.tasks", status="conflict", dataset_id=task.dataset_id))
