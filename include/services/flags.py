@@ -23,7 +23,6 @@ from include.db.models import (
     FLAG_KINDS,
     HOLDING_FLAGS,
     Annotation,
-    AnnotationSource,
     Dataset,
     ExtraAssignee,
     Item,
@@ -37,6 +36,7 @@ from include.params import ParamSpec, Values, param
 from include.services.assignment import may_label
 from include.services.free_text import check_free_text
 from include.services.label_outbox import enqueue
+from include.services.labeling import new_annotation
 from include.services.task_queries import TaskNotFound
 
 TITLES = {
@@ -105,17 +105,7 @@ def _skip_in_label_studio(session: Session, task: Task, user: User) -> None:
     if mine is not None:
         return
     now = datetime.now(UTC)
-    skipped = Annotation(
-        task_id=task.id,
-        annotator_id=user.id,
-        ls_user_email=user.email,
-        label=None,
-        was_cancelled=True,
-        source=AnnotationSource.WEBAPP,
-        created_at=now,
-        updated_at=now,
-        synced_at=now,
-    )
+    skipped = new_annotation(task.id, user, now, label=None, was_cancelled=True)
     session.add(skipped)
     session.flush()
     enqueue(session, skipped)

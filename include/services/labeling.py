@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,6 +65,21 @@ class TextWithheld(Conflict):
     """The task's text waits for de-identification (a policy attached after import): not shown."""
 
 
+def new_annotation(task_id: int, user: User, now: datetime, **fields: Any) -> Annotation:
+    """A web app annotation of ``user``'s on a task (a label, a resolution or a skip), attributed
+    to them by e-mail in Label Studio too; not yet added to the session."""
+    return Annotation(
+        task_id=task_id,
+        annotator_id=user.id,
+        ls_user_email=user.email,
+        source=AnnotationSource.WEBAPP,
+        created_at=now,
+        updated_at=now,
+        synced_at=now,
+        **fields,
+    )
+
+
 def own_task(session: Session, task_id: int, user: User, *, include_deleted: bool = False) -> Task:
     """The task if ``user`` may label it; otherwise :class:`TaskNotFound`, so a task that is not
     theirs looks the same as one that does not exist."""
@@ -112,18 +128,7 @@ def submit_label(
     if mine is not None and mine.label == label and not mine.was_cancelled and mine.review != "rejected":
         return task  # the same label again: nothing to change, nothing to send
     if mine is None:
-        mine = Annotation(
-            task_id=task.id,
-            annotator_id=user.id,
-            ls_user_email=user.email,
-            label=label,
-            source=AnnotationSource.WEBAPP,
-            guidelines_version=version,
-            lead_time=lead_time,
-            created_at=now,
-            updated_at=now,
-            synced_at=now,
-        )
+        mine = new_annotation(task.id, user, now, label=label, guidelines_version=version, lead_time=lead_time)
         session.add(mine)
     else:
         mine.label, mine.was_cancelled, mine.updated_at = label, False, now
@@ -166,17 +171,7 @@ def resolve_conflict(session: Session, task_id: int, admin: User, label: str) ->
         )
     )
     if truth is None:
-        truth = Annotation(
-            task_id=task.id,
-            annotator_id=admin.id,
-            ls_user_email=admin.email,
-            label=label,
-            ground_truth=True,
-            source=AnnotationSource.WEBAPP,
-            created_at=now,
-            updated_at=now,
-            synced_at=now,
-        )
+        truth = new_annotation(task.id, admin, now, label=label, ground_truth=True)
         session.add(truth)
     else:
         truth.label, truth.updated_at = label, now
