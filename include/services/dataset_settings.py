@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from include.db.models import Dataset
 from include.errors import NotFound
 from include.params import Values, group
-from include.services import assignment, eval_set, gold, live_loop, quality, reliability, retune
+from include.services import assignment, eval_set, gold, label_policy, live_loop, quality, retune
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,9 @@ SETTINGS: dict[str, Setting] = {
             "Which labels train models and which judge them: every submitted label, labels two annotators agree on "
             "or a reviewer accepted, or reviewed labels only; and whether training weighs each label by how reliable "
             "its annotators are (overlap, gold and reviews). Applies from the next training run and gate.",
-            reliability.WhatCounts,
-            reliability.apply_settings,
-            reliability.WhatCounts.from_object,
+            label_policy.WhatCounts,
+            label_policy.apply_settings,
+            label_policy.WhatCounts.from_object,
         ),
         Setting(
             "gold",
@@ -123,7 +123,7 @@ class DatasetSettings(Values):
     live_loop: live_loop.LiveLoopSettings = group(live_loop.LiveLoopSettings)
     retune: retune.RetuneSettings = group(retune.RetuneSettings)
     eval_policy: eval_set.EvalPolicy = group(eval_set.EvalPolicy)
-    what_counts: reliability.WhatCounts = group(reliability.WhatCounts)
+    what_counts: label_policy.WhatCounts = group(label_policy.WhatCounts)
     hidden_gold: gold.GoldSettings = group(gold.GoldSettings)
     quality_thresholds: quality.QualityThresholds = group(quality.QualityThresholds)
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from include.db.models import (
@@ -194,10 +195,17 @@ def top_up(session: Session, dataset: Dataset, user: User) -> list[int]:
         .limit(due)
     )
     picked = [int(i) for i in session.scalars(candidates)]
-    if picked:
-        session.add_all(ExtraAssignee(task_id=i, user_id=user.id, gold=True) for i in picked)
-        session.flush()
-    return picked
+    if not picked:
+        return []
+    # Two admins assigning to the same annotator at once may pick the same gold item: it is
+    # given once (the other assignment simply gets one check less).
+    added = session.scalars(
+        insert(ExtraAssignee)
+        .values([{"task_id": i, "user_id": user.id, "gold": True} for i in picked])
+        .on_conflict_do_nothing()
+        .returning(ExtraAssignee.task_id)
+    )
+    return [int(i) for i in added]
 
 
 def is_check(session: Session, task_id: int, user_id: int) -> bool:
@@ -294,8 +302,3 @@ def clear_alert(session: Session, alert_id: int, admin: User) -> GoldAlert:
     alert.cleared_at, alert.cleared_by = datetime.now(UTC), admin.id
     session.flush()
     return alert
-
-
-def answered_task_ids(user: User) -> Any:
-    """A subquery of the tasks the user answered as gold checks."""
-    return select(GoldAnswer.task_id).where(GoldAnswer.user_id == user.id)

@@ -17,12 +17,14 @@ models only once their label counts: an unchecked member waits in the review que
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import true
+from sqlalchemy.orm import Session
 
-from include.db.models import Task
-from include.params import ParamSpec
+from include.db.models import Dataset, Task
+from include.params import ParamSpec, Values, param
 from include.services.consensus import AGREED, REVIEWED
 
 ANY, AGREED_OR_REVIEWED, REVIEWED_ONLY = "any", "agreed_or_reviewed", "reviewed"
@@ -54,3 +56,32 @@ def basis_counts(policy: str, basis: str | None) -> bool:
     if policy == AGREED_OR_REVIEWED:
         return basis in (AGREED, REVIEWED)
     return True
+
+
+LABEL_WEIGHTS = ParamSpec(
+    "label_weights", "Label weights", "choice", "off", choices=("off", "reliability"),
+    help="reliability: train on each task's most likely label (overlap, gold and reviews weighed per annotator), "
+    "weighted by how sure that is (the logistic head; the MLP takes the labels unweighted)",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhatCounts(Values):
+    """Which labels train and judge models, and whether training weighs them by reliability
+    (include.services.reliability)."""
+
+    train_labels: str = param(TRAIN_LABELS)
+    eval_labels: str = param(EVAL_LABELS)
+    label_weights: str = param(LABEL_WEIGHTS)
+
+
+def apply_settings(session: Session, dataset: Dataset, values: WhatCounts) -> str:
+    """Save what counts; it applies from the next training run and gate."""
+    dataset.train_labels, dataset.eval_labels = values.train_labels, values.eval_labels
+    dataset.label_weights = values.label_weights
+    session.flush()
+    weights = "weighted by reliability" if values.label_weights == "reliability" else "unweighted"
+    return (
+        f"What counts saved: training uses {values.train_labels} labels ({weights}), "
+        f"evaluation {values.eval_labels} labels."
+    )

@@ -23,32 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from include.db.models import Annotation, Dataset, GoldAnswer, Item, Task, TaskStatus, User
-from include.params import ParamSpec, Values, param
 from include.services.consensus import REVIEWED, holding
-from include.services.label_policy import (
-    EVAL_LABELS,
-    TRAIN_LABELS,
-)
 
 SUSPECT_AT = 0.8  # the estimate is this sure the label is wrong: worth a reviewer's look
-LABEL_WEIGHTS = ParamSpec(
-    "label_weights", "Label weights", "choice", "off", choices=("off", "reliability"),
-    help="reliability: train on each task's most likely label (overlap, gold and reviews weighed per annotator), "
-    "weighted by how sure that is (the logistic head; the MLP takes the labels unweighted)",
-)  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True)
-class WhatCounts(Values):
-    """Which labels train and judge models, and whether training weighs them by reliability."""
-
-    train_labels: str = param(TRAIN_LABELS)
-    eval_labels: str = param(EVAL_LABELS)
-    label_weights: str = param(LABEL_WEIGHTS)
 
 
 @dataclass
@@ -59,10 +40,6 @@ class DatasetReliability:
     posterior: np.ndarray  # (tasks, labels)
     accuracy: dict[str, float] = field(default_factory=dict)  # username -> estimated accuracy
     suspects: dict[int, float] = field(default_factory=dict)  # annotation id -> P(label is wrong)
-
-    def of_task(self, task_id: int) -> np.ndarray | None:
-        index = {t: i for i, t in enumerate(self.task_ids)}.get(task_id)
-        return None if index is None else self.posterior[index]
 
 
 def estimate_dataset(session: Session, dataset: Dataset) -> DatasetReliability | None:
@@ -135,6 +112,8 @@ def estimate_dataset(session: Session, dataset: Dataset) -> DatasetReliability |
 
 def refresh(session: Session, dataset: Dataset) -> DatasetReliability | None:
     """Estimate and mark the dataset's likely mistakes for review (clearing older marks)."""
+    # Two quality checks of one dataset at once take turns: their clear-then-mark would interleave.
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('reliability'), :d)"), {"d": dataset.id})
     found = estimate_dataset(session, dataset)
     tasks = select(Task.id).where(Task.dataset_id == dataset.id)
     session.execute(
@@ -180,15 +159,3 @@ def weighted(
         out.append((text_hash, dataset.labels[int(row.argmax())]))
         weights.append(float(row.max()))
     return out, weights
-
-
-def apply_settings(session: Session, dataset: Dataset, values: WhatCounts) -> str:
-    """Save what counts; it applies from the next training run and gate."""
-    dataset.train_labels, dataset.eval_labels = values.train_labels, values.eval_labels
-    dataset.label_weights = values.label_weights
-    session.flush()
-    weights = "weighted by reliability" if values.label_weights == "reliability" else "unweighted"
-    return (
-        f"What counts saved: training uses {values.train_labels} labels ({weights}), "
-        f"evaluation {values.eval_labels} labels."
-    )

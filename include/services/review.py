@@ -402,15 +402,6 @@ def returned_to(session: Session, user: User, *, limit: int = 100) -> list[Retur
     return [Returned(int(t), int(d), str(lbl), str(c or ""), r, at) for t, d, lbl, c, r, at in rows]
 
 
-def returned_task_ids(user: User) -> Any:
-    """A subquery of the user's tasks waiting for them to answer a rejection again."""
-    return select(Annotation.task_id).where(
-        Annotation.annotator_id == user.id,
-        Annotation.review == REJECTED,
-        Annotation.label == Annotation.reviewed_label,
-    )
-
-
 def history(session: Session, task_id: int) -> list[tuple[Review, str | None, str | None]]:
     """Every verdict on a task, oldest first, with the reviewer's and the annotator's usernames."""
     reviewer, annotator = aliased(User), aliased(User)
@@ -429,18 +420,3 @@ def queue_size(session: Session, reviewer: User, query: ReviewQueueQuery, cap: i
     cheap on a million tasks; the page says "10,000+")."""
     stmt = _queue_statement(query, reviewer).order_by(None).limit(cap)
     return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-
-
-def acceptance(session: Session, dataset_id: int) -> dict[str, dict[str, int]]:
-    """Verdicts per annotator on a dataset: {username: {accepted, fixed, rejected}}."""
-    rows = session.execute(
-        select(User.username, Review.verdict, func.count())
-        .join(Task, Task.id == Review.task_id)
-        .join(User, User.id == Review.annotator_id)
-        .where(Task.dataset_id == dataset_id)
-        .group_by(User.username, Review.verdict)
-    ).tuples()
-    out: dict[str, dict[str, int]] = {}
-    for username, verdict, n in rows:
-        out.setdefault(str(username), {ACCEPTED: 0, FIXED: 0, REJECTED: 0})[str(verdict)] = int(n)
-    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -36,9 +35,9 @@ def _filters() -> dict[str, str]:
 
 
 def _with_filters(endpoint: str, **values: Any) -> str:
-    base = url_for(endpoint, **values)
-    query = _filters()
-    return f"{base}?{urlencode(query)}" if query else base
+    """The endpoint's address with the queue's filters in its query string."""
+    arguments: dict[str, Any] = {**_filters(), **values}
+    return url_for(endpoint, **arguments)
 
 
 @bp.get("/")
@@ -105,7 +104,7 @@ def annotation_view(annotation_id: int) -> Any:
         form=CsrfForm(),
         filters=_filters(),
         queue_url=_with_filters("review.queue_page"),
-        skip_url=_with_filters("review.next_") + ("&" if _filters() else "?") + f"after={annotation_id}",
+        skip_url=_with_filters("review.next_", after=annotation_id),
     )
 
 
