@@ -28,4 +28,4 @@ COPY webapp webapp
 USER app
 ENV PYTHONPATH=/app
 EXPOSE 5000
-CMD ["gunicorn", "--workers", "4", "--threads", "4", "--timeout", "130", "--graceful-timeout", "30", "--bind", "0.0.0.0:5000", "webapp.wsgi:app"]
+CMD ["gunicorn", "-c", "webapp/gunicorn.conf.py", "--bind", "0.0.0.0:5000", "webapp.wsgi:app"]

@@ -22,6 +22,7 @@ ALL = [
     "live_loop",
     "executors",
     "annotators",
+    "load",
 ]
 
 

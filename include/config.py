@@ -19,6 +19,10 @@ DEFAULT_LABELS: tuple[str, ...] = ("OK", "NG")
 # The embedded Label Studio's database when LS_DATABASE is unset: the faster of the two at 100,000
 # tasks, PostgreSQL unless it is more than 10 % slower (bench/ls_database.py; figures in README).
 LS_DATABASE_DEFAULT = "sqlite"
+# Gunicorn's workers and threads per worker (webapp/gunicorn.conf.py): bench/load.py's best for
+# 50 annotators on 2 cores. The request pool of each worker is sized from the threads.
+WEB_WORKERS_DEFAULT = 2
+WEB_THREADS_DEFAULT = 8
 
 
 class SettingsError(ValueError):
@@ -41,6 +45,9 @@ class Settings:
     ls_project_id: int | None
     labels: tuple[str, ...]
     ls_timeout: float
+    # Label Studio writes of the label outbox at once, over all web processes (see label_outbox).
+    ls_write_concurrency: int
+    web_threads: int  # gunicorn threads per worker: the size of each worker's request pool
     ollama_base_url: str | None
     ollama_model: str
     ollama_timeout: float
@@ -78,6 +85,8 @@ class Settings:
     ls_port: int
     airflow_port: int
     webapp_port: int
+    # The webhook receiver's own web process: Label Studio's webhooks never queue behind presses.
+    webhook_port: int
     redis_port: int  # make run --celery: the Celery broker (not 6379: a system Redis may hold it)
     # The LLM that finds names and addresses for de-identification: its own endpoint, never the
     # pre-labeling one, and local unless its host is allowed by name. None: not configured.
@@ -347,6 +356,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ls_project_id=_positive_int(env, "LS_PROJECT_ID"),
         labels=_labels(env),
         ls_timeout=_positive_float(env, "LS_TIMEOUT", 60.0),
+        ls_write_concurrency=_positive_int(env, "LS_WRITE_CONCURRENCY") or 1,
+        web_threads=_positive_int(env, "WEB_THREADS") or WEB_THREADS_DEFAULT,
         ollama_base_url=_http_url(env, "OLLAMA_BASE_URL"),
         ollama_model=_get(env, "OLLAMA_MODEL") or "llama3.2:1b",
         ollama_timeout=_positive_float(env, "OLLAMA_TIMEOUT", 120.0),
@@ -374,6 +385,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ls_port=_port(env, "LS_PORT", 8081),
         airflow_port=_port(env, "AIRFLOW_PORT", 8080),
         webapp_port=_port(env, "WEBAPP_PORT", 5000),
+        webhook_port=_port(env, "WEBHOOK_PORT", 5001),
         redis_port=_port(env, "REDIS_PORT", 56379),
         pii_llm=_pii_llm(env),
         pii_key_previous=_previous_keys(env),

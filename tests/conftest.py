@@ -86,7 +86,7 @@ TABLES = (
     "embedding_models, ls_projects, datasets, users, task_counts, login_throttle, job_attempts, label_outbox, "
     "eval_items, experiment_items, model_evaluations, pii_policies, pii_mappings, pii_reveals, quality_reports, "
     "task_extra_assignees, snapshots, snapshot_items, inference_runs, inference_inputs, inference_results, "
-    "key_fingerprints, ls_instances"
+    "key_fingerprints, ls_instances, ls_echoes"
 )
 
 

@@ -229,10 +229,16 @@ def test_the_first_up_needs_no_hand_made_token() -> None:
 def test_the_web_app_is_probed_for_life_and_outlasts_label_studios_predict() -> None:
     web = SERVICES["webapp"]
     assert "/livez" in " ".join(web["healthcheck"]["test"]) and "/healthz" not in " ".join(web["healthcheck"]["test"])
-    command = web["command"]
-    timeout = int(command[command.index("--timeout") + 1])
-    assert timeout > 100  # Label Studio waits up to 100 s on the ML backend's /predict
-    assert f'"--timeout", "{timeout}"' in (REPO / "Dockerfile").read_text()
+    conf: dict = {}
+    exec((REPO / "webapp" / "gunicorn.conf.py").read_text(), conf)  # noqa: S102 - our own settings file
+    assert conf["timeout"] > 100  # Label Studio waits up to 100 s on the ML backend's /predict
+    assert conf["worker_class"] == "gthread" and conf["threads"] > 1
+    for command in (web["command"], SERVICES["webhooks"]["command"]):
+        assert command[command.index("-c") + 1] == "webapp/gunicorn.conf.py"
+    assert '"-c", "webapp/gunicorn.conf.py"' in (REPO / "Dockerfile").read_text()
+    # Label Studio posts its webhooks to their own small web process, never queued behind presses.
+    receiver = SERVICES["webhooks"]
+    assert receiver["environment"]["WEB_WORKERS"] == "1" and receiver["environment"]["WEBHOOK_SECRET"]
 
 
 def test_the_gpu_worker_owns_one_pinned_gpu() -> None:
@@ -259,15 +265,16 @@ def test_label_studio_may_reach_the_compose_network_and_nothing_else_private() -
         ip = ipaddress.ip_address(address)
         return any(ip.version == n.version and ip in n for n in banned)
 
-    web = ipaddress.ip_address(SERVICES["webapp"]["networks"]["labelops"]["ipv4_address"])
-    assert web in subnet and not is_banned(str(web))
+    for service in ("webapp", "webhooks"):
+        web = ipaddress.ip_address(SERVICES[service]["networks"]["labelops"]["ipv4_address"])
+        assert web in subnet and not is_banned(str(web))
     defaults = ["127.0.0.0/8", *LOOPBACK_ML_ENV["USER_ADDITIONAL_BANNED_SUBNETS"].split(","), "::1/128", "fc00::/7"]
     for network in map(ipaddress.ip_network, defaults):
         for probe in (network[0], network[-1], network[network.num_addresses // 2]):
             assert is_banned(str(probe)) == (probe not in subnet), probe
     for outside in ("127.0.0.1", "169.254.169.254", "172.17.0.1", "172.28.4.9", "172.28.6.1", "10.1.2.3"):
         assert is_banned(outside), outside
-    assert SERVICES["airflow-scheduler"]["environment"]["WEBHOOK_URL"].endswith("webapp:5000/hooks/labelstudio}")
+    assert SERVICES["airflow-scheduler"]["environment"]["WEBHOOK_URL"].endswith("webhooks:5001/hooks/labelstudio}")
 
 
 def test_service_command_lines_run_as_processes(pg, label_studio, tmp_path: Path) -> None:

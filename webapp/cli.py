@@ -59,13 +59,13 @@ def register_cli(app: Flask) -> None:
         database = app.config["SQLALCHEMY_DATABASE_URI"]
         while True:
             try:
-                done = deliver_due(database, client)
+                done = deliver_due(database, client, slots=int(app.config.get("LS_WRITE_CONCURRENCY") or 1))
             except Exception as exc:  # the database is away: keep going
                 click.echo(f"round failed, retrying: {exc}", err=True)
                 done = None
             if done is not None and (done.claimed or done.error):
                 click.echo(f"delivered {done.delivered}, failed {done.failed}, undeliverable {done.dead}")
-            if once and (done is None or not done.claimed or done.error):
+            if once and (done is None or (not done.claimed and not done.busy) or done.error):
                 return
             if done is None or not done.claimed or done.error:
                 time.sleep(sweep)

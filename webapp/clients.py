@@ -78,6 +78,7 @@ def label_dispatcher() -> Pump | None:
             app.config["SQLALCHEMY_DATABASE_URI"],
             lambda: LabelStudioClient(url, token, timeout=timeout, retries=0),
             sweep=app.config.get("OUTBOX_SWEEP_SECONDS", 5.0),
+            slots=int(app.config.get("LS_WRITE_CONCURRENCY") or 1),
         )
 
     return _worker("labelops.dispatcher", bool(cfg.get("OUTBOX_DISPATCHER") and cfg.get("LS_URL")), build)
@@ -120,8 +121,13 @@ def _wake(worker: Pump | None) -> None:
 
 
 def wake_dispatcher() -> None:
-    """A label was just committed: deliver it now rather than at the next sweep."""
+    """A label was just committed: deliver it now rather than at the next sweep, and let the
+    signaller see whether the live loop is due (it counts from this database, not from Label
+    Studio's webhooks, which the platform's own deliveries no longer start)."""
     _wake(label_dispatcher())
+    signaller = asset_signaller()
+    if isinstance(signaller, AssetSignaller):
+        signaller.labels_committed()
 
 
 def wake_signaller() -> None:

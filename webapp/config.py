@@ -36,6 +36,7 @@ class Config:
     # LOCKED, so any number of processes may do it); every OUTBOX_SWEEP_SECONDS and on each label.
     OUTBOX_DISPATCHER = True
     OUTBOX_SWEEP_SECONDS = 5.0
+    LS_WRITE_CONCURRENCY = 1
     # Tell Airflow about Label Studio webhooks from a thread of each web process (the live loop).
     ASSET_SIGNALLER = True
     # Keep job rows in step with Airflow from a thread of each web process (woken by job pages).
@@ -56,6 +57,14 @@ class Config:
             "LS_PUBLIC_URL": settings.ls_public_url,
             "LS_API_TOKEN": settings.ls_api_token,
             "LS_TIMEOUT": min(settings.ls_timeout, 30.0),
+            "LS_WRITE_CONCURRENCY": settings.ls_write_concurrency,
+            # One connection per request thread and two to spare: WEB_WORKERS x (threads + 2)
+            # for requests, whatever the workers, so compose's PostgreSQL (100) is not exhausted.
+            "SQLALCHEMY_ENGINE_OPTIONS": {
+                **Config.SQLALCHEMY_ENGINE_OPTIONS,
+                "pool_size": settings.web_threads,
+                "max_overflow": 2,
+            },
             "AIRFLOW_API_URL": settings.airflow_api_url,
             "AIRFLOW_PUBLIC_URL": settings.airflow_public_url,
             "AIRFLOW_API_USER": settings.airflow_api_user,

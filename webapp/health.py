@@ -1,5 +1,8 @@
 """``/healthz``: each dependency checked on its own, and ``/livez``: the process answers.
 
+``/healthz`` also says how far Label Studio is behind (labels waiting in the outbox, the age of
+the oldest, the last minute's delivery rate); that part never changes the status code.
+
 Checks run side by side with short timeouts, so the answer comes within about a second even
 when a dependency hangs. The status code is 200 only when every configured dependency is
 healthy (503 otherwise); the body says which one is not and why.
@@ -19,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from include.airflow_client import AirflowClient, AirflowError, AirflowUnavailable
+from include.services import label_outbox, webhooks
 from webapp.extensions import db
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,23 @@ def _database() -> dict[str, Any]:
     return {"ok": True}
 
 
+def _lag() -> dict[str, Any]:
+    """How far Label Studio is behind the platform: labels on their way and webhooks not yet
+    told to Airflow. Informational: a lagging Label Studio delays only its own views, so it
+    never turns the answer to 503 (a load balancer would take the web app away for it)."""
+    outbox = label_outbox.summary(db.session())
+    return {
+        "label_outbox": {
+            "waiting": outbox.waiting,
+            "oldest_waiting_s": round(outbox.lag_seconds(), 1),
+            "failing": outbox.failing,
+            "undeliverable": outbox.dead,
+            "delivered_last_minute": outbox.sent_last_minute,
+        },
+        "webhooks_waiting": webhooks.pending_count(db.session()),
+    }
+
+
 def _label_studio(url: str) -> dict[str, Any]:
     response = requests.get(f"{url}/health", timeout=TIMEOUT)
     return {"ok": response.ok, **({} if response.ok else {"error": f"answered {response.status_code}"})}
@@ -85,11 +106,17 @@ def healthz() -> Any:
         futures = {name: pool.submit(_timed, name, check) for name, check in remote.items()}
         with app.app_context():
             checks = {"database": _timed("database", _database)}
+            lag: dict[str, Any] = {}
+            if checks["database"]["ok"]:
+                try:
+                    lag = _lag()
+                except Exception as exc:  # the answer about the dependencies comes first
+                    log.warning("health: the outbox lag could not be read: %s", exc)
         if not checks["database"]["ok"]:
             db.session.rollback()
         checks.update({name: future.result() for name, future in futures.items()})
     healthy = all(check["ok"] for check in checks.values())
-    body = {"status": "ok" if healthy else "degraded", "checks": checks}
+    body: dict[str, Any] = {"status": "ok" if healthy else "degraded", "checks": checks, **lag}
     if not checks["database"]["ok"]:
         body["status"] = "down"
     return jsonify(body), 200 if healthy else 503

@@ -206,6 +206,9 @@ class Dataset(Base):
     live_loop_signalled_at: Mapped[datetime | None] = mapped_column(TSTZ)
     live_loop_signal_run: Mapped[str | None] = mapped_column(String(250))  # the export run that sent it
     live_loop_started_at: Mapped[datetime | None] = mapped_column(TSTZ)  # a loop run picked the dataset up
+    # Coalesced exports (include.services.webhooks): an export was asked for / last began reading.
+    export_signalled_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    export_started_at: Mapped[datetime | None] = mapped_column(TSTZ)
     # The loop fine-tunes the encoder at this many labeled tasks and each doubling; NULL: never.
     retune_at_labels: Mapped[int | None] = mapped_column(Integer)
     # What counts (include.services.label_policy): which labels may train, and which may judge
@@ -529,6 +532,27 @@ class LsWebhook(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The echo of an annotation the platform itself delivered: kept for the record, starts nothing.
+    echo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+    # Covered by an export already asked for and not yet started: no new event was posted.
+    coalesced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
+
+
+class LsEcho(Base):
+    """One webhook the platform expects from Label Studio for an annotation it is writing there.
+
+    The dispatcher adds one right before each write; the receiver takes one for each
+    ``ANNOTATION_CREATED``/``UPDATED`` delivery of that project, and such a delivery is an echo.
+    One that is never taken (Label Studio sent no webhook) lapses at ``expires_at``.
+    """
+
+    __tablename__ = "ls_echoes"
+    __table_args__ = (Index("ix_ls_echoes_project", "ls_project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ls_project_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(TSTZ)
 
 
 class LabelOutbox(Base):
@@ -540,7 +564,11 @@ class LabelOutbox(Base):
     """
 
     __tablename__ = "label_outbox"
-    __table_args__ = (Index("ix_label_outbox_due", "next_attempt_at", postgresql_where=sql_text("status = 'pending'")),)
+    __table_args__ = (
+        Index("ix_label_outbox_due", "next_attempt_at", postgresql_where=sql_text("status = 'pending'")),
+        Index("ix_label_outbox_open", "user_id", postgresql_where=sql_text("status <> 'sent'")),
+        Index("ix_label_outbox_sent_at", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)

@@ -159,7 +159,8 @@ def live_loop_due(context: Mapping[str, Any], exported: Mapping[str, Any], outle
     with session_scope(platform_db_url()) as session:
         candidates = [d.id for d in datasets_of_projects(session, projects)]
         run_id = run_ref(context).run_id
-        due = live_loop.due(session, candidates, run_id)
+        # Another process deciding right now (the web app's signaller) sends what is due.
+        due = live_loop.due(session, candidates, run_id) if live_loop.decide_alone(session) else []
         live_loop.mark_started(session, [d.dataset_id for d in due], run_id)
     if not due:
         raise AirflowSkipException("no dataset has enough new labels for the live loop")

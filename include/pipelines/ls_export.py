@@ -18,7 +18,7 @@ from include.db.session import session_scope
 from include.labelstudio.client import LabelStudioClient, parse_ls_datetime
 from include.pipelines.catalog import ExportValues
 from include.pipelines.runner import JobHandle, RunRef, SkipStep, tracked_job
-from include.services import eval_set
+from include.services import eval_set, webhooks
 from include.services.datasets import datasets_of_projects, ls_project_ids
 from include.services.ls_export import (
     ExportSummary,
@@ -130,6 +130,8 @@ def run_ls_export(
             projects = sorted(
                 {p for d in only for p in ls_project_ids(session, d)} if only else ls_project_ids(session, dataset_id)
             )
+            # Committed before the first read: a webhook from now on asks for a new export.
+            webhooks.export_started(session, [d.id for d in datasets_of_projects(session, projects)])
         if not projects:
             raise SkipStep("no dataset has been imported into Label Studio yet")
         total = ExportSummary()

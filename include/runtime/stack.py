@@ -50,6 +50,10 @@ def _fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
+# The webhook receiver's gunicorn: each delivery is one insert, so one worker is plenty.
+RECEIVER_SIZE = {"WEB_WORKERS": "1", "WEB_THREADS": "4"}
+
+
 class Launcher:
     """Starts the services in order, hands each to the supervisor, and stops them in reverse."""
 
@@ -79,7 +83,11 @@ class Launcher:
 
     def check_ports(self) -> None:
         """Fail at once, saying by what and what to do, when a port the stack needs is taken."""
-        wanted = [("AIRFLOW_PORT", self.settings.airflow_port), ("WEBAPP_PORT", self.settings.webapp_port)]
+        wanted = [
+            ("AIRFLOW_PORT", self.settings.airflow_port),
+            ("WEBAPP_PORT", self.settings.webapp_port),
+            ("WEBHOOK_PORT", self.settings.webhook_port),
+        ]
         if self.celery:
             wanted.append(("REDIS_PORT", self.settings.redis_port))
         if not self.settings.ls_url:
@@ -177,8 +185,9 @@ class Launcher:
         # The embedded Label Studio reaches the web app on loopback: connect new projects to the
         # platform's ML backend so annotators see the promoted model's predictions there too.
         self.env.setdefault("ML_BACKEND_URL", f"http://127.0.0.1:{self.settings.webapp_port}/ml")
-        # ... and to post annotation events to the web app's receiver: the live loop.
-        self.env.setdefault("WEBHOOK_URL", f"http://127.0.0.1:{self.settings.webapp_port}/hooks/labelstudio")
+        # ... and to post annotation events to the web app's receiver (a web process of its own,
+        # see start_webapp): the live loop.
+        self.env.setdefault("WEBHOOK_URL", f"http://127.0.0.1:{self.settings.webhook_port}/hooks/labelstudio")
         self.env.setdefault("WEBHOOK_SECRET", self.settings.webhook_secret or self.secrets.get("webhook_secret"))
         self.urls["Label Studio"] = server.url
         self.logins.append(("Label Studio", server.admin_email, password))
@@ -273,16 +282,26 @@ class Launcher:
 
     # -- web app -----------------------------------------------------------------------
     def start_webapp(self) -> None:
+        """The web app, and the webhook receiver: the same app in a small gunicorn of its own.
+
+        Why two: Label Studio (without Redis) sends each webhook inside the request that made
+        the annotation and waits for the answer, so a receiver queued behind 50 annotators'
+        presses slows every label the outbox writes (bench/load.py measured it).
+        """
         secret = self.settings.secret_key or self.secrets.get("secret_key")
         self.env["SECRET_KEY"] = secret
-        port = self.settings.webapp_port
+        url = self._gunicorn("web app", self.settings.webapp_port, "webapp.log", {})
+        self._gunicorn("webhook receiver", self.settings.webhook_port, "webhooks.log", RECEIVER_SIZE)
+        self.urls["LabelOps web app"] = url
+
+    def _gunicorn(self, name: str, port: int, log_name: str, sizing: dict[str, str]) -> str:
         gunicorn = Path(sys.executable).with_name("gunicorn")
-        argv = [str(gunicorn), "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}", "--timeout", "120"]
+        argv = [str(gunicorn), "-c", str(REPO_ROOT / "webapp" / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
         component = ProcessComponent(
-            "web app",
+            name,
             [*argv, "webapp.wsgi:app"],
-            env={**os.environ, **self.env},
-            log_file=self.logs / "webapp.log",
+            env={**os.environ, **self.env, **sizing},
+            log_file=self.logs / log_name,
             cwd=REPO_ROOT,
         )
         component.launch()
@@ -290,7 +309,7 @@ class Launcher:
         deadline = time.monotonic() + 60
         while True:
             if not component.alive():
-                raise RuntimeError(f"the web app {component.exit_reason()}; see {self.logs / 'webapp.log'}")
+                raise RuntimeError(f"the {name} {component.exit_reason()}; see {self.logs / log_name}")
             try:
                 if requests.get(f"{url}/livez", timeout=2).ok:
                     break
@@ -298,10 +317,10 @@ class Launcher:
                 pass
             if time.monotonic() > deadline:
                 component.stop()
-                raise RuntimeError(f"the web app did not answer on {url}; see {self.logs / 'webapp.log'}")
+                raise RuntimeError(f"the {name} did not answer on {url}; see {self.logs / log_name}")
             time.sleep(0.5)
         self.supervisor.add(component)
-        self.urls["LabelOps web app"] = url
+        return url
 
     # -- demo --------------------------------------------------------------------------
     def seed(self) -> int:

@@ -13,13 +13,19 @@ be repeated:
   delivery finds the first instead of duplicating it;
 * a new label for the same annotation bumps ``version``; a delivery of an older version does not
   mark the entry sent.
+
+Delivery goes at Label Studio's speed, not faster: at most ``LS_WRITE_CONCURRENCY`` rounds write
+at once over all web processes (:func:`delivery_slot`). Label Studio on SQLite serialises its
+writers, so one writer is its fastest (bench/load.py measured 1, 2 and 4); more only queue
+inside it, behind the annotators' own saves in its UI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -77,10 +83,19 @@ class OutboxSummary:
     dead: int
     oldest_waiting_at: datetime | None
     last_error: str
+    sent_last_minute: int = 0  # how fast Label Studio takes them in right now
+
+    def lag_seconds(self, now: datetime | None = None) -> float:
+        """How long the oldest waiting label has waited (0 when none waits)."""
+        if self.oldest_waiting_at is None:
+            return 0.0
+        return max(0.0, ((now or datetime.now(UTC)) - self.oldest_waiting_at).total_seconds())
 
 
 def summary(session: Session, *, user_id: int | None = None) -> OutboxSummary:
-    """Labels waiting to reach Label Studio (one annotator's, or everyone's)."""
+    """Labels waiting to reach Label Studio (one annotator's, or everyone's), and how many it
+    took in the last minute. Reads only entries not yet sent (a partial index), never the
+    month of sent ones."""
     where = [LabelOutbox.user_id == user_id] if user_id is not None else []
     pending = LabelOutbox.status == OutboxStatus.PENDING
     row = session.execute(
@@ -89,7 +104,7 @@ def summary(session: Session, *, user_id: int | None = None) -> OutboxSummary:
             func.count().filter(pending, LabelOutbox.last_error != ""),
             func.count().filter(LabelOutbox.status == OutboxStatus.DEAD),
             func.min(LabelOutbox.created_at).filter(pending),
-        ).where(*where)
+        ).where(LabelOutbox.status != OutboxStatus.SENT, *where)
     ).one()
     error = session.scalar(
         select(LabelOutbox.last_error)
@@ -97,10 +112,35 @@ def summary(session: Session, *, user_id: int | None = None) -> OutboxSummary:
         .order_by(LabelOutbox.updated_at.desc())
         .limit(1)
     )
-    return OutboxSummary(int(row[0]), int(row[1]), int(row[2]), row[3], error or "")
+    sent = session.scalar(select(func.count()).where(LabelOutbox.sent_at > func.now() - timedelta(minutes=1), *where))
+    return OutboxSummary(int(row[0]), int(row[1]), int(row[2]), row[3], error or "", int(sent or 0))
 
 
 # -- the dispatcher's side --------------------------------------------------------------------
+_SLOT_LOCKS = 0x4F555458  # "OUTX": the advisory-lock namespace of the delivery slots
+
+
+@contextmanager
+def delivery_slot(db_url: str, slots: int) -> Iterator[bool]:
+    """Hold one of ``slots`` delivery slots shared by every process (a session advisory lock on a
+    connection of its own, released with it, or by PostgreSQL when the process dies); yields
+    False when all are taken: another round is writing, so this one leaves it to that one."""
+    from include.db.session import get_engine
+
+    with get_engine(db_url).connect() as conn:
+        for slot in range(max(1, slots)):
+            if conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :slot)"), {"ns": _SLOT_LOCKS, "slot": slot}):
+                conn.commit()
+                try:
+                    yield True
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:ns, :slot)"), {"ns": _SLOT_LOCKS, "slot": slot})
+                    conn.commit()
+                return
+        conn.rollback()
+        yield False
+
+
 @dataclass(frozen=True)
 class Delivery:
     """A claimed entry with what Label Studio needs to store it."""

@@ -144,7 +144,7 @@ def submit_label(
 
 def _guidelines_seen(session: Session, task: Task, seen: int | None) -> int:
     """The guidelines version a label is given under: the one the page showed, else the current."""
-    current = session.scalar(select(Dataset.guidelines_version).where(Dataset.id == task.dataset_id)) or 0
+    current = session.get_one(Dataset, task.dataset_id).guidelines_version or 0  # loaded by the label check
     if seen is None:
         return int(current)
     if seen > current:

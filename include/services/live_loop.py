@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from include.db.models import Dataset, Experiment, LsWebhook, Task
@@ -55,6 +55,21 @@ def new_labels(session: Session, dataset: Dataset, run_id: str | None = None) ->
     if since is not None:
         stmt = stmt.where(Task.labeled_at > since)
     return int(session.scalar(stmt) or 0)
+
+
+# The advisory-lock key under which one process at a time decides and marks the signal.
+_SIGNAL_LOCK = 0x4C4F4F50  # "LOOP"
+
+
+def decide_alone(session: Session) -> bool:
+    """Take the transaction-scoped lock for deciding the live loop; False when another process
+    (the web app's signaller, or an export's ``live_loop_due``) is deciding right now."""
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _SIGNAL_LOCK}))
+
+
+def live_datasets(session: Session) -> list[int]:
+    """Datasets with the live loop on."""
+    return list(session.scalars(select(Dataset.id).where(Dataset.retrain_after_labels.is_not(None))))
 
 
 def due(session: Session, dataset_ids: list[int], run_id: str | None = None) -> list[Due]:

@@ -5,6 +5,10 @@ holds for their tasks (one request per project), create or update the annotation
 outcome (committed). It can die at any point: a claimed entry comes back when its lease ends,
 and the lookup finds an annotation an earlier round created. :class:`OutboxDispatcher` runs
 rounds in a thread: woken right after a label is committed, and every few seconds anyway.
+
+A round writes only while it holds a delivery slot (``LS_WRITE_CONCURRENCY`` over all
+processes), and right before each write it records the webhook Label Studio will send back, so
+that echo starts no export (include.services.webhooks).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +28,7 @@ from include.labelstudio.client import (
     LabelStudioUnavailable,
 )
 from include.labelstudio.label_config import choice_result, label_of
-from include.services import label_outbox, ls_identity
+from include.services import label_outbox, ls_identity, webhooks
 from include.services.label_outbox import Delivery
 from include.workers.pump import Pump
 
@@ -42,55 +47,116 @@ class Round:
     dead: int = 0
     skipped: int = 0  # claimed again by another dispatcher before this one reached it
     error: str = ""
+    busy: bool = False  # every delivery slot was taken: another round is writing
 
 
-def deliver_due(db_url: str, client: LabelStudioClient, *, limit: int = BATCH) -> Round:
-    """Deliver up to ``limit`` due entries; returns what happened."""
+def deliver_due(db_url: str, client: LabelStudioClient, *, limit: int = BATCH, slots: int = 1) -> Round:
+    """Deliver up to ``limit`` due entries, if one of ``slots`` delivery slots is free; returns
+    what happened."""
+    with label_outbox.delivery_slot(db_url, slots) as held:
+        return _deliver_batch(db_url, client, limit) if held else Round(busy=True)
+
+
+Outcome = tuple[Delivery, int | None, str, bool]  # the entry, its Label Studio id or None, error, permanent
+
+
+def _deliver_batch(db_url: str, client: LabelStudioClient, limit: int) -> Round:
+    """One batch, Label Studio's writes one after another; the platform's own bookkeeping (the
+    lease and expected echo before each write, the outcome after it) runs on a second thread
+    meanwhile, so the writer never waits for PostgreSQL between two writes. Why a thread of our
+    own: the overlap is exactly one step deep and ordered, which a pool with one worker gives."""
     with session_scope(db_url) as session:
         batch = label_outbox.claim(session, limit)
+        if batch:  # a project without a webhook never answers: its expectations lapse here too
+            webhooks.forget_lapsed_echoes(session)
     result = Round(claimed=len(batch))
     if not batch:
         return result
-    outcomes: list[tuple[Delivery, int | None, str, bool]] = []
+    outcomes: list[Outcome] = []
     changed: dict[int, str] = {}
-    try:
-        changed = _changed_projects(db_url, client, batch)
-        outcomes += [(d, None, changed[d.project_id], False) for d in batch if d.project_id in changed]
-        batch = [d for d in batch if d.project_id not in changed]
-        ls_users = _ls_user_ids(db_url, client, batch)
-        found = _already_in_label_studio(client, batch, ls_users)
-        for delivery in batch:
-            with session_scope(db_url) as session:
-                if not label_outbox.renew(session, delivery):
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-books") as books:
+        recorded: list[Future[None]] = []
+
+        def settle(outcome: Outcome, echo: int | None = None) -> None:
+            outcomes.append(outcome)
+            unused = echo if outcome[1] is None else None  # nothing was written: no webhook comes
+            recorded.append(books.submit(_record, db_url, outcome, unused))
+
+        try:
+            changed = _changed_projects(db_url, client, batch)
+            for d in batch:
+                if d.project_id in changed:
+                    settle((d, None, changed[d.project_id], False))
+            batch = [d for d in batch if d.project_id not in changed]
+            ls_users = _ls_user_ids(db_url, client, batch)
+            found = _already_in_label_studio(client, batch, ls_users)
+            plans = [(d, _writes(d, found.get(d.entry_id))) for d in batch]
+            ahead = books.submit(_prepare, db_url, *plans[0]) if plans else None
+            for k, (delivery, _) in enumerate(plans):
+                assert ahead is not None
+                ours, echo = ahead.result()
+                ahead = books.submit(_prepare, db_url, *plans[k + 1]) if k + 1 < len(plans) else None
+                if not ours:
                     result.skipped += 1  # another dispatcher claimed it after our lease ran out
                     continue
-            try:
-                ls_id = _deliver(client, delivery, ls_users[delivery.user_id], found.get(delivery.entry_id))
-                outcomes.append((delivery, ls_id, "", False))
-            except LabelStudioNotFound as exc:
-                outcomes.append((delivery, None, f"the task is gone from Label Studio: {exc}", True))
-            except LabelStudioUnavailable:
-                raise  # Label Studio is down: the rest of the batch would fail the same way
-            except LabelStudioError as exc:
-                outcomes.append((delivery, None, str(exc), False))
-    except LabelStudioError as exc:
-        done = {d.entry_id for d, *_ in outcomes}
-        outcomes += [(d, None, str(exc), False) for d in batch if d.entry_id not in done]
-        result.error = str(exc)
+                try:
+                    ls_id = _deliver(client, delivery, ls_users[delivery.user_id], found.get(delivery.entry_id))
+                    settle((delivery, ls_id, "", False))
+                except LabelStudioNotFound as exc:
+                    settle((delivery, None, f"the task is gone from Label Studio: {exc}", True), echo)
+                except LabelStudioUnavailable:
+                    if ahead is not None:  # prepared, never sent: its expected echo must not wait
+                        _, next_echo = ahead.result()
+                        recorded.append(books.submit(_drop_echo, db_url, next_echo))
+                    settle((delivery, None, "", False), echo)
+                    raise  # Label Studio is down: the rest of the batch would fail the same way
+                except LabelStudioError as exc:
+                    settle((delivery, None, str(exc), False), echo)
+        except LabelStudioError as exc:
+            done = {d.entry_id for d, *_ in outcomes}
+            for d in batch:
+                if d.entry_id not in done:
+                    settle((d, None, str(exc), False))
+            result.error = str(exc)
+        for future in recorded:
+            future.result()  # a database error surfaces here, as it did inline
     if changed:
         result.error = result.error or next(iter(changed.values()))
-    with session_scope(db_url) as session:
-        for done_delivery, annotation_id, error, permanent in outcomes:
-            if annotation_id is not None:
-                label_outbox.delivered(session, done_delivery, annotation_id)
-                result.delivered += 1
-            else:
-                label_outbox.failed(session, done_delivery, error, permanent=permanent)
-                result.dead += permanent
-                result.failed += not permanent
+    for _delivery, written, _error, permanent in outcomes:
+        if written is not None:
+            result.delivered += 1
+        else:
+            result.dead += permanent
+            result.failed += not permanent
     if result.error:
         log.warning("label outbox: %s of %s labels wait for Label Studio: %s", result.failed, len(batch), result.error)
     return result
+
+
+def _prepare(db_url: str, delivery: Delivery, writes: bool) -> tuple[bool, int | None]:
+    """Renew the entry's lease right before its write and, when it will write, record the
+    webhook Label Studio sends back; returns (still ours, the expected echo's id)."""
+    with session_scope(db_url) as session:
+        if not label_outbox.renew(session, delivery):
+            return False, None
+        return True, webhooks.expect_echo(session, delivery.project_id) if writes else None
+
+
+def _record(db_url: str, outcome: Outcome, unused_echo: int | None) -> None:
+    delivery, ls_id, error, permanent = outcome
+    with session_scope(db_url) as session:
+        if ls_id is not None:
+            label_outbox.delivered(session, delivery, ls_id)
+        else:
+            label_outbox.failed(session, delivery, error, permanent=permanent)
+        if unused_echo is not None:
+            webhooks.drop_echo(session, unused_echo)
+
+
+def _drop_echo(db_url: str, echo: int | None) -> None:
+    if echo is not None:
+        with session_scope(db_url) as session:
+            webhooks.drop_echo(session, echo)
 
 
 def _changed_projects(db_url: str, client: LabelStudioClient, batch: list[Delivery]) -> dict[int, str]:
@@ -156,14 +222,23 @@ def _user_id(completed_by: Any) -> int | None:
     return int(completed_by) if isinstance(completed_by, int) else None
 
 
+def _writes(d: Delivery, existing: dict[str, Any] | None) -> bool:
+    """Whether :func:`_deliver` will write (and Label Studio send a webhook back)."""
+    return existing is None or _differs(d, existing)
+
+
+def _differs(d: Delivery, existing: dict[str, Any]) -> bool:
+    return label_of(existing.get("result")) != (None if d.cancelled else d.label) or (
+        bool(existing.get("was_cancelled")) != d.cancelled
+    )
+
+
 def _deliver(client: LabelStudioClient, d: Delivery, ls_user: int, existing: dict[str, Any] | None) -> int:
     """Create or update the annotation in Label Studio; returns its id. A skip is Label Studio's
     own: a cancelled annotation without a result."""
     result = [] if d.cancelled else choice_result(d.label)
     if existing is not None:
-        if label_of(existing.get("result")) != (None if d.cancelled else d.label) or (
-            bool(existing.get("was_cancelled")) != d.cancelled
-        ):
+        if _differs(d, existing):
             client.update_annotation(int(existing["id"]), result, lead_time=d.lead_time, was_cancelled=d.cancelled)
         return int(existing["id"])
     if d.ls_annotation_id is not None:
@@ -199,14 +274,16 @@ class OutboxDispatcher(Pump):
         *,
         sweep: float = 5.0,
         batch: int = BATCH,
+        slots: int = 1,
     ) -> None:
         super().__init__(sweep)
         self.db_url = db_url
         self.client_factory = client_factory
         self.batch = batch
+        self.slots = slots
         self._client: LabelStudioClient | None = None
 
     def round(self) -> bool:
         self._client = self._client or self.client_factory()
-        outcome = deliver_due(self.db_url, self._client, limit=self.batch)
+        outcome = deliver_due(self.db_url, self._client, limit=self.batch, slots=self.slots)
         return outcome.claimed == self.batch and not outcome.error  # more may be due: no pause

@@ -20,6 +20,7 @@ EXPECTED_TABLES = {
     "gold_alerts",
     "jobs",
     "ls_projects",
+    "ls_echoes",
     "embedding_models",
     "embeddings",
     "experiments",

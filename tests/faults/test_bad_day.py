@@ -100,8 +100,9 @@ def test_the_platform_is_up_and_imports(platform: Platform) -> None:
 
 def test_a_web_worker_killed_while_labels_are_in_flight(platform: Platform) -> None:
     tasks = _assign(platform, 1, "alice", 50)
+    port = platform.ports["WEBAPP_PORT"]  # the web app's gunicorn, not the webhook receiver's
     master = psutil.Process(
-        next(p.pid for p in psutil.process_iter(["cmdline"]) if "webapp.wsgi:app" in " ".join(p.info["cmdline"] or []))
+        next(c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port and c.pid)
     )
     master = master if master.children() else master.parent()  # the gunicorn master has the workers
     killed = threading.Event()
@@ -298,7 +299,7 @@ def test_only_a_stop_signal_stops_it_and_only_what_it_started(platform: Platform
     assert platform.process.poll() is None
     platform.process.send_signal(signal.SIGTERM)
     assert platform.process.wait(timeout=120) == 0
-    for name in ("WEBAPP_PORT", "AIRFLOW_PORT", "LS_PORT"):
+    for name in ("WEBAPP_PORT", "WEBHOOK_PORT", "AIRFLOW_PORT", "LS_PORT"):
         wait_for(f"{name} to be free", lambda n=name: not port_is_open("127.0.0.1", platform.ports[n]), timeout=30)
     # PostgreSQL was restarted by hand during the outage: not the launcher's to stop.
     assert port_is_open("127.0.0.1", platform.ports["PG_PORT"])

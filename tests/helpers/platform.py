@@ -158,7 +158,8 @@ def started_platform(
     if (LS_TEMPLATE / "label_studio.sqlite3").exists():  # skip Label Studio's one-minute first init
         shutil.copytree(LS_TEMPLATE, home / "label-studio")
     (home / "secrets.json").write_text(json.dumps({"ls_admin_password": LS_ADMIN[1]}))
-    ports = {name: free_port() for name in ("PG_PORT", "LS_PORT", "AIRFLOW_PORT", "WEBAPP_PORT", "REDIS_PORT")}
+    names = ("PG_PORT", "LS_PORT", "AIRFLOW_PORT", "WEBAPP_PORT", "WEBHOOK_PORT", "REDIS_PORT")
+    ports = {name: free_port() for name in names}
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update({k: str(v) for k, v in ports.items()})

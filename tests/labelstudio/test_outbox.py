@@ -191,13 +191,47 @@ def test_a_slow_label_studio_never_gets_one_label_twice(db, ls, world, monkeypat
         proxy.delay = lambda method, path: 1.5 if method == "POST" and "/annotations" in path else 0.0
         slow = LabelStudioClient(proxy.url, ls.token)
         rounds: list = []
-        first = threading.Thread(target=lambda: rounds.append(deliver_due(db, slow)))
+        first = threading.Thread(target=lambda: rounds.append(deliver_due(db, slow, slots=2)))
         first.start()
         time.sleep(3.2)  # two sent; the batch's tail has outlived its 2 s lease
-        second = deliver_due(db, ls.client())
+        assert deliver_due(db, ls.client()).busy  # one slot: the slow round is the one writer
+        second = deliver_due(db, ls.client(), slots=2)
         first.join(60)
     (slow_round,) = rounds
     assert second.claimed >= 1 and slow_round.skipped == second.claimed
     assert slow_round.delivered + second.delivered == 4
+    for _, ls_task_id in world["tasks"][:4]:
+        assert len(ls_annotations(ls, ls_task_id)) == 1
+
+
+def test_label_studio_going_away_mid_batch_leaves_no_echo_expected_for_unsent_labels(db, ls, world) -> None:
+    """An expected echo stands for a write that happened: when Label Studio answers 503 in the
+    middle of a batch, the refused write and the one prepared after it expect nothing (else an
+    outside change arriving meanwhile could be taken for their echo)."""
+    from include.db.models import LsEcho
+    from include.labelstudio.client import LabelStudioClient
+    from tests.helpers.proxy import FaultyProxy
+
+    for i in range(4):
+        label(db, world, i, "OK")
+    with FaultyProxy(ls.url) as proxy:
+        posts = []
+
+        def second_post_fails(method: str, path: str) -> float:
+            if method == "POST" and "/annotations" in path:
+                posts.append(path)
+                if len(posts) == 2:
+                    proxy.fail_next_status.append(503)
+            return 0.0
+
+        proxy.delay = second_post_fails
+        outcome = deliver_due(db, LabelStudioClient(proxy.url, ls.token, retries=0))
+    assert (outcome.delivered, outcome.failed) == (1, 3) and outcome.error
+    with session_scope(db) as s:
+        # the one write that happened still expects its webhook (this project has none: it lapses)
+        assert s.scalar(select(func.count()).select_from(LsEcho)) == 1
+    assert deliver_due(db, ls.client()).claimed == 0  # the rest back off, then go
+    expire_leases(db)
+    assert deliver_due(db, ls.client()).delivered == 3
     for _, ls_task_id in world["tasks"][:4]:
         assert len(ls_annotations(ls, ls_task_id)) == 1

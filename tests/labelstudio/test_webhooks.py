@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from include.db.models import Dataset, Experiment, LsWebhook, Task, TaskStatus
 from include.db.session import session_scope
@@ -315,3 +315,76 @@ def test_a_rotated_secret_reaches_projects_with_nothing_to_import(db, ls, receiv
     kept = run_housekeeping(db, client, RunRef(), RetentionPolicy(), webhook=WebhookRef(receiver, again))
     assert kept["webhooks_checked"] >= 2 and not kept["problems"]
     assert secrets() == {p: again for p in projects}
+
+
+@pytest.mark.labelstudio
+def test_the_platforms_own_deliveries_come_back_as_echoes_that_start_nothing(db, ls, receiver) -> None:
+    """Each label the outbox writes comes back from the real Label Studio as a webhook: an echo,
+    kept for the record and signalled to nobody. A change made in Label Studio itself, between
+    them, still asks for an export."""
+    from include.db.models import LsEcho, Role, User
+    from include.services.assignment import auto_assign
+    from include.services.labeling import submit_label
+    from include.services.users import create_user
+    from include.workers.label_dispatcher import deliver_due
+
+    with session_scope(db) as s:
+        dataset = create_dataset(s, "echoes", labels=["OK", "NG"], privacy=SYNTHETIC)
+        add_items(s, dataset, [(f"echo text {i}", {}) for i in range(6)])
+        dana = create_user(s, "dana", "dana@echo.test", "dana-password-1", Role.ANNOTATOR)
+        dataset_id, dana_id = dataset.id, dana.id
+    client = ls.client()
+    run_ls_import(db, client, RunRef(), ImportValues(dataset_id=dataset_id), webhook=WebhookRef(receiver, SECRET))
+    with session_scope(db) as s:
+        auto_assign(s, dataset_id, s.get_one(User, dana_id), 6)
+        tasks = s.execute(select(Task.id, Task.ls_task_id).where(Task.dataset_id == dataset_id).order_by(Task.id))
+        pairs = [(int(a), int(b)) for a, b in tasks]
+
+    def label(index: int, value: str) -> None:
+        with session_scope(db) as s:
+            submit_label(s, pairs[index][0], s.get_one(User, dana_id), value)
+
+    def kept() -> list[tuple[str, bool, bool]]:
+        with session_scope(db) as s:
+            rows = s.scalars(select(LsWebhook).where(LsWebhook.dataset_id == dataset_id).order_by(LsWebhook.id))
+            return [(r.action, r.echo, r.signalled_at is None) for r in rows]
+
+    for i in range(4):
+        label(i, "OK")
+    assert deliver_due(db, client).delivered == 4
+    assert _wait_rows(db, 4) and kept() == [("ANNOTATION_CREATED", True, False)] * 4
+    label(0, "NG")  # a changed label is an update in Label Studio: its echo too
+    assert deliver_due(db, client).delivered == 1
+    assert _wait_rows(db, 5) and kept()[4] == ("ANNOTATION_UPDATED", True, False)
+    with session_scope(db) as s:
+        assert webhooks.claim(s) == []  # nothing for Airflow
+        assert s.scalar(select(func.count()).select_from(LsEcho)) == 0  # every expectation taken
+
+    client.create_annotation(pairs[5][1], choice_result("NG"))  # someone in Label Studio's UI
+    assert _wait_rows(db, 6) and kept()[5] == ("ANNOTATION_CREATED", False, True)
+    label(4, "OK")
+    assert deliver_due(db, client).delivered == 1
+    assert _wait_rows(db, 7) and kept()[6] == ("ANNOTATION_CREATED", True, False)
+    with session_scope(db) as s:
+        (pending,) = webhooks.claim(s)
+    assert pending.dataset_id == dataset_id and len(pending.ids) == 1
+
+
+def test_an_expected_echo_lapses_and_an_outside_delete_is_never_one(db) -> None:
+    """An expectation Label Studio never answers stops counting after the window; a delete is
+    never the outbox's, whatever is expected."""
+    from include.db.models import LsEcho
+
+    with session_scope(db) as s:
+        dataset = create_dataset(s, "lapsed", labels=["OK", "NG"], privacy=SYNTHETIC)
+        dataset.ls_project_id = 4242
+        webhooks.expect_echo(s, 4242)
+    with session_scope(db) as s:
+        deleted = webhooks.record(s, b"{}", {"action": "ANNOTATIONS_DELETED"}, 4242)
+        assert deleted.status == "accepted"
+        assert webhooks.record(s, b"{}", {"action": "ANNOTATION_UPDATED"}, 4242).status == "echo"
+        webhooks.expect_echo(s, 4242)
+        s.flush()
+        s.execute(update(LsEcho).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        assert webhooks.record(s, b"{}", {"action": "ANNOTATION_CREATED"}, 4242).status == "accepted"
+        assert webhooks.forget_lapsed_echoes(s) == 1

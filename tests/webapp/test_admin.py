@@ -309,3 +309,45 @@ def test_healthz_reports_each_dependency(client, app) -> None:
     app.config["AIRFLOW_API_PASSWORD"] = None
     healthy = client.get("/healthz")
     assert healthy.status_code == 200 and healthy.json["status"] == "ok"
+
+
+def test_the_lag_behind_label_studio_is_on_healthz_and_the_admin_pages(client, app, db, users) -> None:
+    """Labels on their way to Label Studio: how many, how old the oldest, how fast it goes;
+    on /healthz (never a 503 for it) and on the admin's datasets page."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from include.db.models import LabelOutbox
+    from include.services.assignment import assign_task
+    from include.services.labeling import submit_label
+
+    app.config["AIRFLOW_API_PASSWORD"] = None
+    assert client.get("/healthz").json["label_outbox"] == {
+        "waiting": 0,
+        "oldest_waiting_s": 0.0,
+        "failing": 0,
+        "undeliverable": 0,
+        "delivered_last_minute": 0,
+    }
+    _, task_ids = dataset_with_tasks(db, "lagging", 3)
+    with session_scope(db) as s:
+        alice = s.get_one(User, users["alice"])
+        for task_id in task_ids:
+            assign_task(s, task_id, alice)
+            submit_label(s, task_id, alice, "OK")
+        s.flush()
+        s.execute(update(LabelOutbox).values(created_at=datetime.now(UTC) - timedelta(minutes=3)))
+        first = s.scalar(select(LabelOutbox).order_by(LabelOutbox.id).limit(1))
+        first.status, first.sent_at = "sent", datetime.now(UTC)
+    answer = client.get("/healthz")
+    assert answer.status_code == 200  # a lagging Label Studio is not an unhealthy web app
+    lag = answer.json["label_outbox"]
+    assert lag["waiting"] == 2 and lag["delivered_last_minute"] == 1
+    assert 170 <= lag["oldest_waiting_s"] <= 300
+    login(client, "admin")
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "2 labels are saved here and on their way to Label Studio" in html
+    assert re.search(r'data-testid="outbox-lag">The oldest has waited 3 minutes; Label Studio took 1 in', html)
+    client.post("/language", data={"language": "zh_CN", "next": "/admin/"})
+    assert "最早的一条已等待 3分钟" in client.get("/admin/").get_data(as_text=True)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,99 @@ def test_webhooks_become_one_asset_event_per_dataset(db, airflow_api) -> None:
     assert extras == [(first, 2), (second, 1)]
     with session_scope(db) as s:
         assert all(r.signalled_at is not None and r.last_error == "" for r in s.scalars(select(LsWebhook)))
+
+
+def _events(admin: AirflowClient, uri: str) -> list[dict]:
+    (asset,) = [a for a in admin._request("GET", "/assets", params={"limit": 100})["assets"] if a["uri"] == uri]
+    return admin._request("GET", "/assets/events", params={"asset_id": asset["id"], "limit": 100})["asset_events"]
+
+
+def test_a_dataset_has_at_most_one_export_waiting(db, airflow_api) -> None:
+    """Webhooks while an export is asked for and not started are covered by it (no new event);
+    once it starts reading, the next webhook asks for one more."""
+    from include.db.models import Dataset, LsWebhook
+    from include.pipelines.assets import ANNOTATIONS_CHANGED
+    from include.services import webhooks
+    from include.workers.asset_signaller import signal_pending
+
+    dataset_id, _ = dataset_with_tasks(db, "coalesce", 1)
+    with session_scope(db) as s:
+        s.get_one(Dataset, dataset_id).ls_project_id = 903
+    secret = "webhook-secret-0123456789"
+    app = make_app(db, WEBHOOK_SECRET=secret)
+    webapp_user = AirflowClient(airflow_api, "webapp", PASSWORDS["webapp"])
+    admin = AirflowClient(airflow_api, "admin", PASSWORDS["admin"])
+
+    def hooks(n: int) -> None:
+        with app.test_client() as client:
+            for _ in range(n):
+                answer = client.post(
+                    "/hooks/labelstudio?project=903",
+                    json={"action": "ANNOTATION_UPDATED"},
+                    headers={webhooks.SECRET_HEADER: secret},
+                )
+                assert answer.status_code == 202 and answer.json["status"] == "accepted"
+
+    before = len(_events(admin, ANNOTATIONS_CHANGED))  # dataset ids repeat across tests: count new ones
+
+    def ours() -> list[dict]:
+        return [e for e in _events(admin, ANNOTATIONS_CHANGED)[before:] if e["extra"].get("dataset_id") == dataset_id]
+
+    hooks(2)
+    assert signal_pending(db, webapp_user) == 2 and len(ours()) == 1
+    hooks(3)  # the export asked for has not started: these are its changes too
+    assert signal_pending(db, webapp_user) == 3 and len(ours()) == 1
+    with session_scope(db) as s:
+        rows = s.scalars(select(LsWebhook).where(LsWebhook.dataset_id == dataset_id).order_by(LsWebhook.id)).all()
+        assert [r.coalesced for r in rows] == [False, False, True, True, True]
+        assert all(r.signalled_at is not None for r in rows)
+        webhooks.export_started(s, [dataset_id])
+    hooks(1)  # it may have read Label Studio before this change: one more export
+    assert signal_pending(db, webapp_user) == 1 and len(ours()) == 2
+    hooks(1)
+    assert signal_pending(db, webapp_user) == 1 and len(ours()) == 2
+    with session_scope(db) as s:  # an export asked for long ago and never started counts as lost
+        s.get_one(Dataset, dataset_id).export_signalled_at = datetime.now(UTC) - webhooks.EXPORT_WAIT
+    hooks(1)
+    assert signal_pending(db, webapp_user) == 1 and len(ours()) == 3
+
+
+def test_labels_taken_in_by_the_web_app_start_the_live_loop(db, airflow_api) -> None:
+    """The platform's own labels start no export (their webhooks are echoes), so the signaller
+    counts them in the database and posts ``labels_ready`` itself, once per threshold."""
+    from include.db.models import Dataset, Role, User
+    from include.pipelines.assets import LABELS_READY
+    from include.services.assignment import assign_task
+    from include.services.labeling import submit_label
+    from include.services.users import create_user
+    from include.workers.asset_signaller import signal_live_loop
+
+    dataset_id, task_ids = dataset_with_tasks(db, "live-from-platform", 5)
+    with session_scope(db) as s:
+        s.get_one(Dataset, dataset_id).retrain_after_labels = 3
+        carol = create_user(s, "carol-live", "carol-live@example.com", "carol-password-1", Role.ANNOTATOR)
+        for task_id in task_ids:
+            assign_task(s, task_id, carol)
+        carol_id = carol.id
+    webapp_user = AirflowClient(airflow_api, "webapp", PASSWORDS["webapp"])
+    admin = AirflowClient(airflow_api, "admin", PASSWORDS["admin"])
+
+    def label(task_ids: list[int]) -> None:
+        with session_scope(db) as s:
+            for task_id in task_ids:
+                submit_label(s, task_id, s.get_one(User, carol_id), "OK")
+
+    before = len(_events(admin, LABELS_READY))
+
+    def ours() -> list[dict]:
+        return [e for e in _events(admin, LABELS_READY)[before:] if dataset_id in (e["extra"].get("dataset_ids") or [])]
+
+    label(task_ids[:2])
+    assert signal_live_loop(db, webapp_user) == [] and ours() == []
+    label(task_ids[2:3])
+    assert signal_live_loop(db, webapp_user) == [dataset_id]
+    (event,) = ours()
+    assert event["extra"]["new_labels"] == {str(dataset_id): 3}
+    assert signal_live_loop(db, webapp_user) == []  # counted from the signal on
+    label(task_ids[3:])
+    assert signal_live_loop(db, webapp_user) == [] and len(ours()) == 1
