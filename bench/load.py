@@ -55,6 +55,7 @@ class Options:
     tasks: int = TASKS
     live_loop: bool = True
     think: float = 0.0  # seconds a client waits between presses (jittered); 0: as fast as it can
+    presses_only: bool = False  # compare web sizings: no drain, no Label Studio baseline, no check
 
     def env(self) -> dict[str, str]:
         out = {"LS_DATABASE": self.ls_database, "LS_WRITE_CONCURRENCY": str(self.slots)}
@@ -350,7 +351,7 @@ def run(options: Options, tag: str) -> dict[str, Any]:
         for t in threads:
             t.join()
         load_end = time.monotonic()
-        deadline = load_end + DRAIN_TIMEOUT
+        deadline = load_end + (0 if options.presses_only else DRAIN_TIMEOUT)
         while _outbox(db)[0] and time.monotonic() < deadline:
             time.sleep(0.5)
         drained = time.monotonic()
@@ -361,6 +362,18 @@ def run(options: Options, tag: str) -> dict[str, Any]:
         n = len(ok)
         first_press = min(p.started for p in load.presses)
         last_press = max(p.started + p.ms / 1000 for p in load.presses)
+        presses = {
+            "n": len(load.presses),
+            "ok": n,
+            "errors": len(load.presses) - n,
+            "labels_per_s": round(n / (last_press - first_press), 1),
+            "p50_ms": round(statistics.median(p.ms for p in ok), 1),
+            "p95_ms": round(_percentile([p.ms for p in ok], 0.95), 1),
+            "p99_ms": round(_percentile([p.ms for p in ok], 0.99), 1),
+            "goal_p95_ms": 300,
+        }
+        if options.presses_only:
+            return {"options": options.__dict__, "presses": presses}
         probes = min(300, max(50, n // 10))
         raw = _raw_rate(launcher, probes, size=options.tasks, webhook=True)
         bare = _raw_rate(launcher, probes, size=probes + 1, webhook=False)
@@ -368,16 +381,7 @@ def run(options: Options, tag: str) -> dict[str, Any]:
         raw_time = n / raw
         result = {
             "options": options.__dict__,
-            "presses": {
-                "n": len(load.presses),
-                "ok": n,
-                "errors": len(load.presses) - n,
-                "labels_per_s": round(n / (last_press - first_press), 1),
-                "p50_ms": round(statistics.median(p.ms for p in ok), 1),
-                "p95_ms": round(_percentile([p.ms for p in ok], 0.95), 1),
-                "p99_ms": round(_percentile([p.ms for p in ok], 0.99), 1),
-                "goal_p95_ms": 300,
-            },
+            "presses": presses,
             "outbox": {
                 "max_waiting": max((w for _, w, _ in series), default=0),
                 "max_oldest_s": max((o for _, _, o in series), default=0.0),
@@ -416,6 +420,7 @@ def _parse(argv: list[str] | None) -> tuple[Options, str]:
     parser.add_argument("--tasks", type=int, default=TASKS)
     parser.add_argument("--no-live-loop", action="store_true")
     parser.add_argument("--think", type=float, default=0.0, help="seconds between a client's presses (0: flat out)")
+    parser.add_argument("--presses-only", action="store_true", help="no drain, baseline or check (web sizing)")
     parser.add_argument("--name", default="", help="results file suffix")
     args = parser.parse_args(argv)
     options = Options(
@@ -428,6 +433,7 @@ def _parse(argv: list[str] | None) -> tuple[Options, str]:
         tasks=args.tasks,
         live_loop=not args.no_live_loop,
         think=args.think,
+        presses_only=args.presses_only,
     )
     return options, args.name
 

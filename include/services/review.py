@@ -40,6 +40,7 @@ from include.services.consensus import decide_task, holding
 from include.services.free_text import check_free_text
 from include.services.label_outbox import enqueue
 from include.services.paging import DATASET_FILTER, Page, PageQuery
+from include.services.task_queries import sent_back
 
 ACCEPTED, FIXED, REJECTED = "accepted", "fixed", "rejected"
 VERDICT_WORDS = {"accept": ACCEPTED, "fix": FIXED, "reject": REJECTED}
@@ -391,9 +392,7 @@ def returned_to(session: Session, user: User, *, limit: int = 100) -> list[Retur
         .join(Task, Task.id == Annotation.task_id)
         .outerjoin(reviewer, reviewer.id == Annotation.reviewed_by)
         .where(
-            Annotation.annotator_id == user.id,
-            Annotation.review == REJECTED,
-            Annotation.label == Annotation.reviewed_label,
+            *sent_back(user.id),
             Task.status != TaskStatus.DELETED,
         )
         .order_by(Annotation.reviewed_at.desc())

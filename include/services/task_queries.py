@@ -173,16 +173,20 @@ def done_by(user: User) -> Any:
     )
 
 
+def sent_back(user_id: int) -> tuple[Any, ...]:
+    """The user's annotations a reviewer rejected and they have not answered again: the one
+    rule behind their returned tasks here and the returned list of include.services.review."""
+    return (
+        Annotation.annotator_id == user_id,
+        Annotation.review == "rejected",
+        Annotation.label == Annotation.reviewed_label,
+    )
+
+
 def returned(user: User) -> Any:
     """Tasks where a reviewer rejected the user's label and they have not answered again
     (include.services.review): they are to do again, whatever the task's status."""
-    return Task.id.in_(
-        select(Annotation.task_id).where(
-            Annotation.annotator_id == user.id,
-            Annotation.review == "rejected",
-            Annotation.label == Annotation.reviewed_label,
-        )
-    )
+    return Task.id.in_(select(Annotation.task_id).where(*sent_back(user.id)))
 
 
 def next_task(session: Session, user: User, *, exclude_id: int | None = None) -> Task | None:

@@ -99,6 +99,29 @@ def test_web_settings_are_settings_too() -> None:
     )
 
 
+def test_web_sizing_and_label_studio_writers_are_settings() -> None:
+    """WEB_THREADS sizes each worker's request pool (threads + 2 connections); the webhook
+    receiver has a port of its own; LS_WRITE_CONCURRENCY bounds the outbox's writers."""
+    from webapp.config import Config
+
+    defaults = load_settings({})
+    assert (defaults.web_threads, defaults.webhook_port, defaults.ls_write_concurrency) == (8, 5001, 1)
+    settings = load_settings(
+        {
+            "WEB_THREADS": "4",
+            "WEBHOOK_PORT": "5055",
+            "LS_WRITE_CONCURRENCY": "2",
+            "SECRET_KEY": "s" * 32,
+            "DATABASE_URL": "postgresql://app@db/labelops",
+        }
+    )
+    assert (settings.web_threads, settings.webhook_port, settings.ls_write_concurrency) == (4, 5055, 2)
+    pool = Config.from_settings(settings)["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert (pool["pool_size"], pool["max_overflow"], pool["pool_pre_ping"]) == (4, 2, True)
+    with pytest.raises(SettingsError, match="LS_WRITE_CONCURRENCY"):
+        load_settings({"LS_WRITE_CONCURRENCY": "zero"})
+
+
 def test_repr_shows_no_secrets() -> None:
     secrets = {
         "DATABASE_URL": "postgresql://app:db-password-123@db/labelops",
