@@ -230,7 +230,7 @@ def test_the_web_app_is_probed_for_life_and_outlasts_label_studios_predict() -> 
     web = SERVICES["webapp"]
     assert "/livez" in " ".join(web["healthcheck"]["test"]) and "/healthz" not in " ".join(web["healthcheck"]["test"])
     conf: dict = {}
-    exec((REPO / "webapp" / "gunicorn.conf.py").read_text(), conf)  # noqa: S102 - our own settings file
+    exec((REPO / "webapp" / "gunicorn.conf.py").read_text(), conf)  # our own settings file
     assert conf["timeout"] > 100  # Label Studio waits up to 100 s on the ML backend's /predict
     assert conf["worker_class"] == "gthread" and conf["threads"] > 1
     for command in (web["command"], SERVICES["webhooks"]["command"]):
