@@ -228,7 +228,8 @@ def test_labels_made_in_label_studio_retrain_that_dataset_alone(platform: Platfo
         "GET", "/api/webhooks/", params={"project": project_id}
     )
     # The ML backend has one too; the platform's names the project and carries no payload.
-    (hook,) = [h for h in hooks if h["url"] == f"{platform.web}/hooks/labelstudio?project={project_id}"]
+    receiver = f"http://127.0.0.1:{platform.ports['WEBHOOK_PORT']}/hooks/labelstudio"  # its own gunicorn
+    (hook,) = [h for h in hooks if h["url"] == f"{receiver}?project={project_id}"]
     assert hook["send_payload"] is False
     assert hook["is_active"] and hook["project"] == project_id
     airflow = platform.airflow()
