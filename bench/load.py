@@ -89,12 +89,7 @@ def stack(tag: str, options: Options) -> Iterator[Any]:
     )
     launcher = Launcher(load_settings())
     try:
-        launcher.check_ports()
-        launcher.start_database()
-        launcher.start_label_studio()
-        launcher.start_airflow()
-        launcher.start_webapp()
-        launcher.seed()
+        launcher.start_all()
         yield launcher
     finally:
         launcher.supervisor.stop_all()

@@ -81,6 +81,15 @@ class Launcher:
         self.embedded_pg: EmbeddedPostgres | None = None
         self.logins: list[tuple[str, str, str]] = []
 
+    def start_all(self) -> int:
+        """Every service in order, then the demo data; returns the demo dataset's id."""
+        self.check_ports()
+        self.start_database()
+        self.start_label_studio()
+        self.start_airflow()
+        self.start_webapp()
+        return self.seed()
+
     def check_ports(self) -> None:
         """Fail at once, saying by what and what to do, when a port the stack needs is taken."""
         wanted = [
@@ -420,12 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     launcher = Launcher(settings, celery=args.celery)
     try:
-        launcher.check_ports()
-        launcher.start_database()
-        launcher.start_label_studio()
-        launcher.start_airflow()
-        launcher.start_webapp()
-        dataset_id = launcher.seed()
+        dataset_id = launcher.start_all()
         log.info("platform up in %.0f s", time.monotonic() - started)
         launcher.print_summary()
         watcher = threading.Thread(target=launcher.supervisor.run, args=(stop,), name="supervisor", daemon=True)
