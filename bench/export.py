@@ -4,8 +4,8 @@ A dataset of 1M labeled tasks (Chinese, emoji, quotes and a formula-looking cell
 one or two annotations each; 2 % in the eval set) is exported as CSV, JSONL and Parquet, each in
 its own child process so that its peak RSS is its own (``ru_maxrss`` of the child). The same
 child first reads the same rows through a bare server-side cursor (psycopg tuples, nothing
-formatted): the baseline the export's rows/s is a ratio of. Goals: >= 100k rows/s for CSV and JSONL, peak
-RSS < 300 MB.
+formatted): the baseline the export's rows/s is a ratio of. Goals: >= 100k rows/s for CSV and JSONL,
+>= 80k for Parquet, peak RSS < 300 MB.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def main() -> None:
             "rows": N_ROWS,
             "populate_seconds": round(filled, 1),
             "formats": results,
-            "goal": ">= 100k rows/s for CSV and JSONL; peak RSS < 300 MB",
+            "goal": ">= 100k rows/s for CSV and JSONL, >= 80k for Parquet; peak RSS < 300 MB",
         },
     )
 

@@ -23,6 +23,10 @@ LS_DATABASE_DEFAULT = "sqlite"
 # 50 annotators on 2 cores. The request pool of each worker is sized from the threads.
 WEB_WORKERS_DEFAULT = 2
 WEB_THREADS_DEFAULT = 8
+# How the local sentence encoder runs on CPU: "auto" is ONNX Runtime fp32 (the torch vectors)
+# where onnxruntime is installed and torch otherwise; "onnx-int8" is ~2.2x faster with vectors
+# ~1 % off (include/ml/embeddings/onnx.py); a GPU always runs torch.
+EMBED_RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 
 
 class SettingsError(ValueError):
@@ -93,6 +97,7 @@ class Settings:
     pii_llm: PiiLlmSettings | None = None
     # Keys PII_KEY replaced, while the rotate_pii_key pipeline re-encrypts what they wrote.
     pii_key_previous: tuple[str, ...] = field(default=(), repr=False)
+    embed_runtime: str = "auto"  # EMBED_RUNTIME, one of EMBED_RUNTIMES (include.ml.embeddings.onnx)
 
     def require(self, name: str) -> str:
         """Return a configured string setting or fail naming its variable."""
@@ -389,4 +394,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_port=_port(env, "REDIS_PORT", 56379),
         pii_llm=_pii_llm(env),
         pii_key_previous=_previous_keys(env),
+        embed_runtime=_choice(env, "EMBED_RUNTIME", EMBED_RUNTIMES, "auto"),
     )

@@ -97,11 +97,11 @@ def test_no_airflow_worker_relies_on_a_shared_model_directory() -> None:
         assert not hasattr(settings, "model_dir")
 
 
-def test_label_studio_sends_nothing_out() -> None:
-    from include.runtime.labelstudio_server import PRIVACY_ENV
+def test_label_studio_sends_nothing_out_and_imports_predictions_in_chunks() -> None:
+    from include.runtime.labelstudio_server import PERFORMANCE_ENV, PRIVACY_ENV
 
     env = SERVICES["label-studio"]["environment"]
-    for key, value in PRIVACY_ENV.items():
+    for key, value in (PRIVACY_ENV | PERFORMANCE_ENV).items():
         assert str(env.get(key)) == value, key
 
 

@@ -73,12 +73,12 @@ def test_the_web_app_matches_compose_and_lives_on_livez() -> None:
 def test_label_studio_keeps_ssrf_protection_and_sends_nothing_out() -> None:
     import ipaddress
 
-    from include.runtime.labelstudio_server import PRIVACY_ENV
+    from include.runtime.labelstudio_server import PERFORMANCE_ENV, PRIVACY_ENV
 
     deployment = _by_kind("Deployment", "label-studio")
     (ls,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in ls["env"]}
-    for key, value in PRIVACY_ENV.items():
+    for key, value in (PRIVACY_ENV | PERFORMANCE_ENV).items():
         assert env[key] == value, key
     banned = [ipaddress.ip_network(n) for n in env["USER_ADDITIONAL_BANNED_SUBNETS"].split(",")]
     for address in ("127.0.0.1", "169.254.169.254", "192.168.1.1", "172.17.0.1", "::1"):

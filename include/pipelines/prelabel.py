@@ -10,6 +10,8 @@ keeps finished batches and the next run redoes only the rest.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,12 +38,58 @@ from include.services.datasets import get_dataset
 from include.services.embedding_models import embedder_for
 from include.services.guidelines import prompt_text
 from include.services.ls_projects import record_model_version
-from include.services.predictions import Prediction, push_predictions
-from include.services.prelabels import record_prelabels, unlabeled_tasks
+from include.services.predictions import Prediction, prune_superseded, push_predictions
+from include.services.prelabels import current_predictions, record_prelabels, unlabeled_tasks
 from include.services.registry import promoted_head
 from include.services.vectors import get_model, load_vectors
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One batch of tasks with their suggestions: shadow-index rows and Label Studio predictions."""
+
+    rows_read: list[tuple[int, int, str, str, str | None]]
+    rows: list[dict[str, Any]]
+    predictions: list[Prediction]
+    replace: frozenset[int]  # Label Studio tasks already holding a prediction of this version
+
+    @property
+    def last_id(self) -> int:
+        return self.rows_read[-1][0]
+
+    @classmethod
+    def of(cls, tasks: list[tuple[int, int, str, str, str | None]], suggestions: list[Any], version: str) -> _Batch:
+        rows: list[dict[str, Any]] = []
+        predictions: list[Prediction] = []
+        replace: set[int] = set()
+        for (task_id, ls_id, _, _, previous), s in zip(tasks, suggestions, strict=True):
+            if s is None:
+                continue
+            rows.append(
+                {
+                    "id": task_id,
+                    "prelabel_label": s.label,
+                    "prelabel_score": s.confidence,
+                    "prelabel_json": {
+                        "probs": s.probs,
+                        "backend": version,
+                        "raw": s.raw if isinstance(s.raw, dict | str | None) else str(s.raw),
+                        "self_reported": s.self_reported,
+                    },
+                    "model_version": version,
+                }
+            )
+            predictions.append(Prediction(ls_id, s.label, s.confidence))
+            if previous == version:
+                replace.add(ls_id)
+        return cls(tasks, rows, predictions, frozenset(replace))
+
+
+def _current(db_url: str, dataset_id: int, ls_ids: list[int], version: str) -> list[Prediction]:
+    with session_scope(db_url) as session:
+        return [Prediction(*row) for row in current_predictions(session, dataset_id, ls_ids, version)]
 
 
 def _choose_backend(db_url: str, dataset: Dataset, name: str, settings: Settings, embedder: Embedder) -> Any:
@@ -74,6 +122,8 @@ def run_prelabel(
 ) -> dict[str, Any]:
     """The ``prelabel`` job for one dataset."""
     dataset_id, backend, limit, only_new = values.dataset_id, values.backend, values.limit, values.only_new
+    if limit is not None and limit <= 0:
+        raise SkipStep("limit is 0: nothing to pre-label")
     with tracked_job(db_url, "prelabel", run, values) as job:
         BACKEND.parse(backend)
         with session_scope(db_url) as session:
@@ -93,62 +143,77 @@ def run_prelabel(
         with session_scope(db_url) as session:
             emb = get_model(session, embedder.name) if model.needs_vectors else None
             emb_id = emb.id if emb else None
-        done = written = 0
-        after = 0
-        total = limit
-        while total is None or done < total:
-            size = batch_size if total is None else min(batch_size, total - done)
+        project_id = int(dataset.ls_project_id)
+        version = model.model_version
+
+        def prepare(after: int, size: int) -> _Batch | None:
+            """Read, embed-look-up and predict the next batch (overlaps Label Studio's writes)."""
             with session_scope(db_url) as session:
-                batch = unlabeled_tasks(
-                    session,
-                    dataset_id,
-                    after_id=after,
-                    limit=size,
-                    skip_version=model.model_version if only_new else None,
+                tasks = unlabeled_tasks(
+                    session, dataset_id, after_id=after, limit=size, skip_version=version if only_new else None
                 )
                 vectors = None
-                if model.needs_vectors and batch:
-                    found = load_vectors(session, int(emb_id), [h for _, _, h, _ in batch])  # type: ignore[arg-type]
-                    missing = [h for _, _, h, _ in batch if h not in found]
+                if model.needs_vectors and tasks:
+                    found = load_vectors(session, int(emb_id), [t[2] for t in tasks])  # type: ignore[arg-type]
+                    missing = [t[2] for t in tasks if t[2] not in found]
                     if missing:
                         raise RuntimeError(f"{len(missing)} texts have no {embedder.name} embedding")
-                    vectors = np.stack([found[h] for _, _, h, _ in batch])
-            if not batch:
-                break
-            suggestions = model.predict([t for _, _, _, t in batch], vectors, stats)
-            rows = []
-            predictions = []
-            for (task_id, ls_id, _, _), s in zip(batch, suggestions, strict=True):
-                if s is None:
-                    continue
-                rows.append(
-                    {
-                        "id": task_id,
-                        "prelabel_label": s.label,
-                        "prelabel_score": s.confidence,
-                        "prelabel_json": {
-                            "probs": s.probs,
-                            "backend": model.model_version,
-                            "raw": s.raw if isinstance(s.raw, dict | str | None) else str(s.raw),
-                            "self_reported": s.self_reported,
-                        },
-                        "model_version": model.model_version,
-                    }
-                )
-                predictions.append(Prediction(ls_id, s.label, s.confidence))
-            # Label Studio first: if it fails, the shadow index does not claim predictions it lacks.
-            written += push_predictions(client, dataset.ls_project_id, predictions, model.model_version)
+                    vectors = np.stack([found[t[2]] for t in tasks])
+            if not tasks:
+                return None
+            return _Batch.of(tasks, model.predict([t[3] for t in tasks], vectors, stats), version)
+
+        def record(batch: _Batch, first: bool) -> None:
             with session_scope(db_url) as session:
-                record_prelabels(session, rows)
-                if predictions:
-                    record_model_version(session, dataset.ls_project_id, model.model_version)
-            done += len(batch)
-            after = batch[-1][0]
-            job.progress(
-                f"pre-labeled {done} tasks with {model.model_version}",
-                prelabeled=done,
-                malformed=stats.malformed,
-                failed=stats.failed,
+                record_prelabels(session, batch.rows)
+                if first and batch.predictions:
+                    record_model_version(session, project_id, version)
+
+        done = written = 0
+        versioned = False
+        # One helper thread reads and predicts batch k+1, then records batch k in the shadow
+        # index, while this thread writes batch k to Label Studio (which is first: if it fails,
+        # the shadow index does not claim predictions it lacks).
+        with ThreadPoolExecutor(1, thread_name_prefix="prelabel") as helper:
+            batch = prepare(0, batch_size if limit is None else min(batch_size, limit))
+            recorded: Future[None] | None = None
+            while batch is not None:
+                done += len(batch.rows_read)
+                room = None if limit is None else limit - done
+                upcoming = (
+                    helper.submit(prepare, batch.last_id, batch_size if room is None else min(batch_size, room))
+                    if room is None or room > 0
+                    else None
+                )
+                written += push_predictions(
+                    client, project_id, batch.predictions, version, replace=batch.replace, set_version=not versioned
+                )
+                first = bool(batch.predictions) and not versioned
+                versioned = versioned or bool(batch.predictions)
+                if recorded is not None:
+                    recorded.result()
+                recorded = helper.submit(record, batch, first)
+                batch = upcoming.result() if upcoming is not None else None
+                job.progress(
+                    f"pre-labeled {done} tasks with {version}",
+                    prelabeled=done,
+                    malformed=stats.malformed,
+                    failed=stats.failed,
+                )
+            if recorded is not None:
+                recorded.result()
+        pruned = 0
+        if written:
+            pruned = prune_superseded(
+                client,
+                project_id,
+                lambda ls_ids: _current(db_url, dataset_id, ls_ids, version),
+                version,
+                progress=lambda n: job.progress(
+                    f"pre-labeled {done} tasks with {version}; removed older predictions from {n} tasks",
+                    prelabeled=done,
+                    pruned=n,
+                ),
             )
         if done == 0:
             raise SkipStep(f"no unlabeled tasks without a {model.model_version} pre-label")
@@ -166,6 +231,7 @@ def run_prelabel(
             malformed=stats.malformed,
             failed=stats.failed,
             ls_predictions=written,
+            superseded_pruned=pruned,
             problem_examples=stats.examples,
         )
         job.result = {
@@ -174,5 +240,6 @@ def run_prelabel(
             "failed": stats.failed,
             "model_version": model.model_version,
             "ls_predictions": written,
+            "superseded_pruned": pruned,
         }
     return job.result

@@ -72,6 +72,17 @@ LOOPBACK_ML_ENV = {
 }
 
 
+# Label Studio Community ships its bulk prediction import behind an "off" feature flag: the
+# default (legacy) path loads every task id of the project to validate a chunk and recounts
+# every task of the project after it, so each 1,000-prediction chunk costs O(project) and
+# pre-labeling 100k tasks crawled at ~90 predictions/s (bench/prelabel.py). Its own
+# memory-efficient path validates and recounts only the chunk's tasks. Label Studio reads
+# feature flags from same-named environment variables first; docker-compose.yaml sets the same.
+PERFORMANCE_ENV = {
+    "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short": "true",
+}
+
+
 @dataclass(frozen=True)
 class PostgresDatabase:
     """A PostgreSQL database for Label Studio instead of its default SQLite file.
@@ -170,6 +181,7 @@ class LabelStudioServer:
             LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
             **PRIVACY_ENV,
             **LOOPBACK_ML_ENV,
+            **PERFORMANCE_ENV,
         )
         if self.database is not None:
             env.update(self.database.env())

@@ -14,11 +14,11 @@ UNLABELED = (TaskStatus.IMPORTED, TaskStatus.ASSIGNED)
 
 def unlabeled_tasks(
     session: Session, dataset_id: int, *, after_id: int, limit: int, skip_version: str | None = None
-) -> list[tuple[int, int, str, str]]:
-    """(task id, Label Studio task id, text hash, text) of unlabeled tasks, by id (keyset);
-    tasks already pre-labeled by ``skip_version`` are left out."""
+) -> list[tuple[int, int, str, str, str | None]]:
+    """(task id, Label Studio task id, text hash, text, current pre-label version) of unlabeled
+    tasks, by id (keyset); tasks already pre-labeled by ``skip_version`` are left out."""
     stmt = (
-        select(Task.id, Task.ls_task_id, Item.text_hash, Item.text)
+        select(Task.id, Task.ls_task_id, Item.text_hash, Item.text, Task.model_version)
         .join(Item, Item.id == Task.item_id)
         .where(Task.dataset_id == dataset_id, Task.status.in_(UNLABELED), Task.id > after_id)
         .where(Item.pii_status != "pending")  # its text is sealed or about to change
@@ -26,7 +26,22 @@ def unlabeled_tasks(
     if skip_version is not None:
         stmt = stmt.where(or_(Task.model_version.is_(None), Task.model_version != skip_version))
     rows = session.execute(stmt.order_by(Task.id).limit(limit)).tuples()
-    return [(int(a), int(b), str(c), str(d)) for a, b, c, d in rows]
+    return [(int(a), int(b), str(c), str(d), e) for a, b, c, d, e in rows]
+
+
+def current_predictions(
+    session: Session, dataset_id: int, ls_task_ids: list[int], model_version: str
+) -> list[tuple[int, str, float]]:
+    """(Label Studio task id, label, confidence) of these tasks' pre-labels by ``model_version``."""
+    rows = session.execute(
+        select(Task.ls_task_id, Task.prelabel_label, Task.prelabel_score).where(
+            Task.dataset_id == dataset_id,
+            Task.ls_task_id.in_(ls_task_ids),
+            Task.model_version == model_version,
+            Task.prelabel_label.is_not(None),
+        )
+    ).tuples()
+    return [(int(a), str(b), float(c or 0.0)) for a, b, c in rows]
 
 
 def record_prelabels(session: Session, rows: list[dict[str, Any]]) -> None:

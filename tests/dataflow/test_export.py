@@ -215,3 +215,19 @@ def test_a_dropped_gold_item_stays_out_of_training(db) -> None:
         assert "stays out of training" in message
         assert gold_hash not in training and len(training) == taken.rows - 1
         assert gold_hash not in {h for h, _ in eval_set.current_set(s, ds).examples}  # and judges nothing
+
+
+def test_parquet_from_arrow_batches_equals_the_row_by_row_parquet(db) -> None:
+    """ADBC's Arrow batches (the fast path) and psycopg's tuples write the same table, empty too."""
+    dataset_id = labeled_dataset(db, HARD)
+    with session_scope(db) as s:
+        fast = pq.read_table(io.BytesIO(b"".join(export.chunks(s, export.ExportRequest(dataset_id, "parquet")))))
+        request = export.ExportRequest(dataset_id, "parquet")
+        rows = pq.read_table(io.BytesIO(b"".join(export.parquet_chunks(export._tuples(s, request)))))
+    assert fast.schema == rows.schema == export.parquet_schema()
+    assert fast.to_pylist() == rows.to_pylist() and fast.num_rows == len(HARD)
+    with session_scope(db) as s:
+        empty = create_dataset(s, "nothing-labeled", labels=["OK", "NG"], privacy=SYNTHETIC).id
+    with session_scope(db) as s:
+        table = pq.read_table(io.BytesIO(b"".join(export.chunks(s, export.ExportRequest(empty, "parquet")))))
+    assert table.num_rows == 0 and table.schema == export.parquet_schema()

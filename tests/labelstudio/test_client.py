@@ -151,9 +151,15 @@ def test_the_embedded_label_studio_sends_nothing_out(ls) -> None:
 def test_the_embedded_label_studio_inherits_none_of_the_platforms_secrets(ls, tmp_path, monkeypatch) -> None:
     """Only the system's basics pass from the launcher (checked on the running server, and on
     what a server started now would get while the launcher holds the platform's secrets)."""
-    from include.runtime.labelstudio_server import LOOPBACK_ML_ENV, PRIVACY_ENV, SYSTEM_ENV, LabelStudioServer
+    from include.runtime.labelstudio_server import (
+        LOOPBACK_ML_ENV,
+        PERFORMANCE_ENV,
+        PRIVACY_ENV,
+        SYSTEM_ENV,
+        LabelStudioServer,
+    )
 
-    ours = set(PRIVACY_ENV) | set(LOOPBACK_ML_ENV) | {"LABEL_STUDIO_BASE_DATA_DIR", "PYTHONPATH"}
+    ours = set(PRIVACY_ENV) | set(LOOPBACK_ML_ENV) | set(PERFORMANCE_ENV) | {"LABEL_STUDIO_BASE_DATA_DIR", "PYTHONPATH"}
     ours |= {"LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK"}
     environ = Path(f"/proc/{ls.server.process.pid}/environ").read_bytes().split(b"\0")
     names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}

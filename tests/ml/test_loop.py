@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -277,6 +279,76 @@ def test_a_failed_prelabel_keeps_finished_batches_and_the_next_run_completes(db,
     assert result["prelabeled"] == 30
     ls_tasks = {t["id"]: t for t in ls.client().iter_tasks(rows[0][0].ls_project_id, fields="all")}
     assert all(len(ls_tasks[t.ls_task_id]["predictions"]) == 1 for t, _ in rows)
+
+
+@dataclass
+class _Renamed:
+    """The offline encoder under another registry name: a second model version to pre-label with."""
+
+    inner: Any
+    name: str = "minilm-renamed"
+    backend: str = "sentence_transformers"
+    model: str = "minilm-renamed"
+    dimension: int = 384
+
+    def embed(self, texts: list[str]) -> Any:
+        return self.inner.embed(texts)
+
+
+def test_a_new_model_version_writes_first_and_prunes_the_old_predictions_after(db, ls, minilm) -> None:
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 60)
+    calls: list[tuple[str, int]] = []
+    for name in ("delete_predictions", "import_predictions"):
+        real = getattr(client, name)
+
+        def traced(project_id: int, items: Any, _real: Any = real, _name: str = name) -> Any:
+            calls.append((_name, len(items)))
+            return _real(project_id, items)
+
+        setattr(client, name, traced)
+    first = run_prelabel(
+        db, client, RunRef(), load_settings(), PrelabelValues(dataset_id=dataset_id), batch_size=25, embedder=minilm
+    )
+    assert first["ls_predictions"] == 60 and first["superseded_pruned"] == 0
+    assert [c for c, _ in calls] == ["import_predictions"] * 3  # nothing to delete on a first pre-label
+
+    calls.clear()
+    second = run_prelabel(
+        db,
+        client,
+        RunRef(),
+        load_settings(),
+        PrelabelValues(dataset_id=dataset_id),
+        batch_size=25,
+        embedder=_Renamed(minilm),
+    )
+    assert second["model_version"] == "similarity-minilm-renamed" and second["superseded_pruned"] == 60
+    names = [c for c, _ in calls]
+    # the new version's predictions go in first; only then are the old ones removed (and the current rewritten)
+    assert names[:3] == ["import_predictions"] * 3 and names[3:] == ["delete_predictions", "import_predictions"]
+    project_id = tasks_of(db, dataset_id)[0][0].ls_project_id
+    assert client.get_project(project_id)["model_version"] == "similarity-minilm-renamed"
+    ls_tasks = {t["id"]: t for t in client.iter_tasks(project_id, fields="all")}
+    for task, _ in tasks_of(db, dataset_id):
+        (prediction,) = ls_tasks[task.ls_task_id]["predictions"]
+        assert prediction["model_version"] == task.model_version == "similarity-minilm-renamed"
+        assert prediction["score"] == pytest.approx(task.prelabel_score, abs=1e-5)
+
+    calls.clear()
+    again = run_prelabel(
+        db,
+        client,
+        RunRef(),
+        load_settings(),
+        PrelabelValues(dataset_id=dataset_id, only_new=False),
+        batch_size=25,
+        embedder=_Renamed(minilm),
+    )
+    assert again["superseded_pruned"] == 0  # the same version again: replaced in place, batch by batch
+    assert [c for c, _ in calls] == ["delete_predictions", "import_predictions"] * 3
+    ls_tasks = {t["id"]: t for t in client.iter_tasks(project_id, fields="all")}
+    assert all(len(t["predictions"]) == 1 for t in ls_tasks.values())
 
 
 def test_a_retried_training_replaces_the_killed_tries_experiment(db) -> None:

@@ -120,6 +120,7 @@ def test_every_platform_error_says_what_it_means() -> None:
         "include.ml.training.logistic.TooFewExamples",  # wrapped as TrainingDataError
         "include.ml.training.train.TrainingDataError",  # a step's skip (too few labels), never a request's
         "include.ml.training.finetune.FinetuneDataError",  # the same, for the encoder
+        "include.ml.embeddings.onnx.Unsupported",  # torch instead, or a ValueError naming EMBED_RUNTIME
     }
     assert set(loose) <= allowed, sorted(set(loose) - allowed)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +60,8 @@ class SentenceTransformerEmbedder:
     batch_size: int = 128
     device: str | None = None
     path: str | None = None  # a local sentence-transformers model directory instead of the bundled one
+    runtime: str | None = None  # one of config.EMBED_RUNTIMES; None: the EMBED_RUNTIME setting
+    _onnx: Any = field(default=None, init=False, repr=False, compare=False)  # OnnxEncoder, onnx.Wanted, False: torch
 
     def _load(self) -> Any:
         with _MODEL_LOCK:
@@ -90,9 +92,52 @@ class SentenceTransformerEmbedder:
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
+    def runtime_in_use(self) -> str:
+        """``torch``, ``onnx`` or ``onnx-int8``: what :meth:`embed` runs a large call on (exports if needed)."""
+        encoder = self._onnx_encoder(None)
+        return "torch" if encoder is None else ("onnx-int8" if encoder.quantized else "onnx")
+
+    def _onnx_encoder(self, count: int | None) -> Any:
+        """The ONNX Runtime encoder when the runtime setting and the device call for one, else None.
+
+        Under ``auto`` a model not yet exported stays on torch for calls of fewer than
+        ``onnx.EXPORT_MIN`` texts: the one-off export (~2-6 s) only pays for itself on a big job.
+        """
+        from include.ml.embeddings import onnx
+
+        if self._onnx is None:
+            from include.config import load_settings
+
+            settings = load_settings()
+            runtime = self.runtime or settings.embed_runtime
+            on_cpu = (self.device or torch_device()) == "cpu"
+            if runtime.startswith("onnx") and not onnx.available():
+                raise ValueError(f"EMBED_RUNTIME={runtime} needs onnxruntime and onnx installed (requirements.txt)")
+            use = on_cpu and (runtime.startswith("onnx") or (runtime == "auto" and onnx.available()))
+            self._onnx = onnx.Wanted(runtime, settings.home / "cache" / "onnx") if use else False
+        if isinstance(self._onnx, onnx.Wanted):
+            wanted: onnx.Wanted = self._onnx
+            model = self._load()
+            small = wanted.runtime == "auto" and count is not None and count < onnx.EXPORT_MIN
+            if small and not wanted.exported(model):
+                return None
+            try:
+                self._onnx = onnx.encoder_for(
+                    model, wanted.cache, quantized=wanted.runtime == "onnx-int8", key=wanted.key
+                )
+            except onnx.Unsupported as exc:
+                if wanted.runtime != "auto":
+                    raise ValueError(f"EMBED_RUNTIME={wanted.runtime} cannot run {self.name}: {exc}") from exc
+                log.warning("%s stays on torch: %s", self.name, exc)
+                self._onnx = False
+        return self._onnx or None
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        encoder = self._onnx_encoder(len(texts))
+        if encoder is not None:
+            return np.asarray(encoder.encode(list(texts), self.batch_size), dtype=np.float32)
         vectors = self._load().encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
