@@ -14,8 +14,9 @@ Each round is a new model version (the hashing embedder under a new name). The f
 a project without predictions; later ones write over the previous version's, and the platform's
 rate counts until every new prediction is in Label Studio (Label Studio shows and samples only
 the project's version from then on); pruning the superseded ones afterwards (Label Studio's slow
-delete path, ~4.5 ms a prediction) is timed on its own. Order alternates between rounds.
-Goals: platform >= 0.8x the raw rate, >= 1,000 predictions/s.
+delete path, ~4.5 ms a prediction) is timed on its own. ``--prune-above N``: prune tasks holding
+more than N predictions (the platform's default waits for 3; 1 measures pruning every round).
+Order alternates between rounds. Goals: platform >= 0.8x the raw rate, >= 1,000 predictions/s.
 
 ``--legacy`` starts Label Studio without the platform's setting for its memory-efficient import
 (``fflag_fix_back_4620_...``): the import path Label Studio Community uses by default, which
@@ -179,7 +180,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--legacy", action="store_true", help="Label Studio's default (legacy) prediction import")
     parser.add_argument("--name", default="prelabel")
+    parser.add_argument("--prune-above", type=int, default=None, help="default: the platform's PRUNE_ABOVE")
     args = parser.parse_args()
+    if args.prune_above is not None:
+        from include.services import predictions
+
+        predictions.PRUNE_ABOVE = args.prune_above
     if args.legacy:
         from include.runtime import labelstudio_server
 
@@ -226,6 +232,7 @@ def main() -> None:
             "tasks": args.tasks,
             "label_studio_import": "legacy (Community default)" if args.legacy else "memory-efficient (LS setting)",
             "ls_import_s": import_s,
+            "prune_above": args.prune_above,
             "rounds": rounds,
             "median_ratio": statistics.median(r["ratio"] for r in rounds),
             "median_platform_per_s": statistics.median(r["platform"]["per_s"] for r in rounds),

@@ -295,7 +295,10 @@ class _Renamed:
         return self.inner.embed(texts)
 
 
-def test_a_new_model_version_writes_first_and_prunes_the_old_predictions_after(db, ls, minilm) -> None:
+def test_a_new_model_version_writes_first_and_prunes_the_old_predictions_after(db, ls, minilm, monkeypatch) -> None:
+    from include.services import predictions
+
+    monkeypatch.setattr(predictions, "PRUNE_ABOVE", 1)  # prune at once (the default waits for 3)
     client = ls.client()
     dataset_id = demo_dataset(db, client, 60)
     calls: list[tuple[str, int]] = []
@@ -349,6 +352,28 @@ def test_a_new_model_version_writes_first_and_prunes_the_old_predictions_after(d
     assert [c for c, _ in calls] == ["delete_predictions", "import_predictions"] * 3
     ls_tasks = {t["id"]: t for t in client.iter_tasks(project_id, fields="all")}
     assert all(len(t["predictions"]) == 1 for t in ls_tasks.values())
+
+
+def test_older_versions_wait_until_a_task_holds_more_than_three(db, ls, minilm) -> None:
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 30)
+    project_id = tasks_of(db, dataset_id)[0][0].ls_project_id
+    for n in range(1, 5):
+        result = run_prelabel(
+            db,
+            client,
+            RunRef(),
+            load_settings(),
+            PrelabelValues(dataset_id=dataset_id),
+            embedder=_Renamed(minilm, name=f"minilm-v{n}", model=f"minilm-v{n}"),
+        )
+        counts = {len(t["predictions"]) for t in client.iter_tasks(project_id, fields="all")}
+        if n < 4:
+            assert result["superseded_pruned"] == 0 and counts == {n}
+        else:
+            assert result["superseded_pruned"] == 30 and counts == {1}
+    versions = {p["model_version"] for t in client.iter_tasks(project_id, fields="all") for p in t["predictions"]}
+    assert versions == {"similarity-minilm-v4"} == {client.get_project(project_id)["model_version"]}
 
 
 def test_a_retried_training_replaces_the_killed_tries_experiment(db) -> None:
