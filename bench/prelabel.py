@@ -38,8 +38,6 @@ import numpy as np
 
 from bench._env import label_studio, postgres, save, setup_airflow_env
 
-setup_airflow_env()
-
 
 @dataclass
 class HashEmbedder:
@@ -182,6 +180,7 @@ def main() -> None:
     parser.add_argument("--name", default="prelabel")
     parser.add_argument("--prune-above", type=int, default=None, help="default: the platform's PRUNE_ABOVE")
     args = parser.parse_args()
+    setup_airflow_env()
     if args.prune_above is not None:
         from include.services import predictions
 
