@@ -14,6 +14,7 @@ ALL = [
     "labeling",
     "embeddings",
     "embed_runtime",
+    "embed_runtime_al",
     "scoring_training",
     "active_learning",
     "gate",
@@ -25,6 +26,7 @@ ALL = [
     "executors",
     "annotators",
     "load",
+    "million",
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -29,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.embed_runtime")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=3000, help="texts per set (deduplicated, first N)")
-    args = parser.parse_args()
+    args = parser.parse_args(sys.argv[1:] if __name__ == "__main__" else [])  # python -m bench: defaults
     setup_airflow_env()
 
     from bench import public_data

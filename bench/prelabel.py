@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import statistics
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -179,7 +180,7 @@ def main() -> None:
     parser.add_argument("--legacy", action="store_true", help="Label Studio's default (legacy) prediction import")
     parser.add_argument("--name", default="prelabel")
     parser.add_argument("--prune-above", type=int, default=None, help="default: the platform's PRUNE_ABOVE")
-    args = parser.parse_args()
+    args = parser.parse_args(sys.argv[1:] if __name__ == "__main__" else [])  # python -m bench: defaults
     setup_airflow_env()
     if args.prune_above is not None:
         from include.services import predictions
