@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from include.db.models import Item, Task, TaskStatus
+from include.db.models import Item, Job, JobStatus, Task, TaskStatus
 
 UNLABELED = (TaskStatus.IMPORTED, TaskStatus.ASSIGNED)
 
@@ -42,6 +42,19 @@ def current_predictions(
         )
     ).tuples()
     return [(int(a), str(b), float(c or 0.0)) for a, b, c in rows]
+
+
+def previous_run_unfinished(session: Session, dataset_id: int, job_id: int) -> bool:
+    """Whether the dataset's pre-labeling before job ``job_id`` ended other than cleanly: a run killed
+    after Label Studio took a batch and before the shadow index recorded it left predictions there
+    that the shadow index does not know of."""
+    status = session.scalar(
+        select(Job.status)
+        .where(Job.step == "prelabel", Job.dataset_id == dataset_id, Job.id < job_id)
+        .order_by(Job.id.desc())
+        .limit(1)
+    )
+    return status is not None and status not in (JobStatus.SUCCESS, JobStatus.SKIPPED)
 
 
 def record_prelabels(session: Session, rows: list[dict[str, Any]]) -> None:

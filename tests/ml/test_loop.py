@@ -354,6 +354,48 @@ def test_a_new_model_version_writes_first_and_prunes_the_old_predictions_after(d
     assert all(len(t["predictions"]) == 1 for t in ls_tasks.values())
 
 
+def test_a_run_killed_between_label_studio_and_the_shadow_index_leaves_no_duplicate(db, ls, minilm, monkeypatch):
+    """Label Studio took the batch, the process died before the shadow index recorded it: the
+    next run writes each task's prediction once (it replaces in its first batches)."""
+    from include.pipelines import prelabel as pipeline
+
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 50)
+    real_record = pipeline.record_prelabels
+
+    def dies(session: Any, rows: Any) -> None:
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(pipeline, "record_prelabels", dies)
+    values = PrelabelValues(dataset_id=dataset_id)
+    with pytest.raises(KeyboardInterrupt):
+        run_prelabel(db, client, RunRef(), load_settings(), values, batch_size=20, embedder=minilm)
+    monkeypatch.setattr(pipeline, "record_prelabels", real_record)
+    rows = tasks_of(db, dataset_id)
+    assert all(t.prelabel_label is None for t, _ in rows)  # the shadow index claims nothing
+    result = run_prelabel(db, client, RunRef(), load_settings(), values, batch_size=20, embedder=minilm)
+    assert result["prelabeled"] == 50
+    ls_tasks = client.iter_tasks(rows[0][0].ls_project_id, fields="all")
+    assert sorted(len(t["predictions"]) for t in ls_tasks) == [1] * 50
+
+
+def test_two_pre_labelings_of_one_dataset_at_once_write_each_prediction_once(db, ls, minilm) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = ls.client()
+    dataset_id = demo_dataset(db, client, 40)
+    values = PrelabelValues(dataset_id=dataset_id)
+
+    def one() -> dict:
+        return run_prelabel(db, ls.client(), RunRef(), load_settings(), values, batch_size=10, embedder=minilm)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: one(), range(2)))
+    assert sorted(r.get("prelabeled", 0) for r in results) == [0, 40]  # the second waited, then had nothing new
+    ls_tasks = client.iter_tasks(tasks_of(db, dataset_id)[0][0].ls_project_id, fields="all")
+    assert sorted(len(t["predictions"]) for t in ls_tasks) == [1] * 40
+
+
 def test_older_versions_wait_until_a_task_holds_more_than_three(db, ls, minilm) -> None:
     client = ls.client()
     dataset_id = demo_dataset(db, client, 30)
