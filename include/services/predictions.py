@@ -92,7 +92,8 @@ def prune_superseded(
 
     Label Studio deletes only all of a task's predictions at once, so per chunk of such tasks:
     delete them all, then write back ``current(ls_task_ids)`` (the shadow index's
-    prediction of each, none for a task labeled meanwhile). A chunk's tasks are without a
+    prediction of each by ``model_version``; a task whose shadow pre-label is of another version
+    keeps none). A chunk's tasks are without a
     prediction for the second that takes; killed half-way, the next run finds the rest.
     """
     pruned = 0
